@@ -1,0 +1,33 @@
+// Where a tensor lives. The CPU is always there; CUDA devices exist when Heed was built with CUDA and a
+// driver and GPU are present at run time. The same binary runs on both kinds of machine.
+#pragma once
+
+#include <string>
+
+namespace heed {
+
+enum class DeviceType : uint8_t { CPU, CUDA };
+
+struct Device {
+  DeviceType type = DeviceType::CPU;
+  int index = 0;
+
+  static Device cpu() { return {}; }
+  static Device cuda(int index = 0) { return {DeviceType::CUDA, index}; }
+  // "cpu", "cuda" or "cuda:N"; throws heed::Error on anything else.
+  static Device parse(const std::string& text);
+
+  bool is_cpu() const { return type == DeviceType::CPU; }
+  bool is_cuda() const { return type == DeviceType::CUDA; }
+  std::string str() const;
+  bool operator==(const Device& o) const { return type == o.type && index == o.index; }
+};
+
+// Number of usable CUDA devices: 0 when built without CUDA, or without a driver or GPU. The first call
+// logs one line saying which backend is available and why.
+int cuda_device_count();
+
+// "auto" resolves to cuda:0 when a GPU is usable and to the CPU otherwise; other texts go to Device::parse.
+Device resolve_device(const std::string& text);
+
+}  // namespace heed

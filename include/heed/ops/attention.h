@@ -1,0 +1,37 @@
+// Fused scaled-dot-product attention: out = softmax(q . k^T * scale + mask) . v, FlashAttention-style.
+//
+// The score matrix is never materialised: key/value tiles are streamed against a tile of queries with the
+// online softmax, so the extra memory grows with length x tile, not length^2. The forward pass saves the
+// per-row logsumexp; the backward pass recomputes the probabilities from it. This CPU op is also the
+// reference that the CUDA kernel is tested against.
+#pragma once
+
+#include "heed/core/philox.h"
+#include "heed/core/tensor.h"
+
+namespace heed::ops {
+
+struct AttentionOptions {
+  float scale = 1.0f;
+  bool causal = false;        // query i sees keys j <= i (+ Lk - Lq, so the last query sees every key)
+  Tensor key_padding;         // optional U8 [B, Lk]: 1 marks a padding key that no query may see
+  float dropout_p = 0.0f;     // dropout on the probabilities; element (b,h,i,j) is index ((b*H+h)*Lq+i)*Lk+j
+  RandomKey dropout_key;
+};
+
+struct AttentionResult {
+  Tensor out;  // [B, H, Lq, D], stored as [B, Lq, H, D] so out.transpose(1, 2) is contiguous
+  Tensor lse;  // [B, H, Lq] fp32; -inf for a row that sees no key (its output is 0)
+};
+
+struct AttentionGrads {
+  Tensor dq, dk, dv;  // shaped like q, k, v, stored as [B, L, H, D] like AttentionResult::out
+};
+
+// q: [B, H, Lq, D], k and v: [B, H, Lk, D], fp32; any strides with a unit stride in the last dimension,
+// so the transposed views of [B, L, H, D] projections go in without a copy.
+AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt);
+AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const AttentionResult& fwd, const AttentionOptions& opt);
+
+}  // namespace heed::ops

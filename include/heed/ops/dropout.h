@@ -1,0 +1,23 @@
+// Inverted dropout with masks drawn from Philox-4x32-10, keyed by (seed, step, tensor id).
+//
+// Element i of the tensor is kept when uniform(key, i) >= p, and kept elements are scaled by 1/(1-p).
+// The mask is never stored: the backward pass draws it again from the same key, and the CUDA kernels
+// draw the very same mask.
+#pragma once
+
+#include "heed/core/philox.h"
+#include "heed/core/tensor.h"
+
+namespace heed::ops {
+
+Tensor dropout_forward(const Tensor& x, float p, const RandomKey& key);
+Tensor dropout_backward(const Tensor& dy, float p, const RandomKey& key);
+
+// The keep decision for flat element index i; the one definition every implementation follows.
+inline bool dropout_keep(const RandomKey& key, uint64_t i, float p) {
+  float u[4];
+  philox_uniform4(key, i / 4, u);
+  return u[i % 4] >= p;
+}
+
+}  // namespace heed::ops

@@ -1,0 +1,51 @@
+#include "core/cuda_runtime.h"
+
+#include <cuda_runtime.h>
+
+#include "heed/core/error.h"
+
+#define HEED_CUDA_CHECK(call)                                                                       \
+  do {                                                                                              \
+    cudaError_t heed_status_ = (call);                                                              \
+    HEED_CHECK(heed_status_ == cudaSuccess, "CUDA call {} failed at {}:{}: {}", #call, __FILE__,    \
+               __LINE__, cudaGetErrorString(heed_status_));                                         \
+  } while (0)
+
+namespace heed::cuda {
+
+int device_count(std::string* why) {
+  int count = 0;
+  cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    if (why) *why = cudaGetErrorString(status);
+    cudaGetLastError();  // clear the sticky error so later calls report their own
+    return 0;
+  }
+  if (count == 0 && why) *why = "no CUDA device found";
+  return count;
+}
+
+void* malloc(size_t nbytes, int device) {
+  void* ptr = nullptr;
+  HEED_CUDA_CHECK(cudaSetDevice(device));
+  HEED_CUDA_CHECK(cudaMalloc(&ptr, nbytes));
+  return ptr;
+}
+
+void free(void* ptr, int device) {
+  HEED_CUDA_CHECK(cudaSetDevice(device));
+  HEED_CUDA_CHECK(cudaFree(ptr));
+}
+
+void memcpy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
+  if (dst_device.is_cuda()) HEED_CUDA_CHECK(cudaSetDevice(dst_device.index));
+  else if (src_device.is_cuda()) HEED_CUDA_CHECK(cudaSetDevice(src_device.index));
+  HEED_CUDA_CHECK(cudaMemcpy(dst, src, nbytes, cudaMemcpyDefault));
+}
+
+void memset_zero(void* ptr, size_t nbytes, int device) {
+  HEED_CUDA_CHECK(cudaSetDevice(device));
+  HEED_CUDA_CHECK(cudaMemset(ptr, 0, nbytes));
+}
+
+}  // namespace heed::cuda

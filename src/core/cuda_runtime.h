@@ -1,0 +1,21 @@
+// The host-side CUDA runtime calls Heed makes outside the kernels: device discovery, memory and copies.
+// Defined in cuda_runtime.cu when Heed is built with CUDA; every call is checked with HEED_CUDA_CHECK,
+// which names the call, the file and the line.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "heed/core/device.h"
+
+namespace heed::cuda {
+
+// Usable devices; when there are none, *why says what the runtime answered.
+int device_count(std::string* why);
+void* malloc(size_t nbytes, int device);
+void free(void* ptr, int device);
+// Copies between any two of host and device memory; returns when the copy is complete.
+void memcpy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
+void memset_zero(void* ptr, size_t nbytes, int device);
+
+}  // namespace heed::cuda

@@ -1,0 +1,58 @@
+#include "heed/core/device.h"
+
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+
+#include "heed/core/error.h"
+#ifdef HEED_WITH_CUDA
+#include "core/cuda_runtime.h"
+#endif
+
+namespace heed {
+
+Device Device::parse(const std::string& text) {
+  if (text == "cpu") return cpu();
+  if (text == "cuda") return cuda(0);
+  if (text.rfind("cuda:", 0) == 0) {
+    try {
+      size_t used = 0;
+      int index = std::stoi(text.substr(5), &used);
+      if (used == text.size() - 5 && index >= 0) return cuda(index);
+    } catch (const std::exception&) {
+    }
+  }
+  HEED_CHECK(false, "unknown device '{}' (expected cpu, cuda, cuda:N or auto)", text);
+}
+
+std::string Device::str() const { return is_cpu() ? "cpu" : fmt::format("cuda:{}", index); }
+
+int cuda_device_count() {
+  static int count = -1;
+  static std::once_flag once;
+  std::call_once(once, [] {
+#ifdef HEED_WITH_CUDA
+    std::string why;
+    count = cuda::device_count(&why);
+    if (count > 0)
+      spdlog::info("CUDA backend: {} device(s) available", count);
+    else
+      spdlog::info("CUDA backend compiled in, but no usable GPU ({}); running on the CPU", why);
+#else
+    count = 0;
+    spdlog::debug("built without CUDA; running on the CPU");
+#endif
+  });
+  return count;
+}
+
+Device resolve_device(const std::string& text) {
+  if (text == "auto") return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
+  Device device = Device::parse(text);
+  if (device.is_cuda())
+    HEED_CHECK(device.index < cuda_device_count(), "device {} requested, but {} CUDA device(s) are usable",
+               device.str(), cuda_device_count());
+  return device;
+}
+
+}  // namespace heed
