@@ -9,6 +9,8 @@ namespace heed::nn {
 struct ModelConfig {
   int64_t vocab_size = 8000;    // one vocabulary for source and target
   int64_t pad_id = 0;           // padding; its embedding row gets no gradient
+  int64_t eos_id = 2;           // end of sentence
+  int64_t decoder_start_id = 0; // first decoder input; defaults to pad_id, as in MarianMT
   int64_t d_model = 256;
   int64_t heads = 4;
   int64_t ffn_dim = 1024;
