@@ -1,6 +1,33 @@
+// The `heed` program: one binary, one subcommand per task. Errors reach the user as one line
+// "error: <what went wrong>" and a non-zero exit; HEED_DEBUG=1 adds the C++ source location.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+
+#include "cli/commands.h"
+#include "heed/core/error.h"
+
 int main(int argc, char** argv) {
-  spdlog::info("heed");
+  // Logs go to stderr: stdout carries results (translations, the JSON line of `heed grads`).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("heed"));
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
+
+  CLI::App app{"Heed: train, fine-tune and run Transformer translation models"};
+  app.require_subcommand(1);
+  heed::cli::add_grads_command(app);
+  heed::cli::add_hf_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const heed::Error& e) {
+    spdlog::error("{}", e.what());
+    if (std::getenv("HEED_DEBUG")) spdlog::error("raised at {}", e.where());
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
   return 0;
 }

@@ -166,6 +166,20 @@ Tensor Tensor::unsqueeze(int d) const {
   return t;
 }
 
+Tensor Tensor::expand(const Shape& shape) const {
+  HEED_CHECK(static_cast<int>(shape.size()) >= dim(), "cannot expand {} to {}", shape_str(shape_), shape_str(shape));
+  Tensor t = *this;
+  const int lead = static_cast<int>(shape.size()) - dim();
+  t.shape_ = shape;
+  t.strides_.assign(shape.size(), 0);
+  for (int d = 0; d < dim(); ++d) {
+    HEED_CHECK(shape_[d] == shape[lead + d] || shape_[d] == 1, "cannot expand {} to {}", shape_str(shape_),
+               shape_str(shape));
+    t.strides_[lead + d] = shape_[d] == shape[lead + d] ? strides_[d] : 0;
+  }
+  return t;
+}
+
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
   Tensor t = empty(shape_, dtype_, device());

@@ -88,6 +88,8 @@ class Tensor {
   Tensor narrow(int d, int64_t start, int64_t length) const;
   Tensor select(int d, int64_t index) const;  // drops dimension d
   Tensor unsqueeze(int d) const;
+  // Broadcast view: size-1 (or missing leading) dimensions stretch to `shape` with stride 0.
+  Tensor expand(const Shape& shape) const;
 
   // Copies.
   Tensor contiguous() const;

@@ -1,0 +1,76 @@
+// The building blocks of the Transformer. A module holds handles to its parameters (created in a
+// ParameterStore under the module's name prefix) and applies them with the differentiable functions.
+#pragma once
+
+#include <string>
+
+#include "heed/autograd/functions.h"
+#include "heed/nn/parameters.h"
+
+namespace heed::nn {
+
+// What a forward pass needs beyond its inputs: whether dropout is on, and the Philox key of each dropout
+// site. Sites are numbered in the order the forward pass reaches them, so a replay of the same step draws
+// the same masks.
+struct ForwardContext {
+  bool training = false;
+  uint64_t seed = 0;
+  uint64_t step = 0;
+  uint32_t next_site = 0;
+
+  RandomKey next_key() { return RandomKey{seed, step, next_site++}; }
+  Variable dropout(const Variable& x, float p) { return training && p > 0 ? autograd::dropout(x, p, next_key()) : x; }
+};
+
+class Linear {
+ public:
+  Linear() = default;
+  Linear(ParameterStore& store, const std::string& name, int64_t in, int64_t out, bool bias = true);
+  Variable operator()(const Variable& x) const { return autograd::linear(x, weight_, bias_); }
+
+ private:
+  Variable weight_, bias_;
+};
+
+class LayerNorm {
+ public:
+  LayerNorm() = default;
+  LayerNorm(ParameterStore& store, const std::string& name, int64_t dim, float eps);
+  Variable operator()(const Variable& x) const { return autograd::layer_norm(x, gamma_, beta_, eps_); }
+
+ private:
+  Variable gamma_, beta_;
+  float eps_ = 1e-5f;
+};
+
+class MultiHeadAttention {
+ public:
+  MultiHeadAttention() = default;
+  MultiHeadAttention(ParameterStore& store, const std::string& name, int64_t d_model, int64_t heads, float dropout);
+  // x_q: [B, Lq, d], x_kv: [B, Lk, d]; key_padding: optional U8 [B, Lk].
+  Variable operator()(const Variable& x_q, const Variable& x_kv, const Tensor& key_padding, bool causal,
+                      ForwardContext& ctx) const;
+
+ private:
+  Linear q_proj_, k_proj_, v_proj_, out_proj_;
+  int64_t heads_ = 1;
+  float dropout_ = 0.0f;
+};
+
+class FeedForward {
+ public:
+  FeedForward() = default;
+  FeedForward(ParameterStore& store, const std::string& prefix, int64_t d_model, int64_t ffn_dim,
+              ops::Activation act, float activation_dropout);
+  Variable operator()(const Variable& x, ForwardContext& ctx) const;
+
+ private:
+  Linear fc1_, fc2_;
+  ops::Activation act_ = ops::Activation::ReLU;
+  float activation_dropout_ = 0.0f;
+};
+
+// The Marian/HF sinusoidal position table [length, d] (docs/model.md).
+Tensor sinusoidal_positions(int64_t length, int64_t d);
+
+}  // namespace heed::nn

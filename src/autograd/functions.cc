@@ -1,0 +1,192 @@
+// Wiring of ops into the tape. Each function is forward, then the closure that backward() will call;
+// the math of both lives in the op (src/ops/), so a reader sees the pairing here and the arithmetic there.
+#include "heed/autograd/functions.h"
+
+#include "heed/ops/cross_entropy.h"
+#include "heed/ops/dropout.h"
+#include "heed/ops/elementwise.h"
+#include "heed/ops/embedding.h"
+#include "heed/ops/layer_norm.h"
+#include "heed/ops/matmul.h"
+#include "heed/ops/softmax.h"
+
+namespace heed::autograd {
+
+Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
+  const int64_t in = weight.size(1), out_features = weight.size(0);
+  HEED_CHECK(x.value().dim() >= 1 && x.size(-1) == in, "linear: input {} does not fit weight {}",
+             shape_str(x.shape()), shape_str(weight.shape()));
+  const Tensor x2 = x.value().reshape({-1, in});
+  Tensor y;
+  if (bias.defined()) {
+    // Bias first, then the GEMM accumulates onto it (beta = 1): one pass over the output instead of two.
+    y = bias.value().expand({x2.size(0), out_features}).contiguous();
+    ops::matmul_into(x2, weight.value(), y, false, true, 1.0f, 1.0f);
+  } else {
+    y = ops::matmul(x2, weight.value(), false, true);
+  }
+  Shape out_shape = x.shape();
+  out_shape.back() = out_features;
+  Variable result(y.view(out_shape));
+  if (needs_grad({&x, &weight, &bias})) {
+    record(result, [x, weight, bias, x2, in](const Tensor& dy) {
+      const Tensor dy2 = dy.reshape({-1, dy.size(-1)});
+      if (weight.requires_grad()) {
+        float beta;
+        Tensor& dw = weight.grad_for_gemm(&beta);
+        ops::matmul_into(dy2, x2, dw, true, false, 1.0f, beta);
+      }
+      if (bias.defined() && bias.requires_grad()) bias.accumulate_grad(ops::sum_rows(dy2));
+      if (x.requires_grad())
+        x.accumulate_grad(ops::matmul(dy2, weight.value()).view(x.shape()));
+    });
+  }
+  return result;
+}
+
+Variable add(const Variable& a, const Variable& b) {
+  Variable result(ops::add(a.value(), b.value()));
+  if (needs_grad({&a, &b})) {
+    record(result, [a, b](const Tensor& dy) {
+      if (a.requires_grad()) a.accumulate_grad(ops::sum_to(dy, a.shape()));
+      if (b.requires_grad()) b.accumulate_grad(ops::sum_to(dy, b.shape()));
+    });
+  }
+  return result;
+}
+
+Variable mul(const Variable& a, const Variable& b) {
+  Variable result(ops::mul(a.value(), b.value()));
+  if (needs_grad({&a, &b})) {
+    record(result, [a, b](const Tensor& dy) {
+      if (a.requires_grad()) a.accumulate_grad(ops::sum_to(ops::mul(dy, b.value()), a.shape()));
+      if (b.requires_grad()) b.accumulate_grad(ops::sum_to(ops::mul(dy, a.value()), b.shape()));
+    });
+  }
+  return result;
+}
+
+Variable sum(const Variable& x) {
+  Variable result(ops::sum(x.value()));
+  if (needs_grad({&x})) {
+    record(result, [x](const Tensor& dy) { x.accumulate_grad(dy.expand(x.shape()).contiguous()); });
+  }
+  return result;
+}
+
+Variable add_constant(const Variable& a, const Tensor& c) {
+  Variable result(ops::add(a.value(), c));
+  HEED_CHECK(result.shape() == a.shape(), "add_constant: {} does not broadcast into {}", shape_str(c.shape()),
+             shape_str(a.shape()));
+  if (needs_grad({&a})) record(result, [a](const Tensor& dy) { a.accumulate_grad(dy); });
+  return result;
+}
+
+Variable activation(const Variable& x, ops::Activation act) {
+  Variable result(ops::activation_forward(x.value(), act));
+  if (needs_grad({&x})) {
+    record(result, [x, act](const Tensor& dy) {
+      x.accumulate_grad(ops::activation_backward(dy, x.value(), act));
+    });
+  }
+  return result;
+}
+
+Variable dropout(const Variable& x, float p, const RandomKey& key) {
+  if (p == 0.0f) return x;
+  Variable result(ops::dropout_forward(x.value(), p, key));
+  if (needs_grad({&x})) {
+    record(result, [x, p, key](const Tensor& dy) {
+      x.accumulate_grad(ops::dropout_backward(dy, p, key));
+    });
+  }
+  return result;
+}
+
+Variable embedding(const Tensor& ids, const Variable& weight, float scale, int64_t pad_id) {
+  Variable result(ops::embedding_forward(ids, weight.value(), scale));
+  if (needs_grad({&weight})) {
+    record(result, [ids, weight, scale, pad_id](const Tensor& dy) {
+      weight.accumulate_grad(
+          ops::embedding_backward(dy, ids, weight.size(0), pad_id, scale));
+    });
+  }
+  return result;
+}
+
+Variable layer_norm(const Variable& x, const Variable& gamma, const Variable& beta, float eps) {
+  ops::LayerNormResult fwd = ops::layer_norm_forward(x.value(), gamma.value(), beta.value(), eps);
+  Variable result(fwd.y);
+  if (needs_grad({&x, &gamma, &beta})) {
+    record(result, [x, gamma, beta, mean = fwd.mean, rstd = fwd.rstd](const Tensor& dy) {
+      ops::LayerNormGrads g = ops::layer_norm_backward(dy, x.value(), gamma.value(), mean, rstd);
+      if (x.requires_grad()) x.accumulate_grad(g.dx);
+      if (gamma.requires_grad()) gamma.accumulate_grad(g.dgamma);
+      if (beta.requires_grad()) beta.accumulate_grad(g.dbeta);
+    });
+  }
+  return result;
+}
+
+Variable softmax(const Variable& x) {
+  Variable result(ops::softmax_forward(x.value()));
+  if (needs_grad({&x})) {
+    record(result, [x, y = result.value()](const Tensor& dy) {
+      x.accumulate_grad(ops::softmax_backward(dy, y));
+    });
+  }
+  return result;
+}
+
+Variable reshape(const Variable& x, const Shape& shape) {
+  Variable result(x.value().reshape(shape));
+  if (needs_grad({&x})) {
+    record(result, [x](const Tensor& dy) { x.accumulate_grad(dy.reshape(x.shape())); });
+  }
+  return result;
+}
+
+Variable attention(const Variable& q, const Variable& k, const Variable& v, int64_t heads,
+                   const ops::AttentionOptions& options) {
+  const int64_t d = q.size(-1);
+  HEED_CHECK(q.value().dim() == 3 && d % heads == 0, "attention: query {} cannot be split into {} heads",
+             shape_str(q.shape()), heads);
+  // [B, L, H*Dh] -> [B, L, H, Dh] -> [B, H, L, Dh]: a strided view that the op reads directly.
+  auto split = [heads](const Tensor& t) {
+    return t.view({t.size(0), t.size(1), heads, t.size(2) / heads}).transpose(1, 2);
+  };
+  auto merge = [](const Tensor& t, const Shape& shape) { return t.transpose(1, 2).reshape(shape); };
+  const Tensor qh = split(q.value().contiguous()), kh = split(k.value().contiguous()),
+               vh = split(v.value().contiguous());
+  ops::AttentionResult fwd = ops::attention_forward(qh, kh, vh, options);
+  Variable result(merge(fwd.out, q.shape()));
+  if (needs_grad({&q, &k, &v})) {
+    record(result, [q, k, v, qh, kh, vh, fwd, options, split, merge](const Tensor& dy) {
+      ops::AttentionGrads g = ops::attention_backward(split(dy.contiguous()), qh, kh, vh, fwd, options);
+      if (q.requires_grad()) q.accumulate_grad(merge(g.dq, q.shape()));
+      if (k.requires_grad()) k.accumulate_grad(merge(g.dk, k.shape()));
+      if (v.requires_grad()) v.accumulate_grad(merge(g.dv, v.shape()));
+    });
+  }
+  return result;
+}
+
+CrossEntropy cross_entropy(const Variable& logits, const Tensor& targets, int64_t ignore_index, float smoothing,
+                           double normalizer) {
+  ops::CrossEntropyResult fwd = ops::cross_entropy_forward(logits.value(), targets, ignore_index, smoothing);
+  const double norm = normalizer > 0 ? normalizer : static_cast<double>(std::max<int64_t>(fwd.count, 1));
+  CrossEntropy out;
+  out.count = fwd.count;
+  out.nll_sum = fwd.nll_sum.item();
+  out.loss = Variable(Tensor::full({}, static_cast<float>(fwd.loss_sum.item() / norm), logits.value().device()));
+  if (needs_grad({&logits})) {
+    record(out.loss, [logits, targets, lse = fwd.lse, ignore_index, smoothing, norm](const Tensor& dy) {
+      const float scale = static_cast<float>(dy.to(Device::cpu()).item() / norm);
+      logits.accumulate_grad(
+          ops::cross_entropy_backward(logits.value(), targets, lse, ignore_index, smoothing, scale));
+    });
+  }
+  return out;
+}
+
+}  // namespace heed::autograd

@@ -1,0 +1,65 @@
+#include "heed/nn/modules.h"
+
+#include <cmath>
+
+namespace heed::nn {
+
+Linear::Linear(ParameterStore& store, const std::string& name, int64_t in, int64_t out, bool bias) {
+  weight_ = store.create(name + ".weight", {out, in}, Init::XavierUniform);
+  if (bias) bias_ = store.create(name + ".bias", {out}, Init::Zeros);
+}
+
+LayerNorm::LayerNorm(ParameterStore& store, const std::string& name, int64_t dim, float eps) : eps_(eps) {
+  gamma_ = store.create(name + ".weight", {dim}, Init::Ones);
+  beta_ = store.create(name + ".bias", {dim}, Init::Zeros);
+}
+
+MultiHeadAttention::MultiHeadAttention(ParameterStore& store, const std::string& name, int64_t d_model,
+                                       int64_t heads, float dropout)
+    : q_proj_(store, name + ".q_proj", d_model, d_model),
+      k_proj_(store, name + ".k_proj", d_model, d_model),
+      v_proj_(store, name + ".v_proj", d_model, d_model),
+      out_proj_(store, name + ".out_proj", d_model, d_model),
+      heads_(heads),
+      dropout_(dropout) {}
+
+Variable MultiHeadAttention::operator()(const Variable& x_q, const Variable& x_kv, const Tensor& key_padding,
+                                        bool causal, ForwardContext& ctx) const {
+  ops::AttentionOptions options;
+  options.scale = 1.0f / std::sqrt(static_cast<float>(x_q.size(-1) / heads_));
+  options.causal = causal;
+  options.key_padding = key_padding;
+  if (ctx.training && dropout_ > 0) {
+    options.dropout_p = dropout_;
+    options.dropout_key = ctx.next_key();
+  }
+  Variable o = autograd::attention(q_proj_(x_q), k_proj_(x_kv), v_proj_(x_kv), heads_, options);
+  return out_proj_(o);
+}
+
+FeedForward::FeedForward(ParameterStore& store, const std::string& prefix, int64_t d_model, int64_t ffn_dim,
+                         ops::Activation act, float activation_dropout)
+    : fc1_(store, prefix + ".fc1", d_model, ffn_dim),
+      fc2_(store, prefix + ".fc2", ffn_dim, d_model),
+      act_(act),
+      activation_dropout_(activation_dropout) {}
+
+Variable FeedForward::operator()(const Variable& x, ForwardContext& ctx) const {
+  return fc2_(ctx.dropout(autograd::activation(fc1_(x), act_), activation_dropout_));
+}
+
+Tensor sinusoidal_positions(int64_t length, int64_t d) {
+  Tensor table = Tensor::empty({length, d});
+  float* p = table.data<float>();
+  const int64_t half = d / 2;
+  for (int64_t pos = 0; pos < length; ++pos) {
+    for (int64_t j = 0; j < half; ++j) {
+      const double angle = static_cast<double>(pos) / std::pow(10000.0, 2.0 * static_cast<double>(j) / d);
+      p[pos * d + j] = static_cast<float>(std::sin(angle));
+      p[pos * d + half + j] = static_cast<float>(std::cos(angle));
+    }
+  }
+  return table;
+}
+
+}  // namespace heed::nn

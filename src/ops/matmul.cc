@@ -1,0 +1,51 @@
+// Shape checks and dispatch for matrix products; see matmul_cpu.cc for the GEMM calls.
+#include "heed/ops/matmul.h"
+
+#include "ops/dispatch.h"
+#include "ops/matmul_kernels.h"
+
+namespace heed::ops {
+
+namespace {
+
+void check_matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b) {
+  check_f32(a, "matmul", "a");
+  check_f32(b, "matmul", "b");
+  check_f32(out, "matmul", "out");
+  HEED_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul needs matrices, got {} and {}", shape_str(a.shape()),
+             shape_str(b.shape()));
+  HEED_CHECK(b.dim() == 2 || b.dim() == a.dim(), "matmul: b must be 2-d or have a's rank ({} vs {})",
+             shape_str(b.shape()), shape_str(a.shape()));
+  const int64_t k_a = trans_a ? a.size(-2) : a.size(-1);
+  const int64_t k_b = trans_b ? b.size(-1) : b.size(-2);
+  HEED_CHECK(k_a == k_b, "matmul: inner dimensions differ: {}{} x {}{}", shape_str(a.shape()), trans_a ? "^T" : "",
+             shape_str(b.shape()), trans_b ? "^T" : "");
+  Shape expect(a.shape().begin(), a.shape().end() - 2);
+  if (b.dim() > 2)
+    HEED_CHECK(Shape(b.shape().begin(), b.shape().end() - 2) == expect, "matmul: batch dimensions differ: {} vs {}",
+               shape_str(a.shape()), shape_str(b.shape()));
+  expect.push_back(trans_a ? a.size(-1) : a.size(-2));
+  expect.push_back(trans_b ? b.size(-2) : b.size(-1));
+  HEED_CHECK(out.shape() == expect, "matmul: output has shape {}, expected {}", shape_str(out.shape()),
+             shape_str(expect));
+  HEED_CHECK(out.is_contiguous(), "matmul: output must be contiguous");
+  HEED_CHECK(a.device() == b.device() && a.device() == out.device(), "matmul: operands on different devices");
+}
+
+}  // namespace
+
+void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta) {
+  check_matmul(a, b, out, trans_a, trans_b);
+  HEED_DISPATCH(a.device(), "matmul", matmul_into(a, b, out, trans_a, trans_b, alpha, beta));
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha) {
+  Shape shape(a.shape().begin(), a.shape().end() - 2);
+  shape.push_back(trans_a ? a.size(-1) : a.size(-2));
+  shape.push_back(trans_b ? b.size(-2) : b.size(-1));
+  Tensor out = Tensor::empty(shape, DType::F32, a.device());
+  matmul_into(a, b, out, trans_a, trans_b, alpha, 0.0f);
+  return out;
+}
+
+}  // namespace heed::ops

@@ -1,0 +1,79 @@
+#include <catch2/catch.hpp>
+
+#include "heed/core/allocator.h"
+#include "heed/core/half.h"
+#include "heed/core/tensor.h"
+#include "gradcheck.h"
+
+using namespace heed;
+
+TEST_CASE("views share storage and copy nothing", "[core][tensor]") {
+  Tensor t = testing::random_tensor({2, 3, 4}, 1);
+  Tensor tr = t.transpose(0, 2);
+  CHECK(tr.shares_storage(t));
+  CHECK(tr.shape() == Shape{4, 3, 2});
+  CHECK_FALSE(tr.is_contiguous());
+  Tensor n = t.narrow(1, 1, 2);
+  CHECK(n.shares_storage(t));
+  Tensor v = t.view({6, -1});
+  CHECK(v.shape() == Shape{6, 4});
+  CHECK(v.shares_storage(t));
+  CHECK(t.contiguous().shares_storage(t));  // already contiguous: no copy
+  Tensor c = tr.contiguous();
+  CHECK_FALSE(c.shares_storage(t));
+  const float* src = t.data<float>();
+  const float* dst = c.data<float>();
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 2; ++k) CHECK(dst[(i * 3 + j) * 2 + k] == src[(k * 3 + j) * 4 + i]);
+  Tensor s = t.select(0, 1).narrow(1, 2, 2).contiguous();
+  CHECK(s.shape() == Shape{3, 2});
+  CHECK(s.item(5) == src[12 + 2 * 4 + 3]);
+}
+
+TEST_CASE("view of a non-contiguous tensor is refused, reshape copies", "[core][tensor]") {
+  Tensor t = testing::random_tensor({3, 4}, 2).transpose(0, 1);
+  CHECK_THROWS_WITH(t.view({12}), Catch::Contains("non-contiguous"));
+  Tensor r = t.reshape({12});
+  CHECK(r.item(1) == t.contiguous().item(1));
+  CHECK_THROWS_WITH(t.reshape({5, -1}), Catch::Contains("cannot view"));
+}
+
+TEST_CASE("expand broadcasts with zero strides", "[core][tensor]") {
+  Tensor b = Tensor::from_vector<float>({1, 2, 3}, {3});
+  Tensor e = b.expand({2, 3});
+  CHECK(e.strides() == Shape{0, 1});
+  Tensor c = e.contiguous();
+  CHECK(c.to_vector<float>() == std::vector<float>{1, 2, 3, 1, 2, 3});
+  CHECK_THROWS(b.expand({2, 4}));
+}
+
+TEST_CASE("bf16 and fp16 conversions round to nearest even", "[core][dtype]") {
+  // 1 + 2^-8 lies exactly between two bf16 values (1 and 1 + 2^-7): ties go to the even mantissa, 1.
+  CHECK(bf16_bits_to_float(float_to_bf16_bits(1.0f + 1.0f / 256)) == 1.0f);
+  CHECK(bf16_bits_to_float(float_to_bf16_bits(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256);
+  CHECK(fp16_bits_to_float(float_to_fp16_bits(1.0f + 1.0f / 2048)) == 1.0f);
+  Tensor t = Tensor::from_vector<float>({0.1f, -2.5f, 3.14159f}, {3});
+  Tensor back = t.to(DType::BF16).to(DType::F32);
+  for (int i = 0; i < 3; ++i) CHECK(std::abs(back.item(i) - t.item(i)) <= std::abs(t.item(i)) / 256);
+}
+
+TEST_CASE("the caching allocator reuses freed blocks of the same size class", "[core][allocator]") {
+  Allocator& a = allocator_for(Device::cpu());
+  CHECK(Allocator::size_class(1000) == 1024);
+  CHECK(Allocator::size_class(1025) == 1280);  // four classes per power of two
+  void* p = a.allocate(5000);
+  a.deallocate(p, 5000);
+  void* q = a.allocate(4900);  // same class as 5000
+  CHECK(q == p);
+  a.deallocate(q, 4900);
+}
+
+TEST_CASE("a CUDA tensor without a GPU is a clear error", "[core][device]") {
+  CHECK(Device::parse("cuda:3") == Device::cuda(3));
+  CHECK_THROWS_WITH(Device::parse("gpu"), Catch::Contains("unknown device 'gpu'"));
+  if (cuda_device_count() == 0) {
+    CHECK_THROWS(Tensor::empty({4}, DType::F32, Device::cuda(0)));
+    CHECK(resolve_device("auto") == Device::cpu());
+  }
+}
