@@ -58,7 +58,10 @@ Transformer::Transformer(const ModelConfig& config, ParameterStore& store)
 Variable Transformer::embed(const Tensor& ids, const Variable& table, ForwardContext& ctx) const {
   const float scale = config_.scale_embedding ? std::sqrt(static_cast<float>(config_.d_model)) : 1.0f;
   Variable x = autograd::embedding(ids, table, scale, config_.pad_id);
-  x = autograd::add_constant(x, sinusoidal_positions(ids.size(1), config_.d_model));
+  const int64_t length = ids.size(1);
+  if (!positions_.defined() || positions_.size(0) < length)
+    positions_ = sinusoidal_positions(std::max<int64_t>(length, 256), config_.d_model);
+  x = autograd::add_constant(x, positions_.narrow(0, 0, length));
   return ctx.dropout(x, config_.dropout);
 }
 

@@ -60,6 +60,7 @@ class Transformer {
   std::vector<DecoderLayer> decoder_;
   LayerNorm encoder_norm_, decoder_norm_;  // pre-norm only
   bool pre_norm_;
+  mutable Tensor positions_;  // sinusoidal table, grown to the longest sequence seen
 };
 
 // Checks a batch against the model: int32, matching shapes, ids inside the vocabulary.

@@ -1,0 +1,13 @@
+// CPU entry points of the activation op; src/ops/activation.cc checks arguments and dispatches here.
+#pragma once
+
+#include "heed/core/tensor.h"
+#include "heed/ops/activation.h"
+
+namespace heed::ops::cpu {
+
+// x, dy: contiguous fp32; y and dx: fresh contiguous tensors of the same shape.
+void activation_forward(const Tensor& x, Tensor& y, Activation act);
+void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act);
+
+}  // namespace heed::ops::cpu

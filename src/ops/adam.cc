@@ -1,0 +1,58 @@
+// Checks, per-step constants and dispatch for Adam/AdamW; the element loop is in adam_cpu.cc.
+//
+// The update is that of torch.optim.AdamW and torch.optim.Adam (no amsgrad, no maximize), in the same
+// order of operations, so a run can be compared with PyTorch's step by step (torch forms m with lerp,
+// which agrees with the form below up to rounding):
+//   g = grad_scale * grad (+ weight_decay * p for Adam)
+//   p *= 1 - lr * weight_decay (AdamW)
+//   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+//   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+// The bias corrections are computed once per step in double.
+#include "heed/ops/adam.h"
+
+#include <cmath>
+
+#include "ops/adam_kernels.h"
+#include "ops/dispatch.h"
+
+namespace heed::ops {
+
+void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int64_t step, float grad_scale) {
+  HEED_CHECK(step >= 1, "adam: step counts from 1, got {}", step);
+  HEED_CHECK(hyper.lr >= 0.0f, "adam: lr must be non-negative, got {}", hyper.lr);
+  HEED_CHECK(hyper.beta1 >= 0.0f && hyper.beta1 < 1.0f, "adam: beta1 must be in [0, 1), got {}", hyper.beta1);
+  HEED_CHECK(hyper.beta2 >= 0.0f && hyper.beta2 < 1.0f, "adam: beta2 must be in [0, 1), got {}", hyper.beta2);
+  HEED_CHECK(hyper.eps >= 0.0f, "adam: eps must be non-negative, got {}", hyper.eps);
+  HEED_CHECK(hyper.weight_decay >= 0.0f, "adam: weight_decay must be non-negative, got {}", hyper.weight_decay);
+
+  const double t = static_cast<double>(step);
+  cpu::AdamStep s;
+  s.beta1 = hyper.beta1;
+  s.beta2 = hyper.beta2;
+  s.eps = hyper.eps;
+  s.decay = hyper.decoupled ? static_cast<float>(1.0 - double(hyper.lr) * hyper.weight_decay) : 1.0f;
+  s.coupled_decay = hyper.decoupled ? 0.0f : hyper.weight_decay;
+  s.step_size = static_cast<float>(hyper.lr / (1.0 - std::pow(double(hyper.beta1), t)));
+  s.bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(double(hyper.beta2), t)));
+  s.grad_scale = grad_scale;
+
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const AdamSlot& slot = slots[i];
+    for (const auto& [tensor, what] : {std::pair{&slot.param, "param"}, std::pair{&slot.grad, "grad"},
+                                       std::pair{&slot.m, "m"}, std::pair{&slot.v, "v"}}) {
+      HEED_CHECK(tensor->defined() && tensor->dtype() == DType::F32, "adam: slot {}: {} must be a defined F32 tensor",
+                 i, what);
+      HEED_CHECK(tensor->shape() == slot.param.shape(), "adam: slot {}: {} has shape {}, expected the parameter's {}",
+                 i, what, shape_str(tensor->shape()), shape_str(slot.param.shape()));
+      HEED_CHECK(tensor->is_contiguous(), "adam: slot {}: {} must be contiguous", i, what);
+      HEED_CHECK(tensor->device() == slot.param.device(), "adam: slot {}: {} on {}, parameter on {}", i, what,
+                 tensor->device().str(), slot.param.device().str());
+    }
+    auto run = [&] {
+      HEED_DISPATCH(slot.param.device(), "adam", adam_update(slot.param, slot.grad, slot.m, slot.v, s));
+    };
+    run();
+  }
+}
+
+}  // namespace heed::ops

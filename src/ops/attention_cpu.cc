@@ -1,0 +1,434 @@
+// Fused attention on the CPU: FlashAttention-2's tiling, with fp32 register-blocked tile products.
+//
+// Forward. One task is a tile of kBq queries of one (batch, head); tasks are spread over threads. A task
+// streams tiles of kBk keys: S = Q K^T (K copied transposed into a [D, kBk] buffer so the product is
+// row-times-matrix with the key index in the vector lanes), the mask, the online softmax (running row max
+// m and sum l; the accumulator is rescaled by e^(m_old - m_new) when the max grows), dropout on P, and
+// O += P V with V read in place. The result O / l is written once, and lse = m + log l is kept for the
+// backward pass. Only tiles live: per thread a [D, kBk] K^T, a [kBq, kBk] score tile and a [kBq, D]
+// accumulator (48 KiB at D = 64, in L1 and L2), never an Lq x Lk matrix.
+//
+// Backward. One task is one (batch, head), so every gradient row is written by a single thread in a fixed
+// order: no atomics, no reduction buffers, and the same bits on every run. For each key tile (its dK and
+// dV rows stay in cache) the task walks the query tiles that can see it, recomputes P = e^(S - lse) from
+// the saved lse, and forms dV += Pd^T dO, dP = dO V^T, dS = P (dP - Drow) with Drow = rowsum(dO O),
+// dQ += dS K and dK += dS^T Q (the scale folded into dS). Dropout factors are drawn again from Philox, so
+// the mask is never stored. The price of one task per head is that B * H must reach the thread count for
+// the backward pass to use every core; training batches have B * H in the hundreds.
+//
+// The tile products are small (64 x 64 x D) and strided, which BLAS handles with more call overhead than
+// arithmetic, so they go through block_product: a 4-row x 64-column block of C is held in 16 vector
+// registers while the inner dimension streams; A is read by broadcast with arbitrary strides, which lets
+// the transposed products (P^T dO, dS^T Q) read the tile in place. Tiles of 64 keep the key index of a
+// score row within four AVX-512 vectors.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "heed/ops/dropout.h"
+#include "ops/attention_kernels.h"
+#include "ops/cpu_math.h"
+
+namespace heed::ops::cpu {
+
+namespace {
+
+constexpr int kBq = 64;     // queries per tile
+constexpr int kBk = 64;     // keys per tile
+constexpr int kLanes = 16;  // floats per AVX-512 vector; score rows are padded to a multiple of it
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+int round_lanes(int64_t n) { return static_cast<int>((n + kLanes - 1) / kLanes * kLanes); }
+
+// C[MR, W] (+)= A[MR, k] B[k, W] for a width W = 16 NV known at compile time (or `width` < 16 when NV is 0),
+// with C in registers. A(r, p) is a[r * a_rs + p * a_cs]; B and C rows have unit stride.
+template <int MR, int NV>
+void block_product(int k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb, float* c,
+                   int64_t ldc, bool accumulate, int width = NV * kLanes) {
+  constexpr int W = NV > 0 ? NV * kLanes : kLanes;
+  const int w = NV > 0 ? W : width;
+  float acc[MR][W];
+  for (int r = 0; r < MR; ++r)
+#pragma omp simd
+    for (int j = 0; j < W; ++j) acc[r][j] = accumulate && j < w ? c[r * ldc + j] : 0.0f;
+  for (int p = 0; p < k; ++p) {
+    const float* bp = b + p * ldb;
+    for (int r = 0; r < MR; ++r) {
+      const float ar = a[r * a_rs + p * a_cs];
+      if constexpr (NV > 0) {
+#pragma omp simd
+        for (int j = 0; j < W; ++j) acc[r][j] += ar * bp[j];
+      } else {
+        for (int j = 0; j < w; ++j) acc[r][j] += ar * bp[j];
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+#pragma omp simd
+    for (int j = 0; j < w; ++j) c[r * ldc + j] = acc[r][j];
+}
+
+// Columns [0, n) of a block of MR rows: 64-wide register blocks, then one of 48, 32 or 16, then the rest.
+template <int MR>
+void row_block_product(int n, int k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
+                       float* c, int64_t ldc, bool accumulate) {
+  int j = 0;
+  for (; j + 4 * kLanes <= n; j += 4 * kLanes)
+    block_product<MR, 4>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate);
+  switch ((n - j) / kLanes) {
+    case 3: block_product<MR, 3>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate); break;
+    case 2: block_product<MR, 2>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate); break;
+    case 1: block_product<MR, 1>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate); break;
+    default: break;
+  }
+  j += (n - j) / kLanes * kLanes;
+  if (j < n) block_product<MR, 0>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate, n - j);
+}
+
+// C[m, n] (+)= A[m, k] B[k, n]; strides as in block_product. Blocks of 8 rows (8 x 64 keeps 32 vector
+// accumulators, a few of them spilled to L1, which measured faster than 4 or 6 rows on this machine:
+// 103 against 77 and 97 GFLOP/s on one core), then 4, 2 and 1 for the remainder.
+void tile_product(int m, int n, int k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
+                  float* c, int64_t ldc, bool accumulate) {
+  int i = 0;
+  for (; i + 8 <= m; i += 8) row_block_product<8>(n, k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, accumulate);
+  if (m - i >= 4) {
+    row_block_product<4>(n, k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, accumulate);
+    i += 4;
+  }
+  if (m - i >= 2) {
+    row_block_product<2>(n, k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, accumulate);
+    i += 2;
+  }
+  if (m - i >= 1) row_block_product<1>(n, k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, accumulate);
+}
+
+// The rows of one (batch, head) of a [B, H, L, D] view: row i starts at p + i * row_stride.
+template <typename T>
+struct HeadRows {
+  T* p;
+  int64_t row_stride;
+  T* row(int64_t i) const { return p + i * row_stride; }
+};
+
+template <typename T>
+HeadRows<T> head_rows(const Tensor& t, int64_t b, int64_t h) {
+  T* base = t.data<float>();
+  return {base + b * t.stride(0) + h * t.stride(1), t.stride(2)};
+}
+
+struct Problem {
+  int64_t B, H, Lq, Lk, D;
+  float scale;
+  bool causal;
+  const uint8_t* padding;  // [B, Lk] or null
+  float dropout_p;
+  float keep_scale;  // 1 / (1 - p)
+  RandomKey key;
+
+  explicit Problem(const Tensor& q, const Tensor& k, const AttentionOptions& opt)
+      : B(q.size(0)), H(q.size(1)), Lq(q.size(2)), Lk(k.size(2)), D(q.size(3)), scale(opt.scale),
+        causal(opt.causal), padding(opt.key_padding.defined() ? opt.key_padding.data<uint8_t>() : nullptr),
+        dropout_p(opt.dropout_p), keep_scale(1.0f / (1.0f - opt.dropout_p)), key(opt.dropout_key) {}
+
+  // Number of keys of the tile at j0 that query i may see: a prefix, by the causal rule j <= i + Lk - Lq.
+  int visible(int64_t i, int64_t j0, int nk) const {
+    return causal ? static_cast<int>(std::clamp<int64_t>(i + Lk - Lq - j0 + 1, 0, nk)) : nk;
+  }
+
+  // bias[j] = 0 for a key of the tile that is not padding, -inf for padding and for the lanes past nk.
+  // Returns whether any key of the tile is visible.
+  bool key_bias(int64_t b, int64_t j0, int nk, float* bias) const {
+    const int nkp = round_lanes(nk);
+    bool any = false;
+    for (int j = 0; j < nkp; ++j) {
+      const bool masked = j >= nk || (padding != nullptr && padding[b * Lk + j0 + j] != 0);
+      bias[j] = masked ? kNegInf : 0.0f;
+      any |= !masked;
+    }
+    return any;
+  }
+
+  // f[j] = keep_scale or 0: the dropout factors of elements (b, h, i, j0 .. j0 + n) of the probabilities,
+  // one Philox call per group of four as dropout_keep() defines them. u holds n + 8 floats.
+  void dropout_factors(int64_t b, int64_t h, int64_t i, int64_t j0, int n, float* f, float* u) const {
+    const uint64_t base = static_cast<uint64_t>(((b * H + h) * Lq + i) * Lk + j0);
+    const uint64_t g0 = base / 4;
+    const int groups = static_cast<int>((base + n + 3) / 4 - g0);
+#pragma omp simd
+    for (int g = 0; g < groups; ++g) philox_uniform4(key, g0 + g, u + 4 * g);
+    const float* uj = u + (base - 4 * g0);
+#pragma omp simd
+    for (int j = 0; j < n; ++j) f[j] = uj[j] >= dropout_p ? keep_scale : 0.0f;
+  }
+};
+
+// Consecutive pieces of one thread's scratch, each aligned to a cache line. With a null base it only
+// counts, so the allocation is sized by the very code that carves it.
+class Carver {
+ public:
+  explicit Carver(float* base) : base_(base) {}
+  float* take(int64_t n) {
+    float* piece = base_ != nullptr ? base_ + used_ : nullptr;
+    used_ += round_lanes(n);
+    return piece;
+  }
+  int64_t used() const { return used_; }
+
+ private:
+  float* base_;
+  int64_t used_ = 0;
+};
+
+// One scratch block per thread, from the caching allocator: a training step reuses the same memory,
+// and the memory statistics count it.
+template <typename Buffers>
+class Scratch {
+ public:
+  Scratch(int threads, int64_t D, int64_t Lq) : D_(D), Lq_(Lq) {
+    Carver counter(nullptr);
+    (void)Buffers(counter, D, Lq);
+    per_thread_ = counter.used();
+    buffer_ = Tensor::empty({threads * per_thread_});
+  }
+  Buffers thread(int t) const {
+    Carver carver(buffer_.data<float>() + t * per_thread_);
+    return Buffers(carver, D_, Lq_);
+  }
+
+ private:
+  int64_t D_, Lq_, per_thread_ = 0;
+  Tensor buffer_;
+};
+
+struct ForwardBuffers {
+  float* kt;    // K^T of the key tile, [D, kBk]
+  float* s;     // scores, then probabilities, [kBq, kBk]
+  float* acc;   // unnormalised output rows, [kBq, D]
+  float* m;     // running row max
+  float* l;     // running row sum
+  float* bias;  // key padding of the tile as 0 / -inf
+  float* f;     // dropout factors of one row
+  float* u;     // Philox uniforms of one row
+  ForwardBuffers(Carver& c, int64_t D, int64_t)
+      : kt(c.take(D * kBk)), s(c.take(kBq * kBk)), acc(c.take(kBq * D)), m(c.take(kBq)), l(c.take(kBq)),
+        bias(c.take(kBk)), f(c.take(kBk)), u(c.take(kBk + 8)) {}
+};
+
+struct BackwardBuffers {
+  float* kt;    // K^T of the key tile, [D, kBk]
+  float* vt;    // V^T of the key tile, [D, kBk]
+  float* s;     // scores, then dropped probabilities Pd, [kBq, kBk]
+  float* dp;    // dP, then dS times the scale, [kBq, kBk]
+  float* drow;  // rowsum(dO o O) of the head, [Lq]
+  float* bias;
+  float* f;
+  float* u;
+  BackwardBuffers(Carver& c, int64_t D, int64_t Lq)
+      : kt(c.take(D * kBk)), vt(c.take(D * kBk)), s(c.take(kBq * kBk)), dp(c.take(kBq * kBk)), drow(c.take(Lq)),
+        bias(c.take(kBk)), f(c.take(kBk)), u(c.take(kBk + 8)) {}
+};
+
+// K^T of keys j0 .. j0 + nk into t[D, nkp], zero past nk so padded score lanes are finite. The inner loop
+// runs over keys, so the stores are vectors and the loads gathers: twice as fast as a scalar copy.
+void transpose_tile(const HeadRows<const float>& rows, int64_t j0, int nk, int64_t D, float* t) {
+  const int nkp = round_lanes(nk);
+  const float* src = rows.row(j0);
+  const int64_t rs = rows.row_stride;
+  for (int64_t d = 0; d < D; ++d) {
+    float* td = t + d * nkp;
+#pragma omp simd
+    for (int j = 0; j < nkp; ++j) td[j] = j < nk ? src[j * rs + d] : 0.0f;
+  }
+}
+
+// Zeroes rows [0, n) of D floats; inline, because a memset call per short row costs more than the stores.
+void zero_rows(const HeadRows<float>& rows, int64_t n, int64_t D) {
+  for (int64_t i = 0; i < n; ++i) {
+    float* r = rows.row(i);
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) r[d] = 0.0f;
+  }
+}
+
+int threads_for(int64_t tasks, double flops) {
+  constexpr double kParallelMinFlops = 1 << 18;  // below this, waking threads costs more than the work
+  if (flops < kParallelMinFlops) return 1;
+  return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), tasks));
+}
+
+}  // namespace
+
+AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
+  const Problem pr(q, k, opt);
+  const int64_t B = pr.B, H = pr.H, Lq = pr.Lq, Lk = pr.Lk, D = pr.D;
+  AttentionResult res{Tensor::empty({B, Lq, H, D}).transpose(1, 2), Tensor::empty({B, H, Lq})};
+  float* lse = res.lse.data<float>();
+
+  const int64_t q_tiles = (Lq + kBq - 1) / kBq, tasks = B * H * q_tiles;
+  const int threads = threads_for(tasks, 4.0 * B * H * Lq * Lk * D);
+  const Scratch<ForwardBuffers> scratch(threads, D, Lq);
+
+#pragma omp parallel num_threads(threads)
+  {
+    const auto [kt, s, acc, m, l, bias, f, u] = scratch.thread(omp_get_thread_num());
+
+#pragma omp for schedule(dynamic)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t bh = task / q_tiles, b = bh / H, h = bh % H, i0 = task % q_tiles * kBq;
+      const int mq = static_cast<int>(std::min<int64_t>(kBq, Lq - i0));
+      const HeadRows<const float> qr = head_rows<const float>(q, b, h), kr = head_rows<const float>(k, b, h),
+                                  vr = head_rows<const float>(v, b, h);
+      // Keys past the causal limit of the tile's last query are never seen.
+      const int64_t k_end = pr.causal ? std::clamp<int64_t>(i0 + mq + Lk - Lq, 0, Lk) : Lk;
+      std::fill(acc, acc + mq * D, 0.0f);
+      std::fill(m, m + mq, kNegInf);
+      std::fill(l, l + mq, 0.0f);
+
+      for (int64_t j0 = 0; j0 < k_end; j0 += kBk) {
+        const int nk = static_cast<int>(std::min<int64_t>(kBk, k_end - j0)), nkp = round_lanes(nk);
+        if (!pr.key_bias(b, j0, nk, bias)) continue;
+        transpose_tile(kr, j0, nk, D, kt);
+        tile_product(mq, nkp, static_cast<int>(D), qr.row(i0), qr.row_stride, 1, kt, nkp, s, nkp, false);
+
+        for (int r = 0; r < mq; ++r) {
+          float* sr = s + r * nkp;
+          const int lim = pr.visible(i0 + r, j0, nk);
+          const float scale = pr.scale;
+          float mx = kNegInf;
+#pragma omp simd reduction(max : mx)
+          for (int j = 0; j < nkp; ++j) {
+            const float x = j < lim ? sr[j] * scale + bias[j] : kNegInf;
+            sr[j] = x;
+            mx = std::max(mx, x);
+          }
+          const float m_new = std::max(m[r], mx);
+          if (m_new == kNegInf) {  // nothing visible yet: P is 0 and the accumulator stays 0
+            std::fill(sr, sr + nkp, 0.0f);
+            continue;
+          }
+          float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+          for (int j = 0; j < nkp; ++j) {
+            const float e = exp_approx(sr[j] - m_new);
+            sr[j] = e;
+            sum += e;
+          }
+          const float alpha = exp_approx(m[r] - m_new);  // 0 when m was -inf
+          l[r] = l[r] * alpha + sum;
+          m[r] = m_new;
+          if (alpha != 1.0f) {
+            float* ar = acc + r * D;
+#pragma omp simd
+            for (int64_t d = 0; d < D; ++d) ar[d] *= alpha;
+          }
+          if (pr.dropout_p > 0.0f) {  // l stays the sum of the undropped probabilities
+            pr.dropout_factors(b, h, i0 + r, j0, nk, f, u);
+#pragma omp simd
+            for (int j = 0; j < nk; ++j) sr[j] *= f[j];
+          }
+        }
+        tile_product(mq, static_cast<int>(D), nk, s, nkp, 1, vr.row(j0), vr.row_stride, acc, D, true);
+      }
+
+      const HeadRows<float> out = head_rows<float>(res.out, b, h);
+      for (int r = 0; r < mq; ++r) {
+        const bool seen = l[r] > 0.0f;
+        const float inv = seen ? 1.0f / l[r] : 0.0f;
+        float* o = out.row(i0 + r);
+        const float* ar = acc + r * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) o[d] = ar[d] * inv;
+        lse[bh * Lq + i0 + r] = seen ? m[r] + std::log(l[r]) : kNegInf;
+      }
+    }
+  }
+  return res;
+}
+
+AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const AttentionResult& fwd, const AttentionOptions& opt) {
+  const Problem pr(q, k, opt);
+  const int64_t B = pr.B, H = pr.H, Lq = pr.Lq, Lk = pr.Lk, D = pr.D;
+  AttentionGrads g{Tensor::empty({B, Lq, H, D}).transpose(1, 2), Tensor::empty({B, Lk, H, D}).transpose(1, 2),
+                   Tensor::empty({B, Lk, H, D}).transpose(1, 2)};
+  const float* lse_all = fwd.lse.data<float>();
+
+  const int64_t tasks = B * H;
+  const int threads = threads_for(tasks, 8.0 * B * H * Lq * Lk * D);
+  const Scratch<BackwardBuffers> scratch(threads, D, Lq);
+
+#pragma omp parallel num_threads(threads)
+  {
+    const auto [kt, vt, s, dp, drow, bias, f, u] = scratch.thread(omp_get_thread_num());
+    if (pr.dropout_p == 0.0f) std::fill(f, f + kBk, 1.0f);
+
+#pragma omp for schedule(dynamic)
+    for (int64_t bh = 0; bh < tasks; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      const HeadRows<const float> qr = head_rows<const float>(q, b, h), kr = head_rows<const float>(k, b, h),
+                                  vr = head_rows<const float>(v, b, h), dor = head_rows<const float>(dout, b, h),
+                                  outr = head_rows<const float>(fwd.out, b, h);
+      const HeadRows<float> dq = head_rows<float>(g.dq, b, h), dk = head_rows<float>(g.dk, b, h),
+                            dv = head_rows<float>(g.dv, b, h);
+      const float* lse = lse_all + bh * Lq;
+      zero_rows(dq, Lq, D);
+      zero_rows(dk, Lk, D);
+      zero_rows(dv, Lk, D);
+      for (int64_t i = 0; i < Lq; ++i) {
+        const float* o = outr.row(i);
+        const float* dy = dor.row(i);
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t d = 0; d < D; ++d) dot += dy[d] * o[d];
+        drow[i] = dot;
+      }
+
+      for (int64_t j0 = 0; j0 < Lk; j0 += kBk) {
+        const int nk = static_cast<int>(std::min<int64_t>(kBk, Lk - j0)), nkp = round_lanes(nk);
+        if (!pr.key_bias(b, j0, nk, bias)) continue;
+        transpose_tile(kr, j0, nk, D, kt);
+        transpose_tile(vr, j0, nk, D, vt);
+        // The first query that sees key j0 under the causal rule.
+        const int64_t i_start = pr.causal ? std::clamp<int64_t>(j0 - (Lk - Lq), 0, Lq) : 0;
+        for (int64_t i0 = i_start; i0 < Lq; i0 += kBq) {
+          const int mq = static_cast<int>(std::min<int64_t>(kBq, Lq - i0));
+          tile_product(mq, nkp, static_cast<int>(D), qr.row(i0), qr.row_stride, 1, kt, nkp, s, nkp, false);
+          tile_product(mq, nkp, static_cast<int>(D), dor.row(i0), dor.row_stride, 1, vt, nkp, dp, nkp, false);
+          for (int r = 0; r < mq; ++r) {
+            float* sr = s + r * nkp;
+            float* dpr = dp + r * nkp;
+            const float lse_i = lse[i0 + r];
+            if (lse_i == kNegInf) {  // the row saw no key: P = 0, so nothing flows back
+              std::fill(sr, sr + nkp, 0.0f);
+              std::fill(dpr, dpr + nkp, 0.0f);
+              continue;
+            }
+            if (pr.dropout_p > 0.0f) pr.dropout_factors(b, h, i0 + r, j0, nk, f, u);
+            const int lim = pr.visible(i0 + r, j0, nk);
+            const float scale = pr.scale, d_i = drow[i0 + r];
+#pragma omp simd
+            for (int j = 0; j < nkp; ++j) {
+              const float x = j < lim ? sr[j] * scale + bias[j] : kNegInf;
+              const float pj = exp_approx(x - lse_i);
+              const float fj = j < nk ? f[j] : 0.0f;
+              sr[j] = pj * fj;
+              dpr[j] = pj * (dpr[j] * fj - d_i) * scale;
+            }
+          }
+          tile_product(nk, static_cast<int>(D), mq, s, 1, nkp, dor.row(i0), dor.row_stride, dv.row(j0),
+                       dv.row_stride, true);
+          tile_product(mq, static_cast<int>(D), nk, dp, nkp, 1, kr.row(j0), kr.row_stride, dq.row(i0),
+                       dq.row_stride, true);
+          tile_product(nk, static_cast<int>(D), mq, dp, 1, nkp, qr.row(i0), qr.row_stride, dk.row(j0),
+                       dk.row_stride, true);
+        }
+      }
+    }
+  }
+  return g;
+}
+
+}  // namespace heed::ops::cpu

@@ -1,0 +1,14 @@
+// Backend entry points of the fused attention op. attention.cc has checked the arguments (fp32, shapes
+// [B,H,Lq,D] and [B,H,Lk,D], unit last-dimension stride, U8 [B,Lk] contiguous key padding, dropout in
+// [0, 1)); a backend allocates the results in the layout heed/ops/attention.h promises.
+#pragma once
+
+#include "heed/ops/attention.h"
+
+namespace heed::ops::cpu {
+
+AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt);
+AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const AttentionResult& fwd, const AttentionOptions& opt);
+
+}  // namespace heed::ops::cpu

@@ -1,0 +1,36 @@
+// Dropout on the CPU.
+//
+// One Philox-4x32-10 call yields the four uniforms of a group of four consecutive elements, exactly as
+// dropout_keep() defines the mask, so the generator runs once per four elements. Groups are independent
+// (Philox is counter-based), so the loop over groups is split over threads and vectorised across groups
+// (the 32x32->64-bit products become vector multiplies). The mask multiplies rather than selects, so the
+// load of x is unconditional, which the vectoriser needs. The scalar dropout_keep() finishes a trailing
+// partial group.
+#include "heed/ops/dropout.h"
+#include "ops/dropout_kernels.h"
+
+namespace heed::ops::cpu {
+
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 14;  // below this, thread start-up costs more than the loop
+
+}  // namespace
+
+void dropout_apply(const Tensor& x, Tensor& y, float p, const RandomKey& key) {
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  const int64_t n = x.numel();
+  const int64_t groups = n / 4;
+  const float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for if (n > kParallelMin)
+  for (int64_t g = 0; g < groups; ++g) {
+    float u[4];
+    philox_uniform4(key, static_cast<uint64_t>(g), u);
+    for (int j = 0; j < 4; ++j) py[4 * g + j] = px[4 * g + j] * (u[j] >= p ? scale : 0.0f);
+  }
+  for (int64_t i = groups * 4; i < n; ++i)
+    py[i] = px[i] * (dropout_keep(key, static_cast<uint64_t>(i), p) ? scale : 0.0f);
+}
+
+}  // namespace heed::ops::cpu

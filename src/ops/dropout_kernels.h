@@ -1,0 +1,13 @@
+// CPU entry point of dropout; src/ops/dropout.cc checks arguments and dispatches here.
+#pragma once
+
+#include "heed/core/philox.h"
+#include "heed/core/tensor.h"
+
+namespace heed::ops::cpu {
+
+// y = x * keep(i) / (1 - p) for 0 < p < 1; x contiguous, y a fresh tensor of x's shape. The backward pass
+// is the same map applied to dy.
+void dropout_apply(const Tensor& x, Tensor& y, float p, const RandomKey& key);
+
+}  // namespace heed::ops::cpu

@@ -1,0 +1,75 @@
+// Checks and dispatch for the embedding lookup and its scatter-add backward; the loops are in
+// embedding_cpu.cc. Ids are validated here, once, on the host: a bad id names itself and its position
+// rather than reading outside the table.
+#include "heed/ops/embedding.h"
+
+#include "ops/dispatch.h"
+#include "ops/embedding_kernels.h"
+
+namespace heed::ops {
+
+namespace {
+
+// Flat index i of a tensor of `shape` as a multi-index, e.g. "[1, 7]".
+std::string position_str(const Shape& shape, int64_t i) {
+  Shape index(shape.size());
+  for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+    index[d] = i % shape[d];
+    i /= shape[d];
+  }
+  return shape_str(index);
+}
+
+// Returns ids as a contiguous tensor after checking their dtype and that every id lies in [0, vocab).
+Tensor checked_ids(const Tensor& ids, int64_t vocab, const char* op) {
+  HEED_CHECK(ids.defined(), "{}: ids are undefined", op);
+  HEED_CHECK(ids.dtype() == DType::I32, "{}: ids must be I32, got {}", op, dtype_name(ids.dtype()));
+  Tensor idc = ids.contiguous();
+  // Ids are few (one per token), so reading them on the host costs little on any device.
+  const Tensor host = idc.to(Device::cpu());
+  const int32_t* p = host.data<int32_t>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    HEED_CHECK(p[i] >= 0 && p[i] < vocab, "{}: id {} at position {} of ids {} is outside the vocabulary [0, {})",
+               op, p[i], position_str(ids.shape(), i), shape_str(ids.shape()), vocab);
+  return idc;
+}
+
+}  // namespace
+
+Tensor embedding_forward(const Tensor& ids, const Tensor& weight, float scale) {
+  check_f32(weight, "embedding", "weight");
+  HEED_CHECK(weight.dim() == 2, "embedding: weight must be [V, D], got {}", shape_str(weight.shape()));
+  HEED_CHECK(ids.device() == weight.device(), "embedding: ids on {}, weight on {}", ids.device().str(),
+             weight.device().str());
+  const Tensor idc = checked_ids(ids, weight.size(0), "embedding");
+  const Tensor wc = weight.contiguous();
+  Shape shape = ids.shape();
+  shape.push_back(weight.size(1));
+  Tensor out = Tensor::empty(shape, DType::F32, weight.device());
+  auto run = [&] { HEED_DISPATCH(weight.device(), "embedding", embedding_forward(idc, wc, out, scale)); };
+  run();
+  return out;
+}
+
+Tensor embedding_backward(const Tensor& dy, const Tensor& ids, int64_t vocab_size, int64_t pad_id, float scale) {
+  check_f32(dy, "embedding_backward", "dy");
+  HEED_CHECK(vocab_size > 0, "embedding_backward: vocab_size must be positive, got {}", vocab_size);
+  HEED_CHECK(pad_id >= -1 && pad_id < vocab_size, "embedding_backward: pad_id must be -1 or in [0, {}), got {}",
+             vocab_size, pad_id);
+  HEED_CHECK(ids.defined() && dy.dim() == ids.dim() + 1 &&
+                 Shape(dy.shape().begin(), dy.shape().end() - 1) == ids.shape(),
+             "embedding_backward: dy has shape {}, expected ids' shape {} plus one dimension",
+             shape_str(dy.shape()), ids.defined() ? shape_str(ids.shape()) : "(undefined)");
+  HEED_CHECK(ids.device() == dy.device(), "embedding_backward: ids on {}, dy on {}", ids.device().str(),
+             dy.device().str());
+  const Tensor idc = checked_ids(ids, vocab_size, "embedding_backward");
+  const Tensor dyc = dy.contiguous();
+  Tensor dweight = Tensor::empty({vocab_size, dy.size(-1)}, DType::F32, dy.device());
+  auto run = [&] {
+    HEED_DISPATCH(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, pad_id, scale));
+  };
+  run();
+  return dweight;
+}
+
+}  // namespace heed::ops

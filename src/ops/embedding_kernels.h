@@ -1,0 +1,14 @@
+// CPU entry points of the embedding op; src/ops/embedding.cc validates ids and dispatches here.
+#pragma once
+
+#include "heed/core/tensor.h"
+
+namespace heed::ops::cpu {
+
+// ids: contiguous int32, already checked to lie in [0, V); weight: contiguous [V, D]; out: fresh
+// [ids.numel(), D] (viewed flat).
+void embedding_forward(const Tensor& ids, const Tensor& weight, Tensor& out, float scale);
+// dy: contiguous, ids.numel() rows of D; dweight: fresh [V, D], fully written here. pad_id < 0: no pad.
+void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, int64_t pad_id, float scale);
+
+}  // namespace heed::ops::cpu

@@ -1,0 +1,127 @@
+"""`heed grads`: bad input gets a clear error and a non-zero exit; good input prints the JSON line.
+
+Standard library only (safetensors files are read and written by hand from the format's spec), so
+this test never skips.
+"""
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+MODEL_YAML = """vocab_size: 20
+pad_id: 0
+d_model: 8
+heads: 2
+ffn_dim: 16
+encoder_layers: 1
+decoder_layers: 1
+"""
+
+GOOD_BATCH = {"src": [[5, 6, 7], [8, 9, 0]], "tgt_in": [[0, 3, 4], [0, 5, 0]], "tgt_out": [[3, 4, 2], [5, 2, 0]]}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    header.pop("__metadata__", None)
+    return header, data
+
+
+def write_safetensors(path, header, data):
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw + data)
+
+
+class Runner:
+    def __init__(self, heed, tmp):
+        self.heed, self.tmp, self.failures = heed, tmp, 0
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text if isinstance(text, str) else json.dumps(text))
+        return self.path(name)
+
+    def grads(self, *args):
+        return subprocess.run([self.heed, "grads", *args, "--out", self.path("g.safetensors")],
+                              capture_output=True, text=True)
+
+    def expect_error(self, label, result, *fragments):
+        ok = result.returncode != 0 and all(f in result.stderr for f in fragments)
+        print(f"{'ok  ' if ok else 'FAIL'} {label}: exit {result.returncode}: {result.stderr.strip().splitlines()[-1:]}")
+        if not ok:
+            print(f"     expected non-zero exit and {fragments} in stderr:\n{result.stderr}")
+            self.failures += 1
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--heed", required=True)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        r = Runner(args.heed, tmp)
+        model = r.write("m.yaml", MODEL_YAML)
+        weights = r.path("w.safetensors")
+        good = r.grads("--model-config", model, "--seed", "3", "--save-weights", weights, "--batch",
+                       r.write("good.json", GOOD_BATCH))
+        line = good.stdout.strip().splitlines()[-1] if good.stdout.strip() else ""
+        result = json.loads(line) if line.startswith("{") else {}
+        if good.returncode != 0 or result.get("tokens") != 5 or not result.get("loss", 0) > 0:
+            print(f"FAIL good batch: exit {good.returncode}, stdout {good.stdout!r}, stderr {good.stderr}")
+            r.failures += 1
+        else:
+            print(f"ok   good batch: {line}")
+
+        batch = lambda **kw: r.write("bad.json", {**GOOD_BATCH, **kw})
+        r.expect_error("ragged rows", r.grads("--model-config", model, "--batch", batch(src=[[5, 6, 7], [8]])),
+                       "\"src\" row 1 has 1 ids but row 0 has 3")
+        r.expect_error("id out of range", r.grads("--model-config", model, "--batch", batch(tgt_out=[[3, 4, 2], [5, 20, 0]])),
+                       "batch.tgt_out[1][1] = 20 is outside the vocabulary [0, 20)")
+        r.expect_error("negative id", r.grads("--model-config", model, "--batch", batch(src=[[5, -1, 7], [8, 9, 0]])),
+                       "batch.src[0][1] = -1")
+        r.expect_error("tgt_in and tgt_out shapes differ",
+                       r.grads("--model-config", model, "--batch", batch(tgt_in=[[0, 3], [0, 5]])), "differ in shape")
+        r.expect_error("missing field", r.grads("--model-config", model, "--batch", r.write("b.json", {"src": [[1]]})),
+                       "missing \"tgt_in\"")
+        r.expect_error("not JSON", r.grads("--model-config", model, "--batch", r.write("b.json", "{src: ")), "invalid JSON")
+        r.expect_error("unknown model key", r.grads("--model-config", r.write("m2.yaml", MODEL_YAML + "d_modle: 4\n"),
+                                                    "--batch", r.write("good.json", GOOD_BATCH)),
+                       "unknown model key 'd_modle'", "m2.yaml:8")
+        r.expect_error("inconsistent model", r.grads("--model-config", r.write("m3.yaml", MODEL_YAML.replace("heads: 2", "heads: 3")),
+                                                     "--batch", r.write("good.json", GOOD_BATCH)),
+                       "divisible by model.heads")
+
+        header, data = read_safetensors(weights)
+        name = "encoder.layers.0.fc1.bias"
+        extra = dict(header)
+        extra["encoder.layers.7.fc1.bias"] = header[name]
+        write_safetensors(r.path("extra.safetensors"), extra, data)
+        r.expect_error("extra parameter", r.grads("--model-config", model, "--weights", r.path("extra.safetensors"),
+                                                  "--batch", r.write("good.json", GOOD_BATCH)),
+                       "unexpected parameters: encoder.layers.7.fc1.bias")
+        missing = {k: v for k, v in header.items() if k != name}
+        write_safetensors(r.path("missing.safetensors"), missing, data)
+        r.expect_error("missing parameter", r.grads("--model-config", model, "--weights", r.path("missing.safetensors"),
+                                                    "--batch", r.write("good.json", GOOD_BATCH)),
+                       f"missing parameters: {name}")
+        wrong = dict(header)
+        wrong[name] = {**header[name], "shape": [4, 4]}
+        write_safetensors(r.path("wrong.safetensors"), wrong, data)
+        r.expect_error("wrong shape", r.grads("--model-config", model, "--weights", r.path("wrong.safetensors"),
+                                              "--batch", r.write("good.json", GOOD_BATCH)),
+                       f"{name} has shape [4, 4], expected [16]")
+        print(f"{r.failures} failed")
+        return 1 if r.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

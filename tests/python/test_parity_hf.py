@@ -1,0 +1,260 @@
+"""`heed import-hf` / `heed export-hf` against Hugging Face's MarianMTModel, which nobody here wrote.
+
+(a) import: random tiny MarianMT models (relu/gelu/swish, all three tie modes, pad as the last id as in
+    the OPUS-MT models) saved with save_pretrained, imported, and run through `heed grads`. Loss and
+    gradients (renamed with `export-hf --names-only`) must match MarianMTModel's own in float64.
+(b) export: random Heed models exported, loaded with MarianMTModel.from_pretrained (no missing or
+    unexpected keys), same loss and gradients; importing the export gives back the same weights and
+    config.
+(c) rejection: unknown config fields, unknown tensors, an unsupported tie mode, foreign position tables,
+    tied copies that differ, pre-norm export, and non-Heed names each give an error that names them.
+
+Tolerances are those of parity.py. HF has no label smoothing in its loss, so these models use none;
+final_logits_bias is a buffer in HF, so it has no gradient to compare.
+"""
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+
+try:
+    import torch
+    import transformers
+    import yaml
+    from safetensors.torch import load_file, save_file
+    from transformers import MarianConfig, MarianMTModel
+except ImportError as e:
+    print(f"skipped: needs torch, transformers, safetensors and yaml ({e}); run scripts/setup-python.sh")
+    sys.exit(77)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity  # noqa: E402
+
+transformers.logging.set_verbosity_error()
+SIZES = {"d_model": 16, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
+         "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32}
+VOCAB = 60
+
+
+class Report:
+    def __init__(self):
+        self.failed = 0
+
+    def case(self, name, failures, summary=""):
+        print(f"{'FAIL' if failures else 'ok  '} {name}{': ' + summary if summary else ''}")
+        for message in failures:
+            print(f"     {message}")
+        self.failed += bool(failures)
+
+
+def random_marian(seed, pad, eos, bias=True, **options):
+    """A MarianMTModel whose every weight (and final_logits_bias, if bias) is perturbed well away from init."""
+    torch.manual_seed(seed)
+    config = MarianConfig(vocab_size=VOCAB, decoder_vocab_size=VOCAB, max_position_embeddings=64, pad_token_id=pad,
+                          eos_token_id=eos, forced_eos_token_id=eos, decoder_start_token_id=pad, **SIZES, **options)
+    model = MarianMTModel(config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "embed_positions" not in name:
+                p.add_(0.3 * torch.randn_like(p))
+        if bias:
+            model.final_logits_bias.normal_(0, 0.3)
+    return model
+
+
+def hf_loss_and_grads(model, batch, pad):
+    """MarianMTModel's loss (labels: pad -> -100) and parameter gradients, in float64."""
+    ids = {k: torch.tensor(v) for k, v in batch.items()}
+    with parity.float64_default():
+        model = model.double().eval()
+        model.zero_grad()
+        out = model(input_ids=ids["src"], attention_mask=(ids["src"] != pad).long(), decoder_input_ids=ids["tgt_in"],
+                    labels=ids["tgt_out"].masked_fill(ids["tgt_out"] == pad, -100))
+        out.loss.backward()
+    return float(out.loss), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+
+
+def compare_with_hf(heed, tmp, model_dir, model, batch, pad):
+    """Runs heed grads on model_dir and compares with the HF model. Returns (failures, summary)."""
+    batch_path, grads_path, hf_grads_path = (os.path.join(tmp, n) for n in ("b.json", "g.st", "g_hf.st"))
+    with open(batch_path, "w") as f:
+        json.dump(batch, f)
+    result, error = parity.heed_grads(heed, "--model", model_dir, "--batch", batch_path, "--out", grads_path)
+    if error:
+        return [error], ""
+    rename = parity.heed(heed, "export-hf", "--names-only", grads_path, hf_grads_path)
+    if rename.returncode != 0:
+        return [f"export-hf --names-only failed:\n{rename.stderr}"], ""
+    heed_grads = load_file(hf_grads_path)
+    heed_grads.pop("final_logits_bias", None)  # a buffer in HF, trainable in Heed
+    loss, grads = hf_loss_and_grads(model, batch, pad)
+    failures, worst = parity.compare_grads(heed_grads, grads)
+    loss_err = parity.loss_error(result["loss"], loss)
+    if loss_err > parity.TOLERANCE:
+        failures.append(f"loss: heed {result['loss']:.8g}, MarianMTModel {loss:.8g}, relative error {loss_err:.2e}")
+    return failures, (f"loss heed {result['loss']:.6f} hf {loss:.6f} (rel {loss_err:.1e}), {len(grads)} gradients, "
+                      f"worst {worst[1]} rel {worst[0]:.1e}")
+
+
+def test_import(heed, tmp, report):
+    cases = [  # name, options, pad, eos, non-zero final_logits_bias
+        ("relu tied-all scaled pad=last", {"activation_function": "relu", "scale_embedding": True}, VOCAB - 1, 0, True),
+        ("gelu tied-target", {"activation_function": "gelu", "share_encoder_decoder_embeddings": False}, 0, 2, True),
+        ("swish untied scaled", {"activation_function": "swish", "share_encoder_decoder_embeddings": False,
+                                 "tie_word_embeddings": False, "scale_embedding": True}, 1, 2, True),
+        ("silu tied-all zero-bias", {"activation_function": "silu"}, 0, 2, False),
+    ]
+    for index, (name, options, pad, eos, bias) in enumerate(cases):
+        model = random_marian(index, pad, eos, bias, **options)
+        hf_dir, model_dir = os.path.join(tmp, f"import{index}.hf"), os.path.join(tmp, f"import{index}.heed")
+        model.save_pretrained(hf_dir, safe_serialization=True)
+        run = parity.heed(heed, "import-hf", hf_dir, model_dir)
+        if run.returncode != 0:
+            report.case(f"import {name}", [f"import-hf failed:\n{run.stderr}"])
+            continue
+        batch = parity.make_batch(VOCAB, pad, eos, pad, random.Random(index), padded=True)
+        failures, summary = compare_with_hf(heed, tmp, model_dir, model, batch, pad)
+        with open(os.path.join(model_dir, "model.yaml")) as f:
+            imported = yaml.safe_load(f)
+        if imported["final_logits_bias"] != bias:  # an all-zero bias is dropped
+            failures.append(f"model.yaml has final_logits_bias: {imported['final_logits_bias']}, expected {bias}")
+        report.case(f"import {name}", failures, summary)
+
+
+def test_export(heed, tmp, report):
+    cases = [  # name, model.yaml overrides
+        ("relu tied-all bias", {"activation": "relu", "final_logits_bias": True}),
+        ("gelu untied unscaled", {"activation": "gelu", "tie_embeddings": "none", "scale_embedding": False}),
+        ("swish tied-target bias pad=5", {"activation": "swish", "tie_embeddings": "target", "final_logits_bias": True,
+                                          "pad_id": 5, "decoder_start_id": 5}),
+    ]
+    for index, (name, overrides) in enumerate(cases):
+        config = {"vocab_size": VOCAB, "d_model": 16, "heads": 2, "ffn_dim": 32, "encoder_layers": 2,
+                  "decoder_layers": 2, **overrides}
+        model_dir, hf_dir, back_dir = (os.path.join(tmp, f"export{index}.{s}") for s in ("heed", "hf", "back"))
+        os.makedirs(model_dir)
+        with open(os.path.join(model_dir, "model.yaml"), "w") as f:
+            yaml.safe_dump(config, f)
+        pad = config.get("pad_id", 0)
+        batch = parity.make_batch(VOCAB, pad, 2, pad, random.Random(50 + index), padded=True)
+        with open(os.path.join(tmp, "b.json"), "w") as f:
+            json.dump(batch, f)
+        _, error = parity.heed_grads(heed, "--model-config", os.path.join(model_dir, "model.yaml"), "--seed",
+                                     str(7 + index), "--save-weights", os.path.join(model_dir, "model.safetensors"),
+                                     "--batch", os.path.join(tmp, "b.json"), "--out", os.path.join(tmp, "g0.st"))
+        run = parity.heed(heed, "export-hf", model_dir, hf_dir)
+        if error or run.returncode != 0:
+            report.case(f"export {name}", [error or f"export-hf failed:\n{run.stderr}"])
+            continue
+        model, info = MarianMTModel.from_pretrained(hf_dir, output_loading_info=True)
+        failures = [f"from_pretrained: {k} {v}" for k, v in info.items() if v]
+        more, summary = compare_with_hf(heed, tmp, model_dir, model, batch, pad)
+        failures += more
+
+        # The export imports back to the same model.
+        run = parity.heed(heed, "import-hf", hf_dir, back_dir)
+        if run.returncode != 0:
+            failures.append(f"import-hf of the export failed:\n{run.stderr}")
+        else:
+            before, after = (load_file(os.path.join(d, "model.safetensors")) for d in (model_dir, back_dir))
+            if before.keys() != after.keys() or any(not torch.equal(before[k], after[k]) for k in before):
+                failures.append(f"import(export(model)) changed the weights: {sorted(before)} vs {sorted(after)}")
+            with open(os.path.join(back_dir, "model.yaml")) as f:
+                back = yaml.safe_load(f)
+            changed = {k: (v, back.get(k)) for k, v in config.items() if back.get(k) != v}
+            if changed:
+                failures.append(f"import(export(model)) changed the config (was, now): {changed}")
+        report.case(f"export {name}", failures, summary)
+
+
+def expect_error(report, name, run, *fragments):
+    ok = run.returncode != 0 and all(f in run.stderr for f in fragments)
+    report.case(name, [] if ok else [f"expected a non-zero exit and {fragments} in stderr, got exit "
+                                     f"{run.returncode}:\n{run.stderr}"], (run.stderr.strip().splitlines() or [""])[-1])
+
+
+def test_rejections(heed, tmp, report):
+    hf_dir = os.path.join(tmp, "bad.hf")
+    random_marian(0, 0, 2).save_pretrained(hf_dir, safe_serialization=True)
+    config_path, weights_path = os.path.join(hf_dir, "config.json"), os.path.join(hf_dir, "model.safetensors")
+    with open(config_path) as f:
+        good_config = json.load(f)
+    good_weights = load_file(weights_path)
+    out = os.path.join(tmp, "bad.heed")
+
+    def write(config=None, weights=None):
+        with open(config_path, "w") as f:
+            json.dump(good_config if config is None else config, f)
+        save_file(good_weights if weights is None else weights, weights_path)
+
+    write({**good_config, "foo_bar": 1, "normalise_embedding": False})
+    expect_error(report, "unknown config fields", parity.heed(heed, "import-hf", hf_dir, out),
+                 "config fields that Heed does not understand: foo_bar, normalise_embedding")
+    write({**good_config, "tie_word_embeddings": False})
+    expect_error(report, "share without tie", parity.heed(heed, "import-hf", hf_dir, out),
+                 "share_encoder_decoder_embeddings = true with tie_word_embeddings = false", "not supported")
+    write({**good_config, "normalize_embedding": True})
+    expect_error(report, "normalize_embedding", parity.heed(heed, "import-hf", hf_dir, out),
+                 "\"normalize_embedding\": true is not supported")
+    write({**good_config, "decoder_vocab_size": VOCAB + 1})
+    expect_error(report, "decoder vocabulary", parity.heed(heed, "import-hf", hf_dir, out),
+                 f"decoder_vocab_size {VOCAB + 1} differs from vocab_size {VOCAB}")
+
+    extra = {**good_weights, "model.encoder.layernorm_embedding.weight": torch.ones(16),
+             "model.decoder.layers.0.extra.bias": torch.zeros(16)}
+    write(weights=extra)
+    expect_error(report, "unknown tensors", parity.heed(heed, "import-hf", hf_dir, out),
+                 "tensors that Heed does not understand", "model.decoder.layers.0.extra.bias",
+                 "model.encoder.layernorm_embedding.weight")
+    missing = {k: v for k, v in good_weights.items() if k != "model.decoder.layers.1.fc2.bias"}
+    write(weights=missing)
+    expect_error(report, "missing tensor", parity.heed(heed, "import-hf", hf_dir, out),
+                 "model.decoder.layers.1.fc2.bias is missing")
+    untied = {**good_weights, "lm_head.weight": good_weights["model.shared.weight"] + 1}
+    write(weights=untied)
+    expect_error(report, "tied copies differ", parity.heed(heed, "import-hf", hf_dir, out),
+                 "lm_head.weight and model.shared.weight should be tied copies", "hold different values")
+    positions = MarianMTModel(MarianConfig(**good_config)).state_dict()["model.encoder.embed_positions.weight"]
+    write(weights={**good_weights, "model.encoder.embed_positions.weight": positions})
+    run = parity.heed(heed, "import-hf", hf_dir, out)
+    report.case("HF's own position table accepted", [] if run.returncode == 0 else [run.stderr])
+    interleaved = positions.clone()
+    interleaved[:, 0::2], interleaved[:, 1::2] = positions[:, :8], positions[:, 8:]
+    write(weights={**good_weights, "model.encoder.embed_positions.weight": interleaved})
+    expect_error(report, "foreign position table", parity.heed(heed, "import-hf", hf_dir, out),
+                 "model.encoder.embed_positions.weight differs from Marian's sinusoidal table")
+
+    pre_dir = os.path.join(tmp, "pre.heed")
+    os.makedirs(pre_dir)
+    with open(os.path.join(pre_dir, "model.yaml"), "w") as f:
+        yaml.safe_dump({"vocab_size": 20, "d_model": 8, "heads": 2, "ffn_dim": 16, "encoder_layers": 1,
+                        "decoder_layers": 1, "norm": "pre"}, f)
+    with open(os.path.join(tmp, "b.json"), "w") as f:
+        json.dump({"src": [[3, 2]], "tgt_in": [[0, 3]], "tgt_out": [[3, 2]]}, f)
+    parity.heed_grads(heed, "--model-config", os.path.join(pre_dir, "model.yaml"), "--seed", "1", "--save-weights",
+                      os.path.join(pre_dir, "model.safetensors"), "--batch", os.path.join(tmp, "b.json"),
+                      "--out", os.path.join(tmp, "g.st"))
+    expect_error(report, "pre-norm export", parity.heed(heed, "export-hf", pre_dir, os.path.join(tmp, "pre.hf")),
+                 "pre-norm model (norm: pre) cannot be represented in MarianMT")
+    expect_error(report, "names-only on HF names",
+                 parity.heed(heed, "export-hf", "--names-only", weights_path, os.path.join(tmp, "x.st")),
+                 "names that are not Heed parameter names", "model.shared.weight")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--heed", required=True, help="path to the heed binary")
+    args = parser.parse_args()
+    report = Report()
+    with tempfile.TemporaryDirectory() as tmp:
+        test_import(args.heed, tmp, report)
+        test_export(args.heed, tmp, report)
+        test_rejections(args.heed, tmp, report)
+    print(f"{report.failed} failed")
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

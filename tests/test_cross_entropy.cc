@@ -1,0 +1,148 @@
+// Label-smoothed cross-entropy against a double-precision transcription of torch's definition, its
+// gradient, and target validation.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include <omp.h>
+
+#include "gradcheck.h"
+#include "heed/ops/cross_entropy.h"
+
+using namespace heed;
+
+namespace {
+
+// torch.nn.functional.cross_entropy(label_smoothing=eps, reduction='sum') in double precision, row by row.
+struct Reference {
+  double loss = 0, nll = 0;
+  int64_t count = 0;
+  std::vector<double> lse;
+};
+
+Reference reference(const Tensor& logits, const std::vector<int32_t>& targets, int64_t ignore, double eps) {
+  const int64_t n = logits.size(0), v = logits.size(1);
+  Reference r;
+  r.lse.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    double mx = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < v; ++j) mx = std::max(mx, double(logits.item(i * v + j)));
+    for (int64_t j = 0; j < v; ++j) sum += std::exp(logits.item(i * v + j) - mx);
+    r.lse[i] = mx + std::log(sum);
+    if (targets[i] == ignore) continue;
+    double mean_nll = 0;
+    for (int64_t j = 0; j < v; ++j) mean_nll += (r.lse[i] - logits.item(i * v + j)) / v;
+    const double nll = r.lse[i] - logits.item(i * v + targets[i]);
+    r.loss += (1 - eps) * nll + eps * mean_nll;
+    r.nll += nll;
+    ++r.count;
+  }
+  return r;
+}
+
+// Targets in [0, vocab), with every fifth row set to `ignore`.
+std::vector<int32_t> make_targets(int64_t n, int32_t vocab, int32_t ignore, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
+  std::vector<int32_t> t(n);
+  for (int64_t i = 0; i < n; ++i) t[i] = i % 5 == 2 ? ignore : dist(rng);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("cross_entropy matches torch's label-smoothed definition in double precision",
+          "[ops][cross_entropy]") {
+  // V = 1300 spans three blocks of the online logsumexp, and [37, 1300] takes the threaded path. Rows are
+  // shifted by 0, +60 or +100; at +100 a sum of exponentials without the max subtracted overflows fp32.
+  // Row losses are formed in double from an fp32 running sum (1e-7 relative), so the sums over about 30
+  // rows get 1e-6 relative; the saved fp32 lse (up to about 110) carries half an ulp, 3.8e-6, on top.
+  const int64_t n = 37, v = 1300;
+  Tensor logits = testing::random_tensor({n, v}, 1, -4.0f, 4.0f);
+  const float shifts[3] = {60.0f, 100.0f, 0.0f};
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < v; ++j) logits.data<float>()[i * v + j] += shifts[i % 3];
+  const int32_t ignore = 3;
+  const std::vector<int32_t> t = make_targets(n, v, ignore, 2);
+  const Tensor targets = Tensor::from_vector(t, {n});
+  for (float eps : {0.0f, 0.1f}) {
+    INFO("smoothing " << eps);
+    const Reference ref = reference(logits, t, ignore, eps);
+    const ops::CrossEntropyResult r = ops::cross_entropy_forward(logits, targets, ignore, eps);
+    CHECK(r.count == ref.count);
+    CHECK(r.loss_sum.dim() == 0);
+    CHECK(std::abs(r.loss_sum.item() - ref.loss) <= 1e-6 * ref.loss);
+    CHECK(std::abs(r.nll_sum.item() - ref.nll) <= 1e-6 * ref.nll);
+    if (eps == 0.0f) CHECK(r.loss_sum.item() == r.nll_sum.item());
+    for (int64_t i = 0; i < n; ++i)
+      if (t[i] != ignore) CHECK(std::abs(r.lse.item(i) - ref.lse[i]) <= 5e-6);
+  }
+}
+
+TEST_CASE("cross_entropy sums do not depend on the thread count", "[ops][cross_entropy]") {
+  // Row losses are added in row order after the parallel loop: bit-identical for 1 and 3 threads.
+  const Tensor logits = testing::random_tensor({200, 300}, 6, -3.0f, 3.0f);
+  const Tensor targets = Tensor::from_vector(make_targets(200, 300, -100, 7), {200});
+  const int saved = omp_get_max_threads();
+  std::vector<float> sums;
+  for (int threads : {1, 3}) {
+    omp_set_num_threads(threads);
+    const ops::CrossEntropyResult r = ops::cross_entropy_forward(logits, targets, -100, 0.1f);
+    sums.push_back(r.loss_sum.item());
+    sums.push_back(r.nll_sum.item());
+  }
+  omp_set_num_threads(saved);
+  CHECK(sums[0] == sums[2]);
+  CHECK(sums[1] == sums[3]);
+}
+
+TEST_CASE("cross_entropy gradient matches the formula and finite differences", "[ops][cross_entropy][grad]") {
+  const int64_t n = 6, v = 7;
+  const int32_t ignore = 0;
+  const std::vector<int32_t> t = {3, 0, 6, 1, 0, 4};  // rows 1 and 4 are ignored
+  const Tensor targets = Tensor::from_vector(t, {n});
+  Tensor logits = testing::random_tensor({n, v}, 3, -2.0f, 2.0f);
+  const float eps = 0.2f, scale = 0.37f;
+  const ops::CrossEntropyResult fwd = ops::cross_entropy_forward(logits, targets, ignore, eps);
+  const Tensor d = ops::cross_entropy_backward(logits, targets, fwd.lse, ignore, eps, scale);
+  REQUIRE(d.shape() == logits.shape());
+  // grad_scale * (softmax - (1 - eps) onehot - eps / V) in double; fp32 probabilities are within 1e-6.
+  for (int64_t i = 0; i < n; ++i) {
+    double mx = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < v; ++j) mx = std::max(mx, double(logits.item(i * v + j)));
+    for (int64_t j = 0; j < v; ++j) sum += std::exp(logits.item(i * v + j) - mx);
+    for (int64_t j = 0; j < v; ++j) {
+      const double p = std::exp(logits.item(i * v + j) - mx) / sum;
+      const double want = t[i] == ignore ? 0.0 : scale * (p - (j == t[i] ? 1 - eps : 0.0) - eps / v);
+      INFO("row " << i << " class " << j);
+      CHECK(std::abs(d.item(i * v + j) - want) <= 1e-6);
+    }
+  }
+  const Tensor d1 = ops::cross_entropy_backward(logits, targets, fwd.lse, ignore, eps, 1.0f);
+  testing::check_gradient(
+      [&] { return double(ops::cross_entropy_forward(logits, targets, ignore, eps).loss_sum.item()); }, logits, d1);
+}
+
+TEST_CASE("cross_entropy names a target outside the classes and its row", "[ops][cross_entropy]") {
+  const Tensor logits = testing::random_tensor({3, 4}, 4);
+  const Tensor bad = Tensor::from_vector<int32_t>({1, 4, -100}, {3});
+  CHECK_THROWS_WITH(ops::cross_entropy_forward(logits, bad, -100, 0.1f),
+                    Catch::Contains("target 4 at row 1") && Catch::Contains("[0, 4)"));
+  const Tensor ok = Tensor::from_vector<int32_t>({1, 3, -100}, {3});
+  CHECK(ops::cross_entropy_forward(logits, ok, -100, 0.1f).count == 2);
+  CHECK_THROWS_WITH(ops::cross_entropy_forward(logits, ok, 0, 0.1f), Catch::Contains("target -100 at row 2"));
+  CHECK_THROWS_WITH(ops::cross_entropy_forward(logits, ok, -100, 1.5f), Catch::Contains("[0, 1]"));
+  CHECK_THROWS_WITH(ops::cross_entropy_forward(logits, Tensor::from_vector<int32_t>({1, 2}, {2}), -100, 0.1f),
+                    Catch::Contains("expected [3]"));
+}
+
+TEST_CASE("cross_entropy reads non-contiguous logits", "[ops][cross_entropy]") {
+  const Tensor logits = testing::random_tensor({9, 4}, 5).transpose(0, 1);  // [4, 9]
+  const Tensor targets = Tensor::from_vector<int32_t>({8, 0, 5, 2}, {4});
+  const ops::CrossEntropyResult a = ops::cross_entropy_forward(logits, targets, -1, 0.1f);
+  const ops::CrossEntropyResult b = ops::cross_entropy_forward(logits.contiguous(), targets, -1, 0.1f);
+  CHECK(a.loss_sum.item() == b.loss_sum.item());
+  CHECK(ops::cross_entropy_backward(logits, targets, a.lse, -1, 0.1f, 1.0f).to_vector<float>() ==
+        ops::cross_entropy_backward(logits.contiguous(), targets, a.lse, -1, 0.1f, 1.0f).to_vector<float>());
+}

@@ -1,0 +1,105 @@
+#include <catch2/catch.hpp>
+
+#include "gradcheck.h"
+#include "heed/nn/transformer.h"
+
+using namespace heed;
+
+namespace {
+
+nn::ModelConfig tiny_config(const std::string& norm, const std::string& tie, const std::string& act) {
+  nn::ModelConfig c;
+  c.vocab_size = 13;
+  c.pad_id = 0;
+  c.decoder_start_id = 0;
+  c.d_model = 8;
+  c.heads = 2;
+  c.ffn_dim = 16;
+  c.encoder_layers = 2;
+  c.decoder_layers = 2;
+  c.norm = norm;
+  c.tie_embeddings = tie;
+  c.activation = act;
+  c.final_logits_bias = true;
+  c.label_smoothing = 0.1f;
+  return c;
+}
+
+// Two sentence pairs, the second padded on both sides.
+nn::Batch tiny_batch() {
+  return {Tensor::from_vector<int32_t>({5, 6, 7, 8, 2, 9, 4, 2, 0, 0}, {2, 5}),
+          Tensor::from_vector<int32_t>({0, 3, 4, 5, 0, 10, 11, 0}, {2, 4}),
+          Tensor::from_vector<int32_t>({3, 4, 5, 2, 10, 11, 2, 0}, {2, 4})};
+}
+
+}  // namespace
+
+TEST_CASE("whole Transformer: loss gradient matches finite differences on sampled parameters",
+          "[nn][transformer][gradcheck]") {
+  for (const auto& [norm, tie, act] : {std::tuple{"post", "all", "relu"}, {"pre", "none", "gelu"},
+                                       {"post", "target", "swish"}}) {
+    INFO("norm=" << norm << " tie=" << tie << " activation=" << act);
+    nn::ModelConfig config = tiny_config(norm, tie, act);
+    nn::ParameterStore store(7);
+    nn::Transformer model(config, store);
+    // Non-trivial biases and norms, so that every parameter's gradient is exercised.
+    uint32_t seed = 100;
+    for (const auto& [name, p] : store.all())
+      if (name.find("bias") != std::string::npos || name.find("norm") != std::string::npos)
+        p.set_value(testing::random_tensor(p.shape(), seed++, 0.5f, 1.5f));
+    const nn::Batch batch = tiny_batch();
+    nn::ForwardContext ctx;
+    nn::LossResult r = model.loss(batch, ctx);
+    CHECK(r.tokens == 7);
+    autograd::backward(r.loss);
+    auto f = [&] {
+      autograd::NoGradGuard no_grad;
+      nn::ForwardContext c;
+      return double(model.loss(batch, c).loss.value().item());
+    };
+    for (const auto& [name, p] : store.all()) {
+      INFO("parameter " << name);
+      REQUIRE(p.grad().defined());
+      Tensor value = p.value();
+      testing::check_gradient(f, value, p.grad(), 1e-2, 2e-3, 2e-2, 6);
+    }
+  }
+}
+
+TEST_CASE("the pad row of the embedding gets no gradient", "[nn][transformer]") {
+  nn::ModelConfig config = tiny_config("post", "all", "relu");
+  nn::ParameterStore store(3);
+  nn::Transformer model(config, store);
+  nn::ForwardContext ctx;
+  autograd::backward(model.loss(tiny_batch(), ctx).loss);
+  const Tensor& g = store.get("shared.weight").grad();
+  for (int64_t j = 0; j < config.d_model; ++j) CHECK(g.data<float>()[config.pad_id * config.d_model + j] == 0.0f);
+}
+
+TEST_CASE("dropout in training draws the same masks for the same step and others for the next",
+          "[nn][transformer]") {
+  nn::ModelConfig config = tiny_config("post", "all", "relu");
+  config.dropout = 0.3f;
+  config.attention_dropout = 0.2f;
+  nn::ParameterStore store(3);
+  nn::Transformer model(config, store);
+  autograd::NoGradGuard no_grad;
+  auto loss_at = [&](uint64_t step) {
+    nn::ForwardContext ctx{.training = true, .seed = 5, .step = step};
+    return model.loss(tiny_batch(), ctx).loss.value().item();
+  };
+  CHECK(loss_at(1) == loss_at(1));
+  CHECK(loss_at(1) != loss_at(2));
+  nn::ForwardContext eval;
+  CHECK(model.loss(tiny_batch(), eval).loss.value().item() != loss_at(1));
+}
+
+TEST_CASE("a batch with an id outside the vocabulary is refused with its position", "[nn][transformer]") {
+  nn::ModelConfig config = tiny_config("post", "all", "relu");
+  nn::ParameterStore store(3);
+  nn::Transformer model(config, store);
+  nn::Batch batch = tiny_batch();
+  batch.src.data<int32_t>()[6] = 13;
+  nn::ForwardContext ctx;
+  CHECK_THROWS_WITH(model.loss(batch, ctx), Catch::Contains("batch.src[1][1] = 13 is outside the vocabulary"));
+}
