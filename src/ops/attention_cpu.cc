@@ -283,9 +283,11 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
                                   vr = head_rows<const float>(v, b, h);
       // Keys past the causal limit of the tile's last query are never seen.
       const int64_t k_end = pr.causal ? std::clamp<int64_t>(i0 + mq + Lk - Lq, 0, Lk) : Lk;
-      std::fill(acc, acc + mq * D, 0.0f);
-      std::fill(m, m + mq, kNegInf);
-      std::fill(l, l + mq, 0.0f);
+      for (int r = 0; r < mq; ++r) {
+        m[r] = kNegInf;
+        l[r] = 0.0f;
+      }
+      bool first = true;  // the first product writes acc, so it is never cleared
 
       for (int64_t j0 = 0; j0 < k_end; j0 += kBk) {
         const int nk = static_cast<int>(std::min<int64_t>(kBk, k_end - j0)), nkp = round_lanes(nk);
@@ -319,7 +321,7 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
           const float alpha = exp_approx(m[r] - m_new);  // 0 when m was -inf
           l[r] = l[r] * alpha + sum;
           m[r] = m_new;
-          if (alpha != 1.0f) {
+          if (!first && alpha != 1.0f) {
             float* ar = acc + r * D;
 #pragma omp simd
             for (int64_t d = 0; d < D; ++d) ar[d] *= alpha;
@@ -330,18 +332,23 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
             for (int j = 0; j < nk; ++j) sr[j] *= f[j];
           }
         }
-        tile_product(mq, static_cast<int>(D), nk, s, nkp, 1, vr.row(j0), vr.row_stride, acc, D, true);
+        tile_product(mq, static_cast<int>(D), nk, s, nkp, 1, vr.row(j0), vr.row_stride, acc, D, !first);
+        first = false;
       }
 
       const HeadRows<float> out = head_rows<float>(res.out, b, h);
       for (int r = 0; r < mq; ++r) {
-        const bool seen = l[r] > 0.0f;
-        const float inv = seen ? 1.0f / l[r] : 0.0f;
         float* o = out.row(i0 + r);
+        if (l[r] == 0.0f) {  // saw no key (acc may never have been written)
+          for (int64_t d = 0; d < D; ++d) o[d] = 0.0f;
+          lse[bh * Lq + i0 + r] = kNegInf;
+          continue;
+        }
+        const float inv = 1.0f / l[r];
         const float* ar = acc + r * D;
 #pragma omp simd
         for (int64_t d = 0; d < D; ++d) o[d] = ar[d] * inv;
-        lse[bh * Lq + i0 + r] = seen ? m[r] + std::log(l[r]) : kNegInf;
+        lse[bh * Lq + i0 + r] = m[r] + std::log(l[r]);
       }
     }
   }
@@ -374,9 +381,6 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
       const HeadRows<float> dq = head_rows<float>(g.dq, b, h), dk = head_rows<float>(g.dk, b, h),
                             dv = head_rows<float>(g.dv, b, h);
       const float* lse = lse_all + bh * Lq;
-      zero_rows(dq, Lq, D);
-      zero_rows(dk, Lk, D);
-      zero_rows(dv, Lk, D);
       for (int64_t i = 0; i < Lq; ++i) {
         const float* o = outr.row(i);
         const float* dy = dor.row(i);
@@ -386,13 +390,24 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
         drow[i] = dot;
       }
 
+      // Gradient rows are written by their first product and accumulated by the later ones, so they are
+      // never cleared; rows that no product reaches are zeroed explicitly. Query tiles are aligned to kBq,
+      // and the first one a key tile visits only moves forward with the key tile, so the dQ rows are first
+      // written by the first key tile that is processed.
+      int64_t dq_written_from = Lq;
       for (int64_t j0 = 0; j0 < Lk; j0 += kBk) {
         const int nk = static_cast<int>(std::min<int64_t>(kBk, Lk - j0)), nkp = round_lanes(nk);
-        if (!pr.key_bias(b, j0, nk, bias)) continue;
+        // The tile of the first query that sees key j0 under the causal rule.
+        const int64_t i_start = pr.causal ? std::clamp<int64_t>(j0 - (Lk - Lq), 0, Lq) / kBq * kBq : 0;
+        if (!pr.key_bias(b, j0, nk, bias) || i_start >= Lq) {  // no query sees these keys
+          zero_rows({dk.row(j0), dk.row_stride}, nk, D);
+          zero_rows({dv.row(j0), dv.row_stride}, nk, D);
+          continue;
+        }
+        const bool dq_accumulate = dq_written_from < Lq;
+        if (!dq_accumulate) dq_written_from = i_start;
         transpose_tile(kr, j0, nk, D, kt);
         transpose_tile(vr, j0, nk, D, vt);
-        // The first query that sees key j0 under the causal rule.
-        const int64_t i_start = pr.causal ? std::clamp<int64_t>(j0 - (Lk - Lq), 0, Lq) : 0;
         for (int64_t i0 = i_start; i0 < Lq; i0 += kBq) {
           const int mq = static_cast<int>(std::min<int64_t>(kBq, Lq - i0));
           tile_product(mq, nkp, static_cast<int>(D), qr.row(i0), qr.row_stride, 1, kt, nkp, s, nkp, false);
@@ -418,14 +433,16 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
               dpr[j] = pj * (dpr[j] * fj - d_i) * scale;
             }
           }
+          const bool dkv_accumulate = i0 > i_start;
           tile_product(nk, static_cast<int>(D), mq, s, 1, nkp, dor.row(i0), dor.row_stride, dv.row(j0),
-                       dv.row_stride, true);
+                       dv.row_stride, dkv_accumulate);
           tile_product(mq, static_cast<int>(D), nk, dp, nkp, 1, kr.row(j0), kr.row_stride, dq.row(i0),
-                       dq.row_stride, true);
+                       dq.row_stride, dq_accumulate);
           tile_product(nk, static_cast<int>(D), mq, dp, 1, nkp, qr.row(i0), qr.row_stride, dk.row(j0),
-                       dk.row_stride, true);
+                       dk.row_stride, dkv_accumulate);
         }
       }
+      zero_rows(dq, dq_written_from, D);
     }
   }
   return g;
