@@ -32,11 +32,20 @@ def read_safetensors(path):
     return header, data
 
 
-def write_safetensors(path, header, data):
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
+def write_safetensors(path, tensors):
+    """tensors: name -> (dtype, shape, raw bytes), laid out back to back as the format requires."""
+    header, data = {}, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw + data)
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def tensors_of(header, data):
+    return {k: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items()}
 
 
 class Runner:
@@ -100,22 +109,18 @@ def main():
                                                      "--batch", r.write("good.json", GOOD_BATCH)),
                        "divisible by model.heads")
 
-        header, data = read_safetensors(weights)
+        tensors = tensors_of(*read_safetensors(weights))
         name = "encoder.layers.0.fc1.bias"
-        extra = dict(header)
-        extra["encoder.layers.7.fc1.bias"] = header[name]
-        write_safetensors(r.path("extra.safetensors"), extra, data)
+        write_safetensors(r.path("extra.safetensors"), {**tensors, "encoder.layers.7.fc1.bias": tensors[name]})
         r.expect_error("extra parameter", r.grads("--model-config", model, "--weights", r.path("extra.safetensors"),
                                                   "--batch", r.write("good.json", GOOD_BATCH)),
                        "unexpected parameters: encoder.layers.7.fc1.bias")
-        missing = {k: v for k, v in header.items() if k != name}
-        write_safetensors(r.path("missing.safetensors"), missing, data)
+        write_safetensors(r.path("missing.safetensors"), {k: v for k, v in tensors.items() if k != name})
         r.expect_error("missing parameter", r.grads("--model-config", model, "--weights", r.path("missing.safetensors"),
                                                     "--batch", r.write("good.json", GOOD_BATCH)),
                        f"missing parameters: {name}")
-        wrong = dict(header)
-        wrong[name] = {**header[name], "shape": [4, 4]}
-        write_safetensors(r.path("wrong.safetensors"), wrong, data)
+        dtype, _, raw = tensors[name]
+        write_safetensors(r.path("wrong.safetensors"), {**tensors, name: (dtype, [4, 4], raw)})
         r.expect_error("wrong shape", r.grads("--model-config", model, "--weights", r.path("wrong.safetensors"),
                                               "--batch", r.write("good.json", GOOD_BATCH)),
                        f"{name} has shape [4, 4], expected [16]")

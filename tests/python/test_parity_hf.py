@@ -144,6 +144,12 @@ def test_export(heed, tmp, report):
         _, error = parity.heed_grads(heed, "--model-config", os.path.join(model_dir, "model.yaml"), "--seed",
                                      str(7 + index), "--save-weights", os.path.join(model_dir, "model.safetensors"),
                                      "--batch", os.path.join(tmp, "b.json"), "--out", os.path.join(tmp, "g0.st"))
+        weights_path = os.path.join(model_dir, "model.safetensors")
+        if not error and config.get("final_logits_bias"):
+            # A trained bias is non-zero; a seeded one is zero, which import-hf reads as "no bias".
+            weights = load_file(weights_path)
+            weights["final_logits_bias"] = 0.3 * torch.randn(weights["final_logits_bias"].shape)
+            save_file(weights, weights_path)
         run = parity.heed(heed, "export-hf", model_dir, hf_dir)
         if error or run.returncode != 0:
             report.case(f"export {name}", [error or f"export-hf failed:\n{run.stderr}"])
