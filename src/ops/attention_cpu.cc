@@ -160,8 +160,9 @@ struct Problem {
 #pragma omp simd
     for (int g = 0; g < groups; ++g) philox_uniform4(key, g0 + g, u + 4 * g);
     const float* uj = u + (base - 4 * g0);
+    const float p = dropout_p, kept = keep_scale;
 #pragma omp simd
-    for (int j = 0; j < n; ++j) f[j] = uj[j] >= dropout_p ? keep_scale : 0.0f;
+    for (int j = 0; j < n; ++j) f[j] = uj[j] >= p ? kept : 0.0f;
   }
 };
 
@@ -204,17 +205,19 @@ class Scratch {
 };
 
 struct ForwardBuffers {
-  float* kt;    // K^T of the key tile, [D, kBk]
-  float* s;     // scores, then probabilities, [kBq, kBk]
-  float* acc;   // unnormalised output rows, [kBq, D]
-  float* m;     // running row max
-  float* l;     // running row sum
-  float* bias;  // key padding of the tile as 0 / -inf
-  float* f;     // dropout factors of one row
-  float* u;     // Philox uniforms of one row
+  float* qt;     // Q^T of the query tile, [D, kBq]
+  float* st;     // S^T, then P^T, [kBk, kBq]
+  float* acc;    // unnormalised output rows, [kBq, D]
+  float* m;      // running max of each query
+  float* l;      // running sum of each query
+  float* m_new;  // the max after this key tile
+  float* sum;    // the sum of this key tile
+  float* bias;   // key padding of the tile as 0 / -inf
+  float* f;      // dropout factors of one query
+  float* u;      // Philox uniforms of one query
   ForwardBuffers(Carver& c, int64_t D, int64_t)
-      : kt(c.take(D * kBk)), s(c.take(kBq * kBk)), acc(c.take(kBq * D)), m(c.take(kBq)), l(c.take(kBq)),
-        bias(c.take(kBk)), f(c.take(kBk)), u(c.take(kBk + 8)) {}
+      : qt(c.take(D * kBq)), st(c.take(kBk * kBq)), acc(c.take(kBq * D)), m(c.take(kBq)), l(c.take(kBq)),
+        m_new(c.take(kBq)), sum(c.take(kBq)), bias(c.take(kBk)), f(c.take(kBk)), u(c.take(kBk + 8)) {}
 };
 
 struct BackwardBuffers {
@@ -273,54 +276,65 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
 
 #pragma omp parallel num_threads(threads)
   {
-    const auto [kt, s, acc, m, l, bias, f, u] = scratch.thread(omp_get_thread_num());
+    // Plain locals, not structured bindings: GCC does not vectorise loops through the latter's pointers.
+    const ForwardBuffers buf = scratch.thread(omp_get_thread_num());
+    float *const qt = buf.qt, *const st = buf.st, *const acc = buf.acc, *const m = buf.m, *const l = buf.l,
+                 *const m_new = buf.m_new, *const sum = buf.sum, *const bias = buf.bias, *const f = buf.f,
+                 *const u = buf.u;
 
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t bh = task / q_tiles, b = bh / H, h = bh % H, i0 = task % q_tiles * kBq;
-      const int mq = static_cast<int>(std::min<int64_t>(kBq, Lq - i0));
+      const int mq = static_cast<int>(std::min<int64_t>(kBq, Lq - i0)), mqp = round_lanes(mq);
       const HeadRows<const float> qr = head_rows<const float>(q, b, h), kr = head_rows<const float>(k, b, h),
                                   vr = head_rows<const float>(v, b, h);
       // Keys past the causal limit of the tile's last query are never seen.
       const int64_t k_end = pr.causal ? std::clamp<int64_t>(i0 + mq + Lk - Lq, 0, Lk) : Lk;
-      for (int r = 0; r < mq; ++r) {
+      transpose_tile(qr, i0, mq, D, qt);
+#pragma omp simd
+      for (int r = 0; r < mqp; ++r) {
         m[r] = kNegInf;
         l[r] = 0.0f;
       }
       bool first = true;  // the first product writes acc, so it is never cleared
 
       for (int64_t j0 = 0; j0 < k_end; j0 += kBk) {
-        const int nk = static_cast<int>(std::min<int64_t>(kBk, k_end - j0)), nkp = round_lanes(nk);
+        const int nk = static_cast<int>(std::min<int64_t>(kBk, k_end - j0));
         if (!pr.key_bias(b, j0, nk, bias)) continue;
-        transpose_tile(kr, j0, nk, D, kt);
-        tile_product(mq, nkp, static_cast<int>(D), qr.row(i0), qr.row_stride, 1, kt, nkp, s, nkp, false);
+        tile_product(nk, mqp, static_cast<int>(D), kr.row(j0), kr.row_stride, 1, qt, mqp, st, mqp, false);
 
+        // Mask and scale; the tile's max of each query (lanes are queries, so no horizontal reductions).
+        const float scale = pr.scale;
+#pragma omp simd
+        for (int r = 0; r < mqp; ++r) m_new[r] = m[r];
+        for (int j = 0; j < nk; ++j) {
+          float* sj = st + j * mqp;
+          // Key j0 + j is visible to the queries from i0 + r_min on.
+          const int r_min = pr.causal ? static_cast<int>(std::clamp<int64_t>(j0 + j - (Lk - Lq) - i0, 0, mqp)) : 0;
+          const float bj = bias[j];
+#pragma omp simd
+          for (int r = 0; r < mqp; ++r) {
+            const float x = r >= r_min ? sj[r] * scale + bj : kNegInf;
+            sj[r] = x;
+            m_new[r] = x > m_new[r] ? x : m_new[r];
+          }
+        }
+        // P = e^(S - m_new), 0 for a query that has seen no key yet (m_new = -inf).
+#pragma omp simd
+        for (int r = 0; r < mqp; ++r) sum[r] = 0.0f;
+        for (int j = 0; j < nk; ++j) {
+          float* sj = st + j * mqp;
+#pragma omp simd
+          for (int r = 0; r < mqp; ++r) {
+            const float e = m_new[r] == kNegInf ? 0.0f : exp_approx(sj[r] - m_new[r]);
+            sj[r] = e;
+            sum[r] += e;
+          }
+        }
         for (int r = 0; r < mq; ++r) {
-          float* sr = s + r * nkp;
-          const int lim = pr.visible(i0 + r, j0, nk);
-          const float scale = pr.scale;
-          float mx = kNegInf;
-#pragma omp simd reduction(max : mx)
-          for (int j = 0; j < nkp; ++j) {
-            const float x = j < lim ? sr[j] * scale + bias[j] : kNegInf;
-            sr[j] = x;
-            mx = std::max(mx, x);
-          }
-          const float m_new = std::max(m[r], mx);
-          if (m_new == kNegInf) {  // nothing visible yet: P is 0 and the accumulator stays 0
-            std::fill(sr, sr + nkp, 0.0f);
-            continue;
-          }
-          float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-          for (int j = 0; j < nkp; ++j) {
-            const float e = exp_approx(sr[j] - m_new);
-            sr[j] = e;
-            sum += e;
-          }
-          const float alpha = exp_approx(m[r] - m_new);  // 0 when m was -inf
-          l[r] = l[r] * alpha + sum;
-          m[r] = m_new;
+          const float alpha = m_new[r] == kNegInf ? 1.0f : exp_approx(m[r] - m_new[r]);  // 0 when m was -inf
+          l[r] = l[r] * alpha + sum[r];
+          m[r] = m_new[r];
           if (!first && alpha != 1.0f) {
             float* ar = acc + r * D;
 #pragma omp simd
@@ -328,11 +342,10 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
           }
           if (pr.dropout_p > 0.0f) {  // l stays the sum of the undropped probabilities
             pr.dropout_factors(b, h, i0 + r, j0, nk, f, u);
-#pragma omp simd
-            for (int j = 0; j < nk; ++j) sr[j] *= f[j];
+            for (int j = 0; j < nk; ++j) st[j * mqp + r] *= f[j];
           }
         }
-        tile_product(mq, static_cast<int>(D), nk, s, nkp, 1, vr.row(j0), vr.row_stride, acc, D, !first);
+        tile_product(mq, static_cast<int>(D), nk, st, 1, mqp, vr.row(j0), vr.row_stride, acc, D, !first);
         first = false;
       }
 
@@ -369,7 +382,9 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
 
 #pragma omp parallel num_threads(threads)
   {
-    const auto [kt, vt, s, dp, drow, bias, f, u] = scratch.thread(omp_get_thread_num());
+    const BackwardBuffers buf = scratch.thread(omp_get_thread_num());
+    float *const kt = buf.kt, *const vt = buf.vt, *const s = buf.s, *const dp = buf.dp, *const drow = buf.drow,
+                 *const bias = buf.bias, *const f = buf.f, *const u = buf.u;
     if (pr.dropout_p == 0.0f) std::fill(f, f + kBk, 1.0f);
 
 #pragma omp for schedule(dynamic)
