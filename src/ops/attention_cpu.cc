@@ -1,30 +1,34 @@
 // Fused attention on the CPU: FlashAttention-2's tiling, with fp32 register-blocked tile products.
 //
-// Forward. One task is a tile of kBq queries of one (batch, head); tasks are spread over threads. A task
-// streams tiles of kBk keys: S = Q K^T (K copied transposed into a [D, kBk] buffer so the product is
-// row-times-matrix with the key index in the vector lanes), the mask, the online softmax (running row max
-// m and sum l; the accumulator is rescaled by e^(m_old - m_new) when the max grows), dropout on P, and
-// O += P V with V read in place. The result O / l is written once, and lse = m + log l is kept for the
-// backward pass. Only tiles live: per thread a [D, kBk] K^T, a [kBq, kBk] score tile and a [kBq, D]
-// accumulator (48 KiB at D = 64, in L1 and L2), never an Lq x Lk matrix.
+// Forward. One task is a tile of kBq queries of one (batch, head); tasks are spread over threads. The task
+// transposes its Q tile once and streams tiles of kBk keys: S^T = K Q^T (keys are rows and queries are
+// vector lanes, so K is read in place and the transposed Q is reused by every key tile), the mask, the
+// online softmax (running max m and sum l of each query, updated lane-wise with no horizontal reductions;
+// the accumulator is rescaled by e^(m_old - m_new) when the max grows), dropout on P, and O += P V with P^T
+// and V read in place. The result O / l is written once, and lse = m + log l is kept for the backward
+// pass. Only tiles live: per thread a [D, kBq] Q^T, a [kBk, kBq] score tile and a [kBq, D] accumulator
+// (48 KiB at D = 64), never an Lq x Lk matrix.
 //
 // Backward. One task is one (batch, head), so every gradient row is written by a single thread in a fixed
-// order: no atomics, no reduction buffers, and the same bits on every run. For each key tile (its dK and
-// dV rows stay in cache) the task walks the query tiles that can see it, recomputes P = e^(S - lse) from
-// the saved lse, and forms dV += Pd^T dO, dP = dO V^T, dS = P (dP - Drow) with Drow = rowsum(dO O),
-// dQ += dS K and dK += dS^T Q (the scale folded into dS). Dropout factors are drawn again from Philox, so
-// the mask is never stored. The price of one task per head is that B * H must reach the thread count for
-// the backward pass to use every core; training batches have B * H in the hundreds.
+// order: no atomics, no reduction buffers, and the same bits on every run and for every thread count. For
+// each key tile (transposed once; its dK and dV rows stay in cache) the task walks the query tiles that
+// can see it, recomputes P = e^(S - lse) from the saved lse, and forms dV += Pd^T dO, dP = dO V^T,
+// dS = P (dP - Drow) with Drow = rowsum(dO O), dQ += dS K and dK += dS^T Q (the scale folded into dS).
+// Dropout factors are drawn again from Philox, so the mask is never stored. The price of one task per
+// head is that B * H must reach the thread count for the backward pass to use every core; training
+// batches have B * H in the hundreds.
 //
-// The tile products are small (64 x 64 x D) and strided, which BLAS handles with more call overhead than
-// arithmetic, so they go through block_product: a 4-row x 64-column block of C is held in 16 vector
-// registers while the inner dimension streams; A is read by broadcast with arbitrary strides, which lets
-// the transposed products (P^T dO, dS^T Q) read the tile in place. Tiles of 64 keep the key index of a
-// score row within four AVX-512 vectors.
+// The tile products (64 x 64 x D) go through block_product: an 8 x 64 block of C stays in vector
+// registers while the inner dimension streams, B rows are loaded as vectors and A is read by broadcast
+// with arbitrary strides, which lets the transposed products (P^T V, Pd^T dO, dS^T Q) read their tile in
+// place. On one core of this machine that reaches 100 GFLOP/s on 64-sized products where OpenBLAS's
+// sgemm reaches 78 (its packing does not pay off at this size), and it costs no call overhead at L = 32.
+// The transposes that the products need go through 16 x 16 register shuffles.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "heed/ops/dropout.h"
@@ -234,26 +238,67 @@ struct BackwardBuffers {
         bias(c.take(kBk)), f(c.take(kBk)), u(c.take(kBk + 8)) {}
 };
 
-// K^T of keys j0 .. j0 + nk into t[D, nkp], zero past nk so padded score lanes are finite. The inner loop
-// runs over keys, so the stores are vectors and the loads gathers: twice as fast as a scalar copy.
-void transpose_tile(const HeadRows<const float>& rows, int64_t j0, int nk, int64_t D, float* t) {
-  const int nkp = round_lanes(nk);
-  const float* src = rows.row(j0);
-  const int64_t rs = rows.row_stride;
-  for (int64_t d = 0; d < D; ++d) {
-    float* td = t + d * nkp;
-#pragma omp simd
-    for (int j = 0; j < nkp; ++j) td[j] = j < nk ? src[j * rs + d] : 0.0f;
+// 16 floats, as GCC's vector extension: the transpose below is written in whole-vector shuffles, which no
+// loop form gets out of the auto-vectoriser (it gathers, or inserts one float at a time).
+using Vec16 = float __attribute__((vector_size(64)));
+
+Vec16 load16(const float* p) {
+  Vec16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Transposes 16 x 16 floats held as rows x[0..16) in place. Stage b exchanges bit b of the row index with
+// bit b of the column index between rows j and j + b, so after the four stages element (j, d) sits at
+// (d, j).
+void transpose16(Vec16 x[16]) {
+  for (int j = 0; j < 16; ++j) {
+    if ((j & 1) != 0) continue;
+    const Vec16 a = x[j], c = x[j + 1];
+    x[j] = __builtin_shufflevector(a, c, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    x[j + 1] = __builtin_shufflevector(a, c, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+  }
+  for (int j = 0; j < 16; ++j) {
+    if ((j & 2) != 0) continue;
+    const Vec16 a = x[j], c = x[j + 2];
+    x[j] = __builtin_shufflevector(a, c, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    x[j + 2] = __builtin_shufflevector(a, c, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+  }
+  for (int j = 0; j < 16; ++j) {
+    if ((j & 4) != 0) continue;
+    const Vec16 a = x[j], c = x[j + 4];
+    x[j] = __builtin_shufflevector(a, c, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    x[j + 4] = __builtin_shufflevector(a, c, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+  }
+  for (int j = 0; j < 8; ++j) {
+    const Vec16 a = x[j], c = x[j + 8];
+    x[j] = __builtin_shufflevector(a, c, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    x[j + 8] = __builtin_shufflevector(a, c, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
   }
 }
 
-// Zeroes rows [0, n) of D floats; inline, because a memset call per short row costs more than the stores.
-void zero_rows(const HeadRows<float>& rows, int64_t n, int64_t D) {
-  for (int64_t i = 0; i < n; ++i) {
-    float* r = rows.row(i);
-#pragma omp simd
-    for (int64_t d = 0; d < D; ++d) r[d] = 0.0f;
+// Rows j0 .. j0 + n of a head, transposed into t[D, round_lanes(n)], zero past n so padded lanes stay
+// finite. 16 x 16 blocks go through registers (2.6 times faster than a scalar copy at 32 x 64); the
+// columns past the last multiple of 16 are copied one by one.
+void transpose_tile(const HeadRows<const float>& rows, int64_t j0, int n, int64_t D, float* t) {
+  const int np = round_lanes(n);
+  const int64_t D16 = D / kLanes * kLanes;
+  for (int jb = 0; jb < np; jb += kLanes) {
+    for (int64_t d0 = 0; d0 < D16; d0 += kLanes) {
+      Vec16 x[kLanes];
+      for (int j = 0; j < kLanes; ++j) x[j] = jb + j < n ? load16(rows.row(j0 + jb + j) + d0) : Vec16{};
+      transpose16(x);
+      for (int d = 0; d < kLanes; ++d) std::memcpy(t + (d0 + d) * np + jb, &x[d], sizeof(Vec16));
+    }
   }
+  for (int64_t d = D16; d < D; ++d)
+    for (int j = 0; j < np; ++j) t[d * np + j] = j < n ? rows.row(j0 + j)[d] : 0.0f;
+}
+
+// Zeroes rows [0, n): the gradient rows that no product reaches (off the hot path, since products write
+// the rows they reach first rather than accumulate into cleared memory).
+void zero_rows(const HeadRows<float>& rows, int64_t n, int64_t D) {
+  for (int64_t i = 0; i < n; ++i) std::fill(rows.row(i), rows.row(i) + D, 0.0f);
 }
 
 int threads_for(int64_t tasks, double flops) {
@@ -406,14 +451,14 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
       }
 
       // Gradient rows are written by their first product and accumulated by the later ones, so they are
-      // never cleared; rows that no product reaches are zeroed explicitly. Query tiles are aligned to kBq,
-      // and the first one a key tile visits only moves forward with the key tile, so the dQ rows are first
-      // written by the first key tile that is processed.
+      // never cleared; rows that no product reaches are zeroed explicitly. The first query a key tile
+      // visits only moves forward with the key tile, so the first key tile processed writes every dQ row
+      // that any later one accumulates into.
       int64_t dq_written_from = Lq;
       for (int64_t j0 = 0; j0 < Lk; j0 += kBk) {
         const int nk = static_cast<int>(std::min<int64_t>(kBk, Lk - j0)), nkp = round_lanes(nk);
-        // The tile of the first query that sees key j0 under the causal rule.
-        const int64_t i_start = pr.causal ? std::clamp<int64_t>(j0 - (Lk - Lq), 0, Lq) / kBq * kBq : 0;
+        // The first query that sees key j0 under the causal rule.
+        const int64_t i_start = pr.causal ? std::clamp<int64_t>(j0 - (Lk - Lq), 0, Lq) : 0;
         if (!pr.key_bias(b, j0, nk, bias) || i_start >= Lq) {  // no query sees these keys
           zero_rows({dk.row(j0), dk.row_stride}, nk, D);
           zero_rows({dv.row(j0), dv.row_stride}, nk, D);
