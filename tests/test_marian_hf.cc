@@ -9,23 +9,14 @@
 
 #include "heed/io/marian_hf.h"
 #include "heed/nn/transformer.h"
+#include "temp_dir.h"
 
 using namespace heed;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / fmt::format("heed_test_marian_hf_{}_{}", getpid(), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 nn::ModelConfig tiny_config(const std::string& tie, bool bias) {
   nn::ModelConfig c;
@@ -73,9 +64,9 @@ TEST_CASE("export-hf writes MarianMT's names and import-hf reads them back uncha
     INFO("tie_embeddings " << tie << ", final_logits_bias " << bias);
     TempDir dir;
     const nn::ModelDir model = random_model(tiny_config(tie, bias), 5);
-    io::export_marian_hf(model, "test model", dir.str("hf"), 32);
+    io::export_marian_hf(model, "test model", dir.file("hf"), 32);
 
-    const io::TensorMap hf = io::load_safetensors(dir.str("hf/model.safetensors"));
+    const io::TensorMap hf = io::load_safetensors(dir.file("hf/model.safetensors"));
     const int64_t layer_tensors = 16 + 2 * 26;  // encoder layer: 4 proj x 2 + 2 LN x 2 + 2 FF x 2; decoder adds 10
     const size_t copies = std::string(tie) == "all" ? 4 : 3;
     CHECK(hf.size() == layer_tensors + copies + 1 + 2);  // + final_logits_bias + two position tables
@@ -88,14 +79,14 @@ TEST_CASE("export-hf writes MarianMT's names and import-hf reads them back uncha
                                                                                         : "decoder.embed_tokens.weight";
     CHECK(same(hf.at("lm_head.weight"), model.weights.at(out_source)));
 
-    const nlohmann::json config = read_json(dir.str("hf/config.json"));
+    const nlohmann::json config = read_json(dir.file("hf/config.json"));
     CHECK(config["model_type"] == "marian");
     CHECK(config["share_encoder_decoder_embeddings"] == (std::string(tie) == "all"));
     CHECK(config["tie_word_embeddings"] == (std::string(tie) != "none"));
     CHECK(config["dropout"].dump() == "0.1");
     CHECK(config["max_position_embeddings"] == 32);
 
-    const nn::ModelDir back = io::import_marian_hf(dir.str("hf"));
+    const nn::ModelDir back = io::import_marian_hf(dir.file("hf"));
     CHECK(back.config.tie_embeddings == tie);
     CHECK(back.config.final_logits_bias == bias);
     CHECK(back.config.activation == "gelu");
@@ -132,12 +123,12 @@ TEST_CASE("export-hf --names-only renames Heed names and rejects others", "[io][
 
 TEST_CASE("import-hf rejects configs it cannot represent, naming the fields", "[io][hf]") {
   TempDir dir;
-  io::export_marian_hf(random_model(tiny_config("all", false), 1), "test model", dir.str("hf"));
-  const std::string path = dir.str("hf/config.json");
+  io::export_marian_hf(random_model(tiny_config("all", false), 1), "test model", dir.file("hf"));
+  const std::string path = dir.file("hf/config.json");
   const nlohmann::json good = read_json(path);
   auto import_with = [&](const nlohmann::json& config) {
     write_json(path, config);
-    return io::import_marian_hf(dir.str("hf"));
+    return io::import_marian_hf(dir.file("hf"));
   };
   auto with = [&](const nlohmann::json& patch) {
     nlohmann::json c = good;
@@ -170,13 +161,13 @@ TEST_CASE("export-hf refuses models MarianMT cannot represent", "[io][hf]") {
   TempDir dir;
   nn::ModelConfig pre = tiny_config("all", false);
   pre.norm = "pre";
-  CHECK_THROWS_WITH(io::export_marian_hf(random_model(pre, 1), "m", dir.str("hf")),
+  CHECK_THROWS_WITH(io::export_marian_hf(random_model(pre, 1), "m", dir.file("hf")),
                     Catch::Contains("m: a pre-norm model (norm: pre) cannot be represented in MarianMT"));
   nn::ModelConfig eps = tiny_config("all", false);
   eps.layer_norm_eps = 1e-6f;
-  CHECK_THROWS_WITH(io::export_marian_hf(random_model(eps, 1), "m", dir.str("hf")),
+  CHECK_THROWS_WITH(io::export_marian_hf(random_model(eps, 1), "m", dir.file("hf")),
                     Catch::Contains("layer_norm_eps 1e-06 cannot be represented in MarianMT"));
   nn::ModelDir missing = random_model(tiny_config("none", false), 1);
   missing.weights.erase("lm_head.weight");
-  CHECK_THROWS_WITH(io::export_marian_hf(missing, "m", dir.str("hf")), Catch::Contains("missing parameters: lm_head.weight"));
+  CHECK_THROWS_WITH(io::export_marian_hf(missing, "m", dir.file("hf")), Catch::Contains("missing parameters: lm_head.weight"));
 }

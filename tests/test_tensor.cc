@@ -77,3 +77,9 @@ TEST_CASE("a CUDA tensor without a GPU is a clear error", "[core][device]") {
     CHECK(resolve_device("auto") == Device::cpu());
   }
 }
+
+TEST_CASE("strided copies of 64-bit integers keep every bit", "[core][tensor]") {
+  const int64_t big = (int64_t{1} << 53) + 1;  // not representable in fp32 (or even fp64 + 1)
+  Tensor t = Tensor::from_vector<int64_t>({big, 1, 2, big + 2}, {2, 2});
+  CHECK(t.transpose(0, 1).contiguous().to_vector<int64_t>() == std::vector<int64_t>{big, 2, 1, big + 2});
+}

@@ -253,10 +253,9 @@ void copy_strided_cpu(const Tensor& dst, const Tensor& src) {
     }
     if (same && s_in == 1 && d_in == 1) {
       std::memcpy(dbase + dof * es, sbase + so * es, inner * es);
-    } else if (same && es == 4) {
-      const uint32_t* s = reinterpret_cast<const uint32_t*>(sbase) + so;
-      uint32_t* d = reinterpret_cast<uint32_t*>(dbase) + dof;
-      for (int64_t i = 0; i < inner; ++i) d[i * d_in] = s[i * s_in];
+    } else if (same) {  // raw bytes: an I64 through float would lose precision above 2^24
+      for (int64_t i = 0; i < inner; ++i)
+        std::memcpy(dbase + (dof + i * d_in) * es, sbase + (so + i * s_in) * es, es);
     } else {
       for (int64_t i = 0; i < inner; ++i)
         store_float(dbase, dof + i * d_in, dst.dtype(), load_as_float(sbase, so + i * s_in, src.dtype()));
