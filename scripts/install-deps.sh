@@ -6,6 +6,7 @@ packages=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev   # GEMM; the OpenMP build shares Heed's thread pool
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
+  libsentencepiece-dev     # tokenizer (C++ API)
   catch2                   # v2, for the C++ tests
 )
 

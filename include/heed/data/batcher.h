@@ -1,0 +1,101 @@
+// Token-based batching of a parallel corpus, with batches prepared ahead on a background thread.
+//
+// Each epoch's batches are a pure function of (corpus, options, epoch): with shuffle, a seeded
+// permutation of the pairs, a stable sort by length (so a batch holds pairs of similar length and little
+// padding), greedy packing under the token budget, then a seeded permutation of the batch order; without
+// shuffle, corpus order sorted by length and a fixed batch order. A batch's cost is
+// sentences × max(longest source, longest target), eos counted, as in fairseq; it never exceeds
+// max_tokens. The permutations come from heed/data/shuffle.h, so the batches are the same with every
+// standard library.
+//
+// With world > 1, rank r takes batches r, r + world, ... of the epoch. When the batch count is not a
+// multiple of world, the last round is padded by wrapping around to the epoch's first batches: every rank
+// runs the same number of steps, every pair is seen at least once per epoch, and the pairs of the wrapped
+// batches (fewer than world batches) twice.
+//
+// Because an epoch's batches can be recomputed at will, resuming at a BatchPosition computes that epoch's
+// batch list and skips to the position: nothing earlier is replayed.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "heed/data/corpus.h"
+#include "heed/nn/transformer.h"
+
+namespace heed::data {
+
+struct BatcherOptions {
+  int64_t max_tokens = 4096;  // budget per batch: sentences × longest side, eos included
+  int64_t max_sentences = 0;  // 0: no limit
+  bool shuffle = true;
+  uint64_t seed = 1;
+  bool repeat = true;  // false: next() stops at the end of the epoch it started in (validation)
+  int32_t pad_id = 0, eos_id = 2, decoder_start_id = 0;
+  int rank = 0, world = 1;
+  int prefetch = 4;  // batches prepared ahead
+};
+
+// The next batch to deliver: its epoch and its index among this rank's batches of that epoch.
+struct BatchPosition {
+  int64_t epoch = 0;
+  int64_t index = 0;
+  bool operator==(const BatchPosition&) const = default;
+};
+
+struct LoadedBatch {
+  nn::Batch batch;  // src = ids + eos; tgt_in = decoder start + ids; tgt_out = ids + eos; right-padded
+  std::vector<int64_t> pairs;  // the corpus index of each row
+  int64_t sentences = 0;
+  int64_t src_tokens = 0, tgt_tokens = 0;  // real tokens, eos included, padding not
+  BatchPosition position;                  // where this batch was in the iteration
+};
+
+// One thread consumes the batches (next, seek); position() may be read from any thread.
+class Batcher {
+ public:
+  // Starts preparing batches from `start`. A pair longer than max_tokens is an error.
+  Batcher(ParallelCorpus corpus, const BatcherOptions& options, BatchPosition start = {});
+  ~Batcher();
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // Moves the next batch into `out`. With repeat, always true (epochs follow each other forever);
+  // without, false once the epoch is over.
+  bool next(LoadedBatch& out);
+  // Continues from `position` as if the iteration had just delivered the batch before it.
+  void seek(BatchPosition position);
+  // The position of the next batch next() delivers (batches prepared ahead do not count).
+  BatchPosition position() const;
+
+  // This rank's batches per epoch; the same in every epoch, since packing sees only the sorted lengths.
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  // The corpus indices of each of this rank's batches of `epoch`, in delivery order.
+  std::vector<std::vector<int64_t>> epoch_plan(int64_t epoch) const;
+  const ParallelCorpus& corpus() const { return corpus_; }
+
+ private:
+  LoadedBatch assemble(const std::vector<int64_t>& pairs) const;
+  void produce(BatchPosition from);
+  void stop();
+
+  ParallelCorpus corpus_;
+  BatcherOptions options_;
+  std::vector<int64_t> cost_length_;  // per pair: the longer side, eos counted
+  int64_t batches_per_epoch_ = 0;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<LoadedBatch> ready_;
+  BatchPosition delivered_;  // position() of the caller
+  bool stopping_ = false, producer_done_ = false;
+  std::exception_ptr producer_error_;
+  std::thread producer_;
+};
+
+}  // namespace heed::data

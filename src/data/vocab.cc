@@ -1,0 +1,149 @@
+// SentencePiece behind Heed's conventions. Training reads the text with Heed's checked line reader, draws
+// the max_sentences sample itself (SentencePiece's own sampler has a fixed seed), hands the lines to the
+// trainer's key=value interface and gets the model's bytes back, to write them atomically. SentencePiece
+// reports failures as util::Status; each becomes a HEED_CHECK that names the files involved.
+#include "heed/data/vocab.h"
+
+#include <fmt/ranges.h>
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <iterator>
+#include <thread>
+#include <unordered_map>
+
+#include "heed/core/error.h"
+#include "heed/data/shuffle.h"
+#include "heed/data/text.h"
+#include "heed/io/atomic_file.h"
+
+namespace heed::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Hands SentencePiece the lines Heed has read, checked and sampled.
+class LineIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit LineIterator(const std::vector<std::string>& lines) : lines_(lines) {}
+  bool done() const override { return next_ >= lines_.size(); }
+  void Next() override { ++next_; }
+  const std::string& value() const override { return lines_[next_]; }
+  sentencepiece::util::Status status() const override { return {}; }
+
+ private:
+  const std::vector<std::string>& lines_;
+  size_t next_ = 0;
+};
+
+}  // namespace
+
+void Vocab::train(const std::vector<std::string>& text_files, const std::string& model_path,
+                  const VocabOptions& options) {
+  HEED_CHECK(!text_files.empty(), "no text files given to train the vocabulary {} on", model_path);
+  HEED_CHECK(options.type == "unigram" || options.type == "bpe", "vocabulary type must be unigram or bpe, got '{}'",
+             options.type);
+  HEED_CHECK(options.size > 3, "vocabulary size must be larger than the 3 special pieces, got {}", options.size);
+  HEED_CHECK(options.character_coverage > 0 && options.character_coverage <= 1,
+             "vocabulary character_coverage must be in (0, 1], got {}", options.character_coverage);
+  HEED_CHECK(options.max_sentences > 0, "vocabulary max_sentences must be positive, got {}", options.max_sentences);
+
+  std::vector<std::string> lines;
+  for (const std::string& file : text_files) {
+    std::vector<std::string> file_lines = read_lines(file);
+    lines.insert(lines.end(), std::make_move_iterator(file_lines.begin()), std::make_move_iterator(file_lines.end()));
+  }
+  if (static_cast<int64_t>(lines.size()) > options.max_sentences) {
+    std::mt19937_64 rng = seeded_rng(options.seed, 0);
+    seeded_shuffle(lines, rng);
+    lines.resize(options.max_sentences);
+  }
+  LineIterator line_iterator(lines);
+
+  const std::unordered_map<std::string, std::string> args = {
+      {"model_type", options.type},
+      {"vocab_size", std::to_string(options.size)},
+      {"character_coverage", fmt::format("{}", options.character_coverage)},
+      {"pad_id", std::to_string(kPadId)},
+      {"unk_id", std::to_string(kUnkId)},
+      {"eos_id", std::to_string(kEosId)},
+      {"bos_id", "-1"},
+      {"num_threads", std::to_string(std::clamp(std::thread::hardware_concurrency(), 1u, 1024u))},  // its range
+      // SentencePiece logs every training phase at INFO; keep that for Heed's debug level only.
+      {"minloglevel", spdlog::get_level() <= spdlog::level::debug ? "0" : "1"},
+  };
+  std::string model;
+  const auto status = sentencepiece::SentencePieceTrainer::Train(args, &line_iterator, &model);
+  HEED_CHECK(status.ok(), "cannot train a {} vocabulary of size {} on {}: {}", options.type, options.size,
+             fmt::join(text_files, ", "), status.ToString());
+  io::write_file_atomic(model_path, model);
+  spdlog::info("trained a {} vocabulary of {} pieces on {} lines of {}: {}", options.type, options.size, lines.size(),
+               fmt::join(text_files, ", "), model_path);
+}
+
+Vocab Vocab::load(const std::string& model_path) {
+  HEED_CHECK(fs::is_regular_file(model_path), "cannot read the vocabulary {}: no such file", model_path);
+  auto processor = std::make_shared<sentencepiece::SentencePieceProcessor>();
+  const auto status = processor->Load(model_path);
+  HEED_CHECK(status.ok(), "{} is not a SentencePiece model: {}", model_path, status.ToString());
+
+  Vocab vocab;
+  vocab.pad_id_ = processor->pad_id();
+  vocab.unk_id_ = processor->unk_id();
+  vocab.eos_id_ = processor->eos_id();
+  HEED_CHECK(vocab.pad_id_ >= 0 && vocab.eos_id_ >= 0,
+             "{}: the vocabulary has no {} piece; Heed needs pad and eos (its own vocabularies have pad=0, unk=1, "
+             "eos=2)",
+             model_path, vocab.pad_id_ < 0 ? "pad" : "eos");
+  vocab.serialized_ = processor->serialized_model_proto();
+  vocab.path_ = model_path;
+  vocab.processor_ = std::move(processor);
+  return vocab;
+}
+
+std::vector<int32_t> Vocab::encode(std::string_view text) const {
+  std::vector<int> ids;
+  const auto status = processor_->Encode(text, &ids);
+  HEED_CHECK(status.ok(), "cannot encode with the vocabulary {}: {}", path_, status.ToString());
+  return {ids.begin(), ids.end()};
+}
+
+std::vector<std::vector<int32_t>> Vocab::encode_lines(const std::vector<std::string>& lines) const {
+  const auto n = static_cast<int64_t>(lines.size());
+  std::vector<std::vector<int32_t>> result(lines.size());
+  // Exceptions must not leave an OpenMP region: remember a failing line and let encode() report it after.
+  std::atomic<int64_t> failed{-1};
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int> ids;
+    if (processor_->Encode(lines[i], &ids).ok())
+      result[i].assign(ids.begin(), ids.end());
+    else
+      failed = i;
+  }
+  if (failed >= 0) encode(lines[failed]);
+  return result;
+}
+
+std::string Vocab::decode(const std::vector<int32_t>& ids) const {
+  std::vector<int> pieces;
+  for (int32_t id : ids) {
+    if (id == eos_id_) break;
+    if (id == pad_id_) continue;
+    HEED_CHECK(id >= 0 && id < size(), "token id {} is outside the vocabulary {} of {} pieces", id, path_, size());
+    pieces.push_back(id);
+  }
+  std::string text;
+  const auto status = processor_->Decode(pieces, &text);
+  HEED_CHECK(status.ok(), "cannot decode with the vocabulary {}: {}", path_, status.ToString());
+  return text;
+}
+
+int64_t Vocab::size() const { return processor_->GetPieceSize(); }
+
+}  // namespace heed::data
