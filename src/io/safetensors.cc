@@ -11,6 +11,8 @@
 // commits with temp file + fsync + rename + directory fsync so a crash never leaves a torn checkpoint.
 #include "heed/io/safetensors.h"
 
+#include "heed/io/atomic_file.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -136,57 +138,6 @@ void gather_bytes(const Tensor& t, char* out) {
   }
 }
 
-// A file descriptor for the temporary file; unless committed, it is closed and the file removed.
-class TempFile {
- public:
-  explicit TempFile(const std::string& target) {
-    static std::atomic<uint64_t> counter{0};
-    path_ = fmt::format("{}.tmp.{}.{}", target, getpid(), counter++);
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    HEED_CHECK(fd_ >= 0, "cannot create {}: {}", path_, std::strerror(errno));
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  void write(const void* data, size_t n, const std::string& target) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      HEED_CHECK(w > 0, "cannot write {}: {}", target, std::strerror(errno));
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-
-  // fsync, close, rename over the target, then fsync the directory so the rename itself is durable.
-  void commit(const std::string& target) {
-    HEED_CHECK(::fsync(fd_) == 0, "cannot write {}: fsync failed: {}", target, std::strerror(errno));
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    HEED_CHECK(rc == 0, "cannot write {}: close failed: {}", target, std::strerror(errno));
-    HEED_CHECK(::rename(path_.c_str(), target.c_str()) == 0, "cannot rename {} to {}: {}", path_, target,
-               std::strerror(errno));
-    committed_ = true;
-    std::string dir = std::filesystem::path(target).parent_path().string();
-    if (dir.empty()) dir = ".";
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    HEED_CHECK(dfd >= 0, "cannot open directory {} to sync {}: {}", dir, target, std::strerror(errno));
-    const int sync_rc = ::fsync(dfd);
-    ::close(dfd);
-    HEED_CHECK(sync_rc == 0, "cannot sync directory {} after writing {}: {}", dir, target, std::strerror(errno));
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
 }  // namespace
 
 TensorMap load_safetensors(const std::string& path, Metadata* metadata) {
@@ -263,16 +214,16 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
   unsigned char length_bytes[8];
   for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<unsigned char>(header_text.size() >> (8 * i));
 
-  TempFile out(path);
-  out.write(length_bytes, 8, path);
-  out.write(header_text.data(), header_text.size(), path);
+  AtomicFile out(path);
+  out.write(length_bytes, 8);
+  out.write(header_text.data(), header_text.size());
   std::vector<char> buffer;
   for (const auto& [name, t] : order) {
     buffer.resize(t.nbytes());
     if (!buffer.empty()) gather_bytes(t, buffer.data());
-    out.write(buffer.data(), buffer.size(), path);
+    out.write(buffer.data(), buffer.size());
   }
-  out.commit(path);
+  out.commit();
 }
 
 }  // namespace heed::io

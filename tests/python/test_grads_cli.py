@@ -104,7 +104,7 @@ def main():
         r.expect_error("not JSON", r.grads("--model-config", model, "--batch", r.write("b.json", "{src: ")), "invalid JSON")
         r.expect_error("unknown model key", r.grads("--model-config", r.write("m2.yaml", MODEL_YAML + "d_modle: 4\n"),
                                                     "--batch", r.write("good.json", GOOD_BATCH)),
-                       "unknown model key 'd_modle'", "m2.yaml:8")
+                       "m2.yaml:8: unknown config key 'd_modle'; did you mean 'd_model'?")
         r.expect_error("inconsistent model", r.grads("--model-config", r.write("m3.yaml", MODEL_YAML.replace("heads: 2", "heads: 3")),
                                                      "--batch", r.write("good.json", GOOD_BATCH)),
                        "divisible by model.heads")

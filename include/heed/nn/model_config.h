@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "heed/io/options.h"
+
 namespace heed::nn {
 
 struct ModelConfig {
@@ -33,7 +35,55 @@ struct ModelConfig {
   void validate() const;
 };
 
-// YAML: every field above under its own name; unknown keys are errors that list the known ones.
+// Declares the model's options under `prefix` ("" for model.yaml, "model." in a training config) in any
+// schema, bound through `model(root)`. The vocabulary fields come from the tokenizer when training, so a
+// training config leaves them out.
+template <typename Root, typename Access>
+void declare_model_options(io::Options<Root>& o, const std::string& prefix, Access model, bool with_vocabulary) {
+  auto field = [&](auto member) { return [model, member](Root& r) -> auto& { return model(r).*member; }; };
+  using C = ModelConfig;
+  if (with_vocabulary) {
+    o.template add<int64_t>(prefix + "vocab_size", field(&C::vocab_size), "vocabulary size (source and target)")
+        .positive();
+    o.template add<int64_t>(prefix + "pad_id", field(&C::pad_id), "padding id; its embedding row gets no gradient")
+        .at_least(0);
+    o.template add<int64_t>(prefix + "eos_id", field(&C::eos_id), "end-of-sentence id").at_least(0);
+    o.template add<int64_t>(prefix + "decoder_start_id", field(&C::decoder_start_id),
+                            "first decoder input; pad_id when absent, as in MarianMT")
+        .at_least(0);
+  }
+  o.template add<int64_t>(prefix + "d_model", field(&C::d_model), "model width").positive();
+  o.template add<int64_t>(prefix + "heads", field(&C::heads), "attention heads; must divide d_model").positive();
+  o.template add<int64_t>(prefix + "ffn_dim", field(&C::ffn_dim), "feed-forward inner width").positive();
+  o.template add<int64_t>(prefix + "encoder_layers", field(&C::encoder_layers), "encoder layers").at_least(0);
+  o.template add<int64_t>(prefix + "decoder_layers", field(&C::decoder_layers), "decoder layers").at_least(1);
+  o.template add<std::string>(prefix + "norm", field(&C::norm),
+                              "LayerNorm placement: post (Vaswani, Marian) or pre (adds a final norm per stack)")
+      .one_of({"post", "pre"});
+  o.template add<std::string>(prefix + "activation", field(&C::activation), "feed-forward activation")
+      .one_of({"relu", "gelu", "swish", "silu"});
+  o.template add<std::string>(prefix + "tie_embeddings", field(&C::tie_embeddings),
+                              "all: source, target and output share one matrix; target: decoder input and output "
+                              "share; none: three matrices")
+      .one_of({"all", "target", "none"});
+  o.template add<bool>(prefix + "final_logits_bias", field(&C::final_logits_bias),
+                       "a trainable bias on the output logits");
+  o.template add<bool>(prefix + "scale_embedding", field(&C::scale_embedding), "multiply embeddings by sqrt(d_model)");
+  if (with_vocabulary) {  // in a training config, label smoothing belongs to the training group
+    o.template add<float>(prefix + "label_smoothing", field(&C::label_smoothing), "label smoothing of the loss")
+        .at_least(0).at_most(0.999);
+  }
+  o.template add<float>(prefix + "dropout", field(&C::dropout), "residual dropout").at_least(0).at_most(0.999);
+  o.template add<float>(prefix + "attention_dropout", field(&C::attention_dropout),
+                        "dropout on attention probabilities")
+      .at_least(0).at_most(0.999);
+  o.template add<float>(prefix + "activation_dropout", field(&C::activation_dropout),
+                        "dropout after the feed-forward activation")
+      .at_least(0).at_most(0.999);
+  o.template add<float>(prefix + "layer_norm_eps", field(&C::layer_norm_eps), "LayerNorm epsilon").positive();
+}
+
+// model.yaml: every field above under its own name; unknown keys are errors with a did-you-mean.
 ModelConfig load_model_config(const std::string& path);
 void save_model_config(const ModelConfig& config, const std::string& path);
 
