@@ -1,9 +1,28 @@
 #!/usr/bin/env bash
-# The README's main job. For now (engine core): install, build, and benchmark whole training steps of
-# Heed against PyTorch on this machine's CPU. Translation training replaces this in the next issue.
+# The README's main job, from a fresh Debian 12 machine: install, build, build the Bible corpus, train an
+# English->Spanish model on the CPU, translate the test books (Daniel + Mark) and score them.
+#
+#   bash scripts/run-main.sh [CONFIG]     (default: configs/bible-en-es.yaml, about 30 minutes on 2 cores;
+#                                          configs/bible-en-es-quick.yaml takes a few minutes)
+# Re-running continues: a finished run is not trained again, an interrupted one resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+config=${1:-configs/bible-en-es.yaml}
 bash scripts/install-deps.sh
-bash scripts/setup-python.sh
 bash scripts/build.sh
-bash bench/compare.sh 3 "$(nproc)"
+bash scripts/make-bible-corpus.sh data/bible-en-es
+
+heed=build/heed
+run_dir=$("$heed" train "$config" --dump-config | sed -n 's/^run_dir: *//p' | tr -d '"')
+start=$(date +%s)
+if [ -d "$run_dir/checkpoints" ] && ls "$run_dir"/checkpoints/step-* >/dev/null 2>&1; then
+  "$heed" train "$config" --resume "$run_dir"
+else
+  "$heed" train "$config"
+fi
+echo "training: $(( $(date +%s) - start )) s"
+
+"$heed" translate --model "$run_dir" --input data/bible-en-es/test.en --output "$run_dir/test.hyp.es"
+echo "test set (Daniel + Mark), $(wc -l < data/bible-en-es/test.en) verses:"
+"$heed" score --hyp "$run_dir/test.hyp.es" --ref data/bible-en-es/test.es | tee "$run_dir/test.score"
+"$heed" plot "$run_dir"

@@ -20,7 +20,9 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias)
   Tensor y;
   if (bias.defined()) {
     // Bias first, then the GEMM accumulates onto it (beta = 1): one pass over the output instead of two.
-    y = bias.value().expand({x2.size(0), out_features}).contiguous();
+    // clone, not contiguous: with one row the expanded bias is already contiguous, and contiguous() would
+    // hand back the bias itself for the GEMM to overwrite.
+    y = bias.value().expand({x2.size(0), out_features}).clone();
     ops::matmul_into(x2, weight.value(), y, false, true, 1.0f, 1.0f);
   } else {
     y = ops::matmul(x2, weight.value(), false, true);
@@ -69,7 +71,8 @@ Variable mul(const Variable& a, const Variable& b) {
 Variable sum(const Variable& x) {
   Variable result(ops::sum(x.value()));
   if (needs_grad({&x})) {
-    record(result, [x](const Tensor& dy) { x.accumulate_grad(dy.expand(x.shape()).contiguous()); });
+    // clone: for a one-element x, contiguous() would alias dy, and later accumulation would write into it.
+    record(result, [x](const Tensor& dy) { x.accumulate_grad(dy.expand(x.shape()).clone()); });
   }
   return result;
 }

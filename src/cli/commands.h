@@ -9,5 +9,15 @@ namespace heed::cli {
 void add_grads_command(CLI::App& app);
 // heed import-hf / export-hf: Hugging Face MarianMT conversion (cmd_hf.cc).
 void add_hf_commands(CLI::App& app);
+// heed train: a model from a YAML config, with resume and fine-tuning (cmd_train.cc).
+void add_train_command(CLI::App& app);
+// heed translate: text to text with a trained model (cmd_translate.cc).
+void add_translate_command(CLI::App& app);
+// heed score: corpus BLEU and chrF of a translation file (cmd_score.cc).
+void add_score_command(CLI::App& app);
+// heed plot: training curves of a run directory as SVG (cmd_plot.cc).
+void add_plot_command(CLI::App& app);
+// heed translate-ids: beam search over token ids from stdin, for checks without a tokenizer (cmd_translate_ids.cc).
+void add_translate_ids_command(CLI::App& app);
 
 }  // namespace heed::cli

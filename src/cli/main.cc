@@ -12,11 +12,17 @@ int main(int argc, char** argv) {
   // Logs go to stderr: stdout carries results (translations, the JSON line of `heed grads`).
   spdlog::set_default_logger(spdlog::stderr_color_mt("heed"));
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
+  spdlog::flush_on(spdlog::level::info);  // a training log is read while it grows, also through pipes and files
 
   CLI::App app{"Heed: train, fine-tune and run Transformer translation models"};
   app.require_subcommand(1);
+  heed::cli::add_train_command(app);
+  heed::cli::add_translate_command(app);
   heed::cli::add_grads_command(app);
   heed::cli::add_hf_commands(app);
+  heed::cli::add_translate_ids_command(app);
+  heed::cli::add_score_command(app);
+  heed::cli::add_plot_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -51,6 +51,13 @@ class MultiHeadAttention {
   Variable operator()(const Variable& x_q, const Variable& x_kv, const Tensor& key_padding, bool causal,
                       ForwardContext& ctx) const;
 
+  // The parts, for the incremental decoder, which projects each key and value once and caches it.
+  const Linear& q_proj() const { return q_proj_; }
+  const Linear& k_proj() const { return k_proj_; }
+  const Linear& v_proj() const { return v_proj_; }
+  const Linear& out_proj() const { return out_proj_; }
+  int64_t heads() const { return heads_; }
+
  private:
   Linear q_proj_, k_proj_, v_proj_, out_proj_;
   int64_t heads_ = 1;

@@ -21,6 +21,8 @@ struct LossResult {
   int64_t tokens = 0;       // target tokens counted
 };
 
+class IncrementalDecoder;
+
 class Transformer {
  public:
   // Creates the parameters in `store`, initialised from the store's seed.
@@ -38,6 +40,9 @@ class Transformer {
   LossResult loss(const Batch& batch, ForwardContext& ctx, double normalizer = 0) const;
 
  private:
+  // Runs the decoder layers one position at a time with cached keys and values (incremental_decoder.h).
+  friend class IncrementalDecoder;
+
   struct EncoderLayer {
     MultiHeadAttention self_attn;
     LayerNorm self_attn_layer_norm, final_layer_norm;

@@ -1,0 +1,70 @@
+// Inference-time decoding of a Transformer one target position at a time.
+//
+// The decoder state is a set of rows (hypotheses), each tied to one source sentence. The source batch is
+// encoded once; each decoder layer's cross-attention keys and values are projected from the encoder output
+// once, and its self-attention keys and values are appended to a per-layer cache at every step, so a step
+// computes only the new position: its cost grows with the prefix length through attention alone.
+//
+// Beam search reorders rows between steps (a surviving hypothesis continues from its parent's cache). The
+// reorder is a gather done in place that copies only the rows whose content changes: none for the identity,
+// and for the cross-attention cache only rows whose source sentence changes (beams of one sentence share
+// it). Caches grow in the time dimension by doubling, so memory follows the longest live prefix rather
+// than the maximum length.
+//
+// Everything runs without the autograd tape. The log-probabilities equal those of the teacher-forced
+// Transformer::decode + logits at every position, within fp32 rounding.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "heed/nn/transformer.h"
+
+namespace heed::nn {
+
+class IncrementalDecoder {
+ public:
+  // Encodes `src` (int32 [B, Ls], right-padded with pad_id) and prepares caches for up to `max_rows` rows.
+  // Initially there are B rows, row i decoding source sentence i.
+  IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows);
+
+  int64_t rows() const { return rows_; }
+  // Positions decoded so far (the next step reads position `steps()`).
+  int64_t steps() const { return steps_; }
+  // The source sentence of each current row.
+  const std::vector<int64_t>& row_sources() const { return row_source_; }
+
+  // Feeds one token per row (the start token at step 0, then the previously chosen token) and returns the
+  // log-probabilities of the next token, fp32 [rows, V] on the CPU: log_softmax of the logits.
+  Tensor step(const std::vector<int32_t>& tokens);
+
+  // Row j of the new state continues old row from[j]; rows may be dropped or repeated. from.size() may be
+  // anything from 0 to max_rows.
+  void reorder(const std::vector<int64_t>& from);
+
+ private:
+  struct LayerCache {
+    Tensor self_k, self_v;    // [max_rows, capacity, H, Dh]: positions [0, steps) are filled
+    Tensor cross_k, cross_v;  // [max_rows, Ls, H, Dh]: row r holds the projection of source slot_source_[r]
+  };
+
+  Variable self_attention(const MultiHeadAttention& attn, LayerCache& cache, const Variable& h);
+  Variable cross_attention(const MultiHeadAttention& attn, const LayerCache& cache, const Variable& h) const;
+  // Attention of q [rows, 1, d] over the first `length` positions of the cached keys and values.
+  Variable attend(const MultiHeadAttention& attn, const Variable& q, const Tensor& keys, const Tensor& values,
+                  int64_t length, const Tensor& key_padding) const;
+  // Grows the self-attention caches (doubling) so that position `steps_` fits.
+  void reserve_step();
+  void update_row_padding();
+
+  const Transformer& model_;
+  int64_t max_rows_, rows_, steps_ = 0, capacity_ = 0, source_length_, head_dim_;
+  std::vector<LayerCache> layers_;
+  Tensor positions_;                     // sinusoidal table, grown with the caches
+  std::vector<uint8_t> source_padding_;  // [B, Ls] host copy of the encoder's key-padding mask
+  std::vector<int64_t> row_source_;      // source sentence of each live row
+  std::vector<int64_t> slot_source_;     // source sentence whose cross K/V each of the max_rows slots holds
+  Tensor row_padding_;                   // U8 [rows, Ls]: cross-attention key padding of the live rows
+};
+
+}  // namespace heed::nn

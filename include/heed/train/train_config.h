@@ -1,0 +1,94 @@
+// The training config: one struct per group, and one schema (train_config.cc) that declares every key
+// once with its type, default, range and help. `heed train --help-config` prints that schema.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "heed/io/options.h"
+#include "heed/nn/model_config.h"
+
+namespace heed::train {
+
+struct DataConfig {
+  std::string train_src, train_tgt;  // plain text, one sentence per line
+  std::string valid_src, valid_tgt;  // optional; validation is skipped without them
+  std::string src_lang = "src", tgt_lang = "tgt";
+  bool joint_vocab = true;        // one SentencePiece model for both sides
+  std::string vocab_type = "unigram";
+  int64_t vocab_size = 8000;
+  std::string src_vocab, tgt_vocab;  // existing .model files; empty: train into the run directory
+  int64_t max_length = 128;          // tokens per side, eos included; longer pairs are filtered and counted
+  int64_t max_tokens = 4096;         // per batch: sentences x longest side, padding included
+  int64_t max_sentences = 0;         // per batch; 0: no limit
+  bool shuffle = true;
+  int64_t prefetch = 8;
+};
+
+struct OptimizerConfig {
+  std::string type = "adam";  // adam: L2 weight decay in the gradient; adamw: decoupled decay
+  double lr = 5e-4;
+  double beta1 = 0.9, beta2 = 0.98, eps = 1e-9;
+  double weight_decay = 0.0;
+  double clip_norm = 0.0;      // global gradient-norm clipping; 0: off
+  int64_t update_freq = 1;     // batches accumulated per update
+};
+
+struct ScheduleConfig {
+  std::string type = "inverse_sqrt";
+  int64_t warmup_steps = 4000;
+  double min_lr = 0.0;  // the end of linear and cosine decay
+};
+
+struct TrainingConfig {
+  float label_smoothing = 0.1f;
+  int64_t max_steps = 100000;  // updates; training stops at whichever of max_steps and max_epochs comes first
+  int64_t max_epochs = 0;      // 0: no limit
+  int64_t seed = 1;
+  int64_t threads = 0;         // 0: all cores
+  std::string device = "cpu";
+  std::vector<std::string> freeze;  // parameter-name patterns (* matches anything) that stay fixed
+};
+
+struct ValidationConfig {
+  int64_t every = 1000;  // updates; 0: only at the end
+  std::vector<std::string> metrics = {"loss", "bleu", "chrf"};
+  std::string early_stopping_metric = "bleu";
+  int64_t patience = 0;  // validations without improvement before stopping; 0: never stop early
+  int64_t beam_size = 4;
+  double length_penalty = 1.0;
+  int64_t max_sentences = 0;  // decode only the first N validation sentences for BLEU; 0: all
+  int64_t batch_tokens = 2048;  // source tokens per beam-search batch
+};
+
+struct CheckpointConfig {
+  int64_t every = 1000;  // updates
+  int64_t keep_last = 3;
+  bool keep_best = true;  // a copy of the best checkpoint per validation metric
+};
+
+struct LoggingConfig {
+  int64_t every = 100;  // updates
+  std::string level = "info";
+  bool progress_bar = true;  // when stderr is a terminal
+};
+
+struct TrainConfig {
+  std::string run_dir = "runs/default";
+  nn::ModelConfig model;  // vocabulary fields are filled from the tokenizer
+  DataConfig data;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  TrainingConfig training;
+  ValidationConfig validation;
+  CheckpointConfig checkpoints;
+  LoggingConfig logging;
+};
+
+const io::Options<TrainConfig>& train_options();
+
+// The config file, then each `--set key=value` in order. Cross-key checks follow, naming the keys.
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides);
+void validate(const TrainConfig& config);
+
+}  // namespace heed::train

@@ -1,0 +1,30 @@
+// The training loop of `heed train`: vocabulary, data, model, optimizer and schedule from a TrainConfig;
+// updates with gradient accumulation and clipping; logging, validation, checkpoints, early stopping, and a
+// clean save-and-exit on SIGINT/SIGTERM.
+//
+// A run is a pure function of its config and seed, so a run that is interrupted and resumed from a
+// checkpoint logs the same losses, bit for bit, as one that never stopped (same thread count): batches
+// come from the epoch plan at the saved position, dropout masks are keyed by (seed, micro-batch), the
+// schedule is a function of the step, and the open logging window is part of the checkpoint.
+#pragma once
+
+#include <string>
+
+#include "heed/train/train_config.h"
+
+namespace heed::train {
+
+struct RunOptions {
+  std::string resume;     // a run directory (its latest checkpoint) or a checkpoint directory
+  std::string init_from;  // weights only: a Heed checkpoint/model directory or a Hugging Face MarianMT directory
+};
+
+// Trains until max_steps, max_epochs, early stopping or a signal. After SIGINT/SIGTERM it writes a
+// checkpoint and returns normally, so the process exits 0, as cluster pre-emption expects.
+void train(TrainConfig config, const RunOptions& options);
+
+// The vocabulary files of a run or checkpoint directory: {vocab.model} when joint, else
+// {vocab.src.model, vocab.tgt.model}. Throws when neither is there.
+std::vector<std::string> vocab_files(const std::string& dir);
+
+}  // namespace heed::train

@@ -1,0 +1,94 @@
+// heed translate: text in, text out, with the vocabularies of the model's run or checkpoint directory.
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "heed/data/text.h"
+#include "heed/decode/translator.h"
+#include "heed/nn/model_dir.h"
+#include "heed/train/checkpoint.h"
+#include "heed/train/trainer.h"
+
+namespace heed::cli {
+
+namespace {
+
+struct TranslateCommand {
+  std::string model, input, output, metric = "bleu";
+  decode::TranslateOptions options;
+  int threads = 0;
+};
+
+std::vector<std::string> read_stdin() {
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(std::cin, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const size_t bad = data::find_invalid_utf8(line);
+    HEED_CHECK(bad == std::string::npos, "stdin:{}: invalid UTF-8 at byte {}", lines.size() + 1, bad + 1);
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+void run_translate(const TranslateCommand& cmd) {
+  if (cmd.threads > 0) omp_set_num_threads(cmd.threads);
+  const std::string dir = train::resolve_model_dir(cmd.model, cmd.metric);
+  if (std::filesystem::exists(std::filesystem::path(dir) / "manifest.json")) train::verify_checkpoint(dir);
+  const std::vector<std::string> vocab = train::vocab_files(dir);
+  const data::Vocab src_vocab = data::Vocab::load(vocab.front()), tgt_vocab = data::Vocab::load(vocab.back());
+  const nn::ModelDir saved = nn::load_model_dir(dir);
+  nn::ParameterStore store;
+  const nn::Transformer model(saved.config, store);
+  store.load(saved.weights, dir);
+  spdlog::info("translating with {}", dir);
+
+  const std::vector<std::string> lines = cmd.input.empty() ? read_stdin() : data::read_lines(cmd.input);
+  const std::vector<decode::Translation> out = decode::translate(model, src_vocab, tgt_vocab, lines, cmd.options);
+
+  std::ofstream file;
+  if (!cmd.output.empty()) {
+    file.open(cmd.output);
+    HEED_CHECK(file.good(), "cannot write {}", cmd.output);
+  }
+  std::ostream& os = cmd.output.empty() ? std::cout : file;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (cmd.options.search.n_best <= 1) {
+      os << out[i].text << '\n';
+      continue;
+    }
+    for (size_t k = 0; k < out[i].nbest.size(); ++k)  // Marian's n-best format: id ||| text ||| score
+      os << i << " ||| " << out[i].nbest_text[k] << " ||| " << fmt::format("{:.6f}", out[i].nbest[k].score) << '\n';
+  }
+  os.flush();
+  HEED_CHECK(os.good(), "error writing the translations");
+}
+
+}  // namespace
+
+void add_translate_command(CLI::App& app) {
+  auto cmd = std::make_shared<TranslateCommand>();
+  decode::SearchOptions& s = cmd->options.search;
+  CLI::App* sub = app.add_subcommand("translate", "Translate text with a trained model (stdin to stdout by default)");
+  sub->add_option("--model", cmd->model,
+                  "A checkpoint directory, or a run directory (its best checkpoint for --metric, else the latest)")
+      ->required();
+  sub->add_option("--input", cmd->input, "Source text, one sentence per line (default: stdin)");
+  sub->add_option("--output", cmd->output, "Translations (default: stdout)");
+  sub->add_option("--beam-size", s.beam_size, "Beam size; 1 is greedy decoding")->capture_default_str();
+  sub->add_option("--length-penalty", s.length_penalty, "Score = log-probability / length^penalty")
+      ->capture_default_str();
+  sub->add_option("--max-length-ratio", s.max_length_ratio, "Longest output as a multiple of the source length")
+      ->capture_default_str();
+  sub->add_option("--max-length", s.max_length, "Longest output in tokens")->capture_default_str();
+  sub->add_option("--n-best", s.n_best, "Print the N best translations: 'line ||| text ||| score'")
+      ->capture_default_str();
+  sub->add_option("--batch-tokens", cmd->options.batch_tokens, "Source tokens per batch")->capture_default_str();
+  sub->add_option("--metric", cmd->metric, "Which best checkpoint of a run directory to use")->capture_default_str();
+  sub->add_option("--threads", cmd->threads, "CPU threads (default: all cores)");
+  sub->callback([cmd] { run_translate(*cmd); });
+}
+
+}  // namespace heed::cli

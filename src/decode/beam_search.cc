@@ -1,0 +1,235 @@
+// Beam search (beam_search.h): host-side bookkeeping per sentence around batched decoder steps.
+//
+// A step has two phases. First, in parallel over the decoder rows, each row (one live hypothesis) scans its
+// log-probabilities once and keeps its 2 * beam_size best continuations; the best 2 * beam_size of a
+// sentence are among the union of its rows' lists, so no sentence ever sorts beam_size * V scores. Then,
+// per sentence, those lists are merged and HF's BeamSearchScorer rules applied. Sums of log-probabilities
+// are fp32 additions as in HF, and normalised scores are computed in double as HF's Python does, so the
+// two agree on ties and stopping decisions except where fp32 rounding of the model itself differs.
+#include "heed/decode/beam_search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "heed/nn/incremental_decoder.h"
+
+namespace heed::decode {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Beam `beam` of a sentence continued with `token`; log_prob is the sum over the whole hypothesis.
+struct Candidate {
+  float log_prob;
+  int beam;
+  int32_t token;
+};
+
+// Higher log-probability first; ties go to the lower beam, then the lower token (the order of HF's flattened
+// [beam * V + token] scores), so the ranking is fixed and never depends on the rest of the batch.
+bool ranks_before(const Candidate& a, const Candidate& b) {
+  if (a.log_prob != b.log_prob) return a.log_prob > b.log_prob;
+  if (a.beam != b.beam) return a.beam < b.beam;
+  return a.token < b.token;
+}
+
+// The `count` best finite continuations of one hypothesis, best first.
+void best_continuations(const float* log_probs, int64_t vocab, int beam, float prefix, size_t count,
+                        std::vector<Candidate>& best) {
+  best.clear();
+  for (int64_t v = 0; v < vocab; ++v) {
+    const float log_prob = prefix + log_probs[v];
+    if (!(log_prob > (best.size() == count ? best.back().log_prob : kNegInf))) continue;
+    const Candidate c{log_prob, beam, static_cast<int32_t>(v)};
+    const size_t at = std::upper_bound(best.begin(), best.end(), c, ranks_before) - best.begin();
+    if (best.size() == count) best.pop_back();
+    best.insert(best.begin() + static_cast<std::ptrdiff_t>(at), c);
+  }
+}
+
+struct Beam {
+  std::vector<int32_t> tokens;
+  float log_prob = 0;
+};
+
+// The best finished hypotheses of one sentence, at most `capacity` (HF's BeamHypotheses).
+class FinishedHypotheses {
+ public:
+  FinishedHypotheses(size_t capacity, float length_penalty) : capacity_(capacity), length_penalty_(length_penalty) {}
+
+  void add(const std::vector<int32_t>& tokens, float log_prob, int64_t length) {
+    const double score = normalise(log_prob, length);
+    if (list_.size() == capacity_ && score <= worst()->score) return;
+    if (list_.size() == capacity_) list_.erase(worst());
+    list_.push_back({score, {tokens, static_cast<float>(score), log_prob}});
+  }
+
+  // HF's early_stopping=False rule: the list is full and the best candidate of this step, normalised by
+  // the current length, does not beat its worst hypothesis.
+  bool cannot_improve(float best_log_prob, int64_t length) const {
+    return list_.size() == capacity_ && worst()->score >= normalise(best_log_prob, length);
+  }
+
+  std::vector<Hypothesis> best(size_t n) {
+    // As HF's finalize: a stable ascending sort read from the end, so of equal scores the later one comes first.
+    std::stable_sort(list_.begin(), list_.end(), [](const Scored& a, const Scored& b) { return a.score < b.score; });
+    std::reverse(list_.begin(), list_.end());
+    std::vector<Hypothesis> out;
+    for (size_t i = 0; i < std::min(n, list_.size()); ++i) out.push_back(std::move(list_[i].hypothesis));
+    return out;
+  }
+
+ private:
+  struct Scored {
+    double score;
+    Hypothesis hypothesis;
+  };
+
+  double normalise(float log_prob, int64_t length) const {
+    return static_cast<double>(log_prob) / std::pow(static_cast<double>(length), static_cast<double>(length_penalty_));
+  }
+  std::vector<Scored>::const_iterator worst() const {
+    return std::min_element(list_.begin(), list_.end(),
+                            [](const Scored& a, const Scored& b) { return a.score < b.score; });
+  }
+
+  size_t capacity_;
+  float length_penalty_;
+  std::vector<Scored> list_;
+};
+
+struct Sentence {
+  std::vector<Beam> beams;  // live hypotheses; beam i is decoder row first_row + i
+  int64_t first_row = 0;
+  int64_t max_length = 0;
+  FinishedHypotheses finished;
+  bool done = false;
+};
+
+// One step of HF's BeamSearchScorer.process for one sentence. `row_best` holds each decoder row's best
+// continuations; `length` is the hypothesis length after this step. Appends the decoder rows that the
+// surviving beams continue from to `parents`.
+void advance(Sentence& s, const std::vector<std::vector<Candidate>>& row_best, int64_t length, int32_t eos,
+             size_t beam_size, std::vector<int64_t>& parents) {
+  std::vector<Candidate> ranked;
+  for (size_t b = 0; b < s.beams.size(); ++b) {
+    const std::vector<Candidate>& best = row_best[s.first_row + static_cast<int64_t>(b)];
+    ranked.insert(ranked.end(), best.begin(), best.end());
+  }
+  std::sort(ranked.begin(), ranked.end(), ranks_before);
+  ranked.resize(std::min(ranked.size(), 2 * beam_size));
+
+  std::vector<Beam> next;
+  const int64_t first_parent = static_cast<int64_t>(parents.size());
+  std::vector<int64_t> next_parents;
+  for (size_t rank = 0; rank < ranked.size() && next.size() < beam_size; ++rank) {
+    const Candidate& c = ranked[rank];
+    const Beam& parent = s.beams[c.beam];
+    if (c.token == eos) {
+      // An eos outside the top beam_size would end a hypothesis worse than the live ones: HF skips it.
+      if (rank < beam_size) s.finished.add(parent.tokens, c.log_prob, length);
+      continue;
+    }
+    Beam extended{parent.tokens, c.log_prob};
+    extended.tokens.push_back(c.token);
+    next.push_back(std::move(extended));
+    next_parents.push_back(s.first_row + c.beam);
+  }
+  s.done = next.empty() || (!ranked.empty() && s.finished.cannot_improve(ranked.front().log_prob, length));
+  if (!s.done && length >= s.max_length) {
+    for (const Beam& b : next) s.finished.add(b.tokens, b.log_prob, length);
+    s.done = true;
+  }
+  if (s.done) {
+    s.beams.clear();
+    return;
+  }
+  s.beams = std::move(next);
+  s.first_row = first_parent;
+  parents.insert(parents.end(), next_parents.begin(), next_parents.end());
+}
+
+}  // namespace
+
+void validate(const SearchOptions& options) {
+  HEED_CHECK(options.beam_size >= 1, "beam search: beam_size must be at least 1, got {}", options.beam_size);
+  HEED_CHECK(options.n_best >= 1 && options.n_best <= options.beam_size,
+             "beam search: n_best must be between 1 and beam_size ({}), got {}", options.beam_size, options.n_best);
+  HEED_CHECK(std::isfinite(options.length_penalty), "beam search: length_penalty must be finite, got {}",
+             options.length_penalty);
+  HEED_CHECK(std::isfinite(options.max_length_ratio) && options.max_length_ratio >= 0,
+             "beam search: max_length_ratio must be a finite number >= 0, got {}", options.max_length_ratio);
+  HEED_CHECK(options.max_length >= 1, "beam search: max_length must be at least 1, got {}", options.max_length);
+}
+
+int64_t max_target_length(int64_t source_length, const SearchOptions& options) {
+  const double by_source =
+      std::floor(static_cast<double>(options.max_length_ratio) * static_cast<double>(source_length)) +
+      static_cast<double>(options.max_length_offset);
+  return std::max<int64_t>(1, static_cast<int64_t>(std::min(by_source, static_cast<double>(options.max_length))));
+}
+
+std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
+                                                 const std::vector<std::vector<int32_t>>& sources,
+                                                 const SearchOptions& options) {
+  validate(options);
+  if (sources.empty()) return {};
+  const nn::ModelConfig& config = model.config();
+  const int64_t batch = static_cast<int64_t>(sources.size()), vocab = config.vocab_size;
+  const size_t beam_size = static_cast<size_t>(options.beam_size);
+
+  int64_t longest = 0;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    HEED_CHECK(!sources[i].empty(), "beam search: source sentence {} is empty (it should hold at least eos)", i);
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(sources[i].size()));
+  }
+  std::vector<int32_t> padded(static_cast<size_t>(batch * longest), static_cast<int32_t>(config.pad_id));
+  std::vector<Sentence> sentences;
+  for (int64_t i = 0; i < batch; ++i) {
+    const std::vector<int32_t>& source = sources[i];
+    std::copy(source.begin(), source.end(), padded.begin() + i * longest);
+    sentences.push_back({.beams = {Beam{}},  // the empty hypothesis, on decoder row i
+                         .first_row = i,
+                         .max_length = max_target_length(static_cast<int64_t>(source.size()), options),
+                         .finished = FinishedHypotheses(beam_size, options.length_penalty)});
+  }
+  nn::IncrementalDecoder decoder(model, Tensor::from_vector(padded, {batch, longest}),
+                                 batch * static_cast<int64_t>(beam_size));
+
+  std::vector<int32_t> inputs(sentences.size(), static_cast<int32_t>(config.decoder_start_id));
+  std::vector<std::vector<Candidate>> row_best(static_cast<size_t>(batch) * beam_size);
+  std::vector<std::pair<int64_t, int>> row_owner;  // (sentence, beam) of each decoder row
+  for (int64_t length = 1; decoder.rows() > 0; ++length) {
+    Tensor log_probs = decoder.step(inputs);
+    const int64_t rows = decoder.rows();
+    row_owner.clear();
+    for (int64_t i = 0; i < batch; ++i)
+      for (size_t b = 0; b < sentences[i].beams.size(); ++b) row_owner.emplace_back(i, static_cast<int>(b));
+
+    float* base = log_probs.data<float>();
+#pragma omp parallel for if (rows * vocab > 65536)
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = base + r * vocab;
+      row[config.pad_id] = kNegInf;  // padding is never generated
+      const auto [sentence, beam] = row_owner[r];
+      best_continuations(row, vocab, beam, sentences[sentence].beams[beam].log_prob, 2 * beam_size, row_best[r]);
+    }
+
+    std::vector<int64_t> parents;
+    inputs.clear();
+    for (Sentence& s : sentences) {
+      if (s.done) continue;
+      advance(s, row_best, length, static_cast<int32_t>(config.eos_id), beam_size, parents);
+      for (const Beam& b : s.beams) inputs.push_back(b.tokens.back());
+    }
+    decoder.reorder(parents);
+  }
+
+  std::vector<std::vector<Hypothesis>> results;
+  for (Sentence& s : sentences) results.push_back(s.finished.best(static_cast<size_t>(options.n_best)));
+  return results;
+}
+
+}  // namespace heed::decode

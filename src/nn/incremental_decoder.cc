@@ -1,0 +1,235 @@
+// The incremental decoder: Transformer::decode restated for one new position per call, over caches.
+// Each layer reads the same parameters through the same modules as the training path; only the attention
+// inputs differ (cached keys and values, one query per row), so the two cannot drift apart in their math.
+#include "heed/nn/incremental_decoder.h"
+
+#include <cmath>
+#include <limits>
+
+#include "heed/ops/attention.h"
+#include "ops/cpu_math.h"
+
+namespace heed::nn {
+
+namespace {
+
+// Row-wise log_softmax in place, as torch computes it: (x - max) - log(sum(exp(x - max))). The exp is the
+// ops' vectorisable one: over [rows, V] per step, glibc's scalar expf would cost as much as the output layer.
+void log_softmax_rows(Tensor& x) {
+  const int64_t rows = x.size(0), width = x.size(1);
+  float* base = x.data<float>();
+#pragma omp parallel for if (rows * width > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = base + r * width;
+    float max = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max)
+    for (int64_t i = 0; i < width; ++i) max = std::max(max, row[i]);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < width; ++i) sum += ops::cpu::exp_approx(row[i] - max);
+    const float log_sum = std::log(sum);
+#pragma omp simd
+    for (int64_t i = 0; i < width; ++i) row[i] = (row[i] - max) - log_sum;
+  }
+}
+
+// An in-place gather over dimension 0 of [slots, L, ...] buffers, limited to positions [0, length): new row
+// j takes old row from[j] where copy[j] is set. Old rows that are overwritten before being read are saved
+// first, so a permutation needs no second buffer.
+class RowGather {
+ public:
+  RowGather(const std::vector<int64_t>& from, const std::vector<bool>& copy) {
+    std::vector<int64_t> saved_slot(from.size(), -1);
+    for (size_t j = 0; j < from.size(); ++j) {
+      if (!copy[j]) continue;
+      const int64_t source = from[j];
+      const bool overwritten = source < static_cast<int64_t>(from.size()) && copy[source];
+      if (overwritten && saved_slot[source] < 0) {
+        saved_slot[source] = static_cast<int64_t>(saved_.size());
+        saved_.push_back(source);
+      }
+      moves_.push_back({static_cast<int64_t>(j), overwritten ? saved_slot[source] : source, overwritten});
+    }
+  }
+
+  void apply(Tensor& buffer, int64_t length) const {
+    if (moves_.empty() || length == 0) return;
+    auto row = [length](const Tensor& t, int64_t r) { return t.narrow(0, r, 1).narrow(1, 0, length); };
+    Tensor saved;
+    if (!saved_.empty()) {
+      Shape shape = buffer.shape();
+      shape[0] = static_cast<int64_t>(saved_.size());
+      shape[1] = length;
+      saved = Tensor::empty(shape, buffer.dtype(), buffer.device());
+      for (size_t i = 0; i < saved_.size(); ++i) row(saved, static_cast<int64_t>(i)).copy_from(row(buffer, saved_[i]));
+    }
+    for (const Move& move : moves_)
+      row(buffer, move.to).copy_from(move.from_saved ? row(saved, move.from) : row(buffer, move.from));
+  }
+
+ private:
+  struct Move {
+    int64_t to, from;
+    bool from_saved;  // `from` indexes the saved rows rather than the buffer
+  };
+  std::vector<int64_t> saved_;  // old rows to save, in order
+  std::vector<Move> moves_;
+};
+
+}  // namespace
+
+IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows)
+    : model_(model), max_rows_(max_rows), head_dim_(model.config().head_dim()) {
+  const ModelConfig& config = model.config();
+  HEED_CHECK(src.defined() && src.dtype() == DType::I32 && src.dim() == 2 && src.size(0) > 0 && src.size(1) > 0,
+             "incremental decoder: the source must be a non-empty int32 [batch, length] tensor");
+  const std::vector<int32_t> ids = src.to_vector<int32_t>();
+  for (size_t i = 0; i < ids.size(); ++i)
+    HEED_CHECK(ids[i] >= 0 && ids[i] < config.vocab_size,
+               "source sentence {} holds id {} at position {}, outside the vocabulary [0, {})", i / src.size(1), ids[i],
+               i % src.size(1), config.vocab_size);
+  rows_ = src.size(0);
+  source_length_ = src.size(1);
+  HEED_CHECK(max_rows >= rows_, "incremental decoder: max_rows {} is below the {} source sentences", max_rows, rows_);
+
+  autograd::NoGradGuard no_grad;
+  ForwardContext ctx;  // training = false: no dropout
+  Tensor padding;
+  const Variable memory = model.encode(src, &padding, ctx);
+  source_padding_ = padding.to_vector<uint8_t>();
+  const Shape cross_shape{max_rows, source_length_, config.heads, head_dim_};
+  for (const Transformer::DecoderLayer& layer : model.decoder_) {
+    LayerCache cache;
+    cache.cross_k = Tensor::empty(cross_shape, DType::F32, memory.value().device());
+    cache.cross_v = Tensor::empty(cross_shape, DType::F32, memory.value().device());
+    const Shape memory_heads{rows_, source_length_, config.heads, head_dim_};
+    cache.cross_k.narrow(0, 0, rows_).copy_from(layer.encoder_attn.k_proj()(memory).value().view(memory_heads));
+    cache.cross_v.narrow(0, 0, rows_).copy_from(layer.encoder_attn.v_proj()(memory).value().view(memory_heads));
+    layers_.push_back(std::move(cache));
+  }
+  slot_source_.assign(max_rows, -1);
+  for (int64_t i = 0; i < rows_; ++i) {
+    row_source_.push_back(i);
+    slot_source_[i] = i;
+  }
+  update_row_padding();
+}
+
+void IncrementalDecoder::update_row_padding() {
+  if (rows_ == 0) return;
+  Tensor padding = Tensor::empty({rows_, source_length_}, DType::U8);
+  uint8_t* p = padding.data<uint8_t>();
+  for (int64_t r = 0; r < rows_; ++r)
+    std::copy_n(source_padding_.begin() + row_source_[r] * source_length_, source_length_, p + r * source_length_);
+  row_padding_ = padding.to(layers_.empty() ? Device::cpu() : layers_[0].cross_k.device());
+}
+
+void IncrementalDecoder::reserve_step() {
+  if (steps_ < capacity_) return;
+  const ModelConfig& config = model_.config();
+  const int64_t capacity = std::max<int64_t>(16, 2 * capacity_);
+  for (LayerCache& cache : layers_) {
+    for (Tensor* buffer : {&cache.self_k, &cache.self_v}) {
+      Tensor grown = Tensor::empty({max_rows_, capacity, config.heads, head_dim_}, DType::F32, cache.cross_k.device());
+      if (steps_ > 0)
+        grown.narrow(0, 0, rows_).narrow(1, 0, steps_).copy_from(buffer->narrow(0, 0, rows_).narrow(1, 0, steps_));
+      *buffer = grown;
+    }
+  }
+  positions_ = sinusoidal_positions(capacity, config.d_model).to(model_.tgt_embed_.value().device());
+  capacity_ = capacity;
+}
+
+Variable IncrementalDecoder::attend(const MultiHeadAttention& attn, const Variable& q, const Tensor& keys,
+                                    const Tensor& values, int64_t length, const Tensor& key_padding) const {
+  const int64_t d = q.size(-1), heads = attn.heads();
+  ops::AttentionOptions options;
+  options.scale = 1.0f / std::sqrt(static_cast<float>(d / heads));  // as MultiHeadAttention computes it
+  options.key_padding = key_padding;
+  // [slots, L, H, Dh] caches -> [rows, H, length, Dh] views, read in place by the op.
+  auto split = [&](const Tensor& cache) { return cache.narrow(0, 0, rows_).narrow(1, 0, length).transpose(1, 2); };
+  const Tensor qh = q.value().view({rows_, 1, heads, d / heads}).transpose(1, 2);
+  const ops::AttentionResult result = ops::attention_forward(qh, split(keys), split(values), options);
+  return attn.out_proj()(Variable(result.out.transpose(1, 2).reshape({rows_, 1, d})));
+}
+
+Variable IncrementalDecoder::self_attention(const MultiHeadAttention& attn, LayerCache& cache, const Variable& h) {
+  const Shape new_position{rows_, 1, attn.heads(), head_dim_};
+  cache.self_k.narrow(0, 0, rows_).narrow(1, steps_, 1).copy_from(attn.k_proj()(h).value().view(new_position));
+  cache.self_v.narrow(0, 0, rows_).narrow(1, steps_, 1).copy_from(attn.v_proj()(h).value().view(new_position));
+  // The new position sees every cached one, so no causal mask is needed.
+  return attend(attn, attn.q_proj()(h), cache.self_k, cache.self_v, steps_ + 1, Tensor());
+}
+
+Variable IncrementalDecoder::cross_attention(const MultiHeadAttention& attn, const LayerCache& cache,
+                                             const Variable& h) const {
+  return attend(attn, attn.q_proj()(h), cache.cross_k, cache.cross_v, source_length_, row_padding_);
+}
+
+Tensor IncrementalDecoder::step(const std::vector<int32_t>& tokens) {
+  HEED_CHECK(rows_ > 0, "incremental decoder: step() with no rows left");
+  HEED_CHECK(static_cast<int64_t>(tokens.size()) == rows_, "incremental decoder: {} tokens for {} rows", tokens.size(),
+             rows_);
+  autograd::NoGradGuard no_grad;
+  reserve_step();
+  const ModelConfig& config = model_.config();
+  // Transformer::residual without dropout (this is inference).
+  auto residual = [&](const Variable& x, const LayerNorm& norm, auto&& f) {
+    return model_.pre_norm_ ? autograd::add(x, f(norm(x))) : norm(autograd::add(x, f(x)));
+  };
+  ForwardContext ctx;
+
+  const float scale = config.scale_embedding ? std::sqrt(static_cast<float>(config.d_model)) : 1.0f;
+  const Tensor ids = Tensor::from_vector(tokens, {rows_, 1}).to(model_.tgt_embed_.value().device());
+  Variable y = autograd::embedding(ids, model_.tgt_embed_, scale, config.pad_id);
+  y = autograd::add_constant(y, positions_.narrow(0, steps_, 1));
+  for (size_t i = 0; i < model_.decoder_.size(); ++i) {
+    const Transformer::DecoderLayer& layer = model_.decoder_[i];
+    LayerCache& cache = layers_[i];
+    y = residual(y, layer.self_attn_layer_norm,
+                 [&](const Variable& h) { return self_attention(layer.self_attn, cache, h); });
+    y = residual(y, layer.encoder_attn_layer_norm,
+                 [&](const Variable& h) { return cross_attention(layer.encoder_attn, cache, h); });
+    y = residual(y, layer.final_layer_norm, [&](const Variable& h) { return layer.ffn(h, ctx); });
+  }
+  if (model_.pre_norm_) y = model_.decoder_norm_(y);
+  ++steps_;
+  // linear() returns a fresh tensor, so it can be normalised in place.
+  Tensor log_probs = model_.logits(autograd::reshape(y, {rows_, config.d_model})).value().to(Device::cpu());
+  log_softmax_rows(log_probs);
+  return log_probs;
+}
+
+void IncrementalDecoder::reorder(const std::vector<int64_t>& from) {
+  const int64_t n = static_cast<int64_t>(from.size());
+  HEED_CHECK(n <= max_rows_, "incremental decoder: reorder to {} rows exceeds max_rows {}", n, max_rows_);
+  for (int64_t j = 0; j < n; ++j)
+    HEED_CHECK(from[j] >= 0 && from[j] < rows_, "incremental decoder: reorder row {} takes row {}, outside [0, {})", j,
+               from[j], rows_);
+
+  std::vector<bool> self_copy(n), cross_copy(n);
+  for (int64_t j = 0; j < n; ++j) {
+    self_copy[j] = from[j] != j;
+    cross_copy[j] = slot_source_[from[j]] != slot_source_[j];
+  }
+  const RowGather self_gather(from, self_copy), cross_gather(from, cross_copy);
+  for (LayerCache& cache : layers_) {
+    self_gather.apply(cache.self_k, steps_);
+    self_gather.apply(cache.self_v, steps_);
+    cross_gather.apply(cache.cross_k, source_length_);
+    cross_gather.apply(cache.cross_v, source_length_);
+  }
+
+  std::vector<int64_t> row_source(n), slot_source = slot_source_;
+  for (int64_t j = 0; j < n; ++j) {
+    row_source[j] = row_source_[from[j]];
+    slot_source[j] = slot_source_[from[j]];
+  }
+  const bool sources_changed = row_source != row_source_;
+  row_source_ = std::move(row_source);
+  slot_source_ = std::move(slot_source);
+  rows_ = n;
+  if (sources_changed) update_row_padding();
+}
+
+}  // namespace heed::nn

@@ -1,0 +1,542 @@
+#include "heed/train/trainer.h"
+
+#include <omp.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "heed/core/error.h"
+#include "heed/data/batcher.h"
+#include "heed/data/text.h"
+#include "heed/decode/metrics.h"
+#include "heed/decode/translator.h"
+#include "heed/io/atomic_file.h"
+#include "heed/io/marian_hf.h"
+#include "heed/nn/model_dir.h"
+#include "heed/nn/transformer.h"
+#include "heed/ops/elementwise.h"
+#include "heed/train/checkpoint.h"
+#include "heed/train/optimizer.h"
+#include "heed/train/schedule.h"
+
+namespace heed::train {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int signal) { g_signal = signal; }
+
+// Restores the previous handlers when training ends, so a library user's own handlers survive.
+class SignalScope {
+ public:
+  SignalScope() {
+    g_signal = 0;
+    previous_int_ = std::signal(SIGINT, on_signal);
+    previous_term_ = std::signal(SIGTERM, on_signal);
+  }
+  ~SignalScope() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+
+ private:
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
+};
+
+bool stop_requested() { return g_signal != 0; }
+
+struct Vocabs {
+  data::Vocab src, tgt;
+  std::vector<std::string> files;  // inside the run directory
+};
+
+// Copies a vocabulary file into the run directory under `name`, unless it is already there.
+std::string adopt(const std::string& from, const fs::path& run_dir, const std::string& name) {
+  const fs::path to = run_dir / name;
+  HEED_CHECK(fs::is_regular_file(from), "vocabulary {} does not exist", from);
+  if (fs::weakly_canonical(from) != fs::weakly_canonical(to)) {
+    std::ifstream in(from, std::ios::binary);
+    io::write_file_atomic(to.string(),
+                          std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  }
+  return to.string();
+}
+
+// The run's vocabularies: from the checkpoint it continues (resume, fine-tuning), from files the config
+// names, or trained on the training data. All end up in the run directory, so checkpoints carry them.
+Vocabs prepare_vocabs(const TrainConfig& c, const fs::path& run_dir, const std::string& from_checkpoint) {
+  const bool joint = c.data.joint_vocab;
+  std::vector<std::string> names = joint ? std::vector<std::string>{"vocab.model"}
+                                         : std::vector<std::string>{"vocab.src.model", "vocab.tgt.model"};
+  std::vector<std::string> files;
+  if (!c.data.src_vocab.empty()) {
+    HEED_CHECK(joint || !c.data.tgt_vocab.empty(), "data.tgt_vocab must be set when data.joint_vocab is false");
+    files.push_back(adopt(c.data.src_vocab, run_dir, names[0]));
+    if (!joint) files.push_back(adopt(c.data.tgt_vocab, run_dir, names[1]));
+  } else if (!from_checkpoint.empty() && fs::exists(fs::path(from_checkpoint) / names[0])) {
+    for (const std::string& name : names) files.push_back(adopt((fs::path(from_checkpoint) / name).string(), run_dir, name));
+  } else {
+    data::VocabOptions options;
+    options.type = c.data.vocab_type;
+    options.size = c.data.vocab_size;
+    options.seed = static_cast<uint64_t>(c.training.seed);
+    const std::vector<std::vector<std::string>> inputs =
+        joint ? std::vector<std::vector<std::string>>{{c.data.train_src, c.data.train_tgt}}
+              : std::vector<std::vector<std::string>>{{c.data.train_src}, {c.data.train_tgt}};
+    for (size_t i = 0; i < names.size(); ++i) {
+      const fs::path path = run_dir / names[i];
+      if (!fs::exists(path)) {
+        spdlog::info("training a {} SentencePiece vocabulary of {} pieces: {}", options.type, options.size,
+                     path.string());
+        data::Vocab::train(inputs[i], path.string(), options);
+      }
+      files.push_back(path.string());
+    }
+  }
+  Vocabs v{data::Vocab::load(files[0]), data::Vocab::load(files.back()), files};
+  return v;
+}
+
+// The model's vocabulary fields come from the tokenizer; label smoothing from the training group.
+nn::ModelConfig model_config(const TrainConfig& c, const Vocabs& v) {
+  nn::ModelConfig m = c.model;
+  m.vocab_size = std::max(v.src.size(), v.tgt.size());
+  m.pad_id = v.tgt.pad_id();
+  m.eos_id = v.tgt.eos_id();
+  m.decoder_start_id = m.pad_id;
+  m.label_smoothing = c.training.label_smoothing;
+  m.validate();
+  return m;
+}
+
+// Fine-tuning: the weights must fit the configured architecture exactly; list every difference.
+void check_compatible(const nn::ModelConfig& have, const nn::ModelConfig& want, const std::string& source) {
+  std::vector<std::string> diffs;
+  auto cmp = [&](const char* key, const auto& a, const auto& b) {
+    if (a != b) diffs.push_back(fmt::format("{}: {} in {} but {} in this config", key, a, source, b));
+  };
+  cmp("vocab_size (from the vocabulary)", have.vocab_size, want.vocab_size);
+  cmp("model.d_model", have.d_model, want.d_model);
+  cmp("model.heads", have.heads, want.heads);
+  cmp("model.ffn_dim", have.ffn_dim, want.ffn_dim);
+  cmp("model.encoder_layers", have.encoder_layers, want.encoder_layers);
+  cmp("model.decoder_layers", have.decoder_layers, want.decoder_layers);
+  cmp("model.norm", have.norm, want.norm);
+  cmp("model.activation", have.activation, want.activation);
+  cmp("model.tie_embeddings", have.tie_embeddings, want.tie_embeddings);
+  cmp("model.final_logits_bias", have.final_logits_bias, want.final_logits_bias);
+  cmp("model.scale_embedding", have.scale_embedding, want.scale_embedding);
+  HEED_CHECK(diffs.empty(), "cannot initialise from {}: the architecture differs:\n  {}", source,
+             fmt::join(diffs, "\n  "));
+}
+
+nn::ModelDir load_init_weights(const std::string& path) {
+  if (fs::exists(fs::path(path) / "config.json")) {
+    spdlog::info("initialising from the Hugging Face MarianMT model {}", path);
+    return io::import_marian_hf(path);
+  }
+  const std::string dir = resolve_model_dir(path);
+  if (fs::exists(fs::path(dir) / "manifest.json")) verify_checkpoint(dir);
+  spdlog::info("initialising from {}", dir);
+  return nn::load_model_dir(dir);
+}
+
+// '*' matches any run of characters; everything else matches itself.
+bool matches(const std::string& pattern, const std::string& name) {
+  size_t p = 0, n = 0, star = std::string::npos, mark = 0;
+  while (n < name.size()) {
+    if (p < pattern.size() && pattern[p] == name[n]) {
+      ++p, ++n;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++, mark = n;
+    } else if (star != std::string::npos) {
+      p = star + 1, n = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+void freeze(const nn::ParameterStore& store, const std::vector<std::string>& patterns) {
+  if (patterns.empty()) return;
+  int64_t frozen = 0;
+  for (const std::string& pattern : patterns) {
+    bool used = false;
+    for (const auto& [name, p] : store.all()) {
+      if (!matches(pattern, name)) continue;
+      used = true;
+      if (p.requires_grad()) frozen += p.value().numel();
+      p.set_requires_grad(false);
+    }
+    HEED_CHECK(used, "training.freeze: pattern '{}' matches no parameter (names as in docs/model.md)", pattern);
+  }
+  spdlog::info("frozen: {} of {} parameters ({})", frozen, store.numel(), fmt::join(patterns, ", "));
+}
+
+double global_grad_norm(const nn::ParameterStore& store) {
+  double sum = 0;
+  for (const auto& [name, p] : store.all()) {
+    if (!p.grad().defined()) continue;
+    const Tensor g = p.grad();
+    sum += static_cast<double>(ops::sum(ops::mul(g, g)).item());
+  }
+  return std::sqrt(sum);
+}
+
+std::string clock(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds);
+  return fmt::format("{}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60);
+}
+
+// metrics.jsonl, cut back to the checkpoint's step on resume so that it reads as one uninterrupted run.
+class MetricsFile {
+ public:
+  MetricsFile(const fs::path& path, int64_t keep_through_step) : path_(path) {
+    std::string kept;
+    if (fs::exists(path)) {
+      std::ifstream in(path);
+      for (std::string line; std::getline(in, line);) {
+        if (line.empty()) continue;
+        const json j = json::parse(line, nullptr, false);
+        if (!j.is_discarded() && j.value("step", int64_t{0}) <= keep_through_step) kept += line + "\n";
+      }
+    }
+    io::write_file_atomic(path.string(), kept);
+    out_.open(path, std::ios::app);
+  }
+  void write(const json& record) {
+    out_ << record.dump() << "\n";
+    out_.flush();
+  }
+
+ private:
+  fs::path path_;
+  std::ofstream out_;
+};
+
+struct ValidationResult {
+  std::map<std::string, double> metrics;  // loss, ppl, bleu, chrf
+  std::string bleu_text, chrf_text;
+};
+
+class Validator {
+ public:
+  Validator(const TrainConfig& c, const Vocabs& v) : config_(c), vocabs_(v) {
+    data::CorpusOptions options;
+    options.max_length = c.data.max_length;
+    corpus_ = data::load_parallel_corpus(c.data.valid_src, c.data.valid_tgt, v.src, v.tgt, options);
+    sources_ = data::read_lines(c.data.valid_src);
+    references_ = data::read_lines(c.data.valid_tgt);
+    if (c.validation.max_sentences > 0 && static_cast<int64_t>(sources_.size()) > c.validation.max_sentences) {
+      sources_.resize(static_cast<size_t>(c.validation.max_sentences));
+      references_.resize(sources_.size());
+    }
+  }
+
+  bool wants(const std::string& metric) const {
+    const auto& m = config_.validation.metrics;
+    return std::find(m.begin(), m.end(), metric) != m.end();
+  }
+
+  ValidationResult run(const nn::Transformer& model) const {
+    autograd::NoGradGuard no_grad;
+    ValidationResult r;
+    if (wants("loss")) {
+      data::BatcherOptions options;
+      options.max_tokens = config_.data.max_tokens;
+      options.shuffle = false;
+      options.repeat = false;
+      options.pad_id = static_cast<int32_t>(model.config().pad_id);
+      options.eos_id = static_cast<int32_t>(model.config().eos_id);
+      options.decoder_start_id = static_cast<int32_t>(model.config().decoder_start_id);
+      data::Batcher batcher(corpus_, options);
+      double loss = 0, nll = 0;
+      int64_t tokens = 0;
+      for (data::LoadedBatch b; batcher.next(b);) {
+        nn::ForwardContext ctx;
+        const nn::LossResult l = model.loss(b.batch, ctx, 1.0);  // sums, normalised below
+        loss += l.loss.value().item();
+        nll += l.nll_sum;
+        tokens += l.tokens;
+      }
+      r.metrics["loss"] = loss / static_cast<double>(std::max<int64_t>(tokens, 1));
+      r.metrics["ppl"] = std::exp(nll / static_cast<double>(std::max<int64_t>(tokens, 1)));
+    }
+    if (wants("bleu") || wants("chrf")) {
+      decode::TranslateOptions options;
+      options.search.beam_size = static_cast<int>(config_.validation.beam_size);
+      options.search.length_penalty = static_cast<float>(config_.validation.length_penalty);
+      options.batch_tokens = config_.validation.batch_tokens;
+      const std::vector<decode::Translation> out =
+          decode::translate(model, vocabs_.src, vocabs_.tgt, sources_, options, [] { return !stop_requested(); });
+      if (stop_requested()) return r;
+      std::vector<std::string> hyps;
+      for (const auto& t : out) hyps.push_back(t.text);
+      if (wants("bleu")) {
+        const decode::BleuScore bleu = decode::corpus_bleu(hyps, references_);
+        r.metrics["bleu"] = bleu.score;
+        r.bleu_text = bleu.format(2, bleu.signature());
+      }
+      if (wants("chrf")) {
+        const decode::ChrfScore chrf = decode::corpus_chrf(hyps, references_);
+        r.metrics["chrf"] = chrf.score;
+        r.chrf_text = chrf.format(2, chrf.signature());
+      }
+    }
+    return r;
+  }
+
+ private:
+  const TrainConfig& config_;
+  const Vocabs& vocabs_;
+  data::ParallelCorpus corpus_;
+  std::vector<std::string> sources_, references_;
+};
+
+bool higher_is_better(const std::string& metric) { return metric == "bleu" || metric == "chrf"; }
+
+// Where --resume points: a checkpoint directory, or a run directory (its newest good checkpoint).
+std::string resume_checkpoint(const std::string& path) {
+  if (fs::exists(fs::path(path) / "manifest.json")) return path;
+  const std::string latest = latest_checkpoint(path);
+  HEED_CHECK(!latest.empty(), "--resume {}: no complete checkpoint there (expected {}/checkpoints/step-*/)", path,
+             path);
+  return latest;
+}
+
+}  // namespace
+
+std::vector<std::string> vocab_files(const std::string& dir) {
+  const fs::path d(dir);
+  if (fs::exists(d / "vocab.model")) return {(d / "vocab.model").string()};
+  HEED_CHECK(fs::exists(d / "vocab.src.model") && fs::exists(d / "vocab.tgt.model"),
+             "{} holds no vocabulary (vocab.model, or vocab.src.model and vocab.tgt.model)", dir);
+  return {(d / "vocab.src.model").string(), (d / "vocab.tgt.model").string()};
+}
+
+void train(TrainConfig c, const RunOptions& run) {
+  validate(c);
+  HEED_CHECK(c.training.device == "cpu" || c.training.device == "auto",
+             "training.device '{}': training runs on the CPU in this version (the CUDA ops are not there yet)",
+             c.training.device);
+  HEED_CHECK(run.resume.empty() || run.init_from.empty(), "--resume and --init-from exclude each other");
+  const fs::path run_dir(c.run_dir);
+  fs::create_directories(run_dir / "checkpoints");
+  auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string());
+  spdlog::default_logger()->sinks().push_back(file_sink);
+  spdlog::set_level(spdlog::level::from_str(c.logging.level));
+  if (c.training.threads > 0) omp_set_num_threads(static_cast<int>(c.training.threads));
+
+  const std::string resume_from = run.resume.empty() ? "" : resume_checkpoint(run.resume);
+  if (!resume_from.empty()) verify_checkpoint(resume_from);
+  std::string vocab_source = resume_from;
+  if (!run.init_from.empty() && !fs::exists(fs::path(run.init_from) / "config.json"))
+    vocab_source = resolve_model_dir(run.init_from);
+  const Vocabs vocabs = prepare_vocabs(c, run_dir, vocab_source);
+  const nn::ModelConfig mc = model_config(c, vocabs);
+
+  const std::string config_copy = (run_dir / "config.yaml").string();
+  io::write_file_atomic(config_copy, train_options().dump(c));
+  std::vector<std::string> checkpoint_files = vocabs.files;
+  checkpoint_files.push_back(config_copy);
+
+  nn::ParameterStore store(static_cast<uint64_t>(c.training.seed));
+  const nn::Transformer model(mc, store);
+  spdlog::info("model: {} parameters, d_model {}, {}+{} layers, vocabulary {}", store.numel(), mc.d_model,
+               mc.encoder_layers, mc.decoder_layers, mc.vocab_size);
+  TrainState state;
+  if (!resume_from.empty()) {
+    const nn::ModelDir saved = nn::load_model_dir(resume_from);
+    check_compatible(saved.config, mc, resume_from);
+    store.load(saved.weights, resume_from);
+    state = load_train_state(resume_from);
+  } else if (!run.init_from.empty()) {
+    const nn::ModelDir init = load_init_weights(run.init_from);
+    check_compatible(init.config, mc, run.init_from);
+    store.load(init.weights, run.init_from);
+  }
+  freeze(store, c.training.freeze);
+
+  ops::AdamHyper hyper;
+  hyper.beta1 = static_cast<float>(c.optimizer.beta1);
+  hyper.beta2 = static_cast<float>(c.optimizer.beta2);
+  hyper.eps = static_cast<float>(c.optimizer.eps);
+  hyper.weight_decay = static_cast<float>(c.optimizer.weight_decay);
+  hyper.decoupled = c.optimizer.type == "adamw";
+  AdamOptimizer optimizer(store, hyper);
+  if (!resume_from.empty()) {
+    optimizer.load_state(load_optimizer_state(resume_from), state.optimizer_steps, resume_from);
+    spdlog::info("resuming from {} at step {} (epoch {}, batch {})", resume_from, state.step, state.data.epoch + 1,
+                 state.data.index);
+  }
+
+  data::CorpusOptions corpus_options;
+  corpus_options.max_length = c.data.max_length;
+  data::BatcherOptions batch_options;
+  batch_options.max_tokens = c.data.max_tokens;
+  batch_options.max_sentences = c.data.max_sentences;
+  batch_options.shuffle = c.data.shuffle;
+  batch_options.seed = static_cast<uint64_t>(c.training.seed);
+  batch_options.pad_id = static_cast<int32_t>(mc.pad_id);
+  batch_options.eos_id = static_cast<int32_t>(mc.eos_id);
+  batch_options.decoder_start_id = static_cast<int32_t>(mc.decoder_start_id);
+  batch_options.prefetch = static_cast<int>(c.data.prefetch);
+  data::Batcher batcher(
+      data::load_parallel_corpus(c.data.train_src, c.data.train_tgt, vocabs.src, vocabs.tgt, corpus_options),
+      batch_options, state.data);
+  spdlog::info("training data: {} batches per epoch of at most {} tokens", batcher.batches_per_epoch(),
+               c.data.max_tokens);
+  std::unique_ptr<Validator> validator;
+  if (!c.data.valid_src.empty()) validator = std::make_unique<Validator>(c, vocabs);
+
+  MetricsFile metrics(run_dir / "metrics.jsonl", state.step);
+  const SignalScope signals;
+  const bool progress_bar = c.logging.progress_bar && isatty(STDERR_FILENO);
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return state.elapsed_s + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  double window_start = elapsed();
+  const int64_t first_step = state.step;
+  int64_t saved_step = resume_from.empty() ? -1 : state.step;
+
+  auto save = [&](const std::string& reason) {
+    TrainState saved = state;
+    saved.optimizer_steps = optimizer.steps();
+    saved.data = batcher.position();
+    saved.elapsed_s = elapsed();
+    const std::string dir = (run_dir / "checkpoints" / step_checkpoint_name(state.step)).string();
+    save_checkpoint(dir, {mc, store.values(), optimizer.state(), saved, checkpoint_files});
+    prune_checkpoints(run_dir.string(), c.checkpoints.keep_last);
+    saved_step = state.step;
+    spdlog::info("saved {} ({})", dir, reason);
+    return dir;
+  };
+
+  auto validate_now = [&] {
+    const ValidationResult r = validator->run(model);
+    if (stop_requested()) return false;
+    json record = {{"kind", "valid"}, {"step", state.step}};
+    std::string line = fmt::format("validation at step {}:", state.step);
+    for (const auto& [name, value] : r.metrics) {
+      record[name] = value;
+      line += fmt::format(" {} {:.4g}", name, value);
+    }
+    spdlog::info("{}", line);
+    if (!r.bleu_text.empty()) spdlog::info("{}", r.bleu_text);
+    if (!r.chrf_text.empty()) spdlog::info("{}", r.chrf_text);
+    metrics.write(record);
+    std::vector<std::string> improved;
+    for (const auto& [name, value] : r.metrics) {
+      if (name == "ppl") continue;
+      auto it = state.best.find(name);
+      const bool better = it == state.best.end() || (higher_is_better(name) ? value > it->second : value < it->second);
+      if (better) {
+        state.best[name] = value;
+        improved.push_back(name);
+      }
+    }
+    const std::string& key = c.validation.early_stopping_metric;
+    const bool key_improved = std::find(improved.begin(), improved.end(), key) != improved.end();
+    state.bad_validations = key_improved ? 0 : state.bad_validations + 1;
+    if (!improved.empty() && c.checkpoints.keep_best) {
+      const std::string dir = save("validation");
+      for (const std::string& name : improved) copy_checkpoint(dir, (run_dir / "checkpoints" / ("best-" + name)).string());
+      spdlog::info("new best: {}", fmt::join(improved, ", "));
+    }
+    return true;
+  };
+
+  const int64_t accumulate = c.optimizer.update_freq;
+  bool early_stop = false;
+  while (state.step < c.training.max_steps && !stop_requested() && !early_stop) {
+    if (c.training.max_epochs > 0 && batcher.position().epoch >= c.training.max_epochs) break;
+    std::vector<data::LoadedBatch> micro(static_cast<size_t>(accumulate));
+    int64_t tokens = 0;
+    for (auto& b : micro) {
+      batcher.next(b);
+      tokens += b.tgt_tokens;
+    }
+    store.zero_grads();
+    double loss_sum = 0, nll_sum = 0;
+    for (int64_t i = 0; i < accumulate; ++i) {
+      nn::ForwardContext ctx;
+      ctx.training = true;
+      ctx.seed = static_cast<uint64_t>(c.training.seed);
+      ctx.step = static_cast<uint64_t>(state.step * accumulate + i);
+      const nn::LossResult l = model.loss(micro[static_cast<size_t>(i)].batch, ctx, static_cast<double>(tokens));
+      loss_sum += static_cast<double>(l.loss.value().item()) * static_cast<double>(tokens);
+      nll_sum += l.nll_sum;
+      autograd::backward(l.loss);
+    }
+    const double norm = global_grad_norm(store);
+    const float scale = c.optimizer.clip_norm > 0 && norm > c.optimizer.clip_norm
+                            ? static_cast<float>(c.optimizer.clip_norm / norm)
+                            : 1.0f;
+    ++state.step;
+    const double lr = learning_rate(c.schedule, c.optimizer.lr, state.step, c.training.max_steps);
+    optimizer.hyper().lr = static_cast<float>(lr);
+    optimizer.step(scale);
+
+    state.window_loss += loss_sum;
+    state.window_nll += nll_sum;
+    state.window_tokens += tokens;
+    state.window_grad_norm += norm;
+    ++state.window_steps;
+    if (progress_bar) {
+      const int64_t in_window = state.step % c.logging.every;
+      fmt::print(stderr, "\r[{:>{}}] step {} loss {:.3f}", std::string(in_window * 30 / c.logging.every, '#'), 30,
+                 state.step, loss_sum / static_cast<double>(tokens));
+    }
+    if (state.step % c.logging.every == 0 || state.step == c.training.max_steps) {
+      if (progress_bar) fmt::print(stderr, "\r{:60}\r", "");
+      const double now = elapsed(), n = static_cast<double>(state.window_tokens);
+      const double tok_s = n / std::max(1e-9, now - window_start);
+      const double loss = state.window_loss / n, ppl = std::exp(state.window_nll / n);
+      const double eta = (now - state.elapsed_s) / static_cast<double>(state.step - first_step) *
+                         static_cast<double>(c.training.max_steps - state.step);
+      const int64_t epoch = batcher.position().epoch + 1;
+      spdlog::info("epoch {} step {}/{} loss {:.4f} ppl {:.2f} lr {:.3e} gnorm {:.3f} {:.0f} tgt tok/s elapsed {} eta {}",
+                   epoch, state.step, c.training.max_steps, loss, ppl, lr,
+                   state.window_grad_norm / static_cast<double>(state.window_steps), tok_s, clock(now), clock(eta));
+      metrics.write({{"kind", "train"}, {"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"ppl", ppl},
+                     {"lr", lr}, {"grad_norm", state.window_grad_norm / static_cast<double>(state.window_steps)},
+                     {"tgt_tok_s", tok_s}, {"elapsed_s", now}});
+      state.window_loss = state.window_nll = state.window_grad_norm = 0;
+      state.window_tokens = state.window_steps = 0;
+      window_start = now;
+    }
+    const bool last = state.step == c.training.max_steps;
+    if (validator && ((c.validation.every > 0 && state.step % c.validation.every == 0) || last)) {
+      if (validate_now() && c.validation.patience > 0 && state.bad_validations >= c.validation.patience) {
+        spdlog::info("early stopping: {} did not improve in {} validations", c.validation.early_stopping_metric,
+                     state.bad_validations);
+        early_stop = true;
+      }
+    }
+    if (saved_step != state.step && (state.step % c.checkpoints.every == 0 || last || early_stop)) save("scheduled");
+  }
+  if (stop_requested()) {
+    if (progress_bar) fmt::print(stderr, "\n");
+    spdlog::warn("received {}: saving and exiting", g_signal == SIGINT ? "SIGINT" : "SIGTERM");
+  }
+  if (saved_step != state.step && state.step > 0) save(stop_requested() ? "signal" : "end of training");
+  spdlog::info("training finished at step {} after {}", state.step, clock(elapsed()));
+  spdlog::default_logger()->sinks().pop_back();
+}
+
+}  // namespace heed::train

@@ -1,0 +1,315 @@
+// The incremental decoder against the teacher-forced Transformer, and beam search against its definition:
+// batch independence, greedy = argmax decoding, n-best lists, length limits and the pad token.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <set>
+
+#include "gradcheck.h"
+#include "heed/decode/beam_search.h"
+#include "heed/nn/incremental_decoder.h"
+
+using namespace heed;
+
+namespace {
+
+constexpr int32_t kPad = 0, kEos = 2;
+
+struct TinyModel {
+  nn::ModelConfig config;
+  nn::ParameterStore store{11};
+  nn::Transformer model;
+
+  explicit TinyModel(const std::string& norm) : config(make_config(norm)), model(config, store) {
+    // Non-trivial biases and norms, and a stronger signal than the initialisation gives, so that the
+    // distributions are peaked enough for hypotheses of different lengths and shapes.
+    uint32_t seed = 300;
+    for (const auto& [name, p] : store.all()) {
+      if (name.find("bias") != std::string::npos || name.find("norm") != std::string::npos)
+        p.set_value(testing::random_tensor(p.shape(), seed++, -0.5f, 0.5f));
+      else
+        p.set_value(testing::random_tensor(p.shape(), seed++, -0.6f, 0.6f));
+    }
+  }
+
+  static nn::ModelConfig make_config(const std::string& norm) {
+    nn::ModelConfig c;
+    c.vocab_size = 23;
+    c.pad_id = kPad;
+    c.eos_id = kEos;
+    c.decoder_start_id = kPad;
+    c.d_model = 16;
+    c.heads = 2;
+    c.ffn_dim = 32;
+    c.encoder_layers = 2;
+    c.decoder_layers = 2;
+    c.norm = norm;
+    c.activation = "gelu";
+    c.final_logits_bias = true;
+    c.dropout = 0.3f;  // must have no effect at inference
+    return c;
+  }
+
+  // Sets one entry of the output bias, to push a token's probability up or down everywhere.
+  void bias_logit(int32_t token, float value) { store.get("final_logits_bias").value().data<float>()[token] = value; }
+};
+
+// Right-pads rows of ids into an int32 [rows, longest] tensor.
+Tensor pad_rows(const std::vector<std::vector<int32_t>>& rows) {
+  size_t longest = 0;
+  for (const auto& r : rows) longest = std::max(longest, r.size());
+  std::vector<int32_t> ids(rows.size() * longest, kPad);
+  for (size_t i = 0; i < rows.size(); ++i) std::copy(rows[i].begin(), rows[i].end(), ids.begin() + i * longest);
+  return Tensor::from_vector(ids, {static_cast<int64_t>(rows.size()), static_cast<int64_t>(longest)});
+}
+
+// Log-probabilities [B * T][V] of the teacher-forced decoder (Transformer::decode + logits), in double.
+std::vector<std::vector<double>> teacher_forced(const nn::Transformer& model, const Tensor& src, const Tensor& tgt_in) {
+  autograd::NoGradGuard no_grad;
+  nn::ForwardContext ctx;
+  Tensor padding;
+  const autograd::Variable memory = model.encode(src, &padding, ctx);
+  const autograd::Variable hidden = model.decode(tgt_in, memory, padding, ctx);
+  const int64_t d = model.config().d_model, V = model.config().vocab_size;
+  const std::vector<float> logits = model.logits(autograd::reshape(hidden, {-1, d})).value().to_vector<float>();
+  std::vector<std::vector<double>> out;
+  for (size_t r = 0; r < logits.size() / V; ++r) {
+    const float* row = logits.data() + r * V;
+    const double max = *std::max_element(row, row + V);
+    double sum = 0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - max);
+    std::vector<double> lp(V);
+    for (int64_t v = 0; v < V; ++v) lp[v] = row[v] - max - std::log(sum);
+    out.push_back(std::move(lp));
+  }
+  return out;
+}
+
+// Sum of the teacher-forced log-probabilities of `tokens` (then eos, if `with_eos`) after the start token.
+double sequence_log_prob(const nn::Transformer& model, const std::vector<int32_t>& source, std::vector<int32_t> tokens,
+                         bool with_eos) {
+  if (with_eos) tokens.push_back(kEos);
+  std::vector<int32_t> tgt_in{static_cast<int32_t>(model.config().decoder_start_id)};
+  tgt_in.insert(tgt_in.end(), tokens.begin(), tokens.end() - 1);
+  const auto lp = teacher_forced(model, pad_rows({source}), pad_rows({tgt_in}));
+  double sum = 0;
+  for (size_t t = 0; t < tokens.size(); ++t) sum += lp[t][tokens[t]];
+  return sum;
+}
+
+const std::vector<std::vector<int32_t>> kSources = {
+    {5, 9, 13, 4, 17, 8, kEos}, {11, 3, kEos}, {20, 6, 6, 14, kEos}, {kEos}, {7, 19, 10, 12, 15, 21, 3, 9, 16, kEos}};
+
+}  // namespace
+
+TEST_CASE("incremental decoding gives the teacher-forced decoder's log-probabilities through reorders", "[decode]") {
+  // Rows are regrouped between steps as beam search does: kept, permuted, repeated (also beyond the
+  // initial row count) and dropped, so that sources move between rows. Every row's log-probabilities must
+  // be those of the full decoder run on that row's own source and token history.
+  for (const std::string norm : {"post", "pre"}) {
+    INFO("norm: " << norm);
+    TinyModel m(norm);
+    const int64_t V = m.config.vocab_size, steps = 20, max_rows = 7;  // 20 > 16: the caches grow once
+    const std::vector<std::vector<int32_t>> sources = {kSources[0], kSources[1], kSources[4]};
+    nn::IncrementalDecoder decoder(m.model, pad_rows(sources), max_rows);
+    std::vector<int64_t> row_source = {0, 1, 2};
+    std::vector<std::vector<int32_t>> history(3, {kPad});  // the decoder inputs so far, start token first
+    std::mt19937 rng(5);
+    double worst = 0;
+    for (int64_t t = 0; t < steps; ++t) {
+      std::vector<int32_t> tokens;
+      for (const auto& h : history) tokens.push_back(h.back());
+      const Tensor log_probs = decoder.step(tokens);
+      REQUIRE(log_probs.shape() == Shape{static_cast<int64_t>(history.size()), V});
+      for (size_t r = 0; r < history.size(); ++r) {
+        const auto expected = teacher_forced(m.model, pad_rows({sources[row_source[r]]}), pad_rows({history[r]}));
+        for (int64_t v = 0; v < V; ++v)
+          worst = std::max(worst, std::abs(log_probs.data<float>()[r * V + v] - expected.back()[v]));
+      }
+      std::vector<int64_t> from;
+      if (t % 4 == 0) {  // the identity: nothing to copy
+        for (size_t r = 0; r < history.size(); ++r) from.push_back(static_cast<int64_t>(r));
+      } else {
+        const size_t rows = 1 + rng() % max_rows;
+        for (size_t j = 0; j < rows; ++j) from.push_back(static_cast<int64_t>(rng() % history.size()));
+      }
+      decoder.reorder(from);
+      std::vector<int64_t> next_source;
+      std::vector<std::vector<int32_t>> next_history;
+      for (int64_t f : from) {
+        next_source.push_back(row_source[f]);
+        next_history.push_back(history[f]);
+        next_history.back().push_back(static_cast<int32_t>(3 + rng() % (V - 3)));
+      }
+      row_source = next_source;
+      history = next_history;
+      REQUIRE(decoder.row_sources() == row_source);
+    }
+    CHECK(decoder.steps() == steps);
+    CHECK(worst < 2e-5);
+  }
+}
+
+TEST_CASE("decoding leaves the model's parameters unchanged", "[decode]") {
+  // One sentence at a time means single-row steps, where a layer that wrote into a shared buffer (e.g. a
+  // broadcast bias) would change the model.
+  TinyModel m("post");
+  io::TensorMap before = m.store.values();
+  for (auto& [name, value] : before) value = value.clone();  // values() shares the parameters' storage
+  decode::SearchOptions options;
+  options.beam_size = 1;
+  decode::beam_search(m.model, {kSources[0]}, options);
+  options.beam_size = 3;
+  decode::beam_search(m.model, {kSources[1]}, options);
+  for (const auto& [name, value] : m.store.values()) {
+    INFO("parameter " << name);
+    const Tensor& original = before.at(name);
+    CHECK(std::equal(value.data<float>(), value.data<float>() + value.numel(), original.data<float>()));
+  }
+}
+
+TEST_CASE("beam search of a batch equals beam search of its sentences one at a time", "[decode]") {
+  for (const std::string norm : {"post", "pre"}) {
+    TinyModel m(norm);
+    decode::SearchOptions options;
+    options.beam_size = 4;
+    options.n_best = 4;
+    options.length_penalty = 0.6f;
+    const auto batch = decode::beam_search(m.model, kSources, options);
+    REQUIRE(batch.size() == kSources.size());
+    std::set<size_t> lengths;
+    for (size_t i = 0; i < kSources.size(); ++i) {
+      INFO("norm " << norm << ", sentence " << i);
+      const auto alone = decode::beam_search(m.model, {kSources[i]}, options);
+      REQUIRE(alone.size() == 1);
+      REQUIRE(batch[i].size() == alone[0].size());
+      for (size_t h = 0; h < alone[0].size(); ++h) {
+        CHECK(batch[i][h].tokens == alone[0][h].tokens);
+        CHECK(batch[i][h].score == Approx(alone[0][h].score).margin(1e-4));
+        CHECK(batch[i][h].log_prob == Approx(alone[0][h].log_prob).margin(1e-4));
+        lengths.insert(alone[0][h].tokens.size());
+      }
+    }
+    CHECK(lengths.size() > 3);  // the model is not degenerate: hypotheses of many lengths
+  }
+}
+
+TEST_CASE("beam size 1 is greedy argmax decoding", "[decode]") {
+  TinyModel m("post");
+  decode::SearchOptions options;
+  options.beam_size = 1;
+  options.length_penalty = 1.0f;
+  const auto results = decode::beam_search(m.model, kSources, options);
+  for (size_t i = 0; i < kSources.size(); ++i) {
+    INFO("sentence " << i);
+    // The reference: re-run the full decoder on the growing prefix and take the argmax (pad excluded).
+    std::vector<int32_t> tokens;
+    double log_prob = 0;
+    bool ended = false;
+    const int64_t limit = decode::max_target_length(static_cast<int64_t>(kSources[i].size()), options);
+    while (!ended && static_cast<int64_t>(tokens.size()) < limit) {
+      std::vector<int32_t> tgt_in{kPad};
+      tgt_in.insert(tgt_in.end(), tokens.begin(), tokens.end());
+      const std::vector<double> lp = teacher_forced(m.model, pad_rows({kSources[i]}), pad_rows({tgt_in})).back();
+      int32_t best = -1;
+      for (int32_t v = 0; v < m.config.vocab_size; ++v)
+        if (v != kPad && (best < 0 || lp[v] > lp[best])) best = v;
+      log_prob += lp[best];
+      ended = best == kEos;
+      if (!ended) tokens.push_back(best);
+    }
+    REQUIRE(results[i].size() == 1);
+    CHECK(results[i][0].tokens == tokens);
+    CHECK(results[i][0].log_prob == Approx(log_prob).margin(1e-4));
+    const double length = static_cast<double>(tokens.size() + (ended ? 1 : 0));
+    CHECK(results[i][0].score == Approx(log_prob / length).margin(1e-4));
+  }
+}
+
+TEST_CASE("n-best lists are sorted, distinct, and score what the model assigns", "[decode]") {
+  TinyModel m("pre");
+  decode::SearchOptions options;
+  options.beam_size = 5;
+  options.n_best = 5;
+  options.length_penalty = 1.3f;
+  options.max_length_ratio = 1.0f;
+  options.max_length_offset = 2;
+  const auto results = decode::beam_search(m.model, kSources, options);
+  for (size_t i = 0; i < kSources.size(); ++i) {
+    INFO("sentence " << i);
+    const auto& list = results[i];
+    REQUIRE(list.size() == 5);
+    std::set<std::vector<int32_t>> distinct;
+    const int64_t limit = decode::max_target_length(static_cast<int64_t>(kSources[i].size()), options);
+    for (size_t h = 0; h < list.size(); ++h) {
+      if (h > 0) CHECK(list[h - 1].score >= list[h].score);
+      distinct.insert(list[h].tokens);
+      // A hypothesis shorter than the limit ended with eos; one at the limit was cut there.
+      const int64_t size = static_cast<int64_t>(list[h].tokens.size());
+      REQUIRE(size <= limit);
+      const bool with_eos = size < limit;
+      const double length = static_cast<double>(size + (with_eos ? 1 : 0));
+      CHECK(list[h].log_prob == Approx(sequence_log_prob(m.model, kSources[i], list[h].tokens, with_eos)).margin(1e-4));
+      CHECK(list[h].score == Approx(list[h].log_prob / std::pow(length, 1.3)).margin(1e-5));
+    }
+    CHECK(distinct.size() == list.size());
+  }
+}
+
+TEST_CASE("the maximum length holds, and cut hypotheses compete as finished", "[decode]") {
+  TinyModel m("post");
+  m.bias_logit(kEos, -100.0f);  // eos is never likely: every hypothesis runs to the limit
+  decode::SearchOptions options;
+  options.beam_size = 3;
+  options.n_best = 3;
+  options.max_length_ratio = 0.5f;
+  options.max_length_offset = 1;
+  options.max_length = 4;
+  CHECK(decode::max_target_length(7, options) == 4);   // floor(3.5) + 1
+  CHECK(decode::max_target_length(3, options) == 2);   // floor(1.5) + 1
+  CHECK(decode::max_target_length(10, options) == 4);  // 6, capped by max_length
+  const auto results = decode::beam_search(m.model, kSources, options);
+  for (size_t i = 0; i < kSources.size(); ++i) {
+    INFO("sentence " << i);
+    const int64_t limit = decode::max_target_length(static_cast<int64_t>(kSources[i].size()), options);
+    REQUIRE(results[i].size() == 3);
+    for (const decode::Hypothesis& h : results[i]) {
+      CHECK(static_cast<int64_t>(h.tokens.size()) == limit);
+      CHECK(h.score == Approx(h.log_prob / static_cast<double>(limit)).margin(1e-5));
+    }
+  }
+}
+
+TEST_CASE("the pad token is never generated, even when the model prefers it", "[decode]") {
+  TinyModel m("post");
+  m.bias_logit(kPad, 50.0f);
+  for (int beam : {1, 4}) {
+    decode::SearchOptions options;
+    options.beam_size = beam;
+    options.n_best = beam;
+    for (const auto& list : decode::beam_search(m.model, kSources, options)) {
+      REQUIRE(!list.empty());
+      for (const decode::Hypothesis& h : list) {
+        CHECK(std::count(h.tokens.begin(), h.tokens.end(), kPad) == 0);
+        CHECK(std::isfinite(h.score));
+      }
+    }
+  }
+}
+
+TEST_CASE("beam search refuses bad options and empty sources, naming them", "[decode]") {
+  TinyModel m("post");
+  decode::SearchOptions options;
+  options.n_best = 5;
+  CHECK_THROWS_WITH(decode::beam_search(m.model, kSources, options),
+                    Catch::Contains("n_best must be between 1 and beam_size (4), got 5"));
+  options = {};
+  options.beam_size = 0;
+  CHECK_THROWS_WITH(decode::beam_search(m.model, kSources, options), Catch::Contains("beam_size must be at least 1"));
+  CHECK_THROWS_WITH(decode::beam_search(m.model, {{5, kEos}, {}}, decode::SearchOptions{}),
+                    Catch::Contains("source sentence 1 is empty"));
+  CHECK_THROWS_WITH(decode::beam_search(m.model, {{5, 23, kEos}}, decode::SearchOptions{}),
+                    Catch::Contains("id 23 at position 1, outside the vocabulary [0, 23)"));
+}
