@@ -11,9 +11,7 @@ rounds=${1:-3}
 threads=${2:-2}
 bench=build/bench/bench_train_step
 [ -x "$bench" ] || { echo "build first: bash scripts/build.sh" >&2; exit 1; }
-if ! dpkg-query -W -f='${Status}' libjemalloc2 2>/dev/null | grep -q "install ok installed"; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null
-fi
+bash scripts/apt-install.sh compare libjemalloc2
 jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 | head -n 1)
 python=/usr/bin/python3
 [ -x .venv/bin/python ] && python=.venv/bin/python

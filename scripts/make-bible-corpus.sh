@@ -21,17 +21,7 @@ packages=(
   libsword-utils     # mod2imp: raw OSIS export
   python3            # /usr/bin/python3 for bible_corpus.py
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "make-bible-corpus: installing ${missing[*]}"
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash "$script_dir/apt-install.sh" make-bible-corpus "${packages[@]}"
 
 # What the output depends on: this script, the builder, and the module and tool versions.
 stamp="$(cat "${BASH_SOURCE[0]}" "$builder" | sha256sum | cut -d' ' -f1) $(dpkg-query -W \

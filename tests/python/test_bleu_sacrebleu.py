@@ -11,9 +11,10 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
+
+from cli_check import Checks
 
 try:
     import sacrebleu
@@ -94,21 +95,9 @@ def write_lines(path, lines, newline="\n"):
     return path
 
 
-class Runner:
-    def __init__(self, heed, tmp):
-        self.heed, self.tmp, self.failures = heed, tmp, 0
-
-    def path(self, name):
-        return os.path.join(self.tmp, name)
-
+class Runner(Checks):
     def score(self, hyp, ref, *extra):
-        return subprocess.run([self.heed, "score", "--hyp", hyp, "--ref", ref, *extra], capture_output=True,
-                              text=True, encoding="utf-8")
-
-    def check(self, label, ok, detail=""):
-        print(f"{'ok  ' if ok else 'FAIL'} {label}" + ("" if ok else f"\n     {detail}"))
-        if not ok:
-            self.failures += 1
+        return self.heed_run("score", "--hyp", hyp, "--ref", ref, *extra)
 
     def compare(self, label, hyps, refs, newline="\n"):
         hyp = write_lines(self.path("hyp.txt"), hyps, newline)
@@ -148,11 +137,6 @@ class Runner:
             problems.append(f"sentences {got['sentences']} != {len(hyps)}")
         self.check(f"{label}: --json BLEU {bleu.score:.4f} chrF {chrf.score:.4f}", not problems, "; ".join(problems))
 
-    def expect_error(self, label, result, *fragments):
-        ok = result.returncode != 0 and all(f in result.stderr for f in fragments)
-        self.check(f"{label}: {result.stderr.strip().splitlines()[-1:]}", ok,
-                   f"expected non-zero exit and {fragments} in stderr:\n{result.stderr}")
-
 
 def main():
     parser = argparse.ArgumentParser()
@@ -180,8 +164,7 @@ def main():
         r.expect_error("missing file", r.score(r.path("nope.txt"), ref), f"cannot read {r.path('nope.txt')}")
         empty = write_lines(r.path("empty.txt"), [])
         r.expect_error("empty files", r.score(empty, empty), "nothing to score")
-        print(f"{r.failures} failed")
-        return 1 if r.failures else 0
+        return r.exit_code()
 
 
 if __name__ == "__main__":

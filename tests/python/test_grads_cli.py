@@ -5,11 +5,11 @@ this test never skips.
 """
 import argparse
 import json
-import os
 import struct
-import subprocess
 import sys
 import tempfile
+
+from cli_check import Checks, read_safetensors
 
 MODEL_YAML = """vocab_size: 20
 pad_id: 0
@@ -21,15 +21,6 @@ decoder_layers: 1
 """
 
 GOOD_BATCH = {"src": [[5, 6, 7], [8, 9, 0]], "tgt_in": [[0, 3, 4], [0, 5, 0]], "tgt_out": [[3, 4, 2], [5, 2, 0]]}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    header.pop("__metadata__", None)
-    return header, data
 
 
 def write_safetensors(path, tensors):
@@ -48,28 +39,9 @@ def tensors_of(header, data):
     return {k: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items()}
 
 
-class Runner:
-    def __init__(self, heed, tmp):
-        self.heed, self.tmp, self.failures = heed, tmp, 0
-
-    def path(self, name):
-        return os.path.join(self.tmp, name)
-
-    def write(self, name, text):
-        with open(self.path(name), "w") as f:
-            f.write(text if isinstance(text, str) else json.dumps(text))
-        return self.path(name)
-
+class Runner(Checks):
     def grads(self, *args):
-        return subprocess.run([self.heed, "grads", *args, "--out", self.path("g.safetensors")],
-                              capture_output=True, text=True)
-
-    def expect_error(self, label, result, *fragments):
-        ok = result.returncode != 0 and all(f in result.stderr for f in fragments)
-        print(f"{'ok  ' if ok else 'FAIL'} {label}: exit {result.returncode}: {result.stderr.strip().splitlines()[-1:]}")
-        if not ok:
-            print(f"     expected non-zero exit and {fragments} in stderr:\n{result.stderr}")
-            self.failures += 1
+        return self.heed_run("grads", *args, "--out", self.path("g.safetensors"))
 
 
 def main():
@@ -84,11 +56,8 @@ def main():
                        r.write("good.json", GOOD_BATCH))
         line = good.stdout.strip().splitlines()[-1] if good.stdout.strip() else ""
         result = json.loads(line) if line.startswith("{") else {}
-        if good.returncode != 0 or result.get("tokens") != 5 or not result.get("loss", 0) > 0:
-            print(f"FAIL good batch: exit {good.returncode}, stdout {good.stdout!r}, stderr {good.stderr}")
-            r.failures += 1
-        else:
-            print(f"ok   good batch: {line}")
+        r.check(f"good batch: {line}", good.returncode == 0 and result.get("tokens") == 5 and result.get("loss", 0) > 0,
+                f"exit {good.returncode}, stdout {good.stdout!r}, stderr {good.stderr}")
 
         batch = lambda **kw: r.write("bad.json", {**GOOD_BATCH, **kw})
         r.expect_error("ragged rows", r.grads("--model-config", model, "--batch", batch(src=[[5, 6, 7], [8]])),
@@ -124,8 +93,7 @@ def main():
         r.expect_error("wrong shape", r.grads("--model-config", model, "--weights", r.path("wrong.safetensors"),
                                               "--batch", r.write("good.json", GOOD_BATCH)),
                        f"{name} has shape [4, 4], expected [16]")
-        print(f"{r.failures} failed")
-        return 1 if r.failures else 0
+        return r.exit_code()
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+
+from cli_check import Checks
 
 SVG = "{http://www.w3.org/2000/svg}"
 ALL_SERIES = {"train loss", "valid loss", "train ppl", "valid ppl", "valid BLEU", "valid chrF", "learning rate"}
@@ -31,10 +32,7 @@ def synthetic_log():
     return "\n".join(json.dumps(r) for r in records) + "\n"
 
 
-class Runner:
-    def __init__(self, heed, tmp):
-        self.heed, self.tmp, self.failures = heed, tmp, 0
-
+class Runner(Checks):
     def run_dir(self, name, log):
         path = os.path.join(self.tmp, name)
         os.makedirs(path, exist_ok=True)
@@ -44,12 +42,7 @@ class Runner:
         return path
 
     def plot(self, *args):
-        return subprocess.run([self.heed, "plot", *args], capture_output=True, text=True)
-
-    def check(self, label, ok, detail=""):
-        print(f"{'ok  ' if ok else 'FAIL'} {label}" + ("" if ok else f"\n     {detail}"))
-        if not ok:
-            self.failures += 1
+        return self.heed_run("plot", *args)
 
     def check_svg(self, label, result, svg_path, expected_series, title):
         if result.returncode != 0 or result.stdout.strip() != svg_path:
@@ -73,11 +66,6 @@ class Runner:
         if not any(title in t for t in texts):
             problems.append(f"no title with {title!r}")
         self.check(f"{label}: {len(series)} series", not problems, "; ".join(problems))
-
-    def expect_error(self, label, result, *fragments):
-        ok = result.returncode != 0 and all(f in result.stderr for f in fragments)
-        self.check(f"{label}: {result.stderr.strip().splitlines()[-1:]}", ok,
-                   f"expected non-zero exit and {fragments} in stderr:\n{result.stderr}")
 
 
 def main():
@@ -111,8 +99,7 @@ def main():
                        f"the metrics log {log_of('empty')} has no records")
         r.expect_error("missing log", r.plot(r.run_dir("missing", None)),
                        f"cannot read the metrics log {log_of('missing')}")
-        print(f"{r.failures} failed")
-        return 1 if r.failures else 0
+        return r.exit_code()
 
 
 if __name__ == "__main__":

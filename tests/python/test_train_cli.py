@@ -18,11 +18,12 @@ import json
 import os
 import random
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+from cli_check import Checks, read_safetensors
 
 EN = ["the", "a", "red", "big", "small", "cat", "dog", "bird", "sees", "eats", "likes", "house", "tree", "fish",
       "old", "new", "man", "woman", "runs", "to"]
@@ -78,34 +79,10 @@ logging:
 """
 
 
-class Runner:
-    def __init__(self, heed, tmp):
-        self.heed, self.tmp, self.failures = heed, tmp, 0
-
-    def path(self, *parts):
-        return os.path.join(self.tmp, *parts)
-
-    def write(self, name, text):
-        with open(self.path(name), "w") as f:
-            f.write(text)
-        return self.path(name)
-
+class Runner(Checks):
     def config(self, name, run, steps, ckpt=1000, dropout=0.0, extra=""):
         return self.write(name, CONFIG.format(run=self.path(run), dir=self.tmp, steps=steps, ckpt=ckpt,
                                               dropout=dropout) + extra)
-
-    def heed_run(self, *args, stdin=None):
-        return subprocess.run([self.heed, *args], capture_output=True, text=True, input=stdin)
-
-    def check(self, label, ok, detail=""):
-        print(f"{'ok  ' if ok else 'FAIL'} {label}")
-        if not ok:
-            print(f"     {detail}")
-            self.failures += 1
-
-    def expect_error(self, label, result, *fragments):
-        ok = result.returncode != 0 and all(f in result.stderr for f in fragments)
-        self.check(label, ok, f"exit {result.returncode}, expected {fragments} in stderr:\n{result.stderr}")
 
     def losses(self, run):
         with open(self.path(run, "metrics.jsonl")) as f:
@@ -158,23 +135,19 @@ def overfit_and_translate(r, pairs):
             nbest[:4])
 
 
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    header.pop("__metadata__", None)
+def tensor_bytes(path):
+    header, data = read_safetensors(path)
     return {k: data[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in header.items()}
 
 
 def fine_tune(r):
     base = r.path("run-overfit")
-    init = read_safetensors(os.path.join(base, "checkpoints", "best-bleu", "model.safetensors"))
+    init = tensor_bytes(os.path.join(base, "checkpoints", "best-bleu", "model.safetensors"))
     config = r.config("tune.yaml", "run-tune", 5)
     out = r.heed_run("train", config, "--init-from", base, "--set", "training.freeze=[encoder.*]")
     r.check("fine-tuning with a frozen encoder exits 0", out.returncode == 0, out.stderr[-2000:])
     if out.returncode == 0:
-        tuned = read_safetensors(os.path.join(r.path("run-tune"), "checkpoints", "step-00000005", "model.safetensors"))
+        tuned = tensor_bytes(os.path.join(r.path("run-tune"), "checkpoints", "step-00000005", "model.safetensors"))
         frozen = [k for k in init if k.startswith("encoder.")]
         r.check("the frozen encoder is unchanged", frozen and all(init[k] == tuned[k] for k in frozen), frozen[:3])
         r.check("the decoder was trained", any(init[k] != tuned[k] for k in init if k.startswith("decoder.layers")))
@@ -269,10 +242,7 @@ def main():
         resume_is_exact(r)
         sigterm_saves(r)
         damaged_checkpoints(r)
-        if r.failures:
-            print(f"{r.failures} check(s) failed")
-            return 1
-    return 0
+        return r.exit_code()
 
 
 if __name__ == "__main__":
