@@ -142,6 +142,22 @@ void check_compatible(const nn::ModelConfig& have, const nn::ModelConfig& want, 
              fmt::join(diffs, "\n  "));
 }
 
+// Same sizes are not enough: ids that mean other pieces would quietly turn the weights into noise.
+void check_same_vocabulary(const Vocabs& v, const std::string& checkpoint) {
+  const bool has_vocab = fs::exists(fs::path(checkpoint) / "vocab.model") ||
+                         fs::exists(fs::path(checkpoint) / "vocab.src.model");
+  if (!has_vocab) return;  // a plain model directory (e.g. from import-hf): the architecture check remains
+  const std::vector<std::string> files = vocab_files(checkpoint);
+  HEED_CHECK(files.size() == v.files.size(), "{} uses {} vocabulary, but data.joint_vocab says otherwise", checkpoint,
+             files.size() == 1 ? "a joint" : "separate source and target");
+  for (size_t i = 0; i < files.size(); ++i) {
+    const data::Vocab& mine = i == 0 ? v.src : v.tgt;
+    HEED_CHECK(data::Vocab::load(files[i]).serialized() == mine.serialized(),
+               "the vocabulary {} differs from the checkpoint's {}: the model's ids would mean other pieces",
+               mine.path(), files[i]);
+  }
+}
+
 nn::ModelDir load_init_weights(const std::string& path) {
   if (fs::exists(fs::path(path) / "config.json")) {
     spdlog::info("initialising from the Hugging Face MarianMT model {}", path);
@@ -347,6 +363,7 @@ void train(TrainConfig c, const RunOptions& run) {
   if (!run.init_from.empty() && !fs::exists(fs::path(run.init_from) / "config.json"))
     vocab_source = resolve_model_dir(run.init_from);
   const Vocabs vocabs = prepare_vocabs(c, run_dir, vocab_source);
+  if (!vocab_source.empty()) check_same_vocabulary(vocabs, vocab_source);
   const nn::ModelConfig mc = model_config(c, vocabs);
 
   const std::string config_copy = (run_dir / "config.yaml").string();

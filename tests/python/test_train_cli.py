@@ -156,6 +156,12 @@ def fine_tune(r):
     r.expect_error("fine-tuning a different architecture", r.heed_run(
         "train", config, "--init-from", base, "--set", "model.ffn_dim=96", "--run-dir", r.path("run-tune2")),
         "the architecture differs", "model.ffn_dim: 128 in", "but 96 in this config")
+    r.heed_run("train", config, "--set", "data.vocab_size=90", "--set", "training.max_steps=1", "--run-dir",
+               r.path("run-vocab90"))
+    other_vocab = r.path("run-vocab90", "vocab.model")
+    r.expect_error("fine-tuning with another vocabulary", r.heed_run(
+        "train", config, "--init-from", base, "--set", f"data.src_vocab={other_vocab}", "--run-dir", r.path("run-tune4")),
+        "differs from the checkpoint's")
     r.expect_error("a freeze pattern that matches nothing", r.heed_run(
         "train", config, "--init-from", base, "--set", "training.freeze=[encoderr.*]", "--run-dir", r.path("run-tune3")),
         "training.freeze: pattern 'encoderr.*' matches no parameter")
