@@ -7,6 +7,8 @@
 - resume: 10 steps + resume to 20 logs the same losses, bit for bit, as 20 uninterrupted steps
 - fine-tuning: --init-from takes the weights and vocabulary, freezing keeps the encoder fixed, and a different
   architecture is refused with the differences listed
+- fine-tuning from a Hugging Face MarianMT directory (export-hf of a Heed checkpoint) keeps the weights
+- early stopping ends training after `patience` validations without improvement
 - SIGTERM saves a checkpoint and exits 0; the run then resumes from it
 - a corrupt checkpoint is refused by name; killing the process while it writes checkpoints (SIGKILL at
   random moments) always leaves the last complete checkpoint loadable
@@ -167,6 +169,33 @@ def fine_tune(r):
         "training.freeze: pattern 'encoderr.*' matches no parameter")
 
 
+def fine_tune_from_hugging_face(r):
+    """export-hf, then --init-from the MarianMT directory: the weights survive the round trip."""
+    base = r.path("run-overfit")
+    hf = r.path("hf-overfit")
+    out = r.heed_run("export-hf", os.path.join(base, "checkpoints", "best-bleu"), hf)
+    r.check("export-hf of a trained checkpoint", out.returncode == 0, out.stderr[-1500:])
+    config = r.config("tune-hf.yaml", "run-tune-hf", 1)
+    out = r.heed_run("train", config, "--init-from", hf, "--set", f"data.src_vocab={base}/vocab.model",
+                     "--set", "optimizer.lr=1e-9")
+    r.check("fine-tuning from a MarianMT directory exits 0", out.returncode == 0, out.stderr[-2000:])
+    if out.returncode == 0:
+        loss = r.losses("run-tune-hf")[0][1]
+        r.check(f"it starts from the trained weights (first loss {loss:.4f})", loss < 0.05, loss)
+
+
+def early_stopping(r):
+    """With a learning rate too small to change any translation, BLEU never improves: patience 2 stops
+    training at the third validation."""
+    config = r.config("early.yaml", "run-early", 100)
+    out = r.heed_run("train", config, "--set", "optimizer.lr=1e-12", "--set", "validation.every=1",
+                     "--set", "validation.patience=2", "--set", "validation.early_stopping_metric=bleu")
+    steps = [s for s, _ in r.losses("run-early")] if out.returncode == 0 else []
+    r.check("early stopping after patience validations without improvement",
+            out.returncode == 0 and steps == [1, 2, 3] and "early stopping" in out.stderr,
+            f"steps {steps}\n{out.stderr[-1500:]}")
+
+
 def resume_is_exact(r):
     whole = r.heed_run("train", r.config("whole.yaml", "run-whole", 20, ckpt=10, dropout=0.1))
     first = r.heed_run("train", r.config("part.yaml", "run-part", 10, ckpt=10, dropout=0.1))
@@ -245,6 +274,8 @@ def main():
         config_errors(r)
         overfit_and_translate(r, pairs)
         fine_tune(r)
+        fine_tune_from_hugging_face(r)
+        early_stopping(r)
         resume_is_exact(r)
         sigterm_saves(r)
         damaged_checkpoints(r)
