@@ -35,7 +35,12 @@ using json = nlohmann::json;
 namespace {
 
 std::atomic<int> g_signal{0};
-extern "C" void on_signal(int signal) { g_signal = signal; }
+// The first SIGINT/SIGTERM asks for a checkpoint and a clean exit; a second one kills as usual, for a user
+// who does not want to wait for the save.
+extern "C" void on_signal(int signal) {
+  g_signal = signal;
+  std::signal(signal, SIG_DFL);
+}
 
 // Restores the previous handlers when training ends, so a library user's own handlers survive.
 class SignalScope {
