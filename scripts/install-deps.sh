@@ -7,6 +7,7 @@ packages=(
   libopenblas-openmp-dev   # GEMM; the OpenMP build shares Heed's thread pool
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsentencepiece-dev     # tokenizer (C++ API)
+  libopenmpi-dev openmpi-bin  # data-parallel training on CPUs (mpirun)
   catch2                   # v2, for the C++ tests
 )
 

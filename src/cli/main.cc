@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "heed/core/error.h"
+#include "heed/dist/communicator.h"
 
 int main(int argc, char** argv) {
   // Logs go to stderr: stdout carries results (translations, the JSON line of `heed grads`).
@@ -30,9 +31,11 @@ int main(int argc, char** argv) {
   } catch (const heed::Error& e) {
     spdlog::error("{}", e.what());
     if (std::getenv("HEED_DEBUG")) spdlog::error("raised at {}", e.where());
+    heed::dist::abort_job(1);  // the other ranks of a job would otherwise wait for this one forever
     return 1;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
+    heed::dist::abort_job(1);
     return 1;
   }
   return 0;

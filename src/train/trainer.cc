@@ -11,12 +11,14 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "heed/core/error.h"
 #include "heed/data/batcher.h"
 #include "heed/data/text.h"
 #include "heed/decode/metrics.h"
+#include "heed/dist/communicator.h"
 #include "heed/decode/translator.h"
 #include "heed/io/atomic_file.h"
 #include "heed/io/marian_hf.h"
@@ -79,19 +81,25 @@ std::string adopt(const std::string& from, const fs::path& run_dir, const std::s
   return to.string();
 }
 
-// The run's vocabularies: from the checkpoint it continues (resume, fine-tuning), from files the config
-// names, or trained on the training data. All end up in the run directory, so checkpoints carry them.
-Vocabs prepare_vocabs(const TrainConfig& c, const fs::path& run_dir, const std::string& from_checkpoint) {
+std::vector<std::string> vocab_names(bool joint) {
+  return joint ? std::vector<std::string>{"vocab.model"}
+               : std::vector<std::string>{"vocab.src.model", "vocab.tgt.model"};
+}
+
+// The run's vocabulary files: from the checkpoint it continues (resume, fine-tuning), from files the
+// config names, or trained on the training data. All end up in the run directory, so checkpoints carry
+// them. Only the leading rank calls this; the others load what it wrote.
+void prepare_vocab_files(const TrainConfig& c, const fs::path& run_dir, const std::string& from_checkpoint) {
   const bool joint = c.data.joint_vocab;
-  std::vector<std::string> names = joint ? std::vector<std::string>{"vocab.model"}
-                                         : std::vector<std::string>{"vocab.src.model", "vocab.tgt.model"};
+  const std::vector<std::string> names = vocab_names(joint);
   std::vector<std::string> files;
   if (!c.data.src_vocab.empty()) {
     HEED_CHECK(joint || !c.data.tgt_vocab.empty(), "data.tgt_vocab must be set when data.joint_vocab is false");
     files.push_back(adopt(c.data.src_vocab, run_dir, names[0]));
     if (!joint) files.push_back(adopt(c.data.tgt_vocab, run_dir, names[1]));
   } else if (!from_checkpoint.empty() && fs::exists(fs::path(from_checkpoint) / names[0])) {
-    for (const std::string& name : names) files.push_back(adopt((fs::path(from_checkpoint) / name).string(), run_dir, name));
+    for (const std::string& name : names)
+      files.push_back(adopt((fs::path(from_checkpoint) / name).string(), run_dir, name));
   } else {
     data::VocabOptions options;
     options.type = c.data.vocab_type;
@@ -110,8 +118,12 @@ Vocabs prepare_vocabs(const TrainConfig& c, const fs::path& run_dir, const std::
       files.push_back(path.string());
     }
   }
-  Vocabs v{data::Vocab::load(files[0]), data::Vocab::load(files.back()), files};
-  return v;
+}
+
+Vocabs load_vocabs(const TrainConfig& c, const fs::path& run_dir) {
+  std::vector<std::string> files;
+  for (const std::string& name : vocab_names(c.data.joint_vocab)) files.push_back((run_dir / name).string());
+  return {data::Vocab::load(files.front()), data::Vocab::load(files.back()), files};
 }
 
 // The model's vocabulary fields come from the tokenizer; label smoothing from the training group.
@@ -218,6 +230,47 @@ double global_grad_norm(const nn::ParameterStore& store) {
   return std::sqrt(sum);
 }
 
+// Sums every gradient over the ranks in buckets of about 25 MiB: few collectives, bounded extra memory.
+// Parameters without a gradient on this rank take part with zeros, so all ranks send the same layout.
+void all_reduce_gradients(const nn::ParameterStore& store, dist::Communicator& comm) {
+  if (comm.world() == 1) return;
+  constexpr int64_t kBucketFloats = (25 << 20) / 4;
+  std::vector<const nn::Variable*> bucket;
+  int64_t filled = 0;
+  auto flush = [&] {
+    if (bucket.empty()) return;
+    Tensor flat = Tensor::empty({filled});
+    int64_t offset = 0;
+    for (const nn::Variable* p : bucket) {
+      Tensor slice = flat.narrow(0, offset, p->value().numel()).view(p->shape());
+      if (p->grad().defined())
+        slice.copy_from(p->grad());
+      else
+        slice.fill_(0.0f);
+      offset += p->value().numel();
+    }
+    comm.all_reduce(flat, dist::ReduceOp::Sum);
+    offset = 0;
+    for (const nn::Variable* p : bucket) {
+      const Tensor slice = flat.narrow(0, offset, p->value().numel()).view(p->shape());
+      if (Tensor grad = p->grad(); grad.defined())
+        grad.copy_from(slice);
+      else
+        p->accumulate_grad(slice.clone());
+      offset += p->value().numel();
+    }
+    bucket.clear();
+    filled = 0;
+  };
+  for (const auto& [name, p] : store.all()) {
+    if (!p.requires_grad()) continue;
+    bucket.push_back(&p);
+    filled += p.value().numel();
+    if (filled >= kBucketFloats) flush();
+  }
+  flush();
+}
+
 std::string clock(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds);
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60);
@@ -254,18 +307,29 @@ struct ValidationResult {
   std::string bleu_text, chrf_text;
 };
 
+// Validation split across ranks: rank r scores every world-th pair and translates every world-th
+// sentence; the sums are reduced and the translations gathered, so every rank gets the single-process
+// result (BLEU exactly; the loss up to the order of its sums) and takes the same decisions from it.
 class Validator {
  public:
-  Validator(const TrainConfig& c, const Vocabs& v) : config_(c), vocabs_(v) {
+  Validator(const TrainConfig& c, const Vocabs& v, dist::Communicator& comm) : config_(c), vocabs_(v), comm_(comm) {
     data::CorpusOptions options;
     options.max_length = c.data.max_length;
-    corpus_ = data::load_parallel_corpus(c.data.valid_src, c.data.valid_tgt, v.src, v.tgt, options);
-    sources_ = data::read_lines(c.data.valid_src);
-    references_ = data::read_lines(c.data.valid_tgt);
-    if (c.validation.max_sentences > 0 && static_cast<int64_t>(sources_.size()) > c.validation.max_sentences) {
-      sources_.resize(static_cast<size_t>(c.validation.max_sentences));
-      references_.resize(sources_.size());
+    const data::ParallelCorpus all =
+        data::load_parallel_corpus(c.data.valid_src, c.data.valid_tgt, v.src, v.tgt, options);
+    for (int64_t i = comm.rank(); i < all.size(); i += comm.world()) {
+      corpus_.src.push_back(all.src[static_cast<size_t>(i)]);
+      corpus_.tgt.push_back(all.tgt[static_cast<size_t>(i)]);
+      corpus_.line_index.push_back(all.line_index[static_cast<size_t>(i)]);
     }
+    std::vector<std::string> sources = data::read_lines(c.data.valid_src);
+    references_ = data::read_lines(c.data.valid_tgt);
+    if (c.validation.max_sentences > 0 && static_cast<int64_t>(sources.size()) > c.validation.max_sentences) {
+      sources.resize(static_cast<size_t>(c.validation.max_sentences));
+      references_.resize(sources.size());
+    }
+    for (size_t i = static_cast<size_t>(comm.rank()); i < sources.size(); i += static_cast<size_t>(comm.world()))
+      sources_.push_back(sources[i]);
   }
 
   bool wants(const std::string& metric) const {
@@ -284,29 +348,38 @@ class Validator {
       options.pad_id = static_cast<int32_t>(model.config().pad_id);
       options.eos_id = static_cast<int32_t>(model.config().eos_id);
       options.decoder_start_id = static_cast<int32_t>(model.config().decoder_start_id);
-      data::Batcher batcher(corpus_, options);
-      double loss = 0, nll = 0;
-      int64_t tokens = 0;
-      for (data::LoadedBatch b; batcher.next(b);) {
-        nn::ForwardContext ctx;
-        const nn::LossResult l = model.loss(b.batch, ctx, 1.0);  // sums, normalised below
-        loss += l.loss.value().item();
-        nll += l.nll_sum;
-        tokens += l.tokens;
+      std::vector<double> sums(3, 0.0);  // loss, nll, tokens
+      if (corpus_.size() > 0) {  // a rank can hold no pair when there are more ranks than pairs
+        data::Batcher batcher(corpus_, options);
+        for (data::LoadedBatch b; batcher.next(b);) {
+          nn::ForwardContext ctx;
+          const nn::LossResult l = model.loss(b.batch, ctx, 1.0);  // sums, normalised below
+          sums[0] += l.loss.value().item();
+          sums[1] += l.nll_sum;
+          sums[2] += static_cast<double>(l.tokens);
+        }
       }
-      r.metrics["loss"] = loss / static_cast<double>(std::max<int64_t>(tokens, 1));
-      r.metrics["ppl"] = std::exp(nll / static_cast<double>(std::max<int64_t>(tokens, 1)));
+      comm_.all_reduce(sums, dist::ReduceOp::Sum);
+      r.metrics["loss"] = sums[0] / std::max(sums[2], 1.0);
+      r.metrics["ppl"] = std::exp(sums[1] / std::max(sums[2], 1.0));
     }
     if (wants("bleu") || wants("chrf")) {
       decode::TranslateOptions options;
       options.search.beam_size = static_cast<int>(config_.validation.beam_size);
       options.search.length_penalty = static_cast<float>(config_.validation.length_penalty);
       options.batch_tokens = config_.validation.batch_tokens;
-      const std::vector<decode::Translation> out =
-          decode::translate(model, vocabs_.src, vocabs_.tgt, sources_, options, [] { return !stop_requested(); });
-      if (stop_requested()) return r;
-      std::vector<std::string> hyps;
-      for (const auto& t : out) hyps.push_back(t.text);
+      // A signal cuts a single process's validation short; ranks would disagree on where, so with several
+      // they finish it and stop at the next update.
+      const bool single = comm_.world() == 1;
+      const std::vector<decode::Translation> out = decode::translate(
+          model, vocabs_.src, vocabs_.tgt, sources_, options, [single] { return !single || !stop_requested(); });
+      if (single && stop_requested()) return r;
+      std::vector<std::string> mine;
+      for (const auto& t : out) mine.push_back(t.text);
+      const std::vector<std::vector<std::string>> gathered = dist::all_gather_strings(comm_, mine);
+      std::vector<std::string> hyps(references_.size());
+      for (size_t i = 0; i < hyps.size(); ++i)
+        hyps[i] = gathered[i % gathered.size()][i / gathered.size()];
       if (wants("bleu")) {
         const decode::BleuScore bleu = decode::corpus_bleu(hyps, references_);
         r.metrics["bleu"] = bleu.score;
@@ -324,6 +397,7 @@ class Validator {
  private:
   const TrainConfig& config_;
   const Vocabs& vocabs_;
+  dist::Communicator& comm_;
   data::ParallelCorpus corpus_;
   std::vector<std::string> sources_, references_;
 };
@@ -355,24 +429,34 @@ void train(TrainConfig c, const RunOptions& run) {
              "training.device '{}': training runs on the CPU in this version (the CUDA ops are not there yet)",
              c.training.device);
   HEED_CHECK(run.resume.empty() || run.init_from.empty(), "--resume and --init-from exclude each other");
+  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator();
+  // Rank 0 writes the run directory and logs; the others log only their warnings and errors.
+  const bool leader = comm->rank() == 0;
   const fs::path run_dir(c.run_dir);
-  fs::create_directories(run_dir / "checkpoints");
-  auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string());
-  spdlog::default_logger()->sinks().push_back(file_sink);
-  spdlog::set_level(spdlog::level::from_str(c.logging.level));
+  if (leader) {
+    fs::create_directories(run_dir / "checkpoints");
+    spdlog::default_logger()->sinks().push_back(
+        std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string()));
+  }
+  const spdlog::level::level_enum level = spdlog::level::from_str(c.logging.level);
+  spdlog::set_level(leader ? level : std::max(level, spdlog::level::warn));
   if (c.training.threads > 0) omp_set_num_threads(static_cast<int>(c.training.threads));
+  if (comm->world() > 1) spdlog::info("data parallel: {}", comm->name());
 
   const std::string resume_from = run.resume.empty() ? "" : resume_checkpoint(run.resume);
   if (!resume_from.empty()) verify_checkpoint(resume_from);
   std::string vocab_source = resume_from;
   if (!run.init_from.empty() && !fs::exists(fs::path(run.init_from) / "config.json"))
     vocab_source = resolve_model_dir(run.init_from);
-  const Vocabs vocabs = prepare_vocabs(c, run_dir, vocab_source);
+  const std::string config_copy = (run_dir / "config.yaml").string();
+  if (leader) {
+    prepare_vocab_files(c, run_dir, vocab_source);
+    io::write_file_atomic(config_copy, train_options().dump(c));
+  }
+  comm->barrier();
+  const Vocabs vocabs = load_vocabs(c, run_dir);
   if (!vocab_source.empty()) check_same_vocabulary(vocabs, vocab_source);
   const nn::ModelConfig mc = model_config(c, vocabs);
-
-  const std::string config_copy = (run_dir / "config.yaml").string();
-  io::write_file_atomic(config_copy, train_options().dump(c));
   std::vector<std::string> checkpoint_files = vocabs.files;
   checkpoint_files.push_back(config_copy);
 
@@ -386,6 +470,9 @@ void train(TrainConfig c, const RunOptions& run) {
     check_compatible(saved.config, mc, resume_from);
     store.load(saved.weights, resume_from);
     state = load_train_state(resume_from);
+    HEED_CHECK(state.world_size == comm->world(),
+               "{} was written by {} processes; resuming with {} is not supported yet (use the same number)",
+               resume_from, state.world_size, comm->world());
   } else if (!run.init_from.empty()) {
     const nn::ModelDir init = load_init_weights(run.init_from);
     check_compatible(init.config, mc, run.init_from);
@@ -417,15 +504,19 @@ void train(TrainConfig c, const RunOptions& run) {
   batch_options.eos_id = static_cast<int32_t>(mc.eos_id);
   batch_options.decoder_start_id = static_cast<int32_t>(mc.decoder_start_id);
   batch_options.prefetch = static_cast<int>(c.data.prefetch);
+  batch_options.rank = comm->rank();
+  batch_options.world = comm->world();
   data::Batcher batcher(
       data::load_parallel_corpus(c.data.train_src, c.data.train_tgt, vocabs.src, vocabs.tgt, corpus_options),
       batch_options, state.data);
   spdlog::info("training data: {} batches per epoch of at most {} tokens", batcher.batches_per_epoch(),
                c.data.max_tokens);
   std::unique_ptr<Validator> validator;
-  if (!c.data.valid_src.empty()) validator = std::make_unique<Validator>(c, vocabs);
+  if (!c.data.valid_src.empty()) validator = std::make_unique<Validator>(c, vocabs, *comm);
 
-  MetricsFile metrics(run_dir / "metrics.jsonl", state.step);
+  std::optional<MetricsFile> metrics;
+  if (leader) metrics.emplace(run_dir / "metrics.jsonl", state.step);
+  state.world_size = comm->world();
   const SignalScope signals;
   const bool progress_bar = c.logging.progress_bar && isatty(STDERR_FILENO);
   const auto start = std::chrono::steady_clock::now();
@@ -442,16 +533,17 @@ void train(TrainConfig c, const RunOptions& run) {
     saved.data = batcher.position();
     saved.elapsed_s = elapsed();
     const std::string dir = (run_dir / "checkpoints" / step_checkpoint_name(state.step)).string();
+    saved_step = state.step;
+    if (!leader) return dir;  // every rank holds the same weights and state
     save_checkpoint(dir, {mc, store.values(), optimizer.state(), saved, checkpoint_files});
     prune_checkpoints(run_dir.string(), c.checkpoints.keep_last);
-    saved_step = state.step;
     spdlog::info("saved {} ({})", dir, reason);
     return dir;
   };
 
   auto validate_now = [&] {
     const ValidationResult r = validator->run(model);
-    if (stop_requested()) return false;
+    if (comm->world() == 1 && stop_requested()) return false;
     json record = {{"kind", "valid"}, {"step", state.step}};
     std::string line = fmt::format("validation at step {}:", state.step);
     for (const auto& [name, value] : r.metrics) {
@@ -461,7 +553,7 @@ void train(TrainConfig c, const RunOptions& run) {
     spdlog::info("{}", line);
     if (!r.bleu_text.empty()) spdlog::info("{}", r.bleu_text);
     if (!r.chrf_text.empty()) spdlog::info("{}", r.chrf_text);
-    metrics.write(record);
+    if (metrics) metrics->write(record);
     std::vector<std::string> improved;
     for (const auto& [name, value] : r.metrics) {
       if (name == "ppl") continue;
@@ -477,15 +569,16 @@ void train(TrainConfig c, const RunOptions& run) {
     state.bad_validations = key_improved ? 0 : state.bad_validations + 1;
     if (!improved.empty() && c.checkpoints.keep_best) {
       const std::string dir = save("validation");
-      for (const std::string& name : improved) copy_checkpoint(dir, (run_dir / "checkpoints" / ("best-" + name)).string());
+      for (const std::string& name : improved)
+        if (leader) copy_checkpoint(dir, (run_dir / "checkpoints" / ("best-" + name)).string());
       spdlog::info("new best: {}", fmt::join(improved, ", "));
     }
     return true;
   };
 
   const int64_t accumulate = c.optimizer.update_freq;
-  bool early_stop = false;
-  while (state.step < c.training.max_steps && !stop_requested() && !early_stop) {
+  bool early_stop = false, stop = false;
+  while (state.step < c.training.max_steps && !stop && !early_stop) {
     if (c.training.max_epochs > 0 && batcher.position().epoch >= c.training.max_epochs) break;
     std::vector<data::LoadedBatch> micro(static_cast<size_t>(accumulate));
     int64_t tokens = 0;
@@ -493,18 +586,31 @@ void train(TrainConfig c, const RunOptions& run) {
       batcher.next(b);
       tokens += b.tgt_tokens;
     }
+    // The loss is normalised by the target tokens of the whole update on every rank, as fairseq and Marian
+    // do, so N ranks with batch b train the model that one process with batch N*b trains.
+    std::vector<double> global{static_cast<double>(tokens)};
+    comm->all_reduce(global, dist::ReduceOp::Sum);
+    const double update_tokens = global[0];
     store.zero_grads();
     double loss_sum = 0, nll_sum = 0;
     for (int64_t i = 0; i < accumulate; ++i) {
       nn::ForwardContext ctx;
       ctx.training = true;
       ctx.seed = static_cast<uint64_t>(c.training.seed);
-      ctx.step = static_cast<uint64_t>(state.step * accumulate + i);
-      const nn::LossResult l = model.loss(micro[static_cast<size_t>(i)].batch, ctx, static_cast<double>(tokens));
-      loss_sum += static_cast<double>(l.loss.value().item()) * static_cast<double>(tokens);
+      // Micro-batch k of the update has the same dropout key whichever rank runs it.
+      ctx.step = static_cast<uint64_t>((state.step * accumulate + i) * comm->world() + comm->rank());
+      const nn::LossResult l = model.loss(micro[static_cast<size_t>(i)].batch, ctx, update_tokens);
+      loss_sum += static_cast<double>(l.loss.value().item()) * update_tokens;
       nll_sum += l.nll_sum;
       autograd::backward(l.loss);
     }
+    all_reduce_gradients(store, *comm);
+    // The stop vote rides along, so that every rank stops after the same update.
+    std::vector<double> sums{loss_sum, nll_sum, stop_requested() ? 1.0 : 0.0};
+    comm->all_reduce(sums, dist::ReduceOp::Sum);
+    loss_sum = sums[0];
+    nll_sum = sums[1];
+    stop = sums[2] > 0;
     const double norm = global_grad_norm(store);
     const float scale = c.optimizer.clip_norm > 0 && norm > c.optimizer.clip_norm
                             ? static_cast<float>(c.optimizer.clip_norm / norm)
@@ -516,13 +622,13 @@ void train(TrainConfig c, const RunOptions& run) {
 
     state.window_loss += loss_sum;
     state.window_nll += nll_sum;
-    state.window_tokens += tokens;
+    state.window_tokens += static_cast<int64_t>(update_tokens);
     state.window_grad_norm += norm;
     ++state.window_steps;
     if (progress_bar) {
       const int64_t in_window = state.step % c.logging.every;
       fmt::print(stderr, "\r[{:>{}}] step {} loss {:.3f}", std::string(in_window * 30 / c.logging.every, '#'), 30,
-                 state.step, loss_sum / static_cast<double>(tokens));
+                 state.step, loss_sum / update_tokens);
     }
     if (state.step % c.logging.every == 0 || state.step == c.training.max_steps) {
       if (progress_bar) fmt::print(stderr, "\r{:60}\r", "");
@@ -535,7 +641,7 @@ void train(TrainConfig c, const RunOptions& run) {
       spdlog::info("epoch {} step {}/{} loss {:.4f} ppl {:.2f} lr {:.3e} gnorm {:.3f} {:.0f} tgt tok/s elapsed {} eta {}",
                    epoch, state.step, c.training.max_steps, loss, ppl, lr,
                    state.window_grad_norm / static_cast<double>(state.window_steps), tok_s, clock(now), clock(eta));
-      metrics.write({{"kind", "train"}, {"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"ppl", ppl},
+      if (metrics) metrics->write({{"kind", "train"}, {"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"ppl", ppl},
                      {"lr", lr}, {"grad_norm", state.window_grad_norm / static_cast<double>(state.window_steps)},
                      {"tgt_tok_s", tok_s}, {"elapsed_s", now}});
       state.window_loss = state.window_nll = state.window_grad_norm = 0;
@@ -552,13 +658,14 @@ void train(TrainConfig c, const RunOptions& run) {
     }
     if (saved_step != state.step && (state.step % c.checkpoints.every == 0 || last || early_stop)) save("scheduled");
   }
-  if (stop_requested()) {
+  if (stop) {
     if (progress_bar) fmt::print(stderr, "\n");
-    spdlog::warn("received {}: saving and exiting", g_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    spdlog::warn("{}: saving and exiting",
+                 g_signal == SIGINT ? "received SIGINT" : g_signal == SIGTERM ? "received SIGTERM" : "another rank was signalled");
   }
-  if (saved_step != state.step && state.step > 0) save(stop_requested() ? "signal" : "end of training");
+  if (saved_step != state.step && state.step > 0) save(stop ? "signal" : "end of training");
   spdlog::info("training finished at step {} after {}", state.step, clock(elapsed()));
-  spdlog::default_logger()->sinks().pop_back();
+  if (leader) spdlog::default_logger()->sinks().pop_back();
 }
 
 }  // namespace heed::train

@@ -1,0 +1,50 @@
+// Collectives between the processes of one training job. One interface, chosen at start-up:
+//   - a single process (world size 1) needs no MPI at run time: every collective is the identity;
+//   - processes started by mpirun or srun talk through MPI (Open MPI), on CPU tensors.
+// NCCL for GPU tensors, bootstrapped over MPI, plugs in behind the same interface with the CUDA backend.
+//
+// Every rank must call the same collectives in the same order with the same shapes; the trainer keeps
+// its decisions (when to stop, validate, save) identical on all ranks by deriving them from reduced values.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "heed/core/tensor.h"
+
+namespace heed::dist {
+
+enum class ReduceOp { Sum, Average, Max };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int world() const = 0;
+  virtual std::string name() const = 0;
+
+  // In place; `t` must be a contiguous fp32 tensor.
+  virtual void all_reduce(Tensor& t, ReduceOp op) = 0;
+  // Host values: token counts, loss sums, flags.
+  virtual void all_reduce(std::vector<double>& values, ReduceOp op) = 0;
+  virtual void broadcast(Tensor& t, int root) = 0;
+  // Every rank's `t` (same shape on all ranks), stacked along a new first dimension of size world().
+  virtual Tensor all_gather(const Tensor& t) = 0;
+  // `t` [world * n, ...] is reduced across ranks; rank r keeps rows [r * n, (r + 1) * n).
+  virtual Tensor reduce_scatter(const Tensor& t, ReduceOp op) = 0;
+  virtual void barrier() = 0;
+};
+
+// MPI when this process was started by a launcher (mpirun, srun) with more than one process, else the
+// single-process communicator. The MPI communicator finalises MPI when the process exits.
+std::unique_ptr<Communicator> make_communicator();
+
+// After an error on this rank: ends every process of an MPI job, so the others do not wait forever in a
+// collective. Does nothing when MPI is not in use.
+void abort_job(int code);
+
+// Every rank's strings, in rank order (for gathering translations).
+std::vector<std::vector<std::string>> all_gather_strings(Communicator& comm, const std::vector<std::string>& mine);
+
+}  // namespace heed::dist
