@@ -38,8 +38,8 @@ int launched_world_size() {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_communicator() {
-  if (launched_world_size() > 1) return make_mpi_communicator();
+std::unique_ptr<Communicator> make_communicator(double timeout_s) {
+  if (launched_world_size() > 1) return make_mpi_communicator(timeout_s);
   return std::make_unique<SingleProcess>();
 }
 

@@ -1,9 +1,19 @@
 // Collectives over MPI (Open MPI from Debian) for CPU tensors. MPI is initialised on first use and
 // finalised at process exit; errors come back as return codes (MPI_ERRORS_RETURN) so that each failure
 // names the call, file and line instead of aborting inside the library.
+//
+// MPI has no timeouts: a rank that dies inside a collective is noticed by the launcher, but one that hangs
+// (a stuck filesystem, a deadlocked GPU) leaves the others waiting forever. A watchdog thread therefore
+// times every collective; past the timeout it logs which rank waited in which operation and ends the
+// process, and the launcher (mpirun, srun --kill-on-bad-exit) then ends the job.
 #include <mpi.h>
-
 #include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 
 #include "dist/mpi_communicator.h"
 #include "heed/core/error.h"
@@ -49,12 +59,64 @@ void check_fp32(const Tensor& t, const char* what) {
              t.device().str());
 }
 
+class Watchdog {
+ public:
+  Watchdog(int rank, double timeout_s) : rank_(rank), timeout_(timeout_s), thread_([this] { watch(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  // Times one collective for as long as the returned guard lives.
+  auto time(const char* operation) {
+    {
+      std::lock_guard lock(mutex_);
+      operation_ = operation;
+      since_ = std::chrono::steady_clock::now();
+    }
+    auto finish = [this](void*) {
+      std::lock_guard lock(mutex_);
+      operation_ = nullptr;
+    };
+    return std::unique_ptr<void, decltype(finish)>(this, finish);
+  }
+
+ private:
+  void watch() {
+    std::unique_lock lock(mutex_);
+    while (!done_) {
+      changed_.wait_for(lock, std::chrono::milliseconds(200));
+      if (operation_ == nullptr) continue;
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - since_).count();
+      if (waited > timeout_) {
+        spdlog::error("rank {} waited {:.0f} s in {} for the other ranks (training.collective_timeout {} s): a rank "
+                      "has died or hangs; ending the job",
+                      rank_, waited, operation_, timeout_);
+        std::_Exit(1);  // MPI_Abort is not callable from this thread; the launcher ends the other ranks
+      }
+    }
+  }
+
+  const int rank_;
+  const double timeout_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  const char* operation_ = nullptr;
+  std::chrono::steady_clock::time_point since_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator() {
+  explicit MpiCommunicator(double timeout_s) {
     MpiSession::get();
     HEED_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
     HEED_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_));
+    watchdog_ = std::make_unique<Watchdog>(rank_, timeout_s);
   }
   int rank() const override { return rank_; }
   int world() const override { return world_; }
@@ -62,11 +124,13 @@ class MpiCommunicator final : public Communicator {
 
   void all_reduce(Tensor& t, ReduceOp op) override {
     check_fp32(t, "all_reduce");
+    const auto timed = watchdog_->time("all_reduce (tensor)");
     HEED_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.data<float>(), static_cast<int>(t.numel()), MPI_FLOAT, mpi_op(op),
                                  MPI_COMM_WORLD));
     if (op == ReduceOp::Average) scale(t.data<float>(), t.numel());
   }
   void all_reduce(std::vector<double>& values, ReduceOp op) override {
+    const auto timed = watchdog_->time("all_reduce (values)");
     HEED_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE,
                                  mpi_op(op), MPI_COMM_WORLD));
     if (op == ReduceOp::Average)
@@ -74,6 +138,7 @@ class MpiCommunicator final : public Communicator {
   }
   void broadcast(Tensor& t, int root) override {
     HEED_CHECK(t.is_contiguous() && t.device().is_cpu(), "broadcast over MPI needs a contiguous CPU tensor");
+    const auto timed = watchdog_->time("broadcast");
     HEED_MPI_CHECK(MPI_Bcast(t.raw_data(), static_cast<int>(t.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD));
   }
   Tensor all_gather(const Tensor& t) override {
@@ -81,6 +146,7 @@ class MpiCommunicator final : public Communicator {
     Shape shape = mine.shape();
     shape.insert(shape.begin(), world_);
     Tensor out = Tensor::empty(shape, mine.dtype());
+    const auto timed = watchdog_->time("all_gather");
     HEED_MPI_CHECK(MPI_Allgather(mine.raw_data(), static_cast<int>(mine.nbytes()), MPI_BYTE, out.raw_data(),
                                  static_cast<int>(mine.nbytes()), MPI_BYTE, MPI_COMM_WORLD));
     return out;
@@ -93,12 +159,16 @@ class MpiCommunicator final : public Communicator {
     Shape shape = all.shape();
     shape[0] /= world_;
     Tensor out = Tensor::empty(shape);
+    const auto timed = watchdog_->time("reduce_scatter");
     HEED_MPI_CHECK(MPI_Reduce_scatter_block(all.data<float>(), out.data<float>(), static_cast<int>(out.numel()),
                                             MPI_FLOAT, mpi_op(op), MPI_COMM_WORLD));
     if (op == ReduceOp::Average) scale(out.data<float>(), out.numel());
     return out;
   }
-  void barrier() override { HEED_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+  void barrier() override {
+    const auto timed = watchdog_->time("barrier");
+    HEED_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+  }
 
  private:
   void scale(float* p, int64_t n) const {
@@ -106,11 +176,14 @@ class MpiCommunicator final : public Communicator {
     for (int64_t i = 0; i < n; ++i) p[i] *= inv;
   }
   int rank_ = 0, world_ = 1;
+  std::unique_ptr<Watchdog> watchdog_;
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
+std::unique_ptr<Communicator> make_mpi_communicator(double timeout_s) {
+  return std::make_unique<MpiCommunicator>(timeout_s);
+}
 
 void abort_job(int code) {
   int initialized = 0, finalized = 0;

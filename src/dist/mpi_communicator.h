@@ -8,6 +8,6 @@
 
 namespace heed::dist {
 
-std::unique_ptr<Communicator> make_mpi_communicator();
+std::unique_ptr<Communicator> make_mpi_communicator(double timeout_s);
 
 }  // namespace heed::dist

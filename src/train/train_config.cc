@@ -86,6 +86,11 @@ io::Options<TrainConfig> declare() {
       .at_least(0);
   o.add<int64_t>("training.threads", bind(&T::training, &Tr::threads), "CPU threads; 0: all cores").at_least(0);
   o.add<std::string>("training.device", bind(&T::training, &Tr::device), "cpu, cuda, cuda:N or auto");
+  o.add<double>("training.collective_timeout", bind(&T::training, &Tr::collective_timeout),
+                "with several processes: seconds a rank waits in a collective before it ends the job, naming "
+                "the operation (a rank has died or hangs); longer than the slowest vocabulary training or "
+                "validation")
+      .positive();
   o.add<std::vector<std::string>>("training.freeze", bind(&T::training, &Tr::freeze),
                                   "parameters that stay fixed, by name pattern (* matches anything), e.g. "
                                   "[encoder.*, shared.weight]");

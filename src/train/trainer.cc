@@ -429,7 +429,7 @@ void train(TrainConfig c, const RunOptions& run) {
              "training.device '{}': training runs on the CPU in this version (the CUDA ops are not there yet)",
              c.training.device);
   HEED_CHECK(run.resume.empty() || run.init_from.empty(), "--resume and --init-from exclude each other");
-  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator();
+  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(c.training.collective_timeout);
   // Rank 0 writes the run directory and logs; the others log only their warnings and errors.
   const bool leader = comm->rank() == 0;
   const fs::path run_dir(c.run_dir);

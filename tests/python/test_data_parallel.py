@@ -5,6 +5,7 @@
   micro-batch, not the rank. The logged losses agree to float rounding (the order of a few sums differs).
 - validation split over the ranks gives the single-process BLEU exactly
 - only rank 0 writes the run directory's logs and checkpoints; the run resumes under mpirun
+- a rank that hangs ends the job within training.collective_timeout, naming the operation
 - SIGTERM to every rank (as Slurm pre-emption sends it): every rank stops after the same update, rank 0 saves, and the job exits 0
 
 Exits 77 (skipped) without mpirun.
@@ -107,6 +108,31 @@ def main():
         saved = [d for d in os.listdir(r.path("run-long", "checkpoints")) if d.startswith("step-")]
         r.check("SIGTERM to every rank: all exit 0, one checkpoint", proc.returncode == 0 and len(saved) == 1,
                 f"exit {proc.returncode}, checkpoints {saved}\n{err[-3000:]}")
+
+        # A rank that hangs (stopped here with SIGSTOP) must not leave the others waiting forever.
+        proc = subprocess.Popen(r.mpi(2, "train", r.config("hang.yaml", "run-hang", 100000), "--set",
+                                      "training.collective_timeout=3"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        metrics = r.path("run-hang", "metrics.jsonl")
+        deadline = time.time() + 120
+        while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+            time.sleep(0.2)
+        ranks = children(proc.pid)
+        os.kill(ranks[-1], signal.SIGSTOP)
+        started = time.time()
+        try:
+            _, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        finally:
+            for pid in ranks:  # let a stopped process receive the launcher's kill
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+        r.check(f"a hung rank ends the job with an error naming the operation ({time.time() - started:.0f} s)",
+                proc.returncode not in (0, None) and "for the other ranks" in err and "waited" in err, err[-3000:])
         return r.exit_code()
 
 

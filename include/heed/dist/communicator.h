@@ -37,8 +37,10 @@ class Communicator {
 };
 
 // MPI when this process was started by a launcher (mpirun, srun) with more than one process, else the
-// single-process communicator. The MPI communicator finalises MPI when the process exits.
-std::unique_ptr<Communicator> make_communicator();
+// single-process communicator. The MPI communicator finalises MPI when the process exits. A collective
+// that waits longer than `timeout_s` for the other ranks (one has died or hangs) ends this process with an
+// error naming the rank and the operation; the launcher then ends the job.
+std::unique_ptr<Communicator> make_communicator(double timeout_s = 1800);
 
 // After an error on this rank: ends every process of an MPI job, so the others do not wait forever in a
 // collective. Does nothing when MPI is not in use.

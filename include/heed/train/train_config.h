@@ -48,6 +48,7 @@ struct TrainingConfig {
   int64_t threads = 0;         // 0: all cores
   std::string device = "cpu";
   std::vector<std::string> freeze;  // parameter-name patterns (* matches anything) that stay fixed
+  double collective_timeout = 1800;  // seconds a rank waits for the others before ending the job
 };
 
 struct ValidationConfig {
