@@ -1,9 +1,11 @@
 """What the command-line tests share: the heed binary, a scratch directory, and checks that print one line
 each and count failures, so that one run reports every problem instead of stopping at the first."""
+import argparse
 import json
 import os
 import struct
 import subprocess
+import tempfile
 
 
 class Checks:
@@ -45,3 +47,15 @@ def read_safetensors(path):
         data = f.read()
     header.pop("__metadata__", None)
     return header, data
+
+
+def run(checks, runner=Checks):
+    """The main of a command-line test: parses --heed, runs checks(r) with r a `runner` over a fresh scratch
+    directory, and returns the exit code (1 when any check failed)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--heed", required=True)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        r = runner(args.heed, tmp)
+        checks(r)
+        return r.exit_code()

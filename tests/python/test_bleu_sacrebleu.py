@@ -7,14 +7,11 @@ sacrebleu.corpus_bleu / corpus_chrf on the same strings: BLEU's statistics exact
 printed lines character for character with what the sacrebleu command prints. Then the errors a user can
 hit: line-count mismatch, invalid UTF-8, a missing file. Exits 77 (skipped) without sacrebleu.
 """
-import argparse
 import json
-import os
 import random
 import sys
-import tempfile
 
-from cli_check import Checks
+from cli_check import Checks, run
 
 try:
     import sacrebleu
@@ -138,34 +135,28 @@ class Runner(Checks):
         self.check(f"{label}: --json BLEU {bleu.score:.4f} chrF {chrf.score:.4f}", not problems, "; ".join(problems))
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--heed", required=True)
-    args = parser.parse_args()
-    print(f"sacrebleu {sacrebleu.__version__}")
-    with tempfile.TemporaryDirectory() as tmp:
-        r = Runner(args.heed, tmp)
-        for seed in range(4):
-            hyps, refs = random_corpus(seed, 150)
-            r.compare(f"random corpus {seed} ({len(hyps)} pairs)", hyps, refs)
-        hyps, refs = random_corpus(10, 60)
-        r.compare("CRLF line endings", hyps, refs, newline="\r\n")
-        r.compare("identical", refs, refs)
-        r.compare("all hypotheses empty", [""] * len(refs), refs)
-        r.compare("one short sentence", ["¿Qué?"], ["¿Qué tal?"])
+def checks(r):
+    for seed in range(4):
+        hyps, refs = random_corpus(seed, 150)
+        r.compare(f"random corpus {seed} ({len(hyps)} pairs)", hyps, refs)
+    hyps, refs = random_corpus(10, 60)
+    r.compare("CRLF line endings", hyps, refs, newline="\r\n")
+    r.compare("identical", refs, refs)
+    r.compare("all hypotheses empty", [""] * len(refs), refs)
+    r.compare("one short sentence", ["¿Qué?"], ["¿Qué tal?"])
 
-        hyp = write_lines(r.path("h3.txt"), ["a", "b", "c"])
-        ref = write_lines(r.path("r2.txt"), ["a", "b"])
-        r.expect_error("line-count mismatch", r.score(hyp, ref), f"{hyp} has 3 lines but {ref} has 2")
-        with open(r.path("latin1.txt"), "wb") as f:
-            f.write("uno\ndos\nniño\n".encode("latin-1"))
-        r.expect_error("invalid UTF-8", r.score(r.path("latin1.txt"), hyp),
-                       f"{r.path('latin1.txt')}:3: invalid UTF-8")
-        r.expect_error("missing file", r.score(r.path("nope.txt"), ref), f"cannot read {r.path('nope.txt')}")
-        empty = write_lines(r.path("empty.txt"), [])
-        r.expect_error("empty files", r.score(empty, empty), "nothing to score")
-        return r.exit_code()
+    hyp = write_lines(r.path("h3.txt"), ["a", "b", "c"])
+    ref = write_lines(r.path("r2.txt"), ["a", "b"])
+    r.expect_error("line-count mismatch", r.score(hyp, ref), f"{hyp} has 3 lines but {ref} has 2")
+    with open(r.path("latin1.txt"), "wb") as f:
+        f.write("uno\ndos\nniño\n".encode("latin-1"))
+    r.expect_error("invalid UTF-8", r.score(r.path("latin1.txt"), hyp),
+                   f"{r.path('latin1.txt')}:3: invalid UTF-8")
+    r.expect_error("missing file", r.score(r.path("nope.txt"), ref), f"cannot read {r.path('nope.txt')}")
+    empty = write_lines(r.path("empty.txt"), [])
+    r.expect_error("empty files", r.score(empty, empty), "nothing to score")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    print(f"sacrebleu {sacrebleu.__version__}")
+    sys.exit(run(checks, Runner))

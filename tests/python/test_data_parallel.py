@@ -10,17 +10,15 @@
 
 Exits 77 (skipped) without mpirun.
 """
-import argparse
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-from cli_check import Checks
+from cli_check import Checks, run
 from test_train_cli import CONFIG, make_corpus
 
 MPIRUN = shutil.which("mpirun")
@@ -56,85 +54,79 @@ class Runner(Checks):
             return [r for r in map(json.loads, f) if r["kind"] == kind]
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--heed", required=True)
-    args = parser.parse_args()
-    if MPIRUN is None:
-        print("SKIPPED: mpirun not found (Debian: openmpi-bin)")
-        return 77
-    with tempfile.TemporaryDirectory() as tmp:
-        r = Runner(args.heed, tmp)
-        pairs = make_corpus(400, seed=5)
-        r.write("train.en", "\n".join(en for en, _ in pairs) + "\n")
-        r.write("train.es", "\n".join(es for _, es in pairs) + "\n")
+def checks(r):
+    pairs = make_corpus(400, seed=5)
+    r.write("train.en", "\n".join(en for en, _ in pairs) + "\n")
+    r.write("train.es", "\n".join(es for _, es in pairs) + "\n")
 
-        one = r.heed_run("train", r.config("one.yaml", "run-one", 8, every=4), "--set", "optimizer.update_freq=2")
-        two = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 8, every=4)), capture_output=True,
-                             text=True)
-        r.check("1 process and 2 ranks exit 0", one.returncode == 0 and two.returncode == 0,
-                one.stderr[-1500:] + two.stderr[-3000:])
-        if one.returncode == 0 and two.returncode == 0:
-            a, b = r.records("run-one", "train"), r.records("run-two", "train")
-            worst = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
-            r.check(f"2 ranks x 1 batch train as 1 process x 2 batches (worst relative loss difference {worst:.1e})",
-                    len(a) == len(b) == 8 and worst < 1e-5, "\n".join(f"{x['loss']} {y['loss']}" for x, y in zip(a, b)))
-            # Rounding makes the two models above differ in the last bits, which can flip a beam. With a
-            # learning rate far below one ulp of any weight, both runs validate the very same weights.
-            frozen = ["--set", "optimizer.lr=1e-12"]
-            r.heed_run("train", r.config("v1.yaml", "run-v1", 2, every=2), *frozen)
-            subprocess.run(r.mpi(2, "train", r.config("v2.yaml", "run-v2", 2, every=2), *frozen), capture_output=True)
-            va, vb = r.records("run-v1", "valid"), r.records("run-v2", "valid")
-            r.check("validation split over ranks gives the single-process BLEU and loss",
-                    len(va) == len(vb) == 1 and va[0]["bleu"] == vb[0]["bleu"] and va[0]["bleu"] > 0
-                    and abs(va[0]["loss"] - vb[0]["loss"]) < 1e-6 * va[0]["loss"], (va, vb))
-            logs = [line for line in two.stderr.splitlines() if "[info]" in line]
-            r.check("only rank 0 logs progress", sum("step 8/8" in line for line in logs) == 1, logs[-5:])
-            resumed = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 12, every=4), "--resume",
-                                           r.path("run-two")), capture_output=True, text=True)
-            r.check("the 2-rank run resumes under mpirun", resumed.returncode == 0 and "at step 8" in resumed.stderr,
-                    resumed.stderr[-2000:])
+    one = r.heed_run("train", r.config("one.yaml", "run-one", 8, every=4), "--set", "optimizer.update_freq=2")
+    two = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 8, every=4)), capture_output=True,
+                         text=True)
+    r.check("1 process and 2 ranks exit 0", one.returncode == 0 and two.returncode == 0,
+            one.stderr[-1500:] + two.stderr[-3000:])
+    if one.returncode == 0 and two.returncode == 0:
+        a, b = r.records("run-one", "train"), r.records("run-two", "train")
+        worst = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
+        r.check(f"2 ranks x 1 batch train as 1 process x 2 batches (worst relative loss difference {worst:.1e})",
+                len(a) == len(b) == 8 and worst < 1e-5, "\n".join(f"{x['loss']} {y['loss']}" for x, y in zip(a, b)))
+        # Rounding makes the two models above differ in the last bits, which can flip a beam. With a
+        # learning rate far below one ulp of any weight, both runs validate the very same weights.
+        frozen = ["--set", "optimizer.lr=1e-12"]
+        r.heed_run("train", r.config("v1.yaml", "run-v1", 2, every=2), *frozen)
+        subprocess.run(r.mpi(2, "train", r.config("v2.yaml", "run-v2", 2, every=2), *frozen), capture_output=True)
+        va, vb = r.records("run-v1", "valid"), r.records("run-v2", "valid")
+        r.check("validation split over ranks gives the single-process BLEU and loss",
+                len(va) == len(vb) == 1 and va[0]["bleu"] == vb[0]["bleu"] and va[0]["bleu"] > 0
+                and abs(va[0]["loss"] - vb[0]["loss"]) < 1e-6 * va[0]["loss"], (va, vb))
+        logs = [line for line in two.stderr.splitlines() if "[info]" in line]
+        r.check("only rank 0 logs progress", sum("step 8/8" in line for line in logs) == 1, logs[-5:])
+        resumed = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 12, every=4), "--resume",
+                                       r.path("run-two")), capture_output=True, text=True)
+        r.check("the 2-rank run resumes under mpirun", resumed.returncode == 0 and "at step 8" in resumed.stderr,
+                resumed.stderr[-2000:])
 
-        proc = subprocess.Popen(r.mpi(2, "train", r.config("long.yaml", "run-long", 100000)),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        metrics = r.path("run-long", "metrics.jsonl")
-        deadline = time.time() + 120
-        while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
-            time.sleep(0.2)
-        # As Slurm pre-empts a job: SIGTERM to every rank (here the processes mpirun started).
-        for pid in children(proc.pid):
-            os.kill(pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-        saved = [d for d in os.listdir(r.path("run-long", "checkpoints")) if d.startswith("step-")]
-        r.check("SIGTERM to every rank: all exit 0, one checkpoint", proc.returncode == 0 and len(saved) == 1,
-                f"exit {proc.returncode}, checkpoints {saved}\n{err[-3000:]}")
+    proc = subprocess.Popen(r.mpi(2, "train", r.config("long.yaml", "run-long", 100000)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = r.path("run-long", "metrics.jsonl")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+        time.sleep(0.2)
+    # As Slurm pre-empts a job: SIGTERM to every rank (here the processes mpirun started).
+    for pid in children(proc.pid):
+        os.kill(pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    saved = [d for d in os.listdir(r.path("run-long", "checkpoints")) if d.startswith("step-")]
+    r.check("SIGTERM to every rank: all exit 0, one checkpoint", proc.returncode == 0 and len(saved) == 1,
+            f"exit {proc.returncode}, checkpoints {saved}\n{err[-3000:]}")
 
-        # A rank that hangs (stopped here with SIGSTOP) must not leave the others waiting forever.
-        proc = subprocess.Popen(r.mpi(2, "train", r.config("hang.yaml", "run-hang", 100000), "--set",
-                                      "training.collective_timeout=3"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        metrics = r.path("run-hang", "metrics.jsonl")
-        deadline = time.time() + 120
-        while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
-            time.sleep(0.2)
-        ranks = children(proc.pid)
-        os.kill(ranks[-1], signal.SIGSTOP)
-        started = time.time()
-        try:
-            _, err = proc.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-        finally:
-            for pid in ranks:  # let a stopped process receive the launcher's kill
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
-        r.check(f"a hung rank ends the job with an error naming the operation ({time.time() - started:.0f} s)",
-                proc.returncode not in (0, None) and "for the other ranks" in err and "waited" in err, err[-3000:])
-        return r.exit_code()
+    # A rank that hangs (stopped here with SIGSTOP) must not leave the others waiting forever.
+    proc = subprocess.Popen(r.mpi(2, "train", r.config("hang.yaml", "run-hang", 100000), "--set",
+                                  "training.collective_timeout=3"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = r.path("run-hang", "metrics.jsonl")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+        time.sleep(0.2)
+    ranks = children(proc.pid)
+    os.kill(ranks[-1], signal.SIGSTOP)
+    started = time.time()
+    try:
+        _, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    finally:
+        for pid in ranks:  # let a stopped process receive the launcher's kill
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    r.check(f"a hung rank ends the job with an error naming the operation ({time.time() - started:.0f} s)",
+            proc.returncode not in (0, None) and "for the other ranks" in err and "waited" in err, err[-3000:])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if MPIRUN is None:
+        print("SKIPPED: mpirun not found (Debian: openmpi-bin)")
+        sys.exit(77)
+    sys.exit(run(checks, Runner))

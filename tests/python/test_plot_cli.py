@@ -1,15 +1,13 @@
 """`heed plot`: a synthetic metrics.jsonl renders to well-formed SVG with one polyline per series, every point
 inside the page; bad logs get errors that name the file and line. Standard library only, never skips.
 """
-import argparse
 import json
 import math
 import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 
-from cli_check import Checks
+from cli_check import Checks, run
 
 SVG = "{http://www.w3.org/2000/svg}"
 ALL_SERIES = {"train loss", "valid loss", "train ppl", "valid ppl", "valid BLEU", "valid chrF", "learning rate"}
@@ -68,39 +66,33 @@ class Runner(Checks):
         self.check(f"{label}: {len(series)} series", not problems, "; ".join(problems))
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--heed", required=True)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        r = Runner(args.heed, tmp)
-        run = r.run_dir("en-es & <run>", synthetic_log())
-        r.check_svg("default output", r.plot(run + "/"), os.path.join(run, "curves.svg"), ALL_SERIES, "en-es & <run>")
-        out = os.path.join(tmp, "elsewhere.svg")
-        r.check_svg("--output", r.plot(run, "--output", out), out, ALL_SERIES, "en-es & <run>")
+def checks(r):
+    run = r.run_dir("en-es & <run>", synthetic_log())
+    r.check_svg("default output", r.plot(run + "/"), os.path.join(run, "curves.svg"), ALL_SERIES, "en-es & <run>")
+    out = r.path("elsewhere.svg")
+    r.check_svg("--output", r.plot(run, "--output", out), out, ALL_SERIES, "en-es & <run>")
 
-        train_only = "".join(json.dumps({"kind": "train", "step": s, "loss": 5.0 / s, "ppl": math.exp(5.0 / s),
-                                         "lr": 1e-3}) + "\n" for s in range(1, 6))
-        run = r.run_dir("train-only", train_only)
-        r.check_svg("training records only, constant lr", r.plot(run), os.path.join(run, "curves.svg"),
-                    {"train loss", "train ppl", "learning rate"}, "train-only")
+    train_only = "".join(json.dumps({"kind": "train", "step": s, "loss": 5.0 / s, "ppl": math.exp(5.0 / s),
+                                     "lr": 1e-3}) + "\n" for s in range(1, 6))
+    run = r.run_dir("train-only", train_only)
+    r.check_svg("training records only, constant lr", r.plot(run), os.path.join(run, "curves.svg"),
+                {"train loss", "train ppl", "learning rate"}, "train-only")
 
-        good = '{"kind": "train", "step": 1, "loss": 3.0}\n'
-        log_of = lambda name: os.path.join(tmp, name, "metrics.jsonl")
-        r.expect_error("malformed line", r.plot(r.run_dir("bad-json", good + good + '{"kind": "train", "step": \n')),
-                       f"{log_of('bad-json')}:3: not valid JSON")
-        r.expect_error("no step", r.plot(r.run_dir("no-step", good + '{"kind": "valid", "loss": 1}\n')),
-                       f"{log_of('no-step')}:2: expected a JSON object with a string \"kind\" and a numeric "
-                       "\"step\"")
-        text_loss = good + '\n{"kind": "train", "step": 2, "loss": "x"}'
-        r.expect_error("text metric", r.plot(r.run_dir("text-loss", text_loss)),
-                       f"{log_of('text-loss')}:3: \"loss\" must be a number")
-        r.expect_error("empty log", r.plot(r.run_dir("empty", "\n")),
-                       f"the metrics log {log_of('empty')} has no records")
-        r.expect_error("missing log", r.plot(r.run_dir("missing", None)),
-                       f"cannot read the metrics log {log_of('missing')}")
-        return r.exit_code()
+    good = '{"kind": "train", "step": 1, "loss": 3.0}\n'
+    log_of = lambda name: r.path(name, "metrics.jsonl")
+    r.expect_error("malformed line", r.plot(r.run_dir("bad-json", good + good + '{"kind": "train", "step": \n')),
+                   f"{log_of('bad-json')}:3: not valid JSON")
+    r.expect_error("no step", r.plot(r.run_dir("no-step", good + '{"kind": "valid", "loss": 1}\n')),
+                   f"{log_of('no-step')}:2: expected a JSON object with a string \"kind\" and a numeric "
+                   "\"step\"")
+    text_loss = good + '\n{"kind": "train", "step": 2, "loss": "x"}'
+    r.expect_error("text metric", r.plot(r.run_dir("text-loss", text_loss)),
+                   f"{log_of('text-loss')}:3: \"loss\" must be a number")
+    r.expect_error("empty log", r.plot(r.run_dir("empty", "\n")),
+                   f"the metrics log {log_of('empty')} has no records")
+    r.expect_error("missing log", r.plot(r.run_dir("missing", None)),
+                   f"cannot read the metrics log {log_of('missing')}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(checks, Runner))

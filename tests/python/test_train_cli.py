@@ -15,17 +15,15 @@
 
 Standard library only, so this test never skips.
 """
-import argparse
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-from cli_check import Checks, read_safetensors
+from cli_check import Checks, read_safetensors, run
 
 EN = ["the", "a", "red", "big", "small", "cat", "dog", "bird", "sees", "eats", "likes", "house", "tree", "fish",
       "old", "new", "man", "woman", "runs", "to"]
@@ -262,25 +260,19 @@ def damaged_checkpoints(r):
     r.expect_error("resume from a corrupt checkpoint is refused", out, "is damaged: model.safetensors")
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--heed", required=True)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        r = Runner(args.heed, tmp)
-        pairs = make_corpus(50, seed=3)
-        r.write("train.en", "\n".join(en for en, _ in pairs) + "\n")
-        r.write("train.es", "\n".join(es for _, es in pairs) + "\n")
-        config_errors(r)
-        overfit_and_translate(r, pairs)
-        fine_tune(r)
-        fine_tune_from_hugging_face(r)
-        early_stopping(r)
-        resume_is_exact(r)
-        sigterm_saves(r)
-        damaged_checkpoints(r)
-        return r.exit_code()
+def checks(r):
+    pairs = make_corpus(50, seed=3)
+    r.write("train.en", "\n".join(en for en, _ in pairs) + "\n")
+    r.write("train.es", "\n".join(es for _, es in pairs) + "\n")
+    config_errors(r)
+    overfit_and_translate(r, pairs)
+    fine_tune(r)
+    fine_tune_from_hugging_face(r)
+    early_stopping(r)
+    resume_is_exact(r)
+    sigterm_saves(r)
+    damaged_checkpoints(r)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(checks, Runner))
