@@ -7,7 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "heed/io/marian_hf.h"
+#include "heed/nn/marian_hf.h"
 #include "heed/nn/transformer.h"
 #include "temp_dir.h"
 
@@ -64,7 +64,7 @@ TEST_CASE("export-hf writes MarianMT's names and import-hf reads them back uncha
     INFO("tie_embeddings " << tie << ", final_logits_bias " << bias);
     TempDir dir;
     const nn::ModelDir model = random_model(tiny_config(tie, bias), 5);
-    io::export_marian_hf(model, "test model", dir.file("hf"), 32);
+    nn::export_marian_hf(model, "test model", dir.file("hf"), 32);
 
     const io::TensorMap hf = io::load_safetensors(dir.file("hf/model.safetensors"));
     const int64_t layer_tensors = 16 + 2 * 26;  // encoder layer: 4 proj x 2 + 2 LN x 2 + 2 FF x 2; decoder adds 10
@@ -86,7 +86,7 @@ TEST_CASE("export-hf writes MarianMT's names and import-hf reads them back uncha
     CHECK(config["dropout"].dump() == "0.1");
     CHECK(config["max_position_embeddings"] == 32);
 
-    const nn::ModelDir back = io::import_marian_hf(dir.file("hf"));
+    const nn::ModelDir back = nn::import_marian_hf(dir.file("hf"));
     CHECK(back.config.tie_embeddings == tie);
     CHECK(back.config.final_logits_bias == bias);
     CHECK(back.config.activation == "gelu");
@@ -107,7 +107,7 @@ TEST_CASE("export-hf --names-only renames Heed names and rejects others", "[io][
                          {"final_logits_bias", Tensor::zeros({4})},
                          {"decoder.layers.0.encoder_attn.out_proj.weight", Tensor::zeros({2, 2})},
                          {"encoder.layer_norm.bias", Tensor::zeros({2})}};
-  const io::TensorMap hf = io::rename_to_hf(grads, "g.safetensors");
+  const io::TensorMap hf = nn::rename_to_hf(grads, "g.safetensors");
   CHECK(hf.size() == 4);
   CHECK(hf.count("model.shared.weight") == 1);
   CHECK(hf.at("final_logits_bias").shape() == Shape{1, 4});
@@ -116,19 +116,19 @@ TEST_CASE("export-hf --names-only renames Heed names and rejects others", "[io][
 
   grads["model.shared.weight"] = Tensor::zeros({4, 2});
   grads["encoder.layers.0.encoder_attn.q_proj.bias"] = Tensor::zeros({2});  // encoders have no cross-attention
-  CHECK_THROWS_WITH(io::rename_to_hf(grads, "g.safetensors"),
+  CHECK_THROWS_WITH(nn::rename_to_hf(grads, "g.safetensors"),
                     Catch::Contains("g.safetensors: names that are not Heed parameter names (docs/model.md): "
                                     "encoder.layers.0.encoder_attn.q_proj.bias, model.shared.weight"));
 }
 
 TEST_CASE("import-hf rejects configs it cannot represent, naming the fields", "[io][hf]") {
   TempDir dir;
-  io::export_marian_hf(random_model(tiny_config("all", false), 1), "test model", dir.file("hf"));
+  nn::export_marian_hf(random_model(tiny_config("all", false), 1), "test model", dir.file("hf"));
   const std::string path = dir.file("hf/config.json");
   const nlohmann::json good = read_json(path);
   auto import_with = [&](const nlohmann::json& config) {
     write_json(path, config);
-    return io::import_marian_hf(dir.file("hf"));
+    return nn::import_marian_hf(dir.file("hf"));
   };
   auto with = [&](const nlohmann::json& patch) {
     nlohmann::json c = good;
@@ -161,13 +161,13 @@ TEST_CASE("export-hf refuses models MarianMT cannot represent", "[io][hf]") {
   TempDir dir;
   nn::ModelConfig pre = tiny_config("all", false);
   pre.norm = "pre";
-  CHECK_THROWS_WITH(io::export_marian_hf(random_model(pre, 1), "m", dir.file("hf")),
+  CHECK_THROWS_WITH(nn::export_marian_hf(random_model(pre, 1), "m", dir.file("hf")),
                     Catch::Contains("m: a pre-norm model (norm: pre) cannot be represented in MarianMT"));
   nn::ModelConfig eps = tiny_config("all", false);
   eps.layer_norm_eps = 1e-6f;
-  CHECK_THROWS_WITH(io::export_marian_hf(random_model(eps, 1), "m", dir.file("hf")),
+  CHECK_THROWS_WITH(nn::export_marian_hf(random_model(eps, 1), "m", dir.file("hf")),
                     Catch::Contains("layer_norm_eps 1e-06 cannot be represented in MarianMT"));
   nn::ModelDir missing = random_model(tiny_config("none", false), 1);
   missing.weights.erase("lm_head.weight");
-  CHECK_THROWS_WITH(io::export_marian_hf(missing, "m", dir.file("hf")), Catch::Contains("missing parameters: lm_head.weight"));
+  CHECK_THROWS_WITH(nn::export_marian_hf(missing, "m", dir.file("hf")), Catch::Contains("missing parameters: lm_head.weight"));
 }

@@ -1,11 +1,11 @@
-// heed import-hf / export-hf: the command-line face of heed/io/marian_hf.h. The conversions live in the
+// heed import-hf / export-hf: the command-line face of heed/nn/marian_hf.h. The conversions live in the
 // library so that training code can export checkpoints too; this file only parses arguments and moves
 // files between a Heed model directory (model.yaml + model.safetensors) and a Hugging Face one
 // (config.json + model.safetensors).
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
-#include "heed/io/marian_hf.h"
+#include "heed/nn/marian_hf.h"
 
 namespace heed::cli {
 
@@ -19,11 +19,11 @@ struct ExportOptions {
 
 void run_export(const ExportOptions& opt) {
   if (opt.names_only) {
-    io::save_safetensors(opt.out, io::rename_to_hf(io::load_safetensors(opt.in), opt.in));
+    io::save_safetensors(opt.out, nn::rename_to_hf(io::load_safetensors(opt.in), opt.in));
     spdlog::info("renamed the tensors of {} to MarianMT names in {}", opt.in, opt.out);
     return;
   }
-  io::export_marian_hf(nn::load_model_dir(opt.in), opt.in, opt.out, opt.max_positions);
+  nn::export_marian_hf(nn::load_model_dir(opt.in), opt.in, opt.out, opt.max_positions);
 }
 
 }  // namespace
@@ -37,7 +37,7 @@ void add_hf_commands(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   import_cmd->add_option("MODEL_DIR", import_dirs->second, "Heed model directory to write")->required();
   import_cmd->callback([import_dirs] {
-    const nn::ModelDir model = io::import_marian_hf(import_dirs->first);
+    const nn::ModelDir model = nn::import_marian_hf(import_dirs->first);
     nn::save_model_dir(import_dirs->second, model.config, model.weights);
   });
 

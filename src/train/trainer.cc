@@ -21,7 +21,7 @@
 #include "heed/dist/communicator.h"
 #include "heed/decode/translator.h"
 #include "heed/io/atomic_file.h"
-#include "heed/io/marian_hf.h"
+#include "heed/nn/marian_hf.h"
 #include "heed/nn/model_dir.h"
 #include "heed/nn/transformer.h"
 #include "heed/ops/elementwise.h"
@@ -178,7 +178,7 @@ void check_same_vocabulary(const Vocabs& v, const std::string& checkpoint) {
 nn::ModelDir load_init_weights(const std::string& path) {
   if (fs::exists(fs::path(path) / "config.json")) {
     spdlog::info("initialising from the Hugging Face MarianMT model {}", path);
-    return io::import_marian_hf(path);
+    return nn::import_marian_hf(path);
   }
   const std::string dir = resolve_model_dir(path);
   if (fs::exists(fs::path(dir) / "manifest.json")) verify_checkpoint(dir);

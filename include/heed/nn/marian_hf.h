@@ -13,24 +13,24 @@
 #include "heed/io/safetensors.h"
 #include "heed/nn/model_dir.h"
 
-namespace heed::io {
+namespace heed::nn {
 
 // Reads hf_dir/config.json (MarianConfig; absent fields take MarianConfig's defaults, as
 // from_pretrained does) and hf_dir/model.safetensors. Tied copies that save_pretrained dropped are
 // restored from the one kept; copies that are present must be equal. Position tables, if present, must be
 // Marian's sinusoid. A non-zero final_logits_bias becomes Heed's; an all-zero one is dropped.
-nn::ModelDir import_marian_hf(const std::string& hf_dir);
+ModelDir import_marian_hf(const std::string& hf_dir);
 
 // Writes hf_dir/config.json and hf_dir/model.safetensors for MarianMTModel.from_pretrained: every tied
 // copy, the position tables (max_positions rows) and final_logits_bias [1, V] (zeros when the model has
 // none). A pre-norm model, or anything else MarianMT cannot represent, is an error; `source` names the model
 // in messages.
-void export_marian_hf(const nn::ModelDir& model, const std::string& source, const std::string& hf_dir,
+void export_marian_hf(const ModelDir& model, const std::string& source, const std::string& hf_dir,
                       int64_t max_positions = 512);
 
 // The same tensors under MarianMT's names (final_logits_bias reshaped to [1, V]), for files such as
 // gradients that use Heed's parameter names; nothing is added. A name outside the contract is an error
 // that lists every such name; `source` names the file in messages.
-TensorMap rename_to_hf(const TensorMap& tensors, const std::string& source);
+io::TensorMap rename_to_hf(const io::TensorMap& tensors, const std::string& source);
 
-}  // namespace heed::io
+}  // namespace heed::nn

@@ -7,7 +7,7 @@
 //   generation defaults and bookkeeping. Every key falls into exactly one of: mapped onto a ModelConfig
 //   field, checked to hold the one value Heed supports, or explicitly ignored. Anything else is listed in
 //   an error, so a future MarianConfig option cannot slip through unnoticed.
-#include "heed/io/marian_hf.h"
+#include "heed/nn/marian_hf.h"
 
 #include <spdlog/spdlog.h>
 
@@ -24,7 +24,7 @@
 #include "heed/nn/modules.h"
 #include "heed/nn/transformer.h"
 
-namespace heed::io {
+namespace heed::nn {
 
 namespace {
 
@@ -121,7 +121,7 @@ json read_json(const std::string& path) {
 
 // ModelConfig from a MarianConfig. Defaults are those of transformers' MarianConfig (4.44), because an
 // absent key means the default to from_pretrained too.
-nn::ModelConfig config_from_hf(const std::string& path) {
+ModelConfig config_from_hf(const std::string& path) {
   ConfigReader c(read_json(path), path);
   c.require("model_type", "marian", "this converter reads MarianMT checkpoints only");
   c.require("is_encoder_decoder", true, "MarianMTModel is an encoder-decoder");
@@ -137,7 +137,7 @@ nn::ModelConfig config_from_hf(const std::string& path) {
   for (const char* key : {"encoder_layerdrop", "decoder_layerdrop"})
     if (c.number(key, 0.0) != 0.0) spdlog::warn("{}: ignoring {} (Heed has no LayerDrop)", path, key);
 
-  nn::ModelConfig m;
+  ModelConfig m;
   m.vocab_size = c.integer("vocab_size", 58101);
   const int64_t decoder_vocab = c.integer("decoder_vocab_size", m.vocab_size);
   HEED_CHECK(decoder_vocab == m.vocab_size,
@@ -227,7 +227,7 @@ void check_positions(const Tensor& table, DType stored, const std::string& name,
   const float tolerance = stored == DType::F32 ? 1e-5f : stored == DType::F16 ? 5e-4f : 4e-3f;
   HEED_CHECK(table.dim() == 2 && table.size(1) == d_model, "{}: {} has shape {}, expected [positions, {}]", path, name,
              shape_str(table.shape()), d_model);
-  const Tensor expected = nn::sinusoidal_positions(table.size(0), d_model);
+  const Tensor expected = sinusoidal_positions(table.size(0), d_model);
   const float* got = table.data<float>();
   const float* want = expected.data<float>();
   for (int64_t i = 0; i < table.numel(); ++i)
@@ -264,7 +264,7 @@ void write_text(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-nn::ModelDir import_marian_hf(const std::string& hf_dir) {
+ModelDir import_marian_hf(const std::string& hf_dir) {
   const std::string config_path = (fs::path(hf_dir) / "config.json").string();
   const std::string weights_path = (fs::path(hf_dir) / "model.safetensors").string();
   HEED_CHECK(fs::is_directory(hf_dir), "Hugging Face model directory {} does not exist", hf_dir);
@@ -272,8 +272,8 @@ nn::ModelDir import_marian_hf(const std::string& hf_dir) {
              "{} has no model.safetensors (sharded checkpoints and pytorch_model.bin are not supported: "
              "save_pretrained(..., safe_serialization=True) writes one)",
              hf_dir);
-  nn::ModelConfig config = config_from_hf(config_path);
-  TensorMap hf = load_safetensors(weights_path);
+  ModelConfig config = config_from_hf(config_path);
+  io::TensorMap hf = io::load_safetensors(weights_path);
   // MarianMT always has the bias, as a buffer that training never changes. When it is all zeros (as in
   // the OPUS-MT conversions, or absent) the Heed model has none: the same function, and nothing to train
   // that HF would keep fixed. Otherwise it becomes Heed's trainable final_logits_bias.
@@ -284,12 +284,12 @@ nn::ModelDir import_marian_hf(const std::string& hf_dir) {
   }
 
   // The names and shapes to fill, from the model itself.
-  nn::ParameterStore store;
-  nn::Transformer model(config, store);
+  ParameterStore store;
+  Transformer model(config, store);
   std::map<std::string, Shape> expected;
   for (const auto& [name, v] : store.all()) expected[name] = v.shape();
 
-  TensorMap weights;
+  io::TensorMap weights;
   std::map<std::string, std::string> source_of;  // Heed name -> the HF tensor it came from
   std::vector<std::string> unknown, problems;
   for (auto& [name, tensor] : hf) {
@@ -340,9 +340,9 @@ nn::ModelDir import_marian_hf(const std::string& hf_dir) {
   return {config, std::move(weights)};
 }
 
-void export_marian_hf(const nn::ModelDir& model, const std::string& source, const std::string& hf_dir,
+void export_marian_hf(const ModelDir& model, const std::string& source, const std::string& hf_dir,
                       int64_t max_positions) {
-  const nn::ModelConfig& c = model.config;
+  const ModelConfig& c = model.config;
   HEED_CHECK(c.norm == "post",
              "{}: a pre-norm model (norm: pre) cannot be represented in MarianMT, which is post-norm and has no final "
              "encoder/decoder layer_norm",
@@ -352,12 +352,12 @@ void export_marian_hf(const nn::ModelDir& model, const std::string& source, cons
   HEED_CHECK(max_positions > 0, "max_positions must be positive, got {}", max_positions);
 
   // Validates names and shapes against the configuration (missing, unexpected, mis-shaped are listed).
-  nn::ParameterStore store;
-  nn::Transformer transformer(c, store);
+  ParameterStore store;
+  Transformer transformer(c, store);
   store.load(model.weights, source);
-  const TensorMap values = store.values();
+  const io::TensorMap values = store.values();
 
-  TensorMap hf;
+  io::TensorMap hf;
   for (const auto& [name, t] : values)
     if (name != "final_logits_bias" && !name.ends_with("embed_tokens.weight") && name != "shared.weight" &&
         name != "lm_head.weight")
@@ -365,7 +365,7 @@ void export_marian_hf(const nn::ModelDir& model, const std::string& source, cons
   for (const auto& [heed, name] : embedding_copies(c.tie_embeddings)) hf[name] = values.at(heed);
   hf["final_logits_bias"] = c.final_logits_bias ? values.at("final_logits_bias").view({1, c.vocab_size})
                                                  : Tensor::zeros({1, c.vocab_size});
-  const Tensor positions = nn::sinusoidal_positions(max_positions, c.d_model);
+  const Tensor positions = sinusoidal_positions(max_positions, c.d_model);
   hf["model.encoder.embed_positions.weight"] = positions;
   hf["model.decoder.embed_positions.weight"] = positions;
 
@@ -400,18 +400,18 @@ void export_marian_hf(const nn::ModelDir& model, const std::string& source, cons
       {"torch_dtype", "float32"},
   };
   fs::create_directories(hf_dir);
-  save_safetensors((fs::path(hf_dir) / "model.safetensors").string(), hf, {{"format", "pt"}});
+  io::save_safetensors((fs::path(hf_dir) / "model.safetensors").string(), hf, {{"format", "pt"}});
   write_text((fs::path(hf_dir) / "config.json").string(), config.dump(2) + "\n");
   spdlog::info("exported {} to {}: {} tensors, tie_embeddings {}", source, hf_dir, hf.size(), c.tie_embeddings);
 }
 
-TensorMap rename_to_hf(const TensorMap& tensors, const std::string& source) {
+io::TensorMap rename_to_hf(const io::TensorMap& tensors, const std::string& source) {
   std::vector<std::string> unknown;
   for (const auto& [name, t] : tensors)
     if (!is_heed_name(name)) unknown.push_back(name);
   HEED_CHECK(unknown.empty(), "{}: names that are not Heed parameter names (docs/model.md): {}", source,
              fmt::join(unknown, ", "));
-  TensorMap out;
+  io::TensorMap out;
   for (const auto& [name, t] : tensors) {
     if (name == "final_logits_bias") {
       HEED_CHECK(t.dim() == 1, "{}: final_logits_bias has shape {}, expected [vocab]", source, shape_str(t.shape()));
@@ -423,4 +423,4 @@ TensorMap rename_to_hf(const TensorMap& tensors, const std::string& source) {
   return out;
 }
 
-}  // namespace heed::io
+}  // namespace heed::nn
