@@ -225,6 +225,28 @@ TEST_CASE("batcher: ranks share an epoch's batches, padding the last round", "[d
   }
 }
 
+TEST_CASE("batcher: positions count all ranks' batches, so a run continues on another number of ranks",
+          "[data][batcher]") {
+  const data::ParallelCorpus corpus = synthetic_corpus(300);
+  BatcherOptions options;
+  options.max_tokens = 220;
+  Batcher one(corpus, options);
+  const std::vector<std::vector<int64_t>> whole = one.epoch_plan(0);
+  options.world = 2;
+  options.rank = 1;
+  Batcher two(corpus, options);
+  take(two, 3);
+  REQUIRE(two.position() == BatchPosition{0, 6});  // 3 batches on each of 2 ranks
+  // One process continues with batch 6; three ranks with batches 6 + rank, 9 + rank, ...
+  one.seek(two.position());
+  CHECK(pairs_of(take(one, 2)) == std::vector<std::vector<int64_t>>{whole[6], whole[7]});
+  options.world = 3;
+  options.rank = 2;
+  Batcher three(corpus, options, two.position());
+  CHECK(pairs_of(take(three, 2)) == std::vector<std::vector<int64_t>>{whole[8], whole[11]});
+  CHECK(three.position() == BatchPosition{0, 12});
+}
+
 TEST_CASE("batcher: without repeat, one epoch then the end; seek starts it again", "[data][batcher]") {
   const data::ParallelCorpus corpus = synthetic_corpus(100);
   BatcherOptions options;

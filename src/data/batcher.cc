@@ -34,13 +34,16 @@ Batcher::Batcher(ParallelCorpus corpus, const BatcherOptions& options, BatchPosi
                i, corpus_.line_index.empty() ? i + 1 : corpus_.line_index[i] + 1, cost_length_[i],
                options_.max_tokens);
   }
-  batches_per_epoch_ = static_cast<int64_t>(epoch_plan(0).size());
+  epoch_batches_ = static_cast<int64_t>(all_batches(0).size());
+  batches_per_epoch_ = static_cast<int64_t>(rank_plan(0, 0).size());
   seek(start);
 }
 
 Batcher::~Batcher() { stop(); }
 
-std::vector<std::vector<int64_t>> Batcher::epoch_plan(int64_t epoch) const {
+std::vector<std::vector<int64_t>> Batcher::epoch_plan(int64_t epoch) const { return rank_plan(epoch, 0); }
+
+std::vector<std::vector<int64_t>> Batcher::all_batches(int64_t epoch) const {
   std::vector<int64_t> order(corpus_.src.size());
   std::iota(order.begin(), order.end(), int64_t{0});
   std::mt19937_64 rng = seeded_rng(options_.seed, static_cast<uint64_t>(epoch));
@@ -64,12 +67,16 @@ std::vector<std::vector<int64_t>> Batcher::epoch_plan(int64_t epoch) const {
     longest = std::max(longest, cost_length_[i]);
   }
   if (options_.shuffle) seeded_shuffle(batches, rng);
-  if (options_.world == 1 || batches.empty()) return batches;
+  return batches;
+}
 
+std::vector<std::vector<int64_t>> Batcher::rank_plan(int64_t epoch, int64_t offset) const {
+  std::vector<std::vector<int64_t>> batches = all_batches(epoch);
   const auto total = static_cast<int64_t>(batches.size());
-  const int64_t rounds = (total + options_.world - 1) / options_.world;
+  if (options_.world == 1) return {batches.begin() + offset, batches.end()};
+  const int64_t rounds = (total - offset + options_.world - 1) / options_.world;
   std::vector<std::vector<int64_t>> mine;
-  for (int64_t k = 0; k < rounds; ++k) mine.push_back(batches[(options_.rank + k * options_.world) % total]);
+  for (int64_t k = 0; k < rounds; ++k) mine.push_back(batches[(offset + options_.rank + k * options_.world) % total]);
   return mine;
 }
 
@@ -106,10 +113,11 @@ LoadedBatch Batcher::assemble(const std::vector<int64_t>& pairs) const {
 void Batcher::produce(BatchPosition from) {
   try {
     for (int64_t epoch = from.epoch;; ++epoch) {
-      const auto plan = epoch_plan(epoch);
-      for (auto index = epoch == from.epoch ? from.index : 0; index < static_cast<int64_t>(plan.size()); ++index) {
-        LoadedBatch batch = assemble(plan[index]);
-        batch.position = {epoch, index};
+      const int64_t offset = epoch == from.epoch ? from.index : 0;
+      const auto plan = rank_plan(epoch, offset);
+      for (size_t k = 0; k < plan.size(); ++k) {
+        LoadedBatch batch = assemble(plan[k]);
+        batch.position = {epoch, offset + static_cast<int64_t>(k) * options_.world};
         std::unique_lock lock(mutex_);
         changed_.wait(lock, [&] { return stopping_ || static_cast<int>(ready_.size()) < options_.prefetch; });
         if (stopping_) return;
@@ -136,19 +144,19 @@ bool Batcher::next(LoadedBatch& out) {
   }
   out = std::move(ready_.front());
   ready_.pop_front();
-  const bool last_of_epoch = out.position.index + 1 == batches_per_epoch_;
-  delivered_ = last_of_epoch ? BatchPosition{out.position.epoch + 1, 0}
-                             : BatchPosition{out.position.epoch, out.position.index + 1};
+  const int64_t consumed = out.position.index + options_.world;  // by all ranks together
+  delivered_ = consumed >= epoch_batches_ ? BatchPosition{out.position.epoch + 1, 0}
+                                          : BatchPosition{out.position.epoch, consumed};
   changed_.notify_all();
   return true;
 }
 
 void Batcher::seek(BatchPosition position) {
-  HEED_CHECK(position.epoch >= 0 && position.index >= 0 && position.index <= batches_per_epoch_,
+  HEED_CHECK(position.epoch >= 0 && position.index >= 0 && position.index <= epoch_batches_,
              "cannot continue at batch {} of epoch {}: an epoch has {} batches here (did the corpus or the batching "
              "options change since the position was saved?)",
-             position.index, position.epoch, batches_per_epoch_);
-  if (position.index == batches_per_epoch_ && batches_per_epoch_ > 0) position = {position.epoch + 1, 0};
+             position.index, position.epoch, epoch_batches_);
+  if (position.index == epoch_batches_ && epoch_batches_ > 0) position = {position.epoch + 1, 0};
   stop();
   {
     std::lock_guard lock(mutex_);

@@ -470,9 +470,9 @@ void train(TrainConfig c, const RunOptions& run) {
     check_compatible(saved.config, mc, resume_from);
     store.load(saved.weights, resume_from);
     state = load_train_state(resume_from);
-    HEED_CHECK(state.world_size == comm->world(),
-               "{} was written by {} processes; resuming with {} is not supported yet (use the same number)",
-               resume_from, state.world_size, comm->world());
+    if (state.world_size != comm->world())  // positions and moments do not depend on it; the batch size does
+      spdlog::warn("{} was written by {} processes and continues on {}: the global batch changes with them",
+                   resume_from, state.world_size, comm->world());
   } else if (!run.init_from.empty()) {
     const nn::ModelDir init = load_init_weights(run.init_from);
     check_compatible(init.config, mc, run.init_from);

@@ -4,7 +4,8 @@
   same two batches, the loss is normalised by the tokens of the whole update, and dropout keys follow the
   micro-batch, not the rank. The logged losses agree to float rounding (the order of a few sums differs).
 - validation split over the ranks gives the single-process BLEU exactly
-- only rank 0 writes the run directory's logs and checkpoints; the run resumes under mpirun
+- only rank 0 writes the run directory's logs and checkpoints; the run resumes under mpirun, and also on
+  one process (the data position and optimizer state do not depend on the number of ranks)
 - a rank that hangs ends the job within training.collective_timeout, naming the operation
 - SIGTERM to every rank (as Slurm pre-emption sends it): every rank stops after the same update, rank 0 saves, and the job exits 0
 
@@ -80,10 +81,22 @@ def checks(r):
                 and abs(va[0]["loss"] - vb[0]["loss"]) < 1e-6 * va[0]["loss"], (va, vb))
         logs = [line for line in two.stderr.splitlines() if "[info]" in line]
         r.check("only rank 0 logs progress", sum("step 8/8" in line for line in logs) == 1, logs[-5:])
+        shutil.copytree(r.path("run-two"), r.path("run-mixed"))
         resumed = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 12, every=4), "--resume",
                                        r.path("run-two")), capture_output=True, text=True)
         r.check("the 2-rank run resumes under mpirun", resumed.returncode == 0 and "at step 8" in resumed.stderr,
                 resumed.stderr[-2000:])
+        # The data position and the moments do not depend on the number of ranks: one process taking both
+        # batches of each update continues the 2-rank run as the 2 ranks do.
+        mixed = r.heed_run("train", r.config("mixed.yaml", "run-mixed", 12, every=4), "--resume", r.path("run-mixed"),
+                           "--set", "optimizer.update_freq=2")
+        if resumed.returncode == 0 and mixed.returncode == 0:
+            a, b = r.records("run-two", "train")[8:], r.records("run-mixed", "train")[8:]
+            worst = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
+            r.check(f"a 2-rank checkpoint resumes on 1 process (worst relative loss difference {worst:.1e})",
+                    len(a) == len(b) == 4 and worst < 1e-5, "\n".join(f"{x} {y}" for x, y in zip(a, b)))
+        else:
+            r.check("a 2-rank checkpoint resumes on 1 process", False, mixed.stderr[-2000:])
 
     proc = subprocess.Popen(r.mpi(2, "train", r.config("long.yaml", "run-long", 100000)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

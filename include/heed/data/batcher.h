@@ -14,7 +14,9 @@
 // batches (fewer than world batches) twice.
 //
 // Because an epoch's batches can be recomputed at will, resuming at a BatchPosition computes that epoch's
-// batch list and skips to the position: nothing earlier is replayed.
+// batch list and skips to the position: nothing earlier is replayed. A position counts the epoch's batches
+// that all ranks together have consumed, so it does not depend on the number of ranks: a run saved by 2
+// ranks continues on 1 or 4 with the same next batches (rank r then takes batches p + r, p + r + world, ...).
 #pragma once
 
 #include <condition_variable>
@@ -41,7 +43,7 @@ struct BatcherOptions {
   int prefetch = 4;  // batches prepared ahead
 };
 
-// The next batch to deliver: its epoch and its index among this rank's batches of that epoch.
+// Where an iteration stands: the epoch, and how many of its batches all ranks together have consumed.
 struct BatchPosition {
   int64_t epoch = 0;
   int64_t index = 0;
@@ -80,6 +82,10 @@ class Batcher {
   const ParallelCorpus& corpus() const { return corpus_; }
 
  private:
+  // Every batch of `epoch`, in delivery order over all ranks.
+  std::vector<std::vector<int64_t>> all_batches(int64_t epoch) const;
+  // This rank's share of `epoch` once `offset` of its batches have been consumed.
+  std::vector<std::vector<int64_t>> rank_plan(int64_t epoch, int64_t offset) const;
   LoadedBatch assemble(const std::vector<int64_t>& pairs) const;
   void produce(BatchPosition from);
   void stop();
@@ -87,7 +93,8 @@ class Batcher {
   ParallelCorpus corpus_;
   BatcherOptions options_;
   std::vector<int64_t> cost_length_;  // per pair: the longer side, eos counted
-  int64_t batches_per_epoch_ = 0;
+  int64_t batches_per_epoch_ = 0;  // this rank's
+  int64_t epoch_batches_ = 0;      // all ranks'
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;
