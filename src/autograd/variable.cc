@@ -32,6 +32,7 @@ void Variable::set_value(Tensor value) const {
 void Variable::accumulate_grad(const Tensor& g) const {
   HEED_CHECK(g.shape() == shape(), "gradient of shape {} for a variable of shape {}", shape_str(g.shape()),
              shape_str(shape()));
+  ++impl_->grad_version;
   if (!impl_->grad.defined()) {
     impl_->grad = g;
     impl_->grad_owned = false;
@@ -45,6 +46,7 @@ void Variable::accumulate_grad(const Tensor& g) const {
 }
 
 Tensor& Variable::grad_for_gemm(float* beta) const {
+  ++impl_->grad_version;
   if (!impl_->grad.defined()) {
     impl_->grad = Tensor::empty(shape(), DType::F32, impl_->value.device());
     *beta = 0.0f;
@@ -73,16 +75,19 @@ void record(Variable output, BackwardFn backward) {
   tape.push_back({output, std::move(backward)});
 }
 
-void backward(Variable loss, float seed) {
+void backward(Variable loss, float seed, const std::function<void(size_t)>& after_node) {
   HEED_CHECK(loss.value().numel() == 1, "backward() needs a scalar, got shape {}", shape_str(loss.shape()));
   HEED_CHECK(loss.requires_grad(), "backward() from a value that does not depend on any parameter");
   loss.accumulate_grad(Tensor::full(loss.shape(), seed, loss.value().device()));
+  size_t done = 0;
   for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
     Variable& out = it->output;
-    if (!out.grad().defined()) continue;  // nothing downstream of this node reached the loss
-    it->backward(out.grad());
-    out.zero_grad();  // intermediate: its gradient has been propagated
+    if (out.grad().defined()) {  // else nothing downstream of this node reached the loss
+      it->backward(out.grad());
+      out.zero_grad();  // intermediate: its gradient has been propagated
+    }
     it->backward = nullptr;  // releases the tensors the closure saved
+    if (after_node) after_node(++done);
   }
   tape.clear();
 }

@@ -110,6 +110,24 @@ class Watchdog {
   std::thread thread_;
 };
 
+struct MpiPending final : Pending {
+  explicit MpiPending(Watchdog& watchdog) : watchdog(watchdog) {}
+  ~MpiPending() override {
+    if (request != MPI_REQUEST_NULL) MPI_Wait(&request, MPI_STATUS_IGNORE);
+  }
+  bool test() override {
+    int done = 0;
+    HEED_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    return done != 0;
+  }
+  void wait() override {
+    const auto timed = watchdog.time("all_reduce (gradient bucket)");
+    HEED_MPI_CHECK(MPI_Wait(&request, MPI_STATUS_IGNORE));
+  }
+  Watchdog& watchdog;
+  MPI_Request request = MPI_REQUEST_NULL;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(double timeout_s) {
@@ -128,6 +146,14 @@ class MpiCommunicator final : public Communicator {
     HEED_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.data<float>(), static_cast<int>(t.numel()), MPI_FLOAT, mpi_op(op),
                                  MPI_COMM_WORLD));
     if (op == ReduceOp::Average) scale(t.data<float>(), t.numel());
+  }
+  std::unique_ptr<Pending> all_reduce_async(Tensor& t, ReduceOp op) override {
+    check_fp32(t, "all_reduce_async");
+    HEED_CHECK(op != ReduceOp::Average, "all_reduce_async supports Sum and Max");
+    auto pending = std::make_unique<MpiPending>(*watchdog_);
+    HEED_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data<float>(), static_cast<int>(t.numel()), MPI_FLOAT, mpi_op(op),
+                                  MPI_COMM_WORLD, &pending->request));
+    return pending;
   }
   void all_reduce(std::vector<double>& values, ReduceOp op) override {
     const auto timed = watchdog_->time("all_reduce (values)");

@@ -91,6 +91,10 @@ io::Options<TrainConfig> declare() {
                 "the operation (a rank has died or hangs); longer than the slowest vocabulary training or "
                 "validation")
       .positive();
+  o.add<double>("training.bucket_mb", bind(&T::training, &Tr::bucket_mb),
+                "with several processes: MiB of gradients per all-reduce; each starts as soon as backward has "
+                "finished its gradients")
+      .positive();
   o.add<std::vector<std::string>>("training.freeze", bind(&T::training, &Tr::freeze),
                                   "parameters that stay fixed, by name pattern (* matches anything), e.g. "
                                   "[encoder.*, shared.weight]");

@@ -26,6 +26,7 @@
 #include "heed/nn/transformer.h"
 #include "heed/ops/elementwise.h"
 #include "heed/train/checkpoint.h"
+#include "heed/train/gradient_sync.h"
 #include "heed/train/optimizer.h"
 #include "heed/train/schedule.h"
 
@@ -228,47 +229,6 @@ double global_grad_norm(const nn::ParameterStore& store) {
     sum += static_cast<double>(ops::sum(ops::mul(g, g)).item());
   }
   return std::sqrt(sum);
-}
-
-// Sums every gradient over the ranks in buckets of about 25 MiB: few collectives, bounded extra memory.
-// Parameters without a gradient on this rank take part with zeros, so all ranks send the same layout.
-void all_reduce_gradients(const nn::ParameterStore& store, dist::Communicator& comm) {
-  if (comm.world() == 1) return;
-  constexpr int64_t kBucketFloats = (25 << 20) / 4;
-  std::vector<const nn::Variable*> bucket;
-  int64_t filled = 0;
-  auto flush = [&] {
-    if (bucket.empty()) return;
-    Tensor flat = Tensor::empty({filled});
-    int64_t offset = 0;
-    for (const nn::Variable* p : bucket) {
-      Tensor slice = flat.narrow(0, offset, p->value().numel()).view(p->shape());
-      if (p->grad().defined())
-        slice.copy_from(p->grad());
-      else
-        slice.fill_(0.0f);
-      offset += p->value().numel();
-    }
-    comm.all_reduce(flat, dist::ReduceOp::Sum);
-    offset = 0;
-    for (const nn::Variable* p : bucket) {
-      const Tensor slice = flat.narrow(0, offset, p->value().numel()).view(p->shape());
-      if (Tensor grad = p->grad(); grad.defined())
-        grad.copy_from(slice);
-      else
-        p->accumulate_grad(slice.clone());
-      offset += p->value().numel();
-    }
-    bucket.clear();
-    filled = 0;
-  };
-  for (const auto& [name, p] : store.all()) {
-    if (!p.requires_grad()) continue;
-    bucket.push_back(&p);
-    filled += p.value().numel();
-    if (filled >= kBucketFloats) flush();
-  }
-  flush();
 }
 
 std::string clock(double seconds) {
@@ -576,6 +536,7 @@ void train(TrainConfig c, const RunOptions& run) {
     return true;
   };
 
+  GradientSync gradient_sync(store, *comm, static_cast<int64_t>(c.training.bucket_mb * (1 << 20)));
   const int64_t accumulate = c.optimizer.update_freq;
   bool early_stop = false, stop = false;
   while (state.step < c.training.max_steps && !stop && !early_stop) {
@@ -602,9 +563,12 @@ void train(TrainConfig c, const RunOptions& run) {
       const nn::LossResult l = model.loss(micro[static_cast<size_t>(i)].batch, ctx, update_tokens);
       loss_sum += static_cast<double>(l.loss.value().item()) * update_tokens;
       nll_sum += l.nll_sum;
-      autograd::backward(l.loss);
+      // Only the last batch of an update communicates; the others only accumulate.
+      if (i + 1 < accumulate)
+        autograd::backward(l.loss);
+      else
+        gradient_sync.backward_and_reduce(l.loss);
     }
-    all_reduce_gradients(store, *comm);
     // The stop vote rides along, so that every rank stops after the same update.
     std::vector<double> sums{loss_sum, nll_sum, stop_requested() ? 1.0 : 0.0};
     comm->all_reduce(sums, dist::ReduceOp::Sum);

@@ -13,6 +13,7 @@ Exits 77 (skipped) without mpirun.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -61,8 +62,9 @@ def checks(r):
     r.write("train.es", "\n".join(es for _, es in pairs) + "\n")
 
     one = r.heed_run("train", r.config("one.yaml", "run-one", 8, every=4), "--set", "optimizer.update_freq=2")
-    two = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 8, every=4)), capture_output=True,
-                         text=True)
+    # Small buckets (about 20 for this model), so that reductions start during the backward pass.
+    two = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 8, every=4), "--set",
+                               "training.bucket_mb=0.03"), capture_output=True, text=True)
     r.check("1 process and 2 ranks exit 0", one.returncode == 0 and two.returncode == 0,
             one.stderr[-1500:] + two.stderr[-3000:])
     if one.returncode == 0 and two.returncode == 0:
@@ -80,6 +82,11 @@ def checks(r):
                 len(va) == len(vb) == 1 and va[0]["bleu"] == vb[0]["bleu"] and va[0]["bleu"] > 0
                 and abs(va[0]["loss"] - vb[0]["loss"]) < 1e-6 * va[0]["loss"], (va, vb))
         logs = [line for line in two.stderr.splitlines() if "[info]" in line]
+        buckets = [line for line in logs if "all-reduce buckets" in line]
+        found = re.search(r"(\d+) all-reduce buckets; the first can start after (\d+) of (\d+)", "".join(buckets))
+        count, first, nodes = map(int, found.groups()) if found else (0, 0, 0)
+        r.check(f"{count} gradient buckets, the first starting after {first} of {nodes} backward nodes",
+                count > 1 and first < nodes // 2, logs[-5:])
         r.check("only rank 0 logs progress", sum("step 8/8" in line for line in logs) == 1, logs[-5:])
         shutil.copytree(r.path("run-two"), r.path("run-mixed"))
         resumed = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 12, every=4), "--resume",

@@ -41,6 +41,9 @@ class Variable {
   // For backward passes that write a gradient with a GEMM: the gradient buffer to add into and the beta
   // to use (0 when the buffer is fresh and uninitialised, 1 when it already holds a gradient).
   Tensor& grad_for_gemm(float* beta) const;
+  // Counts the contributions to the gradient, so that a caller can tell when backward has stopped adding
+  // to it (data-parallel training starts reducing a gradient as soon as it is complete).
+  uint64_t grad_version() const { return impl_->grad_version; }
 
   const Shape& shape() const { return impl_->value.shape(); }
   int64_t size(int d) const { return impl_->value.size(d); }
@@ -53,6 +56,7 @@ class Variable {
     Tensor grad;
     bool requires_grad = false;
     bool grad_owned = false;  // false while grad may alias a tensor that someone else holds
+    uint64_t grad_version = 0;
   };
   std::shared_ptr<Impl> impl_;
 };
@@ -79,7 +83,8 @@ bool needs_grad(std::initializer_list<const Variable*> inputs);
 void record(Variable output, BackwardFn backward);
 
 // Reverse pass from a scalar (0-d or single-element) variable, seeded with `seed`; clears the tape.
-void backward(Variable loss, float seed = 1.0f);
+// `after_node`, if given, is called after each node of the tape with the number of nodes done so far.
+void backward(Variable loss, float seed = 1.0f, const std::function<void(size_t)>& after_node = nullptr);
 // Drops every recorded node without running it (e.g. after a forward pass used only for its value).
 void clear_tape();
 size_t tape_size();

@@ -17,6 +17,14 @@ namespace heed::dist {
 
 enum class ReduceOp { Sum, Average, Max };
 
+// A collective in flight: test() lets it progress and says whether it is done; wait() completes it.
+class Pending {
+ public:
+  virtual ~Pending() = default;
+  virtual bool test() = 0;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -26,6 +34,8 @@ class Communicator {
 
   // In place; `t` must be a contiguous fp32 tensor.
   virtual void all_reduce(Tensor& t, ReduceOp op) = 0;
+  // Starts an all-reduce of `t` in place (Sum or Max) and returns at once; `t` must live until wait().
+  virtual std::unique_ptr<Pending> all_reduce_async(Tensor& t, ReduceOp op) = 0;
   // Host values: token counts, loss sums, flags.
   virtual void all_reduce(std::vector<double>& values, ReduceOp op) = 0;
   virtual void broadcast(Tensor& t, int root) = 0;

@@ -49,6 +49,7 @@ struct TrainingConfig {
   std::string device = "cpu";
   std::vector<std::string> freeze;  // parameter-name patterns (* matches anything) that stay fixed
   double collective_timeout = 1800;  // seconds a rank waits for the others before ending the job
+  double bucket_mb = 25;             // gradients per all-reduce (fairseq's --bucket-cap-mb)
 };
 
 struct ValidationConfig {
