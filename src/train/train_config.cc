@@ -63,6 +63,9 @@ io::Options<TrainConfig> declare() {
   o.add<int64_t>("optimizer.update_freq", bind(&T::optimizer, &O::update_freq),
                  "batches whose gradients are accumulated into one update")
       .positive();
+  o.add<bool>("optimizer.shard_state", bind(&T::optimizer, &O::shard_state),
+              "with several processes, ZeRO-1: each keeps Adam's moments for 1/N of the parameters, gradients are "
+              "reduce-scattered and the updated parameters all-gathered");
 
   using S = ScheduleConfig;
   o.add<std::string>("schedule.type", bind(&T::schedule, &S::type),

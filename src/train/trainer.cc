@@ -446,7 +446,7 @@ void train(TrainConfig c, const RunOptions& run) {
   hyper.eps = static_cast<float>(c.optimizer.eps);
   hyper.weight_decay = static_cast<float>(c.optimizer.weight_decay);
   hyper.decoupled = c.optimizer.type == "adamw";
-  AdamOptimizer optimizer(store, hyper);
+  AdamOptimizer optimizer(store, hyper, c.optimizer.shard_state ? comm.get() : nullptr);
   if (!resume_from.empty()) {
     optimizer.load_state(load_optimizer_state(resume_from), state.optimizer_steps, resume_from);
     spdlog::info("resuming from {} at step {} (epoch {}, batch {})", resume_from, state.step, state.data.epoch + 1,
@@ -494,8 +494,9 @@ void train(TrainConfig c, const RunOptions& run) {
     saved.elapsed_s = elapsed();
     const std::string dir = (run_dir / "checkpoints" / step_checkpoint_name(state.step)).string();
     saved_step = state.step;
-    if (!leader) return dir;  // every rank holds the same weights and state
-    save_checkpoint(dir, {mc, store.values(), optimizer.state(), saved, checkpoint_files});
+    io::TensorMap moments = optimizer.state();  // a collective when the optimizer is sharded
+    if (!leader) return dir;                    // every rank holds the same weights and state
+    save_checkpoint(dir, {mc, store.values(), std::move(moments), saved, checkpoint_files});
     prune_checkpoints(run_dir.string(), c.checkpoints.keep_last);
     spdlog::info("saved {} ({})", dir, reason);
     return dir;
@@ -563,8 +564,9 @@ void train(TrainConfig c, const RunOptions& run) {
       const nn::LossResult l = model.loss(micro[static_cast<size_t>(i)].batch, ctx, update_tokens);
       loss_sum += static_cast<double>(l.loss.value().item()) * update_tokens;
       nll_sum += l.nll_sum;
-      // Only the last batch of an update communicates; the others only accumulate.
-      if (i + 1 < accumulate)
+      // Only the last batch of an update communicates; the others only accumulate. A sharded optimizer
+      // reduce-scatters the gradients itself.
+      if (i + 1 < accumulate || optimizer.sharded())
         autograd::backward(l.loss);
       else
         gradient_sync.backward_and_reduce(l.loss);
@@ -575,7 +577,7 @@ void train(TrainConfig c, const RunOptions& run) {
     loss_sum = sums[0];
     nll_sum = sums[1];
     stop = sums[2] > 0;
-    const double norm = global_grad_norm(store);
+    const double norm = optimizer.sharded() ? optimizer.reduce_gradients() : global_grad_norm(store);
     const float scale = c.optimizer.clip_norm > 0 && norm > c.optimizer.clip_norm
                             ? static_cast<float>(c.optimizer.clip_norm / norm)
                             : 1.0f;

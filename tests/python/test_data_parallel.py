@@ -6,6 +6,7 @@
 - validation split over the ranks gives the single-process BLEU exactly
 - only rank 0 writes the run directory's logs and checkpoints; the run resumes under mpirun, and also on
   one process (the data position and optimizer state do not depend on the number of ranks)
+- ZeRO-1 (optimizer.shard_state) trains the same weights and checkpoints the same whole moments
 - a rank that hangs ends the job within training.collective_timeout, naming the operation
 - SIGTERM to every rank (as Slurm pre-emption sends it): every rank stops after the same update, rank 0 saves, and the job exits 0
 
@@ -88,11 +89,34 @@ def checks(r):
         r.check(f"{count} gradient buckets, the first starting after {first} of {nodes} backward nodes",
                 count > 1 and first < nodes // 2, logs[-5:])
         r.check("only rank 0 logs progress", sum("step 8/8" in line for line in logs) == 1, logs[-5:])
+        # ZeRO-1: each rank keeps half of Adam's moments; the training is the same.
+        zero = subprocess.run(r.mpi(2, "train", r.config("zero.yaml", "run-zero", 8, every=4), "--set",
+                                    "optimizer.shard_state=true"), capture_output=True, text=True)
+        if zero.returncode == 0:
+            a, b = r.records("run-two", "train"), r.records("run-zero", "train")
+            worst = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
+            step8 = os.path.join("checkpoints", "step-00000008")
+            same = [open(r.path(run, step8, f), "rb").read() for run in ("run-two", "run-zero")
+                    for f in ("model.safetensors", "optimizer.safetensors")]
+            r.check(f"sharded optimizer state trains the same (worst relative loss difference {worst:.1e}; weights and "
+                    f"gathered moments {'identical' if same[0] == same[2] and same[1] == same[3] else 'differ'})",
+                    len(b) == 8 and worst < 1e-6 and same[0] == same[2] and same[1] == same[3])
+        else:
+            r.check("sharded optimizer state trains the same", False, zero.stderr[-2000:])
         shutil.copytree(r.path("run-two"), r.path("run-mixed"))
         resumed = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 12, every=4), "--resume",
                                        r.path("run-two")), capture_output=True, text=True)
         r.check("the 2-rank run resumes under mpirun", resumed.returncode == 0 and "at step 8" in resumed.stderr,
                 resumed.stderr[-2000:])
+        zero_resumed = subprocess.run(r.mpi(2, "train", r.config("zero.yaml", "run-zero", 12, every=4), "--resume",
+                                            r.path("run-zero"), "--set", "optimizer.shard_state=true"),
+                                      capture_output=True, text=True)
+        if zero_resumed.returncode == 0 and resumed.returncode == 0:
+            a, b = r.records("run-two", "train"), r.records("run-zero", "train")
+            r.check("a sharded run resumes from its gathered moments", [x["loss"] for x in a] == [y["loss"] for y in b],
+                    "\n".join(f"{x['loss']} {y['loss']}" for x, y in zip(a, b)))
+        else:
+            r.check("a sharded run resumes", False, zero_resumed.stderr[-2000:])
         # The data position and the moments do not depend on the number of ranks: one process taking both
         # batches of each update continues the 2-rank run as the 2 ranks do.
         mixed = r.heed_run("train", r.config("mixed.yaml", "run-mixed", 12, every=4), "--resume", r.path("run-mixed"),
