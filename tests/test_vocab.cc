@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+#include <sentencepiece_processor.h>
+
 #include "heed/data/vocab.h"
 #include "temp_dir.h"
 
@@ -151,4 +154,43 @@ TEST_CASE("vocab: errors name the file or option at fault and leave no model beh
                     Contains("cannot read the vocabulary " + dir.file("none.model")));
   CHECK_THROWS_WITH(Vocab::load(dir.file("text.es")),
                     Contains(dir.file("text.es") + " is not a SentencePiece model"));
+}
+
+TEST_CASE("vocab: a MarianMT vocab.json renumbers the pieces, both ways", "[data][vocab]") {
+  TempDir dir;
+  write_spanish(dir.file("text.es"), 400);
+  VocabOptions options;
+  options.size = 60;
+  Vocab::train({dir.file("text.es")}, dir.file("source.spm"), options);
+  // OPUS-MT's numbering: </s> 0, <unk> 1, the pieces in an order of the model's own, <pad> last.
+  sentencepiece::SentencePieceProcessor spm;
+  REQUIRE(spm.Load(dir.file("source.spm")).ok());
+  std::vector<std::string> pieces;
+  for (int id = 0; id < spm.GetPieceSize(); ++id)
+    if (!spm.IsControl(id) && !spm.IsUnknown(id)) pieces.push_back(spm.IdToPiece(id));
+  std::reverse(pieces.begin(), pieces.end());
+  nlohmann::json map = {{"</s>", 0}, {"<unk>", 1}};
+  for (const std::string& p : pieces) map[p] = map.size();
+  map["<pad>"] = map.size();
+  std::ofstream(dir.file("vocab.json")) << map.dump();
+
+  const Vocab marian = Vocab::load_marian(dir.file("source.spm"), dir.file("vocab.json"));
+  CHECK(marian.size() == static_cast<int64_t>(map.size()));
+  CHECK(marian.eos_id() == 0);
+  CHECK(marian.unk_id() == 1);
+  CHECK(marian.pad_id() == static_cast<int32_t>(map.size()) - 1);
+  const std::string text = "¿dónde está la música?";
+  std::vector<std::string> expected_pieces;
+  REQUIRE(spm.Encode(text, &expected_pieces).ok());
+  std::vector<int32_t> expected;
+  for (const std::string& p : expected_pieces) expected.push_back(map.contains(p) ? map[p].get<int32_t>() : 1);
+  CHECK(marian.encode(text) == expected);
+  CHECK(marian.encode(text) != Vocab::load(dir.file("source.spm")).encode(text));  // the numbering matters
+  std::vector<int32_t> with_eos = expected;
+  with_eos.push_back(marian.eos_id());
+  CHECK(marian.decode(with_eos) == text);
+
+  std::ofstream(dir.file("no_pad.json")) << nlohmann::json{{"</s>", 0}, {"<unk>", 1}}.dump();
+  CHECK_THROWS_WITH(Vocab::load_marian(dir.file("source.spm"), dir.file("no_pad.json")),
+                    Contains("no '<pad>' piece"));
 }

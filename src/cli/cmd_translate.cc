@@ -37,8 +37,8 @@ void run_translate(const TranslateCommand& cmd) {
   if (cmd.threads > 0) omp_set_num_threads(cmd.threads);
   const std::string dir = train::resolve_model_dir(cmd.model, cmd.metric);
   if (std::filesystem::exists(std::filesystem::path(dir) / "manifest.json")) train::verify_checkpoint(dir);
-  const std::vector<std::string> vocab = train::vocab_files(dir);
-  const data::Vocab src_vocab = data::Vocab::load(vocab.front()), tgt_vocab = data::Vocab::load(vocab.back());
+  const train::Vocabularies vocab = train::load_vocabularies(dir);
+  const data::Vocab &src_vocab = vocab.src, &tgt_vocab = vocab.tgt;
   const nn::ModelDir saved = nn::load_model_dir(dir);
   nn::ParameterStore store;
   const nn::Transformer model(saved.config, store);

@@ -12,7 +12,9 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
 
@@ -86,31 +88,85 @@ void Vocab::train(const std::vector<std::string>& text_files, const std::string&
                fmt::join(text_files, ", "), model_path);
 }
 
-Vocab Vocab::load(const std::string& model_path) {
+Vocab Vocab::load_processor(const std::string& model_path) {
   HEED_CHECK(fs::is_regular_file(model_path), "cannot read the vocabulary {}: no such file", model_path);
   auto processor = std::make_shared<sentencepiece::SentencePieceProcessor>();
   const auto status = processor->Load(model_path);
   HEED_CHECK(status.ok(), "{} is not a SentencePiece model: {}", model_path, status.ToString());
-
   Vocab vocab;
-  vocab.pad_id_ = processor->pad_id();
-  vocab.unk_id_ = processor->unk_id();
-  vocab.eos_id_ = processor->eos_id();
-  HEED_CHECK(vocab.pad_id_ >= 0 && vocab.eos_id_ >= 0,
-             "{}: the vocabulary has no {} piece; Heed needs pad and eos (its own vocabularies have pad=0, unk=1, "
-             "eos=2)",
-             model_path, vocab.pad_id_ < 0 ? "pad" : "eos");
   vocab.serialized_ = processor->serialized_model_proto();
   vocab.path_ = model_path;
   vocab.processor_ = std::move(processor);
   return vocab;
 }
 
+Vocab Vocab::load(const std::string& model_path) {
+  Vocab vocab = load_processor(model_path);
+  vocab.pad_id_ = vocab.processor_->pad_id();
+  vocab.unk_id_ = vocab.processor_->unk_id();
+  vocab.eos_id_ = vocab.processor_->eos_id();
+  HEED_CHECK(vocab.pad_id_ >= 0 && vocab.eos_id_ >= 0,
+             "{}: the vocabulary has no {} piece; Heed needs pad and eos (its own vocabularies have pad=0, unk=1, "
+             "eos=2)",
+             model_path, vocab.pad_id_ < 0 ? "pad" : "eos");
+  return vocab;
+}
+
+Vocab Vocab::load_marian(const std::string& spm_path, const std::string& vocab_json) {
+  Vocab vocab = load_processor(spm_path);
+  std::ifstream in(vocab_json);
+  HEED_CHECK(in.good(), "cannot read the vocabulary {}: no such file", vocab_json);
+  nlohmann::json map;
+  try {
+    in >> map;
+  } catch (const nlohmann::json::exception& e) {
+    HEED_CHECK(false, "{}: invalid JSON: {}", vocab_json, e.what());
+  }
+  HEED_CHECK(map.is_object() && !map.empty(), "{}: expected an object mapping pieces to ids", vocab_json);
+  auto ids = std::make_shared<std::unordered_map<std::string, int32_t>>();
+  auto pieces = std::make_shared<std::vector<std::string>>(map.size());
+  for (const auto& [piece, id] : map.items()) {
+    HEED_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < static_cast<int64_t>(map.size()),
+               "{}: the id of '{}' must be an integer in [0, {})", vocab_json, piece, map.size());
+    (*ids)[piece] = id.get<int32_t>();
+    (*pieces)[id.get<size_t>()] = piece;
+  }
+  auto special = [&](const char* piece) {
+    auto it = ids->find(piece);
+    HEED_CHECK(it != ids->end(), "{}: no '{}' piece; MarianMT vocabularies have <pad>, </s> and <unk>", vocab_json,
+               piece);
+    return it->second;
+  };
+  vocab.pad_id_ = special("<pad>");
+  vocab.eos_id_ = special("</s>");
+  vocab.unk_id_ = special("<unk>");
+  vocab.serialized_ += map.dump();  // both files decide the ids
+  vocab.piece_ids_ = std::move(ids);
+  vocab.pieces_ = std::move(pieces);
+  return vocab;
+}
+
+bool Vocab::encode_into(std::string_view text, std::vector<int32_t>& out) const {
+  if (!piece_ids_) {
+    std::vector<int> ids;
+    if (!processor_->Encode(text, &ids).ok()) return false;
+    out.assign(ids.begin(), ids.end());
+    return true;
+  }
+  std::vector<std::string> pieces;
+  if (!processor_->Encode(text, &pieces).ok()) return false;
+  out.clear();
+  for (const std::string& piece : pieces) {
+    auto it = piece_ids_->find(piece);
+    out.push_back(it == piece_ids_->end() ? unk_id_ : it->second);
+  }
+  return true;
+}
+
 std::vector<int32_t> Vocab::encode(std::string_view text) const {
-  std::vector<int> ids;
-  const auto status = processor_->Encode(text, &ids);
-  HEED_CHECK(status.ok(), "cannot encode with the vocabulary {}: {}", path_, status.ToString());
-  return {ids.begin(), ids.end()};
+  std::vector<int32_t> ids;
+  HEED_CHECK(encode_into(text, ids), "cannot encode '{}' with the vocabulary {}", text, path_);
+  return ids;
 }
 
 std::vector<std::vector<int32_t>> Vocab::encode_lines(const std::vector<std::string>& lines) const {
@@ -120,30 +176,32 @@ std::vector<std::vector<int32_t>> Vocab::encode_lines(const std::vector<std::str
   std::atomic<int64_t> failed{-1};
 #pragma omp parallel for schedule(dynamic, 64)
   for (int64_t i = 0; i < n; ++i) {
-    std::vector<int> ids;
-    if (processor_->Encode(lines[i], &ids).ok())
-      result[i].assign(ids.begin(), ids.end());
-    else
-      failed = i;
+    if (!encode_into(lines[i], result[i])) failed = i;
   }
   if (failed >= 0) encode(lines[failed]);
   return result;
 }
 
 std::string Vocab::decode(const std::vector<int32_t>& ids) const {
-  std::vector<int> pieces;
+  std::vector<int> spm_ids;
+  std::vector<std::string> pieces;
   for (int32_t id : ids) {
     if (id == eos_id_) break;
     if (id == pad_id_) continue;
     HEED_CHECK(id >= 0 && id < size(), "token id {} is outside the vocabulary {} of {} pieces", id, path_, size());
-    pieces.push_back(id);
+    if (pieces_)
+      pieces.push_back((*pieces_)[static_cast<size_t>(id)]);
+    else
+      spm_ids.push_back(id);
   }
   std::string text;
-  const auto status = processor_->Decode(pieces, &text);
+  const auto status = pieces_ ? processor_->Decode(pieces, &text) : processor_->Decode(spm_ids, &text);
   HEED_CHECK(status.ok(), "cannot decode with the vocabulary {}: {}", path_, status.ToString());
   return text;
 }
 
-int64_t Vocab::size() const { return processor_->GetPieceSize(); }
+int64_t Vocab::size() const {
+  return pieces_ ? static_cast<int64_t>(pieces_->size()) : processor_->GetPieceSize();
+}
 
 }  // namespace heed::data

@@ -65,10 +65,7 @@ class SignalScope {
 
 bool stop_requested() { return g_signal != 0; }
 
-struct Vocabs {
-  data::Vocab src, tgt;
-  std::vector<std::string> files;  // inside the run directory
-};
+using Vocabs = Vocabularies;
 
 // Copies a vocabulary file into the run directory under `name`, unless it is already there.
 std::string adopt(const std::string& from, const fs::path& run_dir, const std::string& name) {
@@ -87,6 +84,13 @@ std::vector<std::string> vocab_names(bool joint) {
                : std::vector<std::string>{"vocab.src.model", "vocab.tgt.model"};
 }
 
+// A MarianMT (OPUS-MT) model's tokenizer, as save_pretrained writes it.
+const std::vector<std::string> kMarianVocab = {"source.spm", "target.spm", "vocab.json"};
+
+bool has_all(const fs::path& dir, const std::vector<std::string>& names) {
+  return std::all_of(names.begin(), names.end(), [&](const std::string& n) { return fs::exists(dir / n); });
+}
+
 // The run's vocabulary files: from the checkpoint it continues (resume, fine-tuning), from files the
 // config names, or trained on the training data. All end up in the run directory, so checkpoints carry
 // them. Only the leading rank calls this; the others load what it wrote.
@@ -98,8 +102,8 @@ void prepare_vocab_files(const TrainConfig& c, const fs::path& run_dir, const st
     HEED_CHECK(joint || !c.data.tgt_vocab.empty(), "data.tgt_vocab must be set when data.joint_vocab is false");
     files.push_back(adopt(c.data.src_vocab, run_dir, names[0]));
     if (!joint) files.push_back(adopt(c.data.tgt_vocab, run_dir, names[1]));
-  } else if (!from_checkpoint.empty() && fs::exists(fs::path(from_checkpoint) / names[0])) {
-    for (const std::string& name : names)
+  } else if (!from_checkpoint.empty() && (has_all(from_checkpoint, names) || has_all(from_checkpoint, kMarianVocab))) {
+    for (const std::string& name : has_all(from_checkpoint, names) ? names : kMarianVocab)
       files.push_back(adopt((fs::path(from_checkpoint) / name).string(), run_dir, name));
   } else {
     data::VocabOptions options;
@@ -122,6 +126,7 @@ void prepare_vocab_files(const TrainConfig& c, const fs::path& run_dir, const st
 }
 
 Vocabs load_vocabs(const TrainConfig& c, const fs::path& run_dir) {
+  if (c.data.src_vocab.empty() && has_all(run_dir, kMarianVocab)) return load_vocabularies(run_dir.string());
   std::vector<std::string> files;
   for (const std::string& name : vocab_names(c.data.joint_vocab)) files.push_back((run_dir / name).string());
   return {data::Vocab::load(files.front()), data::Vocab::load(files.back()), files};
@@ -162,17 +167,14 @@ void check_compatible(const nn::ModelConfig& have, const nn::ModelConfig& want, 
 
 // Same sizes are not enough: ids that mean other pieces would quietly turn the weights into noise.
 void check_same_vocabulary(const Vocabs& v, const std::string& checkpoint) {
-  const bool has_vocab = fs::exists(fs::path(checkpoint) / "vocab.model") ||
-                         fs::exists(fs::path(checkpoint) / "vocab.src.model");
-  if (!has_vocab) return;  // a plain model directory (e.g. from import-hf): the architecture check remains
-  const std::vector<std::string> files = vocab_files(checkpoint);
-  HEED_CHECK(files.size() == v.files.size(), "{} uses {} vocabulary, but data.joint_vocab says otherwise", checkpoint,
-             files.size() == 1 ? "a joint" : "separate source and target");
-  for (size_t i = 0; i < files.size(); ++i) {
-    const data::Vocab& mine = i == 0 ? v.src : v.tgt;
-    HEED_CHECK(data::Vocab::load(files[i]).serialized() == mine.serialized(),
+  const fs::path dir(checkpoint);
+  if (!has_all(dir, {"vocab.model"}) && !has_all(dir, vocab_names(false)) && !has_all(dir, kMarianVocab))
+    return;  // a model directory without a tokenizer (e.g. from export-hf): the architecture check remains
+  const Vocabs theirs = load_vocabularies(checkpoint);
+  for (auto [mine, other] : {std::pair{&v.src, &theirs.src}, {&v.tgt, &theirs.tgt}}) {
+    HEED_CHECK(mine->serialized() == other->serialized(),
                "the vocabulary {} differs from the checkpoint's {}: the model's ids would mean other pieces",
-               mine.path(), files[i]);
+               mine->path(), other->path());
   }
 }
 
@@ -375,12 +377,24 @@ std::string resume_checkpoint(const std::string& path) {
 
 }  // namespace
 
-std::vector<std::string> vocab_files(const std::string& dir) {
+Vocabularies load_vocabularies(const std::string& dir) {
   const fs::path d(dir);
-  if (fs::exists(d / "vocab.model")) return {(d / "vocab.model").string()};
-  HEED_CHECK(fs::exists(d / "vocab.src.model") && fs::exists(d / "vocab.tgt.model"),
-             "{} holds no vocabulary (vocab.model, or vocab.src.model and vocab.tgt.model)", dir);
-  return {(d / "vocab.src.model").string(), (d / "vocab.tgt.model").string()};
+  auto path = [&](const std::string& name) { return (d / name).string(); };
+  if (has_all(d, kMarianVocab)) {
+    return {data::Vocab::load_marian(path("source.spm"), path("vocab.json")),
+            data::Vocab::load_marian(path("target.spm"), path("vocab.json")),
+            {path("source.spm"), path("target.spm"), path("vocab.json")}};
+  }
+  if (has_all(d, {"vocab.model"})) {
+    const data::Vocab joint = data::Vocab::load(path("vocab.model"));
+    return {joint, joint, {path("vocab.model")}};
+  }
+  HEED_CHECK(has_all(d, vocab_names(false)),
+             "{} holds no vocabulary (vocab.model; vocab.src.model and vocab.tgt.model; or MarianMT's source.spm, "
+             "target.spm and vocab.json)",
+             dir);
+  return {data::Vocab::load(path("vocab.src.model")), data::Vocab::load(path("vocab.tgt.model")),
+          {path("vocab.src.model"), path("vocab.tgt.model")}};
 }
 
 void train(TrainConfig c, const RunOptions& run) {
@@ -406,8 +420,8 @@ void train(TrainConfig c, const RunOptions& run) {
   const std::string resume_from = run.resume.empty() ? "" : resume_checkpoint(run.resume);
   if (!resume_from.empty()) verify_checkpoint(resume_from);
   std::string vocab_source = resume_from;
-  if (!run.init_from.empty() && !fs::exists(fs::path(run.init_from) / "config.json"))
-    vocab_source = resolve_model_dir(run.init_from);
+  if (!run.init_from.empty())  // a Hugging Face directory brings its tokenizer, a run its best checkpoint's
+    vocab_source = fs::exists(fs::path(run.init_from) / "config.json") ? run.init_from : resolve_model_dir(run.init_from);
   const std::string config_copy = (run_dir / "config.yaml").string();
   if (leader) {
     prepare_vocab_files(c, run_dir, vocab_source);

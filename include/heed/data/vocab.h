@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace sentencepiece {
@@ -35,6 +36,10 @@ class Vocab {
                     const VocabOptions& options);
   // A model without pad or eos pieces is an error: batches need both.
   static Vocab load(const std::string& model_path);
+  // A MarianMT (OPUS-MT) vocabulary: SentencePiece cuts the text into pieces, and the model's vocab.json
+  // maps each piece to the model's id ({"</s>": 0, "<unk>": 1, ..., "<pad>": N - 1}); pieces it lacks
+  // become <unk>, as in Hugging Face's MarianTokenizer.
+  static Vocab load_marian(const std::string& spm_path, const std::string& vocab_json);
 
   // Token ids of one line of text, without eos.
   std::vector<int32_t> encode(std::string_view text) const;
@@ -54,7 +59,13 @@ class Vocab {
  private:
   Vocab() = default;  // only load() makes one, so every Vocab has a model
 
+  // Pieces to ids and back through the model's own numbering (load_marian); SentencePiece's ids otherwise.
+  bool encode_into(std::string_view text, std::vector<int32_t>& ids) const;
+  static Vocab load_processor(const std::string& model_path);
+
   std::shared_ptr<const sentencepiece::SentencePieceProcessor> processor_;
+  std::shared_ptr<const std::unordered_map<std::string, int32_t>> piece_ids_;
+  std::shared_ptr<const std::vector<std::string>> pieces_;
   std::string path_, serialized_;
   int32_t pad_id_ = -1, unk_id_ = -1, eos_id_ = -1;
 };

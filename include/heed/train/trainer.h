@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "heed/data/vocab.h"
 #include "heed/train/train_config.h"
 
 namespace heed::train {
@@ -23,8 +24,12 @@ struct RunOptions {
 // checkpoint and returns normally, so the process exits 0, as cluster pre-emption expects.
 void train(TrainConfig config, const RunOptions& options);
 
-// The vocabulary files of a run or checkpoint directory: {vocab.model} when joint, else
-// {vocab.src.model, vocab.tgt.model}. Throws when neither is there.
-std::vector<std::string> vocab_files(const std::string& dir);
+// The tokenizers of a run or checkpoint directory: vocab.model (joint), vocab.src.model and
+// vocab.tgt.model, or a MarianMT model's source.spm, target.spm and vocab.json. Throws when none is there.
+struct Vocabularies {
+  data::Vocab src, tgt;
+  std::vector<std::string> files;
+};
+Vocabularies load_vocabularies(const std::string& dir);
 
 }  // namespace heed::train
