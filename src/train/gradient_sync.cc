@@ -66,8 +66,10 @@ void GradientSync::backward_and_reduce(const nn::Variable& loss) {
   if (!learned_) {
     std::vector<uint64_t> version(params_.size());
     std::vector<size_t> last_change(params_.size(), 0);
+    size_t nodes = 0;
     for (size_t i = 0; i < params_.size(); ++i) version[i] = params_[i].grad_version();
     autograd::backward(loss, 1.0f, [&](size_t done) {
+      nodes = done;
       for (size_t i = 0; i < params_.size(); ++i) {
         if (params_[i].grad_version() != version[i]) {
           version[i] = params_[i].grad_version();
@@ -75,11 +77,10 @@ void GradientSync::backward_and_reduce(const nn::Variable& loss) {
         }
       }
     });
-    size_t i = 0, nodes = 0;
+    size_t i = 0;
     for (Bucket& b : buckets_) {
       for (size_t k = 0; k < b.params.size(); ++k, ++i) b.ready_after = std::max(b.ready_after, last_change[i]);
     }
-    for (size_t n : last_change) nodes = std::max(nodes, n);
     const size_t first = std::min_element(buckets_.begin(), buckets_.end(), [](const Bucket& a, const Bucket& b) {
                            return a.ready_after < b.ready_after;
                          })->ready_after;
