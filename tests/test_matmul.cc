@@ -4,6 +4,9 @@
 #include "heed/autograd/functions.h"
 #include "heed/ops/elementwise.h"
 #include "heed/ops/matmul.h"
+#include "kernels/common/backend.h"
+#include "kernel_testing.h"
+#include "core/gemm.h"
 
 using namespace heed;
 
@@ -68,6 +71,79 @@ TEST_CASE("matmul_into accumulates with beta", "[ops][matmul]") {
   require_close(c, expect, 1e-6);
 }
 
+namespace {
+
+// The GPU path's products (cuBLASLt, or sgemm on the simulated GPU) against the double-precision naive
+// product of the same inputs, rounded to the operand type first: 16-bit products are exact in fp32, so
+// only the fp32 summation differs, K * eps_fp32 for terms of size <= 1; a 16-bit output adds its own
+// rounding, half an ulp (2^-8 relative for bf16, 2^-11 for fp16).
+void check_gpu_matmul(kernels::Backend backend) {
+  const Device dev = testing::backend_device(backend);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+    for (DType out_dtype : {DType::F32, dtype}) {
+      const double rel = out_dtype == DType::BF16 ? 1.0 / 256 : out_dtype == DType::F16 ? 1.0 / 2048 : 0.0;
+      auto check = [&](const Tensor& a, const Tensor& b, bool ta, bool tb) {
+        Tensor want = naive_matmul(a.to(dtype).to(DType::F32), b.to(dtype).to(DType::F32), ta, tb);
+        Shape shape = want.shape();
+        Tensor out = Tensor::empty(shape, out_dtype, dev);
+        ops::matmul_into(a.to(dtype).contiguous().to(dev), b.to(dtype).contiguous().to(dev), out, ta, tb, 1.0f, 0.0f);
+        Tensor got = testing::to_host_f32(out);
+        for (int64_t i = 0; i < got.numel(); ++i)
+          CHECK(std::abs(got.item(i) - want.item(i)) <= 1e-5 + rel * std::abs(want.item(i)));
+      };
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          check(testing::random_tensor(ta ? Shape{37, 5} : Shape{5, 37}, 1),
+                testing::random_tensor(tb ? Shape{6, 37} : Shape{37, 6}, 2), ta, tb);
+      check(testing::random_tensor({2, 3, 7, 8}, 3), testing::random_tensor({2, 3, 8, 9}, 4), false, false);  // batched
+      check(testing::random_tensor({2, 7, 8}, 5), testing::random_tensor({8, 4}, 6), false, false);  // shared b
+    }
+  }
+  // Transposed views of [B, L, H, D] storage: leading dimensions that do not collapse to one stride.
+  Tensor qs = testing::random_tensor({2, 7, 3, 8}, 7), ks = testing::random_tensor({2, 9, 3, 8}, 8);
+  Tensor out = Tensor::empty({2, 3, 7, 9}, DType::F32, dev);
+  ops::matmul_into(qs.to(dev).transpose(1, 2), ks.to(dev).transpose(1, 2), out, false, true, 1.0f, 0.0f);
+  Tensor want = naive_matmul(qs.transpose(1, 2), ks.transpose(1, 2), false, true);
+  Tensor got = testing::to_host_f32(out);
+  for (int64_t i = 0; i < got.numel(); ++i) CHECK(std::abs(got.item(i) - want.item(i)) <= 1e-5);
+}
+
+// The bias and bias + ReLU epilogues, with alpha and beta: applied in fp32 before the one rounding.
+void check_gemm_epilogues(kernels::Backend backend) {
+  const Device dev = testing::backend_device(backend);
+  Tensor a = testing::random_tensor({5, 16}, 1), b = testing::random_tensor({16, 6}, 2);
+  Tensor bias = testing::random_tensor({6}, 3), c0 = testing::random_tensor({5, 6}, 4);
+  for (bool relu : {false, true}) {
+    Tensor ad = a.to(dev), bd = b.to(dev), biasd = bias.to(dev), out = c0.to(dev).clone();
+    GemmDesc d;
+    d.m = 5, d.n = 6, d.k = 16;
+    d.a = {ad.raw_data(), DType::F32, false, 16, 0};
+    d.b = {bd.raw_data(), DType::F32, false, 6, 0};
+    d.out = out.raw_data(), d.ldo = 6, d.alpha = 0.5f, d.beta = 2.0f, d.bias = biasd.raw_data(), d.relu = relu;
+    gemm(dev, d);
+    Tensor ab = naive_matmul(a, b, false, false), got = testing::to_host_f32(out);
+    for (int64_t i = 0; i < 5; ++i)
+      for (int64_t j = 0; j < 6; ++j) {
+        float want = 0.5f * ab.item(i * 6 + j) + 2.0f * c0.item(i * 6 + j) + bias.item(j);
+        if (relu) want = std::max(want, 0.0f);
+        CHECK(std::abs(got.item(i * 6 + j) - want) <= 1e-5);
+      }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("matmul on the simulated GPU matches the naive product in fp32, bf16 and fp16", "[ops][matmul][sim]") {
+  check_gpu_matmul(kernels::Backend::Sim);
+  check_gemm_epilogues(kernels::Backend::Sim);
+}
+
+TEST_CASE("matmul on the GPU (cuBLASLt) matches the naive product in fp32, bf16 and fp16", "[ops][matmul][gpu]") {
+  if (!testing::gpu_or_skip()) return;
+  check_gpu_matmul(kernels::Backend::Gpu);
+  check_gemm_epilogues(kernels::Backend::Gpu);
+}
+
 TEST_CASE("broadcasting add and mul, and their reductions", "[ops][elementwise]") {
   Tensor a = testing::random_tensor({2, 3, 4}, 1), b = testing::random_tensor({3, 1}, 2);
   Tensor s = ops::add(a, b), p = ops::mul(a, b);
@@ -105,4 +181,27 @@ TEST_CASE("linear: finite-difference gradients of input, weight and bias", "[ops
   testing::check_gradient(f, xt, x.grad());
   testing::check_gradient(f, wt, w.grad());
   testing::check_gradient(f, bt, b.grad());
+}
+
+TEST_CASE("pointwise ops and sums on the simulated GPU match the CPU", "[ops][elementwise][sim]") {
+  // The GPU path runs the same fp32 arithmetic per element, so results are equal up to the order of the
+  // sums: exact for add, mul, scale and axpy; sums of 7..40 terms of size <= 1 agree to 1e-5.
+  const Device sim = Device::sim();
+  Tensor a = testing::random_tensor({2, 3, 4}, 1), b = testing::random_tensor({3, 1}, 2);
+  auto on_host = [](const Tensor& t) { return t.to(Device::cpu()).to_vector<float>(); };
+  CHECK(on_host(ops::add(a.to(sim), b.to(sim))) == ops::add(a, b).to_vector<float>());
+  CHECK(on_host(ops::mul(a.to(sim), b.to(sim))) == ops::mul(a, b).to_vector<float>());
+  CHECK(on_host(ops::scale(a.to(sim).transpose(0, 2), 0.5f)) == ops::scale(a.transpose(0, 2), 0.5f).to_vector<float>());
+  Tensor d = a.to(sim).clone(), dc = a.clone();
+  ops::axpy_(d, b.expand({2, 3, 4}).contiguous().to(sim), -2.0f);
+  ops::axpy_(dc, b.expand({2, 3, 4}).contiguous(), -2.0f);
+  CHECK(on_host(d) == dc.to_vector<float>());
+  auto close = [](const std::vector<float>& got, const std::vector<float>& want) {
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i) CHECK(std::abs(got[i] - want[i]) <= 1e-5);
+  };
+  for (const Shape& shape : {Shape{3, 1}, Shape{1, 3, 4}, Shape{4}, Shape{2, 1, 4}, Shape{}})
+    close(on_host(ops::sum_to(a.to(sim), shape)), ops::sum_to(a, shape).to_vector<float>());
+  close(on_host(ops::sum_rows(a.to(sim))), ops::sum_rows(a).to_vector<float>());
+  close(on_host(ops::sum(a.to(sim).transpose(1, 2))), ops::sum(a).to_vector<float>());
 }

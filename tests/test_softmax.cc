@@ -5,6 +5,7 @@
 
 #include "gradcheck.h"
 #include "heed/ops/softmax.h"
+#include "kernel_testing.h"
 
 using namespace heed;
 
@@ -63,4 +64,44 @@ TEST_CASE("softmax reads non-contiguous inputs and checks shapes", "[ops][softma
         ops::softmax_backward(dy.contiguous(), y).to_vector<float>());
   CHECK_THROWS_WITH(ops::softmax_backward(testing::random_tensor({5, 6}, 6), y),
                     Catch::Contains("expected y's shape [5, 7]"));
+}
+
+namespace {
+
+// The GPU path against the CPU op. Both compute in fp32 from the same inputs; they differ in the order
+// of the row sums and in exp (the CPU's vectorised approximation vs the GPU's expf, a few ulps), so
+// fp32 results agree to 1e-6 relative. A 16-bit output adds one rounding: half an ulp, 2^-8 relative
+// for bf16 and 2^-11 for fp16.
+void check_gpu_softmax(kernels::Backend backend) {
+  const Device dev = testing::backend_device(backend);
+  Tensor x = testing::random_tensor({37, 300}, 4, -6.0f, 6.0f);
+  x.data<float>()[5] = -INFINITY;  // masked entries come out as exact zeros
+  const Tensor w = testing::random_tensor({37, 300}, 5);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+    INFO(dtype_name(dtype));
+    const double rel = dtype == DType::BF16 ? 1.0 / 256 : dtype == DType::F16 ? 1.0 / 2048 : 0.0;
+    const Tensor xr = x.to(dtype).to(DType::F32), wr = w.to(dtype).to(DType::F32);
+    const Tensor y_want = ops::softmax_forward(xr);
+    const Tensor y = ops::softmax_forward(xr.to(dtype).to(dev));
+    const Tensor y_got = testing::to_host_f32(y);
+    CHECK(y_got.item(5) == 0.0f);
+    for (int64_t i = 0; i < x.numel(); ++i)
+      CHECK(std::abs(y_got.item(i) - y_want.item(i)) <= 1e-7 + (1e-6 + rel) * y_want.item(i));
+    // Backward from the GPU's own y (as training would use it), against the CPU formula on the same y.
+    const Tensor dx_want = ops::softmax_backward(wr, y_got);
+    const Tensor dx_got = testing::to_host_f32(ops::softmax_backward(wr.to(dtype).to(dev), y));
+    for (int64_t i = 0; i < x.numel(); ++i)
+      CHECK(std::abs(dx_got.item(i) - dx_want.item(i)) <= 1e-6 + (1e-6 + rel) * std::abs(dx_want.item(i)));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("softmax on the simulated GPU matches the CPU op in fp32, bf16 and fp16", "[ops][softmax][sim]") {
+  check_gpu_softmax(kernels::Backend::Sim);
+}
+
+TEST_CASE("softmax on the GPU matches the CPU op in fp32, bf16 and fp16", "[ops][softmax][gpu]") {
+  if (!testing::gpu_or_skip()) return;
+  check_gpu_softmax(kernels::Backend::Gpu);
 }

@@ -78,6 +78,31 @@ TEST_CASE("a CUDA tensor without a GPU is a clear error", "[core][device]") {
   }
 }
 
+TEST_CASE("the simulated GPU holds tensors; copies between devices are what cudaMemcpy can do", "[core][device][sim]") {
+  CHECK(Device::parse("sim") == Device::sim());
+  CHECK(Device::sim().str() == "sim");
+  Tensor host = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor on_sim = host.to(Device::sim());
+  CHECK(on_sim.device() == Device::sim());
+  CHECK_FALSE(on_sim.shares_storage(host));
+  CHECK(on_sim.to(Device::cpu()).to_vector<float>() == host.to_vector<float>());
+  // On the device, a kernel copies any strides and converts dtypes (64-bit integers bit for bit).
+  CHECK(on_sim.transpose(0, 1).contiguous().to(Device::cpu()).to_vector<float>() ==
+        std::vector<float>{1, 4, 2, 5, 3, 6});
+  CHECK(on_sim.to(DType::BF16).to(Device::cpu()).to(DType::F32).to_vector<float>() == host.to_vector<float>());
+  const int64_t big = (int64_t{1} << 53) + 1;
+  Tensor ids = Tensor::from_vector<int64_t>({big, 1, 2, big + 2}, {2, 2}).to(Device::sim());
+  CHECK(ids.transpose(0, 1).contiguous().to(Device::cpu()).to_vector<int64_t>() ==
+        std::vector<int64_t>{big, 2, 1, big + 2});
+  Tensor filled = Tensor::empty({3, 5}, DType::F16, Device::sim());
+  filled.fill_(0.25f);
+  CHECK(filled.to(Device::cpu()).to(DType::F32).to_vector<float>() == std::vector<float>(15, 0.25f));
+  // Between devices, strided or converting copies are refused, as cudaMemcpy would refuse them.
+  CHECK_THROWS_WITH(host.transpose(0, 1).to(Device::sim()), Catch::Contains("copies between devices need contiguous"));
+  // CPU ops refuse device tensors instead of reading them as host memory.
+  CHECK_THROWS_WITH(on_sim.item(0), Catch::Contains("CPU tensor"));
+}
+
 TEST_CASE("strided copies of 64-bit integers keep every bit", "[core][tensor]") {
   const int64_t big = (int64_t{1} << 53) + 1;  // not representable in fp32 (or even fp64 + 1)
   Tensor t = Tensor::from_vector<int64_t>({big, 1, 2, big + 2}, {2, 2});

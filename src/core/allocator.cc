@@ -27,7 +27,7 @@ size_t Allocator::size_class(size_t nbytes) {
 }
 
 void* Allocator::system_allocate(size_t nbytes) {
-  if (device_.is_cpu()) {
+  if (device_.is_host_memory()) {
     void* ptr = std::aligned_alloc(kAlignment, nbytes);
     HEED_CHECK(ptr != nullptr, "out of host memory allocating {} bytes", nbytes);
     return ptr;
@@ -40,7 +40,7 @@ void* Allocator::system_allocate(size_t nbytes) {
 }
 
 void Allocator::system_free(void* ptr) {
-  if (device_.is_cpu()) {
+  if (device_.is_host_memory()) {
     std::free(ptr);
     return;
   }
@@ -96,6 +96,8 @@ Allocator& allocator_for(Device device) {
   // Leaked on purpose: tensors held by static objects may be freed after main returns.
   static Allocator* cpu = new Allocator(Device::cpu());
   if (device.is_cpu()) return *cpu;
+  static Allocator* sim = new Allocator(Device::sim());  // its own pool, so its peak is the GPU path's
+  if (device.is_sim()) return *sim;
   constexpr int kMaxDevices = 16;
   static Allocator* cuda[kMaxDevices] = {};
   static std::mutex mutex;

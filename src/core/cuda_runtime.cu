@@ -1,15 +1,6 @@
 #include "core/cuda_runtime.h"
 
-#include <cuda_runtime.h>
-
-#include "heed/core/error.h"
-
-#define HEED_CUDA_CHECK(call)                                                                       \
-  do {                                                                                              \
-    cudaError_t heed_status_ = (call);                                                              \
-    HEED_CHECK(heed_status_ == cudaSuccess, "CUDA call {} failed at {}:{}: {}", #call, __FILE__,    \
-               __LINE__, cudaGetErrorString(heed_status_));                                         \
-  } while (0)
+#include "common/cuda_check.h"
 
 namespace heed::cuda {
 
@@ -46,6 +37,18 @@ void memcpy(void* dst, Device dst_device, const void* src, Device src_device, si
 void memset_zero(void* ptr, size_t nbytes, int device) {
   HEED_CUDA_CHECK(cudaSetDevice(device));
   HEED_CUDA_CHECK(cudaMemset(ptr, 0, nbytes));
+}
+
+void synchronize(int device) {
+  HEED_CUDA_CHECK(cudaSetDevice(device));
+  HEED_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+std::string describe(int device) {
+  cudaDeviceProp prop{};
+  HEED_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  return std::string(prop.name) + " (sm_" + std::to_string(prop.major * 10 + prop.minor) + ", " +
+         std::to_string(prop.multiProcessorCount) + " SMs)";
 }
 
 }  // namespace heed::cuda

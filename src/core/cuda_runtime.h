@@ -17,5 +17,9 @@ void free(void* ptr, int device);
 // Copies between any two of host and device memory; returns when the copy is complete.
 void memcpy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 void memset_zero(void* ptr, size_t nbytes, int device);
+// Waits for all work queued on the device; benchmarks time whole launches with it.
+void synchronize(int device);
+// "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)", for benchmark headers.
+std::string describe(int device);
 
 }  // namespace heed::cuda

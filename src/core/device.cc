@@ -14,6 +14,7 @@ namespace heed {
 Device Device::parse(const std::string& text) {
   if (text == "cpu") return cpu();
   if (text == "cuda") return cuda(0);
+  if (text == "sim") return sim();
   if (text.rfind("cuda:", 0) == 0) {
     try {
       size_t used = 0;
@@ -22,10 +23,17 @@ Device Device::parse(const std::string& text) {
     } catch (const std::exception&) {
     }
   }
-  HEED_CHECK(false, "unknown device '{}' (expected cpu, cuda, cuda:N or auto)", text);
+  HEED_CHECK(false, "unknown device '{}' (expected cpu, cuda, cuda:N, sim or auto)", text);
 }
 
-std::string Device::str() const { return is_cpu() ? "cpu" : fmt::format("cuda:{}", index); }
+std::string Device::str() const {
+  switch (type) {
+    case DeviceType::CPU: return "cpu";
+    case DeviceType::CUDA: return fmt::format("cuda:{}", index);
+    case DeviceType::Sim: return "sim";
+  }
+  return "?";
+}
 
 int cuda_device_count() {
   static int count = -1;

@@ -4,6 +4,8 @@
 
 #include "heed/core/allocator.h"
 #include "heed/core/half.h"
+#include "core/kernel_args.h"
+#include "kernels/elementwise.h"
 #ifdef HEED_WITH_CUDA
 #include "core/cuda_runtime.h"
 #endif
@@ -271,10 +273,27 @@ void Tensor::copy_from(const Tensor& src) {
     copy_strided_cpu(*this, src);
     return;
   }
-#ifdef HEED_WITH_CUDA
+  if (device() == src.device()) {  // on one GPU: a kernel handles any strides and dtypes
+    kernels::PointwiseArgs args;
+    args.op = kernels::PointwiseOp::Copy;
+    args.out = kernel_layout(*this);
+    args.a = kernel_layout(src);
+    HEED_RUN_KERNEL(device(), pointwise, args);
+    return;
+  }
+  // Between devices: what cudaMemcpy can do, and no more on the simulated GPU, so that code that runs
+  // there runs on a real one.
   HEED_CHECK(dtype_ == src.dtype_ && is_contiguous() && src.is_contiguous(),
-             "copies involving a GPU need contiguous tensors of one dtype (got {} -> {})", dtype_name(src.dtype_),
-             dtype_name(dtype_));
+             "copies between devices need contiguous tensors of one dtype (got {} {} -> {} {})", src.device().str(),
+             dtype_name(src.dtype_), device().str(), dtype_name(dtype_));
+  if (device().is_host_memory() && src.device().is_host_memory()) {
+    std::memcpy(raw_data(), src.raw_data(), nbytes());
+    return;
+  }
+#ifdef HEED_WITH_CUDA
+  HEED_CHECK(!device().is_sim() && !src.device().is_sim(),
+             "copy between {} and {}: the simulated GPU and a real one share no memory", src.device().str(),
+             device().str());
   cuda::memcpy(raw_data(), device(), src.raw_data(), src.device(), nbytes());
 #else
   HEED_CHECK(false, "copy between {} and {}: Heed was built without CUDA", src.device().str(), device().str());
@@ -295,13 +314,16 @@ void Tensor::fill_(float value) {
     }
     return;
   }
-  Tensor host = full(shape_, value).to(dtype_);
-  copy_from(host);
+  kernels::PointwiseArgs args;
+  args.op = kernels::PointwiseOp::Fill;
+  args.out = kernel_layout(*this);
+  args.value = value;
+  HEED_RUN_KERNEL(device(), pointwise, args);
 }
 
 void Tensor::zero_() {
   HEED_CHECK(is_contiguous(), "zero_() needs a contiguous tensor");
-  if (device().is_cpu()) {
+  if (device().is_host_memory()) {
     std::memset(raw_data(), 0, nbytes());
     return;
   }

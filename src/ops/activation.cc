@@ -26,7 +26,7 @@ Tensor activation_forward(const Tensor& x, Activation act) {
   check_f32(x, "activation", "x");
   Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
-  auto run = [&] { HEED_DISPATCH(x.device(), "activation", activation_forward(xc, y, act)); };
+  auto run = [&] { HEED_DISPATCH_CPU_ONLY(x.device(), "activation", activation_forward(xc, y, act)); };
   run();
   return y;
 }
@@ -40,7 +40,7 @@ Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation act) {
              x.device().str());
   Tensor dyc = dy.contiguous(), xc = x.contiguous();
   Tensor dx = Tensor::empty(x.shape(), DType::F32, x.device());
-  auto run = [&] { HEED_DISPATCH(x.device(), "activation_backward", activation_backward(dyc, xc, dx, act)); };
+  auto run = [&] { HEED_DISPATCH_CPU_ONLY(x.device(), "activation_backward", activation_backward(dyc, xc, dx, act)); };
   run();
   return dx;
 }

@@ -49,7 +49,7 @@ void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int
                  tensor->device().str(), slot.param.device().str());
     }
     auto run = [&] {
-      HEED_DISPATCH(slot.param.device(), "adam", adam_update(slot.param, slot.grad, slot.m, slot.v, s));
+      HEED_DISPATCH_CPU_ONLY(slot.param.device(), "adam", adam_update(slot.param, slot.grad, slot.m, slot.v, s));
     };
     run();
   }

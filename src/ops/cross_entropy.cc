@@ -56,7 +56,7 @@ CrossEntropyResult cross_entropy_forward(const Tensor& logits, const Tensor& tar
   const Tensor lc = logits.contiguous();
   r.lse = Tensor::empty({logits.size(0)}, DType::F32, logits.device());
   auto run = [&]() -> cpu::CrossEntropySums {
-    HEED_DISPATCH(logits.device(), "cross_entropy", cross_entropy_forward(lc, tc, ignore_index, smoothing, r.lse));
+    HEED_DISPATCH_CPU_ONLY(logits.device(), "cross_entropy", cross_entropy_forward(lc, tc, ignore_index, smoothing, r.lse));
   };
   const cpu::CrossEntropySums sums = run();
   r.loss_sum = Tensor::full({}, static_cast<float>(sums.loss), logits.device());
@@ -78,7 +78,7 @@ Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, const
   const Tensor lc = logits.contiguous(), lsec = lse.contiguous();
   Tensor dlogits = Tensor::empty(logits.shape(), DType::F32, logits.device());
   auto run = [&] {
-    HEED_DISPATCH(logits.device(), "cross_entropy_backward",
+    HEED_DISPATCH_CPU_ONLY(logits.device(), "cross_entropy_backward",
                   cross_entropy_backward(lc, tc, lsec, ignore_index, smoothing, grad_scale, dlogits));
   };
   run();

@@ -1,22 +1,42 @@
 // Device dispatch for ops: one macro at the boundary between an op's checks and its backends.
 //
 // Each op X has src/ops/X.cc (argument checks, shapes, dispatch), X_kernels.h (the backend entry points,
-// declared once), X_cpu.cc, and X_gpu.cu once the op has a CUDA implementation. HEED_DISPATCH(device,
-// "X", fn(args...)) calls cpu::fn or cuda::fn; a device without an implementation is an error that names
-// the op, never a silent copy to another device.
+// declared once), X_cpu.cc, and X_gpu.cc for the GPU path, which runs on a real GPU and on the simulated
+// one (Device::sim). HEED_DISPATCH(device, "X", fn(args...)) calls cpu::fn or gpu::fn. An op whose GPU
+// path is not written yet uses HEED_DISPATCH_CPU_ONLY, where any other device is an error that names the
+// op, never a silent copy to another device.
 #pragma once
 
 #include "heed/core/device.h"
 #include "heed/core/error.h"
 #include "heed/core/tensor.h"
 
-#define HEED_DISPATCH(device, op_name, call)                                                          \
+#define HEED_DISPATCH(device, op_name, call)                                                       \
+  do {                                                                                             \
+    if ((device).is_cpu()) return cpu::call;                                                       \
+    if ((device).is_gpu()) return gpu::call;                                                       \
+    HEED_CHECK(false, "op {} has no implementation for {} in this build", op_name, (device).str()); \
+  } while (0)
+
+#define HEED_DISPATCH_CPU_ONLY(device, op_name, call)                                                 \
   do {                                                                                                \
     if ((device).is_cpu()) return cpu::call;                                                          \
     HEED_CHECK(false, "op {} has no implementation for {} in this build", op_name, (device).str()); \
   } while (0)
 
 namespace heed::ops {
+
+// The checks every floating-point op input goes through: fp32 on the CPU; fp32, bf16 or fp16 on the GPU
+// path, whose kernels load 16-bit values and compute in fp32.
+inline void check_float(const Tensor& t, const char* op, const char* what) {
+  HEED_CHECK(t.defined(), "{}: {} is undefined", op, what);
+  const DType d = t.dtype();
+  if (t.device().is_cpu())
+    HEED_CHECK(d == DType::F32, "{}: {} must be F32 on the CPU, got {}", op, what, dtype_name(d));
+  else
+    HEED_CHECK(d == DType::F32 || d == DType::BF16 || d == DType::F16, "{}: {} must be F32, BF16 or F16, got {}", op,
+               what, dtype_name(d));
+}
 
 // The checks every fp32 op input goes through.
 inline void check_f32(const Tensor& t, const char* op, const char* what) {

@@ -15,7 +15,7 @@ Tensor apply(const Tensor& x, float p, const RandomKey& key, const char* op) {
   if (p == 0.0f) return x;
   Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
-  auto run = [&] { HEED_DISPATCH(x.device(), op, dropout_apply(xc, y, p, key)); };
+  auto run = [&] { HEED_DISPATCH_CPU_ONLY(x.device(), op, dropout_apply(xc, y, p, key)); };
   run();
   return y;
 }

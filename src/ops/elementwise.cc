@@ -1,4 +1,5 @@
-// Broadcasting rules and dispatch for pointwise arithmetic; the loops are in elementwise_cpu.cc.
+// Broadcasting rules and dispatch for pointwise arithmetic; the loops are in elementwise_cpu.cc and
+// elementwise_gpu.cc.
 #include "heed/ops/elementwise.h"
 
 #include "ops/dispatch.h"
@@ -20,12 +21,13 @@ Shape broadcast_shape(const Shape& a, const Shape& b) {
   return out;
 }
 
-Tensor binary(const Tensor& a, const Tensor& b, cpu::Binary op, const char* name) {
-  check_f32(a, name, "a");
-  check_f32(b, name, "b");
+Tensor binary(const Tensor& a, const Tensor& b, Binary op, const char* name) {
+  check_float(a, name, "a");
+  check_float(b, name, "b");
   HEED_CHECK(a.device() == b.device(), "{}: operands on {} and {}", name, a.device().str(), b.device().str());
+  HEED_CHECK(a.dtype() == b.dtype(), "{}: operands of {} and {}", name, dtype_name(a.dtype()), dtype_name(b.dtype()));
   const Shape shape = broadcast_shape(a.shape(), b.shape());
-  Tensor out = Tensor::empty(shape, DType::F32, a.device());
+  Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   auto run = [&] { HEED_DISPATCH(a.device(), name, binary(a.expand(shape), b.expand(shape), out, op)); };
   run();
   return out;
@@ -33,8 +35,8 @@ Tensor binary(const Tensor& a, const Tensor& b, cpu::Binary op, const char* name
 
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary(a, b, cpu::Binary::Add, "add"); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, cpu::Binary::Mul, "mul"); }
+Tensor add(const Tensor& a, const Tensor& b) { return binary(a, b, Binary::Add, "add"); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, Binary::Mul, "mul"); }
 
 Tensor add_bias(const Tensor& x, const Tensor& bias) {
   HEED_CHECK(bias.dim() == 1 && x.dim() >= 1 && bias.size(0) == x.size(-1), "add_bias: bias {} does not fit x {}",
@@ -43,17 +45,17 @@ Tensor add_bias(const Tensor& x, const Tensor& bias) {
 }
 
 Tensor scale(const Tensor& x, float alpha) {
-  check_f32(x, "scale", "x");
+  check_float(x, "scale", "x");
   Tensor xc = x.contiguous();
-  Tensor out = Tensor::empty(x.shape(), DType::F32, x.device());
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   auto run = [&] { HEED_DISPATCH(x.device(), "scale", scale(xc, out, alpha)); };
   run();
   return out;
 }
 
 void axpy_(Tensor& dst, const Tensor& src, float alpha) {
-  check_f32(dst, "axpy", "dst");
-  check_f32(src, "axpy", "src");
+  check_float(dst, "axpy", "dst");
+  check_float(src, "axpy", "src");
   HEED_CHECK(dst.shape() == src.shape(), "axpy: shapes {} and {} differ", shape_str(dst.shape()),
              shape_str(src.shape()));
   HEED_CHECK(dst.is_contiguous(), "axpy: destination must be contiguous");
@@ -63,24 +65,26 @@ void axpy_(Tensor& dst, const Tensor& src, float alpha) {
 
 Tensor sum_to(const Tensor& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
-  check_f32(grad, "sum_to", "grad");
+  check_float(grad, "sum_to", "grad");
   if (shape.size() == 1 && grad.dim() >= 1 && shape[0] == grad.size(-1)) return sum_rows(grad);
-  Tensor out = Tensor::zeros(shape, DType::F32, grad.device());
+  Tensor out = Tensor::zeros(shape, grad.dtype(), grad.device());
   auto run = [&] { HEED_DISPATCH(grad.device(), "sum_to", sum_to(grad, out.expand(grad.shape()))); };
   run();
   return out;
 }
 
 Tensor sum(const Tensor& x) {
-  check_f32(x, "sum", "x");
-  auto total = [&]() -> double { HEED_DISPATCH(x.device(), "sum", sum(x.contiguous())); };
-  return Tensor::full({}, static_cast<float>(total()), x.device());
+  check_float(x, "sum", "x");
+  Tensor out = Tensor::empty({}, DType::F32, x.device());
+  auto run = [&] { HEED_DISPATCH(x.device(), "sum", sum(x.contiguous(), out)); };
+  run();
+  return out;
 }
 
 Tensor sum_rows(const Tensor& x) {
-  check_f32(x, "sum_rows", "x");
+  check_float(x, "sum_rows", "x");
   HEED_CHECK(x.dim() >= 1, "sum_rows needs at least one dimension");
-  Tensor out = Tensor::empty({x.size(-1)}, DType::F32, x.device());
+  Tensor out = Tensor::empty({x.size(-1)}, x.dtype(), x.device());
   Tensor xc = x.contiguous();
   auto run = [&] { HEED_DISPATCH(x.device(), "sum_rows", sum_rows(xc, out)); };
   run();

@@ -114,12 +114,12 @@ void sum_to(const Tensor& grad, const Tensor& out_expanded) {
   }
 }
 
-double sum(const Tensor& x) {
+void sum(const Tensor& x, Tensor& out) {
   const float* p = x.data<float>();
   const int64_t n = x.numel();
   double s = 0;
   for (int64_t i = 0; i < n; ++i) s += p[i];
-  return s;
+  out.data<float>()[0] = static_cast<float>(s);
 }
 
 }  // namespace heed::ops::cpu

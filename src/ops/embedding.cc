@@ -46,7 +46,7 @@ Tensor embedding_forward(const Tensor& ids, const Tensor& weight, float scale) {
   Shape shape = ids.shape();
   shape.push_back(weight.size(1));
   Tensor out = Tensor::empty(shape, DType::F32, weight.device());
-  auto run = [&] { HEED_DISPATCH(weight.device(), "embedding", embedding_forward(idc, wc, out, scale)); };
+  auto run = [&] { HEED_DISPATCH_CPU_ONLY(weight.device(), "embedding", embedding_forward(idc, wc, out, scale)); };
   run();
   return out;
 }
@@ -66,7 +66,7 @@ Tensor embedding_backward(const Tensor& dy, const Tensor& ids, int64_t vocab_siz
   const Tensor dyc = dy.contiguous();
   Tensor dweight = Tensor::empty({vocab_size, dy.size(-1)}, DType::F32, dy.device());
   auto run = [&] {
-    HEED_DISPATCH(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, pad_id, scale));
+    HEED_DISPATCH_CPU_ONLY(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, pad_id, scale));
   };
   run();
   return dweight;

@@ -30,7 +30,7 @@ LayerNormResult layer_norm_forward(const Tensor& x, const Tensor& gamma, const T
   const int64_t rows = rows_of(x);
   LayerNormResult r{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({rows}, DType::F32, x.device()),
                     Tensor::empty({rows}, DType::F32, x.device())};
-  auto run = [&] { HEED_DISPATCH(x.device(), "layer_norm", layer_norm_forward(xc, gc, bc, eps, r.y, r.mean, r.rstd)); };
+  auto run = [&] { HEED_DISPATCH_CPU_ONLY(x.device(), "layer_norm", layer_norm_forward(xc, gc, bc, eps, r.y, r.mean, r.rstd)); };
   run();
   return r;
 }
@@ -60,7 +60,7 @@ LayerNormGrads layer_norm_backward(const Tensor& dy, const Tensor& x, const Tens
                    Tensor::empty({x.size(-1)}, DType::F32, x.device()),
                    Tensor::empty({x.size(-1)}, DType::F32, x.device())};
   auto run = [&] {
-    HEED_DISPATCH(x.device(), "layer_norm_backward", layer_norm_backward(dyc, xc, gc, mc, rc, g.dx, g.dgamma, g.dbeta));
+    HEED_DISPATCH_CPU_ONLY(x.device(), "layer_norm_backward", layer_norm_backward(dyc, xc, gc, mc, rc, g.dx, g.dgamma, g.dbeta));
   };
   run();
   return g;

@@ -1,4 +1,4 @@
-// Shape checks and dispatch for matrix products; see matmul_cpu.cc for the GEMM calls.
+// Shape checks and dispatch for matrix products; matmul_cpu.cc and matmul_gpu.cc make the GEMM calls.
 #include "heed/ops/matmul.h"
 
 #include "ops/dispatch.h"
@@ -9,9 +9,17 @@ namespace heed::ops {
 namespace {
 
 void check_matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b) {
-  check_f32(a, "matmul", "a");
-  check_f32(b, "matmul", "b");
-  check_f32(out, "matmul", "out");
+  if (a.device().is_cpu()) {
+    check_f32(a, "matmul", "a");
+    check_f32(b, "matmul", "b");
+    check_f32(out, "matmul", "out");
+  } else {  // the GPU path multiplies 16-bit inputs with fp32 accumulation
+    HEED_CHECK(a.dtype() == b.dtype() && (a.dtype() == DType::F32 || a.dtype() == DType::BF16 || a.dtype() == DType::F16),
+               "matmul: operands must share one of F32, BF16, F16, got {} and {}", dtype_name(a.dtype()),
+               dtype_name(b.dtype()));
+    HEED_CHECK(out.dtype() == DType::F32 || out.dtype() == a.dtype(), "matmul: output {} for {} operands",
+               dtype_name(out.dtype()), dtype_name(a.dtype()));
+  }
   HEED_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul needs matrices, got {} and {}", shape_str(a.shape()),
              shape_str(b.shape()));
   HEED_CHECK(b.dim() == 2 || b.dim() == a.dim(), "matmul: b must be 2-d or have a's rank ({} vs {})",
@@ -43,7 +51,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, floa
   Shape shape(a.shape().begin(), a.shape().end() - 2);
   shape.push_back(trans_a ? a.size(-1) : a.size(-2));
   shape.push_back(trans_b ? b.size(-2) : b.size(-1));
-  Tensor out = Tensor::empty(shape, DType::F32, a.device());
+  Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   matmul_into(a, b, out, trans_a, trans_b, alpha, 0.0f);
   return out;
 }

@@ -1,4 +1,4 @@
-// CPU entry points of softmax; src/ops/softmax.cc checks shapes and dispatches here.
+// Backend entry points of softmax; src/ops/softmax.cc checks shapes and dispatches here.
 #pragma once
 
 #include "heed/core/tensor.h"
@@ -10,3 +10,10 @@ void softmax_forward(const Tensor& x, Tensor& y);
 void softmax_backward(const Tensor& dy, const Tensor& y, Tensor& dx);
 
 }  // namespace heed::ops::cpu
+
+namespace heed::ops::gpu {
+
+void softmax_forward(const Tensor& x, Tensor& y);
+void softmax_backward(const Tensor& dy, const Tensor& y, Tensor& dx);
+
+}  // namespace heed::ops::gpu

@@ -1,0 +1,17 @@
+// What callers outside kernels/ see of a kernel build: which backend, a stream handle and the 16-bit
+// types, with no CUDA headers, so the CPU-only parts of Heed and its tests can name both builds.
+#pragma once
+
+namespace heed::kernels {
+
+// Which build of a kernel a caller wants: nvcc's for the GPU, or the host compiler's for the simulator.
+enum class Backend { Gpu, Sim };
+
+// A cudaStream_t on the GPU (nullptr is the default stream); the simulator runs launches synchronously
+// and ignores it.
+using Stream = void*;
+
+// The 16-bit storage types a kernel can read and write; compute is always fp32.
+enum class Half { BF16, FP16 };
+
+}  // namespace heed::kernels

@@ -1,0 +1,38 @@
+// Sums on the GPU path (reduce.cu): a tensor summed down to a broadcast shape (the backward pass of
+// broadcasting and of a bias), and a tensor summed to one number. Both are deterministic: every sum is
+// taken in a fixed order, with no atomics.
+#pragma once
+
+#include <cstddef>
+
+#include "common/backend.h"
+#include "tensor_layout.h"
+
+namespace heed::kernels {
+
+// out (contiguous) has in's rank, with size 1 in each reduced dimension; out[j] is the sum of the
+// elements of `in` that broadcasting out to in's shape maps to j.
+struct SumToArgs {
+  TensorLayout out, in;
+  Stream stream = nullptr;
+};
+
+template <Backend B>
+void sum_to(const SumToArgs& args);
+
+// out: one fp32 element, the sum of every element of `in`, accumulated in double in a fixed order.
+// workspace: sum_all_workspace_bytes() bytes of device memory.
+struct SumAllArgs {
+  TensorLayout in;
+  float* out = nullptr;
+  void* workspace = nullptr;
+  Stream stream = nullptr;
+};
+
+// sum_all's first stage writes one double per block.
+inline constexpr int kSumAllPartials = 256;
+inline constexpr size_t sum_all_workspace_bytes() { return kSumAllPartials * sizeof(double); }
+template <Backend B>
+void sum_all(const SumAllArgs& args);
+
+}  // namespace heed::kernels

@@ -1,0 +1,85 @@
+#include "core/gemm.h"
+
+#include <cblas.h>
+
+#include <vector>
+
+#include "heed/core/error.h"
+#include "heed/core/half.h"
+
+namespace heed {
+
+namespace {
+
+float load(const void* base, int64_t i, DType dtype) {
+  switch (dtype) {
+    case DType::BF16: return bf16_bits_to_float(static_cast<const uint16_t*>(base)[i]);
+    case DType::F16: return fp16_bits_to_float(static_cast<const uint16_t*>(base)[i]);
+    default: return static_cast<const float*>(base)[i];
+  }
+}
+
+void store(void* base, int64_t i, DType dtype, float v) {
+  switch (dtype) {
+    case DType::BF16: static_cast<uint16_t*>(base)[i] = float_to_bf16_bits(v); break;
+    case DType::F16: static_cast<uint16_t*>(base)[i] = float_to_fp16_bits(v); break;
+    default: static_cast<float*>(base)[i] = v;
+  }
+}
+
+// One matrix of an operand, widened to a dense fp32 copy as stored (rows x cols, row-major).
+std::vector<float> widen(const GemmOperand& op, int64_t batch_index, int64_t rows, int64_t cols) {
+  std::vector<float> dense(rows * cols);
+  const int64_t base = batch_index * op.batch_stride;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dense[r * cols + c] = load(op.data, base + r * op.ld + c, op.dtype);
+  return dense;
+}
+
+// The simulated GPU's GEMM: exact widening of the inputs, sgemm with fp32 accumulation, then the epilogue
+// in fp32 and one rounding to the output type.
+void gemm_sim(const GemmDesc& d) {
+  const int64_t a_rows = d.a.trans ? d.k : d.m, a_cols = d.a.trans ? d.m : d.k;
+  const int64_t b_rows = d.b.trans ? d.n : d.k, b_cols = d.b.trans ? d.k : d.n;
+  std::vector<float> c(d.m * d.n);
+  for (int64_t i = 0; i < d.batch; ++i) {
+    std::vector<float> a = widen(d.a, i, a_rows, a_cols), b = widen(d.b, i, b_rows, b_cols);
+    for (int64_t r = 0; r < d.m; ++r)
+      for (int64_t col = 0; col < d.n; ++col)
+        c[r * d.n + col] = d.beta == 0.0f ? 0.0f : load(d.out, i * d.out_batch_stride + r * d.ldo + col, d.out_dtype);
+    if (d.k > 0)
+      cblas_sgemm(CblasRowMajor, d.a.trans ? CblasTrans : CblasNoTrans, d.b.trans ? CblasTrans : CblasNoTrans,
+                  static_cast<int>(d.m), static_cast<int>(d.n), static_cast<int>(d.k), d.alpha, a.data(),
+                  static_cast<int>(a_cols), b.data(), static_cast<int>(b_cols), d.beta, c.data(), static_cast<int>(d.n));
+    else
+      for (float& v : c) v *= d.beta;
+    for (int64_t r = 0; r < d.m; ++r)
+      for (int64_t col = 0; col < d.n; ++col) {
+        float v = c[r * d.n + col];
+        if (d.bias) v += load(d.bias, col, d.out_dtype);
+        if (d.relu) v = v > 0.0f ? v : 0.0f;
+        store(d.out, i * d.out_batch_stride + r * d.ldo + col, d.out_dtype, v);
+      }
+  }
+}
+
+}  // namespace
+
+void gemm(Device device, const GemmDesc& d) {
+  HEED_CHECK(d.a.dtype == d.b.dtype, "gemm: operands of different types ({} and {})", dtype_name(d.a.dtype),
+             dtype_name(d.b.dtype));
+  for (DType t : {d.a.dtype, d.out_dtype})
+    HEED_CHECK(t == DType::F32 || t == DType::BF16 || t == DType::F16, "gemm: {} is not a floating-point type",
+               dtype_name(t));
+  HEED_CHECK(!d.relu || d.bias, "gemm: the ReLU epilogue needs a bias");
+  HEED_CHECK(d.m >= 0 && d.n >= 0 && d.k >= 0 && d.batch >= 1, "gemm: bad sizes m={} n={} k={} batch={}", d.m, d.n,
+             d.k, d.batch);
+  if (d.m == 0 || d.n == 0) return;
+  if (device.is_sim()) return gemm_sim(d);
+#ifdef HEED_WITH_CUDA
+  if (device.is_cuda()) return cuda::gemm_cublaslt(device.index, d);
+#endif
+  HEED_CHECK(false, "gemm: no GPU GEMM for {}", device.str());
+}
+
+}  // namespace heed

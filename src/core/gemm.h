@@ -1,0 +1,50 @@
+// Matrix products on the GPU path: cuBLASLt on a real GPU, the CPU's sgemm on the simulated one.
+//
+// The description is row-major, as Heed's tensors are; gemm_cublaslt.cu turns it into cuBLAS's
+// column-major terms. Inputs may be fp32, bf16 or fp16 (both the same type) and are multiplied with fp32
+// accumulation, which is what cuBLASLt's CUBLAS_COMPUTE_32F does on tensor cores; the simulated GPU
+// widens 16-bit inputs to fp32 exactly and calls sgemm, so both compute the same products, differing
+// only in the order of the fp32 sums. alpha, beta and the bias are applied in fp32 and the result is
+// rounded once to the output type, as cuBLASLt's epilogue does.
+#pragma once
+
+#include <cstdint>
+
+#include "heed/core/device.h"
+#include "heed/core/dtype.h"
+
+namespace heed {
+
+// One operand: a row-major matrix of `rows` x `cols` as stored (before the transpose), with row stride
+// `ld`, repeated every `batch_stride` elements (0: one matrix shared by every batch entry).
+struct GemmOperand {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  bool trans = false;
+  int64_t ld = 0;
+  int64_t batch_stride = 0;
+};
+
+// out[i] = alpha * op(a[i]) . op(b[i]) + beta * out[i] (+ bias, then ReLU) for i < batch, where op(a) is
+// m x k and op(b) is k x n.
+struct GemmDesc {
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  GemmOperand a, b;
+  void* out = nullptr;
+  DType out_dtype = DType::F32;
+  int64_t ldo = 0, out_batch_stride = 0;
+  float alpha = 1.0f, beta = 0.0f;
+  const void* bias = nullptr;  // optional [n], of out_dtype, added to every row
+  bool relu = false;           // after the bias (cuBLASLt's RELU_BIAS epilogue); needs a bias
+};
+
+// Runs on `device` (cuda or sim); every pointer is that device's memory.
+void gemm(Device device, const GemmDesc& desc);
+
+#ifdef HEED_WITH_CUDA
+namespace cuda {
+void gemm_cublaslt(int device, const GemmDesc& desc);  // gemm_cublaslt.cu
+}
+#endif
+
+}  // namespace heed

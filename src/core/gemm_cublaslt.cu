@@ -1,0 +1,117 @@
+// GemmDesc on cuBLASLt. Heed's matrices are row-major and cuBLAS's column-major, so the product is
+// computed transposed: out^T = op(b)^T . op(a)^T, where a row-major matrix read as column-major is already
+// its transpose. The bias epilogue then adds along out^T's rows, which are out's columns, as wanted.
+//
+// Descriptors and the heuristic's choice are cached per distinct problem (training repeats a few dozen
+// shapes), so the steady state makes one cublasLtMatmul call per GEMM. Each device gets a handle and a
+// 32 MiB workspace from the caching allocator once.
+#include <cublasLt.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "common/cuda_check.h"
+#include "core/gemm.h"
+#include "heed/core/allocator.h"
+
+namespace heed::cuda {
+
+namespace {
+
+constexpr size_t kWorkspaceBytes = 32u << 20;
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::BF16: return CUDA_R_16BF;
+    case DType::F16: return CUDA_R_16F;
+    default: return CUDA_R_32F;
+  }
+}
+
+struct Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+
+using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int, bool, bool, int64_t, int64_t, int64_t,
+                           int64_t, int64_t, int64_t, bool, bool>;
+
+struct DeviceState {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  std::map<PlanKey, Plan> plans;
+};
+
+cublasLtMatrixLayout_t layout(DType dtype, int64_t rows, int64_t cols, int64_t ld, int64_t batch,
+                              int64_t batch_stride) {
+  cublasLtMatrixLayout_t l = nullptr;
+  HEED_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, cuda_type(dtype), rows, cols, ld));
+  if (batch > 1) {
+    int count = static_cast<int>(batch);
+    HEED_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+    HEED_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &batch_stride,
+                                                       sizeof(batch_stride)));
+  }
+  return l;
+}
+
+Plan make_plan(DeviceState& state, const GemmDesc& d) {
+  Plan p;
+  HEED_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  // Column-major: A' = b, B' = a.
+  cublasOperation_t ta = d.b.trans ? CUBLAS_OP_T : CUBLAS_OP_N, tb = d.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+  HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  if (d.bias) {
+    cublasLtEpilogue_t epilogue = d.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+  }
+  // Stored shapes in column-major terms: a row-major r x c matrix is a column-major c x r one.
+  p.a = layout(d.b.dtype, d.b.trans ? d.k : d.n, d.b.trans ? d.n : d.k, d.b.ld, d.batch, d.b.batch_stride);
+  p.b = layout(d.a.dtype, d.a.trans ? d.m : d.k, d.a.trans ? d.k : d.m, d.a.ld, d.batch, d.a.batch_stride);
+  p.c = layout(d.out_dtype, d.n, d.m, d.ldo, d.batch, d.out_batch_stride);
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  HEED_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t workspace = kWorkspaceBytes;
+  HEED_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                         sizeof(workspace)));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  HEED_CUBLAS_CHECK(
+      cublasLtMatmulAlgoGetHeuristic(state.handle, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found));
+  HEED_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+  HEED_CHECK(found > 0, "cuBLASLt has no algorithm for a {}x{}x{} GEMM (batch {}) of {} into {}", d.m, d.n, d.k,
+             d.batch, dtype_name(d.a.dtype), dtype_name(d.out_dtype));
+  p.algo = result.algo;
+  return p;
+}
+
+}  // namespace
+
+void gemm_cublaslt(int device, const GemmDesc& d) {
+  static std::mutex mutex;
+  static std::map<int, DeviceState> states;
+  std::lock_guard lock(mutex);
+  HEED_CUDA_CHECK(cudaSetDevice(device));
+  DeviceState& state = states[device];
+  if (!state.handle) {
+    HEED_CUBLAS_CHECK(cublasLtCreate(&state.handle));
+    state.workspace = allocator_for(Device::cuda(device)).allocate(kWorkspaceBytes);
+  }
+  PlanKey key{static_cast<int>(d.a.dtype), d.m, d.n, d.k, d.batch, static_cast<int>(d.out_dtype), d.a.trans,
+              d.b.trans, d.a.ld, d.b.ld, d.ldo, d.a.batch_stride, d.b.batch_stride, d.out_batch_stride,
+              d.bias != nullptr, d.relu};
+  auto it = state.plans.find(key);
+  if (it == state.plans.end()) it = state.plans.emplace(key, make_plan(state, d)).first;
+  Plan& p = it->second;
+  if (d.bias)
+    HEED_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &d.bias, sizeof(d.bias)));
+  HEED_CUBLAS_CHECK(cublasLtMatmul(state.handle, p.op, &d.alpha, d.b.data, p.a, d.a.data, p.b, &d.beta, d.out, p.c,
+                                   d.out, p.c, &p.algo, state.workspace, kWorkspaceBytes, nullptr));
+}
+
+}  // namespace heed::cuda

@@ -1,0 +1,50 @@
+// What a tensor looks like to the kernels of kernels/: its layout, and which build of a kernel (the GPU's
+// or the simulator's) runs on its device.
+#pragma once
+
+#include "heed/core/error.h"
+#include "heed/core/tensor.h"
+#include "kernels/common/backend.h"
+#include "kernels/tensor_layout.h"
+
+namespace heed {
+
+inline kernels::TensorLayout kernel_layout(const Tensor& t) {
+  HEED_CHECK(t.dim() <= kernels::kMaxDims, "GPU kernels take tensors of up to {} dimensions, got {}",
+             kernels::kMaxDims, shape_str(t.shape()));
+  kernels::TensorLayout l;
+  l.data = t.raw_data();
+  l.dtype = t.dtype();
+  l.dims = t.dim();
+  for (int d = 0; d < t.dim(); ++d) {
+    l.sizes[d] = t.size(d);
+    l.strides[d] = t.stride(d);
+  }
+  return l;
+}
+
+inline kernels::Backend kernel_backend(Device device) {
+  HEED_CHECK(device.is_gpu(), "no GPU kernels run on {}", device.str());
+  return device.is_sim() ? kernels::Backend::Sim : kernels::Backend::Gpu;
+}
+
+}  // namespace heed
+
+// Runs kernels::kernel<Backend::Sim>(args) or kernels::kernel<Backend::Gpu>(args) for a tensor on
+// `device`. Without CUDA the GPU build of the kernels does not exist, and only the simulated GPU runs.
+#ifdef HEED_WITH_CUDA
+#define HEED_RUN_KERNEL(device, kernel, args)                                 \
+  do {                                                                        \
+    if (::heed::kernel_backend(device) == ::heed::kernels::Backend::Sim)      \
+      ::heed::kernels::kernel<::heed::kernels::Backend::Sim>(args);           \
+    else                                                                      \
+      ::heed::kernels::kernel<::heed::kernels::Backend::Gpu>(args);           \
+  } while (0)
+#else
+#define HEED_RUN_KERNEL(device, kernel, args)                                                        \
+  do {                                                                                               \
+    HEED_CHECK(::heed::kernel_backend(device) == ::heed::kernels::Backend::Sim,                      \
+               "{} needs the CUDA backend, and Heed was built without it", (device).str());         \
+    ::heed::kernels::kernel<::heed::kernels::Backend::Sim>(args);                                    \
+  } while (0)
+#endif

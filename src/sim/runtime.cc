@@ -1,0 +1,634 @@
+// The simulator's runtime: workers, fibers, the scheduler, barriers, warp exchanges, and the tensor-core
+// and async-copy instructions, as cuda_sim.h describes them.
+//
+// Each OS worker owns a Worker: the fibers (one per CUDA thread, with mmap'd stacks reused from block to
+// block, a guard page below each), the ready set of the block it is running, and the block's barrier and
+// warp state. A fiber runs until it waits; waiting switches back to the worker's scheduler loop, which
+// resumes the next ready fiber. An error inside a fiber is caught at the fiber's base, the block is
+// abandoned, and launch_threads() rethrows it in the caller's thread.
+#include <sys/mman.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "heed/core/error.h"
+#include "sim/cuda_sim.h"
+
+extern "C" void heed_sim_switch(void** save_sp, void* resume_sp);
+extern "C" void heed_sim_fiber_start();
+
+thread_local uint3 threadIdx;
+thread_local uint3 blockIdx;
+thread_local dim3 blockDim;
+thread_local dim3 gridDim;
+
+namespace heed::cuda_sim {
+
+namespace {
+
+constexpr size_t kStackBytes = 256 << 10;  // register arrays of the attention kernels fit many times over
+constexpr size_t kGuardBytes = 4096;
+constexpr int kMaxThreads = 1024;
+
+enum class State { Ready, AtBarrier, AtWarp, Exited };
+
+const char* collective_name(Collective c) {
+  switch (c) {
+    case Collective::Sync: return "__syncwarp";
+    case Collective::Shuffle: return "a shuffle";
+    case Collective::Vote: return "a vote";
+    case Collective::Mma: return "mma";
+    case Collective::Ldmatrix: return "ldmatrix";
+  }
+  return "?";
+}
+
+struct PendingCopy {
+  void* dst;
+  const void* src;
+  bool valid;
+};
+
+struct Fiber {
+  void* sp = nullptr;
+  char* stack = nullptr;  // kGuardBytes of guard page, then the stack
+  State state = State::Exited;
+  uint3 index{};
+  unsigned linear = 0, warp = 0, lane = 0;
+  unsigned collectives = 0;  // its parity picks the warp's exchange buffer
+  std::deque<std::vector<PendingCopy>> committed;
+  std::vector<PendingCopy> open;
+};
+
+struct Exchange {
+  bool active = false;
+  Collective kind = Collective::Sync;
+  unsigned mask = 0, arrived = 0;
+  WarpSlots slots;
+};
+
+struct WarpState {
+  unsigned existing = 0, exited = 0;
+  Exchange buffers[2];
+};
+
+// The fibers that may run, in the order the schedule picks them.
+class ReadySet {
+ public:
+  void reset(Schedule schedule, int warps, std::mt19937_64& rng) {
+    schedule_ = schedule;
+    fifo_.clear();
+    pool_.clear();
+    per_warp_.assign(warps, {});
+    priority_.resize(warps);
+    for (int w = 0; w < warps; ++w) priority_[w] = w;
+    std::shuffle(priority_.begin(), priority_.end(), rng);
+    rng_ = &rng;
+  }
+  void push(Fiber* f) {
+    switch (schedule_) {
+      case Schedule::InOrder: fifo_.push_back(f); break;
+      case Schedule::Random: pool_.push_back(f); break;
+      case Schedule::WarpAhead: per_warp_[f->warp].push_back(f); break;
+    }
+  }
+  Fiber* pop() {
+    switch (schedule_) {
+      case Schedule::InOrder: {
+        if (fifo_.empty()) return nullptr;
+        Fiber* f = fifo_.front();
+        fifo_.pop_front();
+        return f;
+      }
+      case Schedule::Random: {
+        if (pool_.empty()) return nullptr;
+        const size_t i = (*rng_)() % pool_.size();
+        Fiber* f = pool_[i];
+        pool_[i] = pool_.back();
+        pool_.pop_back();
+        return f;
+      }
+      case Schedule::WarpAhead:
+        for (int w : priority_)
+          if (!per_warp_[w].empty()) {
+            Fiber* f = per_warp_[w].front();
+            per_warp_[w].pop_front();
+            return f;
+          }
+        return nullptr;
+    }
+    return nullptr;
+  }
+
+ private:
+  Schedule schedule_ = Schedule::InOrder;
+  std::deque<Fiber*> fifo_;
+  std::vector<Fiber*> pool_;
+  std::vector<std::deque<Fiber*>> per_warp_;
+  std::vector<int> priority_;
+  std::mt19937_64* rng_ = nullptr;
+};
+
+struct Worker {
+  std::vector<Fiber> fibers;
+  std::vector<WarpState> warps;
+  ReadySet ready;
+  std::mt19937_64 rng;
+  void* scheduler_sp = nullptr;
+  Fiber* current = nullptr;
+  int threads = 0, live = 0, exited = 0, at_barrier = 0;
+  std::exception_ptr error;
+  void (*body)(void*) = nullptr;
+  void* context = nullptr;
+  std::vector<uint4> dynamic_smem;
+
+  Worker() : fibers(kMaxThreads) {}
+  ~Worker() {
+    for (Fiber& f : fibers)
+      if (f.stack) munmap(f.stack, kStackBytes);
+  }
+};
+
+thread_local Worker t_worker;
+
+[[noreturn]] void fail(const std::string& message) { throw Error(message, "simulator"); }
+
+Fiber& current_fiber() {
+  HEED_CHECK(t_worker.current != nullptr, "a CUDA device function was called outside a kernel launch");
+  return *t_worker.current;
+}
+
+void yield(Fiber& f) { heed_sim_switch(&f.sp, t_worker.scheduler_sp); }
+
+std::string thread_name(const Fiber& f) {
+  return fmt::format("thread ({},{},{}) of block ({},{},{})", f.index.x, f.index.y, f.index.z, blockIdx.x, blockIdx.y,
+                     blockIdx.z);
+}
+
+// Checks that no exchange or barrier waits for a thread that has just exited.
+void on_exit(Worker& w, Fiber& f) {
+  f.state = State::Exited;
+  --w.live;
+  ++w.exited;
+  WarpState& warp = w.warps[f.warp];
+  warp.exited |= 1u << f.lane;
+  for (const Exchange& x : warp.buffers)
+    if (x.active && (x.mask >> f.lane & 1u) && !(x.arrived >> f.lane & 1u))
+      fail(fmt::format("{} exited while lanes of its warp wait for it in {}", thread_name(f), collective_name(x.kind)));
+  if (w.at_barrier > 0)
+    fail(fmt::format("{} exited while {} threads of its block wait at __syncthreads: every thread of a block must "
+                     "reach each __syncthreads",
+                     thread_name(f), w.at_barrier));
+}
+
+void fiber_main(void*) {
+  Worker& w = t_worker;
+  Fiber& f = *w.current;
+  try {
+    w.body(w.context);
+    on_exit(w, f);
+  } catch (...) {
+    if (!w.error) w.error = std::current_exception();
+  }
+  f.state = State::Exited;
+  heed_sim_switch(&f.sp, w.scheduler_sp);
+  std::abort();  // an exited fiber is never resumed
+}
+
+// A fresh frame at the top of f's stack whose first switch "returns" into heed_sim_fiber_start, which
+// calls fiber_main on an aligned stack (see fiber_switch_x86_64.S for the layout the switch pops).
+void prepare(Fiber& f) {
+  if (!f.stack) {
+    void* mem = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    HEED_CHECK(mem != MAP_FAILED, "simulator: cannot map a {} KiB fiber stack", kStackBytes >> 10);
+    HEED_CHECK(mprotect(mem, kGuardBytes, PROT_NONE) == 0, "simulator: cannot protect a fiber's guard page");
+    f.stack = static_cast<char*>(mem);
+  }
+  auto* top = reinterpret_cast<uint64_t*>(f.stack + kStackBytes);
+  uint64_t* sp = top - 10;
+  sp[0] = 0x037F;  // x87 control word: the default
+  sp[1] = 0x1F80;  // MXCSR: the default (round to nearest, exceptions masked)
+  sp[2] = 0;       // r15
+  sp[3] = 0;       // r14
+  sp[4] = reinterpret_cast<uint64_t>(&fiber_main);  // r13: the function to call
+  sp[5] = 0;                                        // r12: its argument
+  sp[6] = 0;                                        // rbx
+  sp[7] = 0;                                        // rbp
+  sp[8] = reinterpret_cast<uint64_t>(&heed_sim_fiber_start);
+  sp[9] = 0;
+  f.sp = sp;
+}
+
+std::string describe_waits(const Worker& w) {
+  int at_barrier = 0, at_warp = 0;
+  for (int i = 0; i < w.threads; ++i) {
+    at_barrier += w.fibers[i].state == State::AtBarrier;
+    at_warp += w.fibers[i].state == State::AtWarp;
+  }
+  return fmt::format("{} threads wait at __syncthreads, {} in warp collectives, {} have exited", at_barrier, at_warp,
+                     w.exited);
+}
+
+void run_block(Worker& w, uint3 block, Schedule schedule) {
+  blockIdx = block;
+  w.threads = static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
+  const int warps = (w.threads + 31) / 32;
+  w.warps.assign(warps, WarpState{});
+  w.ready.reset(schedule, warps, w.rng);
+  std::memset(w.dynamic_smem.data(), 0xff, w.dynamic_smem.size() * sizeof(uint4));  // NaN in every float type
+  for (int i = 0; i < w.threads; ++i) {
+    Fiber& f = w.fibers[i];
+    f.linear = static_cast<unsigned>(i);
+    f.index = {i % blockDim.x, i / blockDim.x % blockDim.y, i / (blockDim.x * blockDim.y)};
+    f.warp = i / 32;
+    f.lane = i % 32;
+    f.collectives = 0;
+    f.committed.clear();
+    f.open.clear();
+    f.state = State::Ready;
+    w.warps[f.warp].existing |= 1u << f.lane;
+    prepare(f);
+    w.ready.push(&f);
+  }
+  w.live = w.threads;
+  w.exited = 0;
+  w.at_barrier = 0;
+  w.error = nullptr;
+  while (w.live > 0) {
+    Fiber* f = w.ready.pop();
+    if (!f) fail(fmt::format("deadlock in block ({},{},{}): {}", block.x, block.y, block.z, describe_waits(w)));
+    w.current = f;
+    threadIdx = f->index;
+    heed_sim_switch(&w.scheduler_sp, f->sp);
+    w.current = nullptr;
+    if (w.error) std::rethrow_exception(w.error);
+  }
+}
+
+// ---- launches ----------------------------------------------------------------------------------------
+
+Schedule schedule_from_env() {
+  const char* env = std::getenv("HEED_SIM_SCHEDULE");
+  const std::string s = env ? env : "inorder";
+  if (s == "inorder") return Schedule::InOrder;
+  if (s == "random") return Schedule::Random;
+  if (s == "warp-ahead") return Schedule::WarpAhead;
+  fail(fmt::format("HEED_SIM_SCHEDULE='{}': expected inorder, random or warp-ahead", s));
+}
+
+int workers_from_env() {
+  const char* env = std::getenv("HEED_SIM_WORKERS");
+  if (!env) return 2;
+  const int n = std::atoi(env);
+  HEED_CHECK(n >= 1 && n <= 256, "HEED_SIM_WORKERS='{}': expected a number of threads from 1 to 256", env);
+  return n;
+}
+
+std::mutex g_config_mutex;
+Schedule g_schedule = Schedule::InOrder;
+uint64_t g_seed = 1;
+bool g_configured = false;
+
+void configure_once() {
+  std::lock_guard lock(g_config_mutex);
+  if (g_configured) return;
+  g_schedule = schedule_from_env();
+  g_configured = true;
+}
+
+// Runs a job on `n` threads at once (the caller is one of them); threads persist between launches.
+class Pool {
+ public:
+  explicit Pool(int threads) {
+    for (int i = 1; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+  int size() const { return static_cast<int>(threads_.size()) + 1; }
+  void run(const std::function<void()>& job) {
+    {
+      std::lock_guard lock(mutex_);
+      job_ = &job;
+      pending_ = static_cast<int>(threads_.size());
+      ++generation_;
+    }
+    wake_.notify_all();
+    job();
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+ private:
+  void loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void()>* job;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        job = job_;
+      }
+      (*job)();
+      std::lock_guard lock(mutex_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void()>* job_ = nullptr;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace
+
+ScheduleScope::ScheduleScope(Schedule schedule, uint64_t seed) {
+  configure_once();
+  std::lock_guard lock(g_config_mutex);
+  saved_schedule_ = g_schedule;
+  saved_seed_ = g_seed;
+  g_schedule = schedule;
+  g_seed = seed;
+}
+
+ScheduleScope::~ScheduleScope() {
+  std::lock_guard lock(g_config_mutex);
+  g_schedule = saved_schedule_;
+  g_seed = saved_seed_;
+}
+
+void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*body)(void*), void* context) {
+  const int64_t threads = int64_t{block.x} * block.y * block.z;
+  HEED_CHECK(threads >= 1 && threads <= kMaxThreads, "launch of {}x{}x{} threads per block: CUDA allows 1 to {}",
+             block.x, block.y, block.z, kMaxThreads);
+  configure_once();
+  Schedule schedule;
+  uint64_t seed;
+  {
+    std::lock_guard lock(g_config_mutex);
+    schedule = g_schedule;
+    seed = g_seed;
+  }
+  // One launch at a time: the simulated GPU has one stream, and the pool one job.
+  static std::mutex launch_mutex;
+  std::lock_guard launch_lock(launch_mutex);
+  static Pool pool(workers_from_env());
+
+  std::vector<uint3> order;
+  order.reserve(size_t{grid.x} * grid.y * grid.z);
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) order.push_back({x, y, z});
+  std::mt19937_64 rng(seed);
+  if (schedule != Schedule::InOrder) std::shuffle(order.begin(), order.end(), rng);
+
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr first_error;
+  std::mutex error_mutex;
+  std::atomic<uint64_t> worker_seed{seed};
+  const std::function<void()> job = [&] {
+    Worker& w = t_worker;
+    w.rng.seed(worker_seed.fetch_add(0x9E3779B97F4A7C15ull));
+    w.body = body;
+    w.context = context;
+    w.dynamic_smem.resize((dynamic_smem_bytes + sizeof(uint4) - 1) / sizeof(uint4));
+    blockDim = block;
+    gridDim = grid;
+    for (size_t i; !failed && (i = next.fetch_add(1)) < order.size();) {
+      try {
+        run_block(w, order[i], schedule);
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!first_error) first_error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  if (order.size() == 1 || pool.size() == 1) job();
+  else pool.run(job);
+  if (first_error) std::rethrow_exception(first_error);
+}
+
+void* dynamic_shared_memory() {
+  current_fiber();
+  return t_worker.dynamic_smem.data();
+}
+
+unsigned lane_id() { return current_fiber().lane; }
+
+void sync_block() {
+  Worker& w = t_worker;
+  Fiber& f = current_fiber();
+  if (w.exited > 0)
+    fail(fmt::format("{} reached __syncthreads after {} threads of its block exited: every thread of a block must "
+                     "reach each __syncthreads",
+                     thread_name(f), w.exited));
+  f.state = State::AtBarrier;
+  if (++w.at_barrier == w.live) {
+    w.at_barrier = 0;
+    for (int i = 0; i < w.threads; ++i)
+      if (w.fibers[i].state == State::AtBarrier) {
+        w.fibers[i].state = State::Ready;
+        w.ready.push(&w.fibers[i]);
+      }
+  }
+  yield(f);
+}
+
+const WarpSlots& warp_exchange(Collective kind, unsigned mask, const void* mine, size_t size,
+                               void (*finish)(WarpSlots&)) {
+  Worker& w = t_worker;
+  Fiber& f = current_fiber();
+  WarpState& warp = w.warps[f.warp];
+  Exchange& x = warp.buffers[f.collectives++ & 1];
+  const unsigned bit = 1u << f.lane;
+  if (!(mask & bit))
+    fail(fmt::format("{} calls {} with mask {:#010x}, which does not include its own lane {}", thread_name(f),
+                     collective_name(kind), mask, f.lane));
+  if (!x.active) {
+    x.active = true;
+    x.kind = kind;
+    x.mask = mask & warp.existing;
+    x.arrived = 0;
+  } else if (x.kind != kind || x.mask != (mask & warp.existing)) {
+    fail(fmt::format("the lanes of warp {} in block ({},{},{}) disagree: lane {} is in {} with mask {:#010x} while "
+                     "others are in {} with mask {:#010x}",
+                     f.warp, blockIdx.x, blockIdx.y, blockIdx.z, f.lane, collective_name(kind), mask,
+                     collective_name(x.kind), x.mask));
+  }
+  if (x.mask & warp.exited)
+    fail(fmt::format("{} waits in {} for lanes {:#010x} of its warp, which have exited", thread_name(f),
+                     collective_name(kind), x.mask & warp.exited));
+  std::memcpy(x.slots.in[f.lane], mine, size);
+  x.arrived |= bit;
+  if (x.arrived == x.mask) {
+    x.slots.lanes = x.mask;
+    if (finish) finish(x.slots);
+    x.active = false;
+    for (int lane = 0; lane < 32; ++lane)
+      if (x.mask >> lane & 1u) {
+        Fiber& other = w.fibers[f.warp * 32 + lane];
+        other.state = State::Ready;
+        w.ready.push(&other);
+      }
+  } else {
+    f.state = State::AtWarp;
+  }
+  yield(f);
+  return x.slots;
+}
+
+void sync_warp(unsigned mask) {
+  const char nothing = 0;
+  warp_exchange(Collective::Sync, mask, &nothing, 1);
+}
+
+// ---- tensor cores -------------------------------------------------------------------------------------
+
+namespace {
+
+struct MmaOperands {
+  uint32_t a[4], b[2];
+  float c[4];
+};
+
+template <bool kBf16>
+float element(uint32_t reg, int half) {
+  const auto bits = static_cast<uint16_t>(reg >> (16 * half));
+  return kBf16 ? bf16_bits_to_float(bits) : fp16_bits_to_float(bits);
+}
+
+// D = A B + C for the whole warp, from each lane's registers, as the PTX ISA lays them out; each product
+// of two 16-bit values is exact in double, and the sum is rounded once to fp32.
+template <bool kBf16>
+void mma_finish(WarpSlots& slots) {
+  float a[16][16], b[16][8], c[16][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    MmaOperands op;
+    std::memcpy(&op, slots.in[lane], sizeof(op));
+    const int g = lane >> 2, t = lane & 3;
+    for (int h = 0; h < 2; ++h) {
+      a[g][2 * t + h] = element<kBf16>(op.a[0], h);
+      a[g + 8][2 * t + h] = element<kBf16>(op.a[1], h);
+      a[g][2 * t + 8 + h] = element<kBf16>(op.a[2], h);
+      a[g + 8][2 * t + 8 + h] = element<kBf16>(op.a[3], h);
+      b[2 * t + h][g] = element<kBf16>(op.b[0], h);
+      b[2 * t + 8 + h][g] = element<kBf16>(op.b[1], h);
+      c[g][2 * t + h] = op.c[h];
+      c[g + 8][2 * t + h] = op.c[2 + h];
+    }
+  }
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane >> 2, t = lane & 3;
+    float d[4];
+    for (int r = 0; r < 4; ++r) {
+      const int row = g + (r >= 2 ? 8 : 0), col = 2 * t + (r & 1);
+      double sum = c[row][col];
+      for (int k = 0; k < 16; ++k) sum += static_cast<double>(a[row][k]) * b[k][col];
+      d[r] = static_cast<float>(sum);
+    }
+    std::memcpy(slots.out[lane], d, sizeof(d));
+  }
+}
+
+template <bool kBf16>
+void mma(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
+  MmaOperands op;
+  std::memcpy(op.a, a, sizeof(op.a));
+  std::memcpy(op.b, b, sizeof(op.b));
+  std::memcpy(op.c, c, sizeof(op.c));
+  const WarpSlots& slots = warp_exchange(Collective::Mma, 0xffffffffu, &op, sizeof(op), &mma_finish<kBf16>);
+  std::memcpy(d, slots.out[lane_id()], 4 * sizeof(float));
+}
+
+// Register j of lane l holds row l/4, columns 2(l%4) and 2(l%4)+1 of matrix j, whose row r is at the
+// address lane 8j + r gave; .trans: the same positions of the transposed matrix.
+template <int kMatrices, bool kTrans>
+void ldmatrix_finish(WarpSlots& slots) {
+  auto element = [&](int matrix, int row, int col) {
+    const uint16_t* row_ptr;
+    std::memcpy(&row_ptr, slots.in[8 * matrix + row], sizeof(row_ptr));
+    return row_ptr[col];
+  };
+  for (int lane = 0; lane < 32; ++lane) {
+    uint32_t r[4] = {};
+    const int row = lane / 4, col = 2 * (lane % 4);
+    for (int j = 0; j < kMatrices; ++j) {
+      const uint16_t lo = kTrans ? element(j, col, row) : element(j, row, col);
+      const uint16_t hi = kTrans ? element(j, col + 1, row) : element(j, row, col + 1);
+      r[j] = lo | static_cast<uint32_t>(hi) << 16;
+    }
+    std::memcpy(slots.out[lane], r, sizeof(r));
+  }
+}
+
+template <int kMatrices, bool kTrans>
+void ldmatrix(uint32_t* r, const void* row) {
+  const unsigned lane = lane_id();
+  if (lane < 8u * kMatrices && reinterpret_cast<uintptr_t>(row) % 16 != 0)
+    fail(fmt::format("{}: ldmatrix row address {} is not 16-byte aligned", thread_name(current_fiber()), row));
+  const WarpSlots& slots =
+      warp_exchange(Collective::Ldmatrix, 0xffffffffu, &row, sizeof(row), &ldmatrix_finish<kMatrices, kTrans>);
+  std::memcpy(r, slots.out[lane], kMatrices * sizeof(uint32_t));
+}
+
+void perform(const std::vector<PendingCopy>& group) {
+  for (const PendingCopy& c : group) {
+    if (c.valid) std::memcpy(c.dst, c.src, 16);
+    else std::memset(c.dst, 0, 16);
+  }
+}
+
+}  // namespace
+
+void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) { mma<true>(d, a, b, c); }
+void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) { mma<false>(d, a, b, c); }
+void ldmatrix_x4(uint32_t r[4], const void* row) { ldmatrix<4, false>(r, row); }
+void ldmatrix_x4_trans(uint32_t r[4], const void* row) { ldmatrix<4, true>(r, row); }
+void ldmatrix_x2(uint32_t r[2], const void* row) { ldmatrix<2, false>(r, row); }
+void ldmatrix_x2_trans(uint32_t r[2], const void* row) { ldmatrix<2, true>(r, row); }
+
+// cp.async is deferred: the copy happens at the wait that must complete its group, so a kernel that
+// reads shared memory without waiting reads the NaN poison (or stale data) instead of the copy.
+void cp_async_16(void* smem_dst, const void* gmem_src, bool valid) {
+  Fiber& f = current_fiber();
+  if (reinterpret_cast<uintptr_t>(smem_dst) % 16 != 0 || (valid && reinterpret_cast<uintptr_t>(gmem_src) % 16 != 0))
+    fail(fmt::format("{}: cp.async of 16 bytes from {} to {}: both addresses must be 16-byte aligned",
+                     thread_name(f), gmem_src, smem_dst));
+  f.open.push_back({smem_dst, gmem_src, valid});
+}
+
+void cp_async_commit() {
+  Fiber& f = current_fiber();
+  f.committed.push_back(std::move(f.open));
+  f.open.clear();
+}
+
+void cp_async_wait(int pending) {
+  Fiber& f = current_fiber();
+  while (static_cast<int>(f.committed.size()) > pending) {
+    perform(f.committed.front());
+    f.committed.pop_front();
+  }
+}
+
+}  // namespace heed::cuda_sim
