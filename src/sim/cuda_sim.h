@@ -26,8 +26,9 @@
 //
 // What it checks: a __syncthreads that some threads never reach, warp collectives whose lanes disagree
 // or are missing, deadlocks, and exceptions thrown in device code all become a heed::Error from launch().
-// cp.async copies are deferred to the wait that must complete them and dynamic shared memory starts each
-// block as NaN, so a missing wait reads poison.
+// cp.async copies land at the wait that must complete them (or, under the adversarial schedules, half of
+// them at once) and dynamic shared memory starts each block as NaN, so a missing wait reads poison and a
+// prefetch racing with other warps' reads corrupts them.
 //
 // What it cannot see, so that nobody over-trusts it: races between blocks (blocks never overlap in
 // time within a worker, and atomics are the only inter-block communication it models); weak memory

@@ -144,6 +144,7 @@ struct Worker {
   std::mt19937_64 rng;
   void* scheduler_sp = nullptr;
   Fiber* current = nullptr;
+  Schedule schedule = Schedule::InOrder;
   int threads = 0, live = 0, exited = 0, at_barrier = 0;
   std::exception_ptr error;
   void (*body)(void*) = nullptr;
@@ -239,6 +240,7 @@ std::string describe_waits(const Worker& w) {
 
 void run_block(Worker& w, uint3 block, Schedule schedule) {
   blockIdx = block;
+  w.schedule = schedule;
   w.threads = static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
   const int warps = (w.threads + 31) / 32;
   w.warps.assign(warps, WarpState{});
@@ -607,14 +609,19 @@ void ldmatrix_x4_trans(uint32_t r[4], const void* row) { ldmatrix<4, true>(r, ro
 void ldmatrix_x2(uint32_t r[2], const void* row) { ldmatrix<2, false>(r, row); }
 void ldmatrix_x2_trans(uint32_t r[2], const void* row) { ldmatrix<2, true>(r, row); }
 
-// cp.async is deferred: the copy happens at the wait that must complete its group, so a kernel that
-// reads shared memory without waiting reads the NaN poison (or stale data) instead of the copy.
+// A copy lands at any time between its issue and the wait that completes its group, so both ends are
+// tried. In order, every copy lands at the wait: a kernel that reads shared memory without waiting reads
+// the NaN poison (or stale data). Under the adversarial schedules half of the copies, at random, land at
+// once: a prefetch that overwrites a buffer other warps still read (a missing barrier before the next
+// copy) then corrupts their reads.
 void cp_async_16(void* smem_dst, const void* gmem_src, bool valid) {
   Fiber& f = current_fiber();
   if (reinterpret_cast<uintptr_t>(smem_dst) % 16 != 0 || (valid && reinterpret_cast<uintptr_t>(gmem_src) % 16 != 0))
     fail(fmt::format("{}: cp.async of 16 bytes from {} to {}: both addresses must be 16-byte aligned",
                      thread_name(f), gmem_src, smem_dst));
-  f.open.push_back({smem_dst, gmem_src, valid});
+  const PendingCopy copy{smem_dst, gmem_src, valid};
+  if (t_worker.schedule != Schedule::InOrder && (t_worker.rng() & 1)) perform({copy});
+  else f.open.push_back(copy);
 }
 
 void cp_async_commit() {

@@ -1,0 +1,169 @@
+// The CUDA simulator's own primitives: each tensor-core instruction against the PTX ISA's definition, the
+// warp exchanges, the barrier, atomics, deferred async copies, and the misuse it must catch (a missing
+// barrier under an adversarial schedule, a missing cp.async wait, threads that skip a barrier or a warp
+// collective, deadlocks, exceptions in device code). The kernels are in tests/sim_kernels.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "heed/core/half.h"
+#include "sim/cuda_sim.h"
+#include "sim_kernels/sim_test_kernels.h"
+
+using namespace heed;
+using cuda_sim::Schedule;
+using cuda_sim::ScheduleScope;
+
+namespace {
+
+uint16_t to_bits(float v, bool bf16) { return bf16 ? float_to_bf16_bits(v) : float_to_fp16_bits(v); }
+float from_bits(uint16_t b, bool bf16) { return bf16 ? bf16_bits_to_float(b) : fp16_bits_to_float(b); }
+
+}  // namespace
+
+TEST_CASE("simulated mma.m16n8k16 computes A B + C for bf16 and fp16", "[sim]") {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  for (bool bf16 : {true, false}) {
+    INFO((bf16 ? "bf16" : "fp16"));
+    // The identity times B is B, exactly; then random A, B, C against a double-precision product. The
+    // simulator rounds the exact sum once, so the error is at most half an fp32 ulp of the result.
+    for (bool identity : {true, false}) {
+      std::vector<uint16_t> a(256), b(128);
+      std::vector<float> c(128), d(128, NAN);
+      for (int i = 0; i < 16; ++i)
+        for (int k = 0; k < 16; ++k) a[i * 16 + k] = to_bits(identity ? float(i == k) : u(rng), bf16);
+      for (uint16_t& v : b) v = to_bits(u(rng), bf16);
+      for (float& v : c) v = identity ? 0.0f : u(rng);
+      sim_tests::mma(bf16, a.data(), b.data(), c.data(), d.data());
+      for (int i = 0; i < 16; ++i)
+        for (int n = 0; n < 8; ++n) {
+          double want = c[i * 8 + n];
+          for (int k = 0; k < 16; ++k) want += double(from_bits(a[i * 16 + k], bf16)) * from_bits(b[k * 8 + n], bf16);
+          if (identity) CHECK(d[i * 8 + n] == from_bits(b[i * 8 + n], bf16));
+          CHECK(std::abs(d[i * 8 + n] - want) <= std::abs(want) * 0x1p-24);
+        }
+    }
+  }
+}
+
+TEST_CASE("simulated ldmatrix loads the PTX fragment layout, with and without .trans", "[sim]") {
+  for (int matrices : {2, 4})
+    for (bool trans : {false, true}) {
+      INFO("x" << matrices << (trans ? ".trans" : ""));
+      std::vector<uint16_t> m(matrices * 64);
+      for (size_t i = 0; i < m.size(); ++i) m[i] = static_cast<uint16_t>(1000 + i);  // every element distinct
+      std::vector<uint32_t> out(32 * matrices, 0);
+      sim_tests::ldmatrix(matrices, trans, m.data(), out.data());
+      // Register j of lane l: row l/4, columns 2(l%4) and 2(l%4)+1 of matrix j (of its transpose with .trans).
+      for (int lane = 0; lane < 32; ++lane)
+        for (int j = 0; j < matrices; ++j) {
+          const int r = lane / 4, c = 2 * (lane % 4);
+          auto at = [&](int row, int col) { return uint32_t{m[j * 64 + row * 8 + col]}; };
+          const uint32_t want = trans ? at(c, r) | at(c + 1, r) << 16 : at(r, c) | at(r, c + 1) << 16;
+          CHECK(out[lane * matrices + j] == want);
+        }
+    }
+}
+
+TEST_CASE("simulated shuffles and votes exchange values between the lanes of a warp", "[sim]") {
+  std::vector<int> out(8 * 32, -1);
+  sim_tests::shuffles(out.data());
+  for (int lane = 0; lane < 32; ++lane) {
+    INFO("lane " << lane);
+    CHECK(out[0 * 32 + lane] == (lane ^ 5) * 10);
+    CHECK(out[1 * 32 + lane] == (lane + 3 < 32 ? lane + 3 : lane));
+    CHECK(out[2 * 32 + lane] == (lane >= 3 ? lane - 3 : lane));
+    CHECK(out[3 * 32 + lane] == (31 - lane) * 7);
+    CHECK(out[4 * 32 + lane] == (lane % 8 + 3 < 8 ? lane + 3 : lane));
+    CHECK(static_cast<unsigned>(out[5 * 32 + lane]) == 0x49249249u);  // lanes 0, 3, 6, ..., 30
+    CHECK(out[6 * 32 + lane] == 1 + 2);                               // any: yes; all < 32: yes; all < 31: no
+    CHECK(out[7 * 32 + lane] == 2 * (lane ^ 1) + 1);
+  }
+}
+
+TEST_CASE("simulated __syncthreads is a barrier; a missing one shows when a warp runs ahead", "[sim]") {
+  constexpr int kBlocks = 4, kChunks = 3;
+  std::vector<float> in(kBlocks * kChunks * 256);
+  std::mt19937 rng(2);
+  for (float& v : in) v = static_cast<float>(rng() % 10);  // small integers: every order of sums is exact
+  std::vector<float> want(kBlocks, 0.0f);
+  for (int b = 0; b < kBlocks; ++b)
+    for (int i = 0; i < kChunks * 256; ++i) want[b] += in[b * kChunks * 256 + i];
+  auto run = [&](bool missing_barrier) {
+    std::vector<float> out(kBlocks, NAN);
+    sim_tests::neighbour_sums(in.data(), kBlocks, kChunks, missing_barrier, out.data());
+    return out;
+  };
+  for (Schedule s : {Schedule::InOrder, Schedule::Random, Schedule::WarpAhead})
+    for (uint64_t seed : {1, 2, 3}) {
+      ScheduleScope scope(s, seed);
+      CHECK(run(false) == want);
+    }
+  // The broken kernel: when one warp runs ahead, it overwrites the buffer before the others read it.
+  int wrong = 0;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    ScheduleScope scope(Schedule::WarpAhead, seed);
+    wrong += run(true) != want;
+  }
+  CHECK(wrong == 10);
+}
+
+TEST_CASE("simulated atomics are exact when blocks run in any order on several workers", "[sim]") {
+  for (Schedule s : {Schedule::InOrder, Schedule::Random}) {
+    ScheduleScope scope(s, 7);
+    int count = 0;
+    float sum = 0.0f;
+    sim_tests::atomics(32, &count, &sum);  // 4096 threads: every partial sum of 0..4095 is below 2^24, exact in fp32
+    CHECK(count == 32 * 128);
+    CHECK(sum == 4095.0f * 4096.0f / 2.0f);
+  }
+}
+
+TEST_CASE("simulated cp.async lands at the wait; without the wait, shared memory is poison", "[sim]") {
+  std::vector<float> in(256), out(256);
+  for (int i = 0; i < 256; ++i) in[i] = static_cast<float>(i);
+  sim_tests::async_copy(in.data(), true, out.data());
+  for (int t = 0; t < 64; ++t)
+    for (int i = 0; i < 4; ++i) CHECK(out[4 * t + i] == in[4 * ((t + 1) % 64) + i]);
+  sim_tests::async_copy(in.data(), false, out.data());
+  for (float v : out) CHECK(std::isnan(v));
+}
+
+TEST_CASE("simulated cp.async lands anywhere up to its wait, so a prefetch racing with readers shows", "[sim]") {
+  constexpr int kChunks = 6;
+  std::vector<float> in(kChunks * 256);
+  std::mt19937 rng(3);
+  for (float& v : in) v = static_cast<float>(rng() % 10);
+  float want = 0.0f;
+  for (float v : in) want += v;
+  auto run = [&](bool missing_barrier) {
+    float out = NAN;
+    sim_tests::pipelined_sums(in.data(), kChunks, missing_barrier, &out);
+    return out;
+  };
+  for (Schedule s : {Schedule::InOrder, Schedule::Random, Schedule::WarpAhead})
+    for (uint64_t seed : {1, 2, 3}) {
+      ScheduleScope scope(s, seed);
+      CHECK(run(false) == want);
+    }
+  int wrong = 0;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    ScheduleScope scope(Schedule::WarpAhead, seed);
+    wrong += run(true) != want;
+  }
+  CHECK(wrong >= 8);  // a copy lands early with probability 1/2 each; 64 threads x 5 prefetches per run
+}
+
+TEST_CASE("the simulator reports misuse as errors that say what happened", "[sim]") {
+  CHECK_THROWS_WITH(sim_tests::partial_barrier(), Catch::Contains("must reach each __syncthreads"));
+  CHECK_THROWS_WITH(sim_tests::missing_lane(), Catch::Contains("exited"));
+  CHECK_THROWS_WITH(sim_tests::deadlock(), Catch::Contains("deadlock"));
+  CHECK_THROWS_WITH(sim_tests::disagreeing_lanes(), Catch::Contains("disagree"));
+  CHECK_THROWS_WITH(sim_tests::throwing_kernel(), Catch::Contains("thread 7 refuses"));
+  // After an error the next launch runs normally.
+  std::vector<int> out(8 * 32);
+  CHECK_NOTHROW(sim_tests::shuffles(out.data()));
+}
