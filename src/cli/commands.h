@@ -17,6 +17,8 @@ void add_translate_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 // heed plot: training curves of a run directory as SVG (cmd_plot.cc).
 void add_plot_command(CLI::App& app);
+// heed selftest: the CUDA kernels against the CPU reference ops, on the simulator or a GPU (cmd_selftest.cc).
+void add_selftest_command(CLI::App& app);
 // heed translate-ids: beam search over token ids from stdin, for checks without a tokenizer (cmd_translate_ids.cc).
 void add_translate_ids_command(CLI::App& app);
 

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   heed::cli::add_translate_ids_command(app);
   heed::cli::add_score_command(app);
   heed::cli::add_plot_command(app);
+  heed::cli::add_selftest_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

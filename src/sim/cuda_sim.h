@@ -17,7 +17,8 @@
 //   warp          __shfl_sync __shfl_xor_sync __shfl_up_sync __shfl_down_sync (4- and 8-byte types),
 //                 __ballot_sync __any_sync __all_sync
 //   atomics       atomicAdd (float, double, int, unsigned) atomicMax (int, unsigned) atomicCAS atomicExch
-//   math          the <cmath> functions, __expf __logf __fdividef rsqrtf min max INFINITY
+//   math          the <cmath> functions, __expf __logf __fdividef rsqrtf INFINITY, min max (two values of
+//                 one type, or an int and an unsigned, compared as unsigned as in CUDA)
 //   16-bit        __nv_bfloat16 __nv_bfloat162 __half __half2 and the conversions below, rounding to
 //                 nearest even as the GPU does
 //   vectors       float2 float4 int2 int4 uint2 uint4 and make_*
@@ -25,16 +26,27 @@
 //                 cp.async with commit and wait groups (declared at the end of this header)
 //
 // What it checks: a __syncthreads that some threads never reach, warp collectives whose lanes disagree
-// or are missing, deadlocks, and exceptions thrown in device code all become a heed::Error from launch().
+// or are missing, deadlocks, misaligned ldmatrix and cp.async addresses, and exceptions thrown in device
+// code all become a heed::Error from launch(), naming the thread and block. A shuffle that reads a lane
+// outside its mask (or past the end of the block) gets NaN poison, as undefined values should look. A
+// fiber that overflows its 64 KiB stack hits a guard page, and the simulator says so before the crash.
 // cp.async copies land at the wait that must complete them (or, under the adversarial schedules, half of
 // them at once) and dynamic shared memory starts each block as NaN, so a missing wait reads poison and a
 // prefetch racing with other warps' reads corrupts them.
 //
-// What it cannot see, so that nobody over-trusts it: races between blocks (blocks never overlap in
-// time within a worker, and atomics are the only inter-block communication it models); weak memory
-// ordering and missing __threadfence; the last bits of real tensor cores (mma here sums each product
-// exactly in double and rounds once to fp32, hardware may truncate differently) and of __expf; timing,
-// occupancy, bank conflicts and register spills (the nvcc build checks those).
+// What it cannot see, so that nobody over-trusts it:
+//   - races between blocks: blocks never overlap in time within a worker, and atomics are the only
+//     inter-block communication it models (their order is shuffled under the adversarial schedules);
+//   - weak memory ordering and a missing __threadfence: every store is visible at once to the block;
+//   - a race inside a block that no schedule here happens to expose (ThreadSanitizer would; see
+//     /work/shared/SIMULATOR-NOTES.md); only the adversarial schedules expose a missing barrier;
+//   - the last bits of real tensor cores: mma adds the 16 exact products and C in double (exact while
+//     the terms span less than 2^24 in magnitude, close to it beyond) and rounds once to fp32, while hardware aligns
+//     and truncates; the host's expf/__expf also differ from the GPU's in the last bits;
+//   - stale static __shared__ data: only dynamic shared memory is poisoned at the start of a block;
+//   - lanes of one warp running collectives with different masks at the same time, which Volta's
+//     independent thread scheduling allows: here they are reported as disagreeing lanes;
+//   - timing, occupancy, bank conflicts and register spills (the nvcc build and ptxas check those).
 #pragma once
 
 #include <algorithm>
@@ -56,6 +68,7 @@ struct uint3 {
 struct dim3 {
   unsigned x, y, z;
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+  constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
 };
 
 // Real variables, not macros: CUDA's own headers have struct fields with these names.
@@ -133,8 +146,22 @@ inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float __fdividef(float a, float b) { return a / b; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
-using std::max;
-using std::min;
+// CUDA's min and max: two values of one type, or an int and an unsigned (compared as unsigned, as CUDA
+// does); fminf/fmaxf for floats.
+template <typename T>
+  requires std::is_integral_v<T>
+inline T min(T a, T b) { return b < a ? b : a; }
+template <typename T>
+  requires std::is_integral_v<T>
+inline T max(T a, T b) { return a < b ? b : a; }
+inline unsigned min(int a, unsigned b) { return min(static_cast<unsigned>(a), b); }
+inline unsigned min(unsigned a, int b) { return min(a, static_cast<unsigned>(b)); }
+inline unsigned max(int a, unsigned b) { return max(static_cast<unsigned>(a), b); }
+inline unsigned max(unsigned a, int b) { return max(a, static_cast<unsigned>(b)); }
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }
 
 // ---- atomics ---------------------------------------------------------------------------------------
 // Blocks on different workers run at once, so these are real atomic read-modify-writes.
@@ -213,6 +240,13 @@ const WarpSlots& warp_exchange(Collective kind, unsigned mask, const void* mine,
                                void (*finish)(WarpSlots&) = nullptr);
 unsigned lane_id();
 
+// Throws the heed::Error that launch() reports, naming the calling thread and block.
+[[noreturn]] void misuse(const char* what);
+
+// All bits set: NaN in every floating-point type, what undefined reads return.
+alignas(16) inline constexpr unsigned char kPoison[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                          0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
 // Tensor cores (see kernels/common/ptx.h for the register layouts).
 void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
 void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
@@ -236,11 +270,13 @@ namespace heed::cuda_sim {
 template <typename T>
 T shuffle(unsigned mask, T value, int width, int (*source)(int lane, int arg, int width), int arg) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 16, "shuffles move 4- to 16-byte values");
+  if (width < 1 || width > 32 || (width & (width - 1)) != 0) misuse("a shuffle's width must be 1, 2, 4, 8, 16 or 32");
   const WarpSlots& slots = warp_exchange(Collective::Shuffle, mask, &value, sizeof(T));
   const int lane = static_cast<int>(lane_id());
   const int src = source(lane, arg, width);
   T out;
-  std::memcpy(&out, slots.in[src], sizeof(T));
+  // The PTX ISA leaves a value read from a lane outside the mask undefined: here it is NaN poison.
+  std::memcpy(&out, slots.lanes >> src & 1u ? slots.in[src] : kPoison, sizeof(T));
   return out;
 }
 
@@ -256,8 +292,8 @@ T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
   return heed::cuda_sim::shuffle(
       mask, value, width,
       [](int lane, int m, int w) {
-        const int src = lane ^ m;
-        return (src & ~(w - 1)) == (lane & ~(w - 1)) ? src : lane;
+        const int src = lane ^ m;  // lanes of earlier groups of `w` may be read, later ones not
+        return src <= (lane | (w - 1)) ? src : lane;
       },
       lane_mask);
 }

@@ -6,7 +6,10 @@
 // warp state. A fiber runs until it waits; waiting switches back to the worker's scheduler loop, which
 // resumes the next ready fiber. An error inside a fiber is caught at the fiber's base, the block is
 // abandoned, and launch_threads() rethrows it in the caller's thread.
+#include <signal.h>
+#include <ucontext.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdlib>
@@ -34,7 +37,9 @@ namespace heed::cuda_sim {
 
 namespace {
 
-constexpr size_t kStackBytes = 256 << 10;  // register arrays of the attention kernels fit many times over
+// The deepest fiber stack that Heed's kernels use is about 6 KiB (the attention kernels, Release build),
+// so 64 KiB leaves room for Debug builds and for the error paths that format messages.
+constexpr size_t kStackBytes = 64 << 10;
 constexpr size_t kGuardBytes = 4096;
 constexpr int kMaxThreads = 1024;
 
@@ -62,7 +67,7 @@ struct Fiber {
   char* stack = nullptr;  // kGuardBytes of guard page, then the stack
   State state = State::Exited;
   uint3 index{};
-  unsigned linear = 0, warp = 0, lane = 0;
+  unsigned warp = 0, lane = 0;
   unsigned collectives = 0;  // its parity picks the warp's exchange buffer
   std::deque<std::vector<PendingCopy>> committed;
   std::vector<PendingCopy> open;
@@ -160,6 +165,49 @@ struct Worker {
 
 thread_local Worker t_worker;
 
+// A fiber that overflows its stack faults on the guard page below it. The handler (on an alternate
+// signal stack: the fiber's own is full) says so, then hands the fault to whichever handler was there
+// before, so the process still stops as it would have.
+thread_local char* t_guard_page = nullptr;  // the running fiber's
+struct sigaction g_previous_segv_action;
+
+void on_segv(int, siginfo_t* info, void* context) {
+  // The fault is an overflow when it hits the guard page, or when a frame larger than the guard page has
+  // taken the stack pointer past it (kernels/CMakeLists.txt asks for stack probes, so it is the former).
+  const char* address = static_cast<const char*>(info->si_addr);
+  const auto* sp = reinterpret_cast<const char*>(static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RSP]);
+  const bool in_guard = address >= t_guard_page && address < t_guard_page + kGuardBytes;
+  if (t_guard_page && (in_guard || sp < t_guard_page + kGuardBytes)) {
+    static constexpr char kMessage[] =
+        "heed simulator: a CUDA thread overflowed its fiber stack (kStackBytes in src/sim/runtime.cc)\n";
+    [[maybe_unused]] const ssize_t written = write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+  }
+  sigaction(SIGSEGV, &g_previous_segv_action, nullptr);  // the faulting access repeats and reaches it
+}
+
+void catch_stack_overflows() {
+  thread_local bool has_alternate_stack = false;
+  if (!has_alternate_stack) {
+    stack_t current{};
+    sigaltstack(nullptr, &current);
+    if (current.ss_flags & SS_DISABLE) {
+      stack_t st{};
+      st.ss_size = 64 << 10;
+      st.ss_sp = std::malloc(st.ss_size);  // kept for the thread's life: signals may come until its end
+      sigaltstack(&st, nullptr);
+    }
+    has_alternate_stack = true;
+  }
+  static const bool installed = [] {
+    struct sigaction action {};
+    action.sa_sigaction = on_segv;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    return sigaction(SIGSEGV, &action, &g_previous_segv_action) == 0;
+  }();
+  (void)installed;
+}
+
 [[noreturn]] void fail(const std::string& message) { throw Error(message, "simulator"); }
 
 Fiber& current_fiber() {
@@ -196,8 +244,15 @@ void fiber_main(void*) {
   try {
     w.body(w.context);
     on_exit(w, f);
+  } catch (const Error& e) {
+    // The simulator's own errors name the thread already; a check in device code gets its thread named.
+    w.error = e.where() == "simulator"
+                  ? std::current_exception()
+                  : std::make_exception_ptr(Error(fmt::format("{}: {}", thread_name(f), e.what()), e.where()));
+  } catch (const std::exception& e) {
+    w.error = std::make_exception_ptr(Error(fmt::format("{} threw: {}", thread_name(f), e.what()), "simulator"));
   } catch (...) {
-    if (!w.error) w.error = std::current_exception();
+    w.error = std::make_exception_ptr(Error(fmt::format("{} threw an exception", thread_name(f)), "simulator"));
   }
   f.state = State::Exited;
   heed_sim_switch(&f.sp, w.scheduler_sp);
@@ -228,14 +283,30 @@ void prepare(Fiber& f) {
   f.sp = sp;
 }
 
+// Where the threads of a deadlocked block wait, and for the first warp collective left incomplete, where
+// the lanes it waits for are.
 std::string describe_waits(const Worker& w) {
   int at_barrier = 0, at_warp = 0;
   for (int i = 0; i < w.threads; ++i) {
     at_barrier += w.fibers[i].state == State::AtBarrier;
     at_warp += w.fibers[i].state == State::AtWarp;
   }
-  return fmt::format("{} threads wait at __syncthreads, {} in warp collectives, {} have exited", at_barrier, at_warp,
-                     w.exited);
+  std::string text = fmt::format("{} threads wait at __syncthreads, {} in warp collectives, {} have exited",
+                                 at_barrier, at_warp, w.exited);
+  for (size_t warp = 0; warp < w.warps.size(); ++warp)
+    for (const Exchange& x : w.warps[warp].buffers) {
+      if (!x.active) continue;
+      unsigned missing_at_barrier = 0, missing_elsewhere = 0;
+      for (unsigned lane = 0; lane < 32; ++lane) {
+        if (!(x.mask >> lane & 1u) || (x.arrived >> lane & 1u)) continue;
+        if (w.fibers[warp * 32 + lane].state == State::AtBarrier) missing_at_barrier |= 1u << lane;
+        else missing_elsewhere |= 1u << lane;
+      }
+      return text + fmt::format("; warp {} waits in {} (mask {:#010x}) for lanes {:#010x} at __syncthreads and "
+                                "lanes {:#010x} in another warp collective",
+                                warp, collective_name(x.kind), x.mask, missing_at_barrier, missing_elsewhere);
+    }
+  return text;
 }
 
 void run_block(Worker& w, uint3 block, Schedule schedule) {
@@ -248,7 +319,6 @@ void run_block(Worker& w, uint3 block, Schedule schedule) {
   std::memset(w.dynamic_smem.data(), 0xff, w.dynamic_smem.size() * sizeof(uint4));  // NaN in every float type
   for (int i = 0; i < w.threads; ++i) {
     Fiber& f = w.fibers[i];
-    f.linear = static_cast<unsigned>(i);
     f.index = {i % blockDim.x, i / blockDim.x % blockDim.y, i / (blockDim.x * blockDim.y)};
     f.warp = i / 32;
     f.lane = i % 32;
@@ -268,9 +338,11 @@ void run_block(Worker& w, uint3 block, Schedule schedule) {
     Fiber* f = w.ready.pop();
     if (!f) fail(fmt::format("deadlock in block ({},{},{}): {}", block.x, block.y, block.z, describe_waits(w)));
     w.current = f;
+    t_guard_page = f->stack;
     threadIdx = f->index;
     heed_sim_switch(&w.scheduler_sp, f->sp);
     w.current = nullptr;
+    t_guard_page = nullptr;
     if (w.error) std::rethrow_exception(w.error);
   }
 }
@@ -408,6 +480,7 @@ void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*bod
   std::mutex error_mutex;
   std::atomic<uint64_t> worker_seed{seed};
   const std::function<void()> job = [&] {
+    catch_stack_overflows();
     Worker& w = t_worker;
     w.rng.seed(worker_seed.fetch_add(0x9E3779B97F4A7C15ull));
     w.body = body;
@@ -436,6 +509,8 @@ void* dynamic_shared_memory() {
 }
 
 unsigned lane_id() { return current_fiber().lane; }
+
+void misuse(const char* what) { fail(fmt::format("{}: {}", thread_name(current_fiber()), what)); }
 
 void sync_block() {
   Worker& w = t_worker;
@@ -480,6 +555,10 @@ const WarpSlots& warp_exchange(Collective kind, unsigned mask, const void* mine,
   if (x.mask & warp.exited)
     fail(fmt::format("{} waits in {} for lanes {:#010x} of its warp, which have exited", thread_name(f),
                      collective_name(kind), x.mask & warp.exited));
+  if ((kind == Collective::Mma || kind == Collective::Ldmatrix) && x.mask != 0xffffffffu)
+    fail(fmt::format("{} runs {} in a warp of lanes {:#010x}: it takes all 32 lanes, and the block's size is "
+                     "not a multiple of 32",
+                     thread_name(f), collective_name(kind), x.mask));
   std::memcpy(x.slots.in[f.lane], mine, size);
   x.arrived |= bit;
   if (x.arrived == x.mask) {

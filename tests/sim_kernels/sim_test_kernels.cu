@@ -51,6 +51,55 @@ __global__ void shuffle_kernel(int* out) {
   out[5 * 32 + lane] = static_cast<int>(__ballot_sync(full, lane % 3 == 0));
   out[6 * 32 + lane] = __any_sync(full, lane == 17) + 2 * __all_sync(full, lane < 32) + 4 * __all_sync(full, lane < 31);
   out[7 * 32 + lane] = static_cast<int>(__shfl_xor_sync(full, lane + 0.5f, 1) * 2);
+  out[8 * 32 + lane] = __shfl_xor_sync(full, lane, 8, 8);  // groups of 8 may read earlier groups only
+  out[9 * 32 + lane] = __shfl_sync(full, lane, 9, 8);       // lane 9 % 8 of each group of 8
+}
+
+// Every thread of a 3-d grid of 3-d blocks writes what it sees of the builtins at its own place.
+__global__ void builtins_kernel(int* out) {
+  const int block = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+  const int thread = (threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
+  int* mine = out + (block * blockDim.x * blockDim.y * blockDim.z + thread) * 6;
+  mine[0] = threadIdx.x, mine[1] = threadIdx.y, mine[2] = threadIdx.z;
+  mine[3] = blockIdx.x, mine[4] = blockIdx.y, mine[5] = blockIdx.z;
+}
+
+// A block of 48 threads: its second warp has lanes 0..15 only. A full-mask xor shuffle across 16 lanes
+// reads lanes that do not exist there.
+__global__ void partial_warp_kernel(float* out) {
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, static_cast<float>(threadIdx.x), 16);
+}
+
+// Thread 0 of each block takes the next ticket: tickets[i] is the i-th block to get there.
+__global__ void block_order_kernel(int* next_ticket, int* tickets) {
+  if (threadIdx.x == 0) tickets[atomicAdd(next_ticket, 1)] = static_cast<int>(blockIdx.x);
+}
+
+// Row softmax with 128 threads a row (the simulator's speed benchmark): each thread keeps its share of the
+// row in registers, and the max and the sum go through warp shuffles and one shared slot per warp.
+__device__ float block_allreduce(float v, bool is_max) {
+  __shared__ float partial[4];
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float other = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = is_max ? fmaxf(v, other) : v + other;
+  }
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = partial[0];
+  for (int w = 1; w < 4; ++w) v = is_max ? fmaxf(v, partial[w]) : v + partial[w];
+  __syncthreads();
+  return v;
+}
+
+__global__ void softmax_kernel(const float* in, int cols, float* out) {
+  const float* row = in + static_cast<int64_t>(blockIdx.x) * cols;
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < cols; j += 128) mx = fmaxf(mx, row[j]);
+  mx = block_allreduce(mx, true);
+  float sum = 0.0f;
+  for (int j = threadIdx.x; j < cols; j += 128) sum += expf(row[j] - mx);
+  const float inv = 1.0f / block_allreduce(sum, false);
+  for (int j = threadIdx.x; j < cols; j += 128) out[static_cast<int64_t>(blockIdx.x) * cols + j] = expf(row[j] - mx) * inv;
 }
 
 __global__ void neighbour_sums_kernel(const float* in, int chunks, bool missing_barrier, float* out) {
@@ -130,6 +179,13 @@ __global__ void disagreeing_lanes_kernel() {
   else __syncwarp();
 }
 
+__global__ void mma_in_partial_warp_kernel() {
+  const uint32_t a[4] = {}, b[2] = {};
+  const float c[4] = {};
+  float d[4];
+  mma_m16n8k16_bf16(d, a, b, c);
+}
+
 __global__ void throwing_kernel() {
   HEED_CHECK(threadIdx.x != 7, "thread {} refuses", threadIdx.x);
 }
@@ -152,6 +208,21 @@ void ldmatrix(int matrices, bool trans, const uint16_t* m, uint32_t* out) {
 
 void shuffles(int* out) { k::launch(k::shuffle_kernel, dim3(1), dim3(32), 0, nullptr, out); }
 
+void builtins(Dim3 grid, Dim3 block, int* out) {
+  k::launch(k::builtins_kernel, dim3(grid.x, grid.y, grid.z), dim3(block.x, block.y, block.z), 0, nullptr, out);
+}
+
+void partial_warp(float* out) { k::launch(k::partial_warp_kernel, dim3(1), dim3(48), 0, nullptr, out); }
+
+void block_order(int blocks, int* tickets) {
+  int next_ticket = 0;
+  k::launch(k::block_order_kernel, dim3(blocks), dim3(32), 0, nullptr, &next_ticket, tickets);
+}
+
+void softmax(const float* in, int rows, int cols, float* out) {
+  k::launch(k::softmax_kernel, dim3(rows), dim3(128), 0, nullptr, in, cols, out);
+}
+
 void neighbour_sums(const float* in, int blocks, int chunks, bool missing_barrier, float* out) {
   k::launch(k::neighbour_sums_kernel, dim3(blocks), dim3(256), 0, nullptr, in, chunks, missing_barrier, out);
 }
@@ -173,6 +244,7 @@ void partial_barrier() { k::launch(k::partial_barrier_kernel, dim3(1), dim3(32),
 void missing_lane() { k::launch(k::missing_lane_kernel, dim3(1), dim3(32), 0, nullptr); }
 void deadlock() { k::launch(k::deadlock_kernel, dim3(1), dim3(32), 0, nullptr); }
 void disagreeing_lanes() { k::launch(k::disagreeing_lanes_kernel, dim3(1), dim3(32), 0, nullptr); }
+void mma_in_partial_warp() { k::launch(k::mma_in_partial_warp_kernel, dim3(1), dim3(48), 0, nullptr); }
 void throwing_kernel() { k::launch(k::throwing_kernel, dim3(1), dim3(32), 0, nullptr); }
 
 }  // namespace heed::sim_tests

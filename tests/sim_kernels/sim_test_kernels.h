@@ -17,6 +17,22 @@ void ldmatrix(int matrices, bool trans, const uint16_t* m, uint32_t* out);
 // out[k * 32 + lane] for the shuffles and votes listed in sim_test_kernels.cu.
 void shuffles(int* out);
 
+// out[6 * (b * threads + t) + 0..5]: threadIdx x, y, z and blockIdx x, y, z of thread t of block b (both
+// numbered with x fastest). `grid`, `block`: CUDA's dim3, as plain numbers.
+struct Dim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+void builtins(Dim3 grid, Dim3 block, int* out);
+
+// out[t] for the 48 threads of one block: the xor shuffle of t with lane mask 16.
+void partial_warp(float* out);
+
+// tickets[i]: the index of the i-th of `blocks` blocks to take a ticket with atomicAdd.
+void block_order(int blocks, int* tickets);
+
+// Row softmax of a rows x cols matrix, one block of 128 threads a row.
+void softmax(const float* in, int rows, int cols, float* out);
+
 // out[b] = sum over chunks c of in[(b * chunks + c) * 256 + (tid + 1) % 256] summed over tid: each chunk
 // goes through one shared buffer that every thread writes and reads its neighbour's entry of.
 // `missing_barrier` leaves out the __syncthreads that keeps the next chunk from overwriting the buffer
@@ -37,11 +53,13 @@ void pipelined_sums(const float* in, int chunks, bool missing_barrier, float* ou
 
 // Misuse the simulator must report: threads 16..31 return before a __syncthreads; lane 5 returns
 // before a full-warp shuffle; half the lanes of a warp wait at __syncthreads and the other half at
-// __syncwarp (a deadlock); even lanes shuffle while odd lanes __syncwarp; device code throws.
+// __syncwarp (a deadlock); even lanes shuffle while odd lanes __syncwarp; a block of 48 threads runs mma,
+// which its second warp of 16 lanes cannot; device code throws.
 void partial_barrier();
 void missing_lane();
 void deadlock();
 void disagreeing_lanes();
+void mma_in_partial_warp();
 void throwing_kernel();
 
 }  // namespace heed::sim_tests

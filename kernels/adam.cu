@@ -1,0 +1,77 @@
+// Multi-tensor Adam/AdamW: every parameter tensor of a model in one launch.
+//
+// A model has hundreds of tensors, from a bias of a few hundred elements to an embedding of tens of
+// millions; one launch per tensor would spend more time launching than updating the small ones. So the
+// tensors are cut into chunks of kAdamChunkElements, numbered consecutively across tensors
+// (adam_assign_chunks), and block b updates chunk b: it finds its tensor by a binary search over the
+// tensors' first_chunk (a few cached loads of the small descriptor array), then its threads stride over
+// the chunk, consecutive threads on consecutive elements. Each element is read once (param, grad, m, v)
+// and written once (param, m, v, and the 16-bit copy when the tensor has one), which is the whole cost:
+// the update is memory-bound.
+//
+// The arithmetic is the CPU op's (adam_cpu.cc), in the same order; nvcc may contract a multiply and an add
+// into one FMA, so results can differ from the CPU's in the last bit or two.
+#include "adam.h"
+#include "common/launch.h"
+#include "storage_types.h"
+
+namespace heed::kernels {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+}  // namespace
+
+namespace HEED_BACKEND {
+
+// The tensor that holds chunk `chunk`: the last with first_chunk <= chunk (tensors with no elements
+// share their successor's first_chunk and are passed over).
+__device__ __forceinline__ int tensor_of_chunk(const AdamTensor* tensors, int count, int64_t chunk) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (tensors[mid].first_chunk <= chunk)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+template <typename Half16>
+__global__ void __launch_bounds__(kThreads) adam_kernel(AdamArgs p) {
+  const int64_t chunk = blockIdx.x;
+  const AdamTensor t = p.tensors[tensor_of_chunk(p.tensors, p.count, chunk)];
+  const AdamStepScalars s = p.step;
+  const int64_t begin = (chunk - t.first_chunk) * kAdamChunkElements;
+  const int64_t end = min(t.numel, begin + kAdamChunkElements);
+  Half16* half_param = static_cast<Half16*>(t.half_param);
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
+    const float g = t.grad[i] * s.grad_scale + s.coupled_decay * t.param[i];
+    const float m = s.beta1 * t.m[i] + (1.0f - s.beta1) * g;
+    const float v = s.beta2 * t.v[i] + (1.0f - s.beta2) * g * g;
+    t.m[i] = m;
+    t.v[i] = v;
+    const float updated = t.param[i] * s.decay - s.step_size * m / (sqrtf(v) / s.bias2_sqrt + s.eps);
+    t.param[i] = updated;
+    if (half_param) half_param[i] = from_float<Half16>(updated);
+  }
+}
+
+}  // namespace HEED_BACKEND
+
+template <>
+void adam_update<kBackend>(const AdamArgs& a) {
+  using namespace HEED_BACKEND;
+  HEED_CHECK(a.count >= 0 && a.chunks >= 0, "adam_update: {} tensors, {} chunks", a.count, a.chunks);
+  HEED_CHECK(a.chunks <= 0x7fffffff, "adam_update: {} chunks exceed a grid's x dimension", a.chunks);
+  if (a.chunks == 0) return;
+  const dim3 grid(static_cast<unsigned>(a.chunks));
+  if (a.half_dtype == Half::BF16)
+    launch(adam_kernel<__nv_bfloat16>, grid, dim3(kThreads), 0, a.stream, a);
+  else
+    launch(adam_kernel<__half>, grid, dim3(kThreads), 0, a.stream, a);
+}
+
+}  // namespace heed::kernels

@@ -1,0 +1,64 @@
+// Multi-tensor Adam/AdamW (adam.cu): one launch updates every parameter tensor of a model, with fp32
+// master weights and moments, and can write a 16-bit copy of the new weights in the same pass (the copy
+// the next forward pass reads). The update is that of heed/ops/adam.h, element for element:
+//   g = grad_scale * grad + coupled_decay * p
+//   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+//   p = p * decay - step_size * m / (sqrt(v) / bias2_sqrt + eps)
+// with the step's scalars folded on the host exactly as src/ops/adam.cc folds them (AdamStepScalars has
+// the fields of ops::cpu::AdamStep).
+#pragma once
+
+#include <cstdint>
+
+#include "common/backend.h"
+
+namespace heed::kernels {
+
+struct AdamStepScalars {
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float decay = 1.0f;          // AdamW: 1 - lr * weight_decay; 1 otherwise
+  float coupled_decay = 0.0f;  // Adam: weight_decay; 0 otherwise
+  float step_size = 0.0f;      // lr / (1 - beta1^step)
+  float bias2_sqrt = 1.0f;     // sqrt(1 - beta2^step)
+  float grad_scale = 1.0f;
+};
+
+// One parameter tensor: contiguous fp32 arrays of numel elements in device memory.
+struct AdamTensor {
+  float* param = nullptr;
+  const float* grad = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  int64_t numel = 0;
+  void* half_param = nullptr;  // optional: the updated param, rounded to AdamArgs::half_dtype
+  int64_t first_chunk = 0;     // set by adam_assign_chunks
+};
+
+// Elements a block updates: tensors are cut into chunks of this many, and a launch has one block a chunk.
+inline constexpr int64_t kAdamChunkElements = 4096;
+
+// Numbers the chunks of all tensors consecutively (AdamTensor::first_chunk) and returns their count.
+inline int64_t adam_assign_chunks(AdamTensor* tensors, int count) {
+  int64_t chunks = 0;
+  for (int i = 0; i < count; ++i) {
+    tensors[i].first_chunk = chunks;
+    chunks += (tensors[i].numel + kAdamChunkElements - 1) / kAdamChunkElements;
+  }
+  return chunks;
+}
+
+struct AdamArgs {
+  // `count` tensors in device memory, their chunks assigned; a trainer uploads this array once, as the
+  // tensors' addresses do not change between steps.
+  const AdamTensor* tensors = nullptr;
+  int count = 0;
+  int64_t chunks = 0;  // adam_assign_chunks' result
+  AdamStepScalars step;
+  Half half_dtype = Half::BF16;  // of the tensors' half_param copies
+  Stream stream = nullptr;
+};
+
+template <Backend B>
+void adam_update(const AdamArgs& args);
+
+}  // namespace heed::kernels

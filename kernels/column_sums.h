@@ -1,0 +1,92 @@
+// Deterministic column sums of a [rows, cols] quantity that a kernel computes on the fly: the gradients
+// of LayerNorm's gamma and beta (layer_norm.cu) and of a bias (bias_act_dropout.cu).
+//
+// Two stages and no atomics, so the bits are the same on every run:
+//  1. A grid of (column tiles) x (row chunks). A block of kColumnWarps warps owns 32 kColumnsPerLane
+//     columns (kColumnsPerLane consecutive ones a lane, so each warp's loads of a row are contiguous) and
+//     kRowsPerPartial rows; warp w takes rows w, w + kColumnWarps, ... of the chunk. The warps' sums meet
+//     in shared memory and are added in warp order into one partial per (chunk, column), written to a
+//     workspace.
+//  2. sum_column_partials: one thread per column adds the chunks' partials in chunk order, in double
+//     (as the CPU ops add their chunk partials), and writes the fp32 result.
+// The work per thread is bounded (kRowsPerPartial / kColumnWarps rows in stage 1), so a long sequence of
+// rows is spread over many blocks instead of serialising in one thread per column.
+#pragma once
+
+#include "common/device.h"
+#include "common/launch.h"
+
+namespace heed::kernels::HEED_BACKEND {
+
+inline constexpr int kColumnWarps = 8;
+inline constexpr int kColumnThreads = 32 * kColumnWarps;
+inline constexpr int64_t kRowsPerPartial = 128;
+
+inline int64_t column_partial_count(int64_t rows) { return (rows + kRowsPerPartial - 1) / kRowsPerPartial; }
+
+// Stage 1's grid for a [rows, cols] quantity, with kColumnThreads threads a block and each lane owning
+// kColumnsPerLane consecutive columns (a block's tile is 32 kColumnsPerLane columns wide).
+template <int kColumnsPerLane>
+dim3 column_partials_grid(int64_t rows, int64_t cols) {
+  constexpr int64_t tile = 32 * kColumnsPerLane;
+  const int64_t chunks = column_partial_count(rows);
+  HEED_CHECK(chunks <= 65535, "column sums: {} rows need {} row chunks, more than a grid's y dimension holds",
+             rows, chunks);
+  return dim3(static_cast<unsigned>((cols + tile - 1) / tile), static_cast<unsigned>(chunks));
+}
+
+// Where a stage-1 thread works: its first column col (it owns col .. col + kColumnsPerLane - 1, some
+// possibly past the last column: such a thread still takes part in the barriers) and its first row; it
+// then steps by kColumnWarps rows while row < row_end.
+struct ColumnSlice {
+  int64_t col, row, row_end;
+};
+
+template <int kColumnsPerLane>
+__device__ __forceinline__ ColumnSlice column_slice(int64_t rows) {
+  ColumnSlice s;
+  s.col = (int64_t(blockIdx.x) * 32 + threadIdx.x % 32) * kColumnsPerLane;
+  const int64_t chunk_begin = int64_t(blockIdx.y) * kRowsPerPartial;
+  s.row = chunk_begin + threadIdx.x / 32;
+  s.row_end = min(rows, chunk_begin + kRowsPerPartial);
+  return s;
+}
+
+// Adds the kColumnWarps warps' values of each column in warp order, and warp 0 stores the sums at
+// partial[col ...] (partial = this chunk's row of the workspace). `scratch` holds
+// kColumnThreads * kColumnsPerLane floats. Every thread of the block must call it; it starts and ends
+// with a barrier, so scratch can be reused.
+template <int kColumnsPerLane>
+__device__ __forceinline__ void store_column_partial(const float (&v)[kColumnsPerLane], const ColumnSlice& s,
+                                                     int64_t cols, float* partial, float* scratch) {
+  __syncthreads();
+  for (int k = 0; k < kColumnsPerLane; ++k) scratch[threadIdx.x * kColumnsPerLane + k] = v[k];
+  __syncthreads();
+  if (threadIdx.x < 32)
+    for (int k = 0; k < kColumnsPerLane && s.col + k < cols; ++k) {
+      float sum = 0.0f;
+      for (int w = 0; w < kColumnWarps; ++w) sum += scratch[(w * 32 + threadIdx.x) * kColumnsPerLane + k];
+      partial[s.col + k] = sum;
+    }
+  __syncthreads();
+}
+
+template <int kThreads>
+__global__ void __launch_bounds__(kThreads)
+    sum_column_partials_kernel(const float* partials, int64_t count, int64_t stride, int64_t cols, float* out) {
+  const int64_t col = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (col >= cols) return;
+  double sum = 0.0;
+  for (int64_t c = 0; c < count; ++c) sum += partials[c * stride + col];
+  out[col] = static_cast<float>(sum);
+}
+
+// Stage 2: out[col] = sum over c < count of partials[c * stride + col], for col < cols.
+inline void sum_column_partials(const float* partials, int64_t count, int64_t stride, int64_t cols, float* out,
+                                Stream stream) {
+  constexpr int kThreads = 256;
+  launch(sum_column_partials_kernel<kThreads>, dim3(static_cast<unsigned>((cols + kThreads - 1) / kThreads)),
+         dim3(kThreads), 0, stream, partials, count, stride, cols, out);
+}
+
+}  // namespace heed::kernels::HEED_BACKEND

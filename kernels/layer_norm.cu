@@ -1,0 +1,215 @@
+// LayerNorm forward and backward over contiguous rows of D features.
+//
+// Row kernels (forward; backward's dx): a team of threads owns one row, a warp for D <= kWarpRowMaxCols
+// (kThreads / 32 rows a block, the row sums in __shfl_xor_sync butterflies, no shared memory and no
+// barriers) and the whole block above that (the sums through block_sum), so that a wide row still has
+// enough threads and a narrow one does not leave most of a block idle. Threads stride over the row, so
+// each load instruction of a warp reads consecutive elements. The row is swept two or three times; a
+// warp's row (at most 1024 elements, 2 or 4 KiB) and a block's row stay in L1 between the sweeps, so DRAM
+// sees one read of x (and dy) and one write of y (or dx).
+//
+// The statistics follow the CPU op (layer_norm_cpu.cc) in fp32: the mean in a first sweep, then, in a
+// second, the deviations d = x - mean and their squares. The mean of d, r, is the part of the exact mean
+// that the fp32 mean missed; it is subtracted from every x - mean, and var = mean(d^2) - r^2, so a row with
+// a large mean and a small spread loses nothing to cancellation. mean and rstd are saved in fp32. The
+// backward pass recovers r the same way (the mean of x - mean over the row), in the sweep that also forms
+// sum(g) and sum(g (x - mean)) with g = dy * gamma, and saves it per row in the workspace for the
+// parameter gradients.
+//
+// dgamma = sum over rows of dy * xhat and dbeta = sum of dy are column sums, taken by column_sums.h in two
+// deterministic stages (column tiles x row chunks into a workspace, then the chunks in order): no atomics,
+// the same bits on every run. That kernel reads x and dy once more, column-tiled so that warps read rows
+// contiguously; fusing it into the row kernel would need per-block partial rows of D floats in shared
+// memory and a serial pass over them.
+#include <type_traits>
+
+#include "column_sums.h"
+#include "common/launch.h"
+#include "common/reductions.h"
+#include "layer_norm.h"
+#include "storage_types.h"
+
+namespace heed::kernels {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kWarpRowMaxCols = 1024;  // 32 elements a lane; wider rows get a block each
+
+}  // namespace
+
+namespace HEED_BACKEND {
+
+// The threads that share a row: a warp (kRowThreads = 32) or the whole block (kRowThreads = kThreads).
+template <int kRowThreads>
+struct RowTeam {
+  static constexpr int kRowsPerBlock = kThreads / kRowThreads;
+  int64_t row;
+  int lane;  // this thread's rank in the team: it handles elements lane, lane + kRowThreads, ...
+
+  __device__ RowTeam()
+      : row(int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kRowThreads), lane(threadIdx.x % kRowThreads) {}
+
+  // The team's total, in every thread; a block team needs 32 floats of shared scratch.
+  __device__ float sum(float v, float* scratch) const {
+    if constexpr (kRowThreads == 32) {
+      (void)scratch;
+      return warp_sum(v);
+    } else {
+      return block_sum(v, scratch);
+    }
+  }
+};
+
+template <typename T, int kRowThreads>
+__global__ void __launch_bounds__(kThreads) layer_norm_forward_kernel(LayerNormArgs p) {
+  __shared__ float scratch[32];
+  const RowTeam<kRowThreads> team;
+  if (team.row >= p.rows) return;  // whole warps of the last block; a block team always has its row
+  const T* x = static_cast<const T*>(p.x) + team.row * p.cols;
+  const float inv_d = 1.0f / static_cast<float>(p.cols);
+
+  float sum = 0.0f;
+  for (int64_t j = team.lane; j < p.cols; j += kRowThreads) sum += to_float(x[j]);
+  const float mean = team.sum(sum, scratch) * inv_d;
+
+  float sum_dev = 0.0f, sum_sq = 0.0f;
+  for (int64_t j = team.lane; j < p.cols; j += kRowThreads) {
+    const float d = to_float(x[j]) - mean;
+    sum_dev += d;
+    sum_sq += d * d;
+  }
+  const float r = team.sum(sum_dev, scratch) * inv_d;
+  const float var = fmaxf(team.sum(sum_sq, scratch) * inv_d - r * r, 0.0f);
+  const float rstd = rsqrtf(var + p.eps);
+
+  T* y = static_cast<T*>(p.y) + team.row * p.cols;
+  for (int64_t j = team.lane; j < p.cols; j += kRowThreads)
+    y[j] = from_float<T>(((to_float(x[j]) - mean) - r) * rstd * p.gamma[j] + p.beta[j]);
+  if (team.lane == 0) {
+    p.mean[team.row] = mean;
+    p.rstd[team.row] = rstd;
+  }
+}
+
+// dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy * gamma; and r of each row into residual_means.
+template <typename T, int kRowThreads>
+__global__ void __launch_bounds__(kThreads) layer_norm_backward_dx_kernel(LayerNormArgs p, float* residual_means) {
+  __shared__ float scratch[32];
+  const RowTeam<kRowThreads> team;
+  if (team.row >= p.rows) return;
+  const T* x = static_cast<const T*>(p.x) + team.row * p.cols;
+  const T* dy = static_cast<const T*>(p.dy) + team.row * p.cols;
+  const float mean = p.mean[team.row], rstd = p.rstd[team.row];
+  const float inv_d = 1.0f / static_cast<float>(p.cols);
+
+  float sum_dev = 0.0f, sum_g = 0.0f, sum_g_dev = 0.0f;
+  for (int64_t j = team.lane; j < p.cols; j += kRowThreads) {
+    const float d = to_float(x[j]) - mean, g = to_float(dy[j]) * p.gamma[j];
+    sum_dev += d;
+    sum_g += g;
+    sum_g_dev += g * d;
+  }
+  sum_dev = team.sum(sum_dev, scratch);
+  sum_g = team.sum(sum_g, scratch);
+  sum_g_dev = team.sum(sum_g_dev, scratch);
+  const float r = sum_dev * inv_d;
+  const float mean_g = sum_g * inv_d;
+  const float mean_g_xhat = rstd * (sum_g_dev - r * sum_g) * inv_d;
+
+  T* dx = static_cast<T*>(p.dx) + team.row * p.cols;
+  for (int64_t j = team.lane; j < p.cols; j += kRowThreads) {
+    const float xhat = ((to_float(x[j]) - mean) - r) * rstd;
+    dx[j] = from_float<T>(rstd * (to_float(dy[j]) * p.gamma[j] - mean_g - xhat * mean_g_xhat));
+  }
+  if (team.lane == 0) residual_means[team.row] = r;
+}
+
+// Stage 1 of dgamma and dbeta: this block's partial sums over its row chunk, dgamma's then dbeta's, into
+// the chunk's 2 * D floats of `partials`.
+template <typename T>
+__global__ void __launch_bounds__(kColumnThreads)
+    layer_norm_param_grads_kernel(LayerNormArgs p, const float* residual_means, float* partials) {
+  __shared__ float scratch[kColumnThreads];
+  const ColumnSlice s = column_slice<1>(p.rows);
+  const T* x = static_cast<const T*>(p.x);
+  const T* dy = static_cast<const T*>(p.dy);
+  float dgamma = 0.0f, dbeta = 0.0f;
+  if (s.col < p.cols)
+    for (int64_t row = s.row; row < s.row_end; row += kColumnWarps) {
+      const int64_t i = row * p.cols + s.col;
+      const float g = to_float(dy[i]);
+      dgamma += g * (((to_float(x[i]) - p.mean[row]) - residual_means[row]) * p.rstd[row]);
+      dbeta += g;
+    }
+  float* partial = partials + int64_t(blockIdx.y) * 2 * p.cols;
+  store_column_partial<1>({dgamma}, s, p.cols, partial, scratch);
+  store_column_partial<1>({dbeta}, s, p.cols, partial + p.cols, scratch);
+}
+
+// Calls body(std::integral_constant<int, kRowThreads>) with the row team size for rows of `cols`.
+template <typename Body>
+void with_row_team(int64_t cols, Body&& body) {
+  if (cols <= kWarpRowMaxCols)
+    body(std::integral_constant<int, 32>{});
+  else
+    body(std::integral_constant<int, kThreads>{});
+}
+
+template <int kRowThreads>
+dim3 row_grid(int64_t rows) {
+  constexpr int64_t per_block = RowTeam<kRowThreads>::kRowsPerBlock;
+  return dim3(static_cast<unsigned>((rows + per_block - 1) / per_block));
+}
+
+void check_args(const LayerNormArgs& a, const char* op) {
+  HEED_CHECK(a.rows >= 0 && a.cols > 0, "{}: needs rows >= 0 and D > 0, got [{}, {}]", op, a.rows, a.cols);
+}
+
+}  // namespace HEED_BACKEND
+
+template <>
+void layer_norm_forward<kBackend>(const LayerNormArgs& a) {
+  using namespace HEED_BACKEND;
+  check_args(a, "layer_norm_forward");
+  if (a.rows == 0) return;
+  with_storage_type(a.dtype, "layer_norm_forward", [&](auto storage) {
+    using T = decltype(storage);
+    with_row_team(a.cols, [&](auto team) {
+      constexpr int kRowThreads = decltype(team)::value;
+      launch(layer_norm_forward_kernel<T, kRowThreads>, row_grid<kRowThreads>(a.rows), dim3(kThreads), 0,
+             a.stream, a);
+    });
+  });
+}
+
+// The per-row r, then the column partials of dgamma and dbeta.
+template <>
+size_t layer_norm_backward_workspace_bytes<kBackend>(const LayerNormArgs& a) {
+  return static_cast<size_t>(a.rows + HEED_BACKEND::column_partial_count(a.rows) * 2 * a.cols) * sizeof(float);
+}
+
+template <>
+void layer_norm_backward<kBackend>(const LayerNormArgs& a) {
+  using namespace HEED_BACKEND;
+  check_args(a, "layer_norm_backward");
+  float* residual_means = static_cast<float*>(a.workspace);
+  float* partials = residual_means + a.rows;
+  const int64_t chunks = column_partial_count(a.rows);
+  if (a.rows > 0) {
+    with_storage_type(a.dtype, "layer_norm_backward", [&](auto storage) {
+      using T = decltype(storage);
+      with_row_team(a.cols, [&](auto team) {
+        constexpr int kRowThreads = decltype(team)::value;
+        launch(layer_norm_backward_dx_kernel<T, kRowThreads>, row_grid<kRowThreads>(a.rows), dim3(kThreads), 0,
+               a.stream, a, residual_means);
+      });
+      launch(layer_norm_param_grads_kernel<T>, column_partials_grid<1>(a.rows, a.cols), dim3(kColumnThreads), 0,
+             a.stream, a, static_cast<const float*>(residual_means), partials);
+    });
+  }
+  sum_column_partials(partials, chunks, 2 * a.cols, a.cols, a.dgamma, a.stream);
+  sum_column_partials(partials + a.cols, chunks, 2 * a.cols, a.cols, a.dbeta, a.stream);
+}
+
+}  // namespace heed::kernels
