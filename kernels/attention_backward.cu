@@ -586,15 +586,6 @@ void launch_backward_for_head_dim(const AttentionArgs& a) {
   }
 }
 
-// Rows are copied in 16-byte pieces: each row of a 16-bit tensor must start on a 16-byte boundary.
-void check_rows_aligned(const void* p, const AttentionStrides& s, const char* what) {
-  HEED_CHECK(p != nullptr, "attention_backward: {} is null", what);
-  HEED_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 && s.row % 8 == 0,
-             "attention_backward: {} rows must start 16-byte aligned (pointer {}, strides {} {} {} must be "
-             "multiples of 8 elements)",
-             what, p, s.batch, s.head, s.row);
-}
-
 }  // namespace
 
 template <>
@@ -608,14 +599,14 @@ void attention_backward<kBackend>(const AttentionArgs& a) {
              "attention_backward: empty problem B={} H={} Lq={} Lk={}", a.batch, a.heads, a.len_q, a.len_k);
   HEED_CHECK(a.dropout_p >= 0.0f && a.dropout_p < 1.0f, "attention_backward: dropout_p must be in [0, 1), got {}",
              a.dropout_p);
-  check_rows_aligned(a.q, a.q_strides, "q");
-  check_rows_aligned(a.k, a.k_strides, "k");
-  check_rows_aligned(a.v, a.v_strides, "v");
-  check_rows_aligned(a.out, a.out_strides, "out");
-  check_rows_aligned(a.dout, a.dout_strides, "dout");
-  check_rows_aligned(a.dq, a.dq_strides, "dq");
-  check_rows_aligned(a.dk, a.dk_strides, "dk");
-  check_rows_aligned(a.dv, a.dv_strides, "dv");
+  HEED_BACKEND::check_rows_aligned("attention_backward", a.q, a.q_strides, "q");
+  HEED_BACKEND::check_rows_aligned("attention_backward", a.k, a.k_strides, "k");
+  HEED_BACKEND::check_rows_aligned("attention_backward", a.v, a.v_strides, "v");
+  HEED_BACKEND::check_rows_aligned("attention_backward", a.out, a.out_strides, "out");
+  HEED_BACKEND::check_rows_aligned("attention_backward", a.dout, a.dout_strides, "dout");
+  HEED_BACKEND::check_rows_aligned("attention_backward", a.dq, a.dq_strides, "dq");
+  HEED_BACKEND::check_rows_aligned("attention_backward", a.dk, a.dk_strides, "dk");
+  HEED_BACKEND::check_rows_aligned("attention_backward", a.dv, a.dv_strides, "dv");
   HEED_CHECK(a.lse != nullptr, "attention_backward: lse is null");
   HEED_CHECK(a.workspace != nullptr && reinterpret_cast<uintptr_t>(a.workspace) % 16 == 0,
              "attention_backward: the workspace must be {} bytes of 16-byte aligned device memory", Workspace(a).bytes);

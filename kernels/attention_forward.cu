@@ -252,15 +252,6 @@ void launch_forward_for_head_dim(const AttentionArgs& a) {
   }
 }
 
-// Rows are copied in 16-byte pieces: each row of a 16-bit tensor must start on a 16-byte boundary.
-void check_rows_aligned(const void* p, const AttentionStrides& s, const char* what) {
-  HEED_CHECK(p != nullptr, "attention_forward: {} is null", what);
-  HEED_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 && s.row % 8 == 0,
-             "attention_forward: {} rows must start 16-byte aligned (pointer {}, strides {} {} {} must be "
-             "multiples of 8 elements)",
-             what, p, s.batch, s.head, s.row);
-}
-
 }  // namespace
 
 template <>
@@ -269,10 +260,10 @@ void attention_forward<kBackend>(const AttentionArgs& a) {
              "attention_forward: empty problem B={} H={} Lq={} Lk={}", a.batch, a.heads, a.len_q, a.len_k);
   HEED_CHECK(a.dropout_p >= 0.0f && a.dropout_p < 1.0f, "attention_forward: dropout_p must be in [0, 1), got {}",
              a.dropout_p);
-  check_rows_aligned(a.q, a.q_strides, "q");
-  check_rows_aligned(a.k, a.k_strides, "k");
-  check_rows_aligned(a.v, a.v_strides, "v");
-  check_rows_aligned(a.out, a.out_strides, "out");
+  HEED_BACKEND::check_rows_aligned("attention_forward", a.q, a.q_strides, "q");
+  HEED_BACKEND::check_rows_aligned("attention_forward", a.k, a.k_strides, "k");
+  HEED_BACKEND::check_rows_aligned("attention_forward", a.v, a.v_strides, "v");
+  HEED_BACKEND::check_rows_aligned("attention_forward", a.out, a.out_strides, "out");
   HEED_CHECK(a.lse != nullptr, "attention_forward: lse is null");
   if (a.dtype == Half::FP16)
     launch_forward_for_head_dim<__half>(a);

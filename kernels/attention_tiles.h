@@ -17,8 +17,10 @@
 
 #include <type_traits>
 
+#include "attention.h"
 #include "common/device.h"
 #include "common/ptx.h"
+#include "heed/core/error.h"
 #include "heed/core/philox.h"
 
 namespace heed::kernels::HEED_BACKEND {
@@ -175,6 +177,15 @@ __device__ __forceinline__ void dropout_keep_pair(const RandomKey& key, uint64_t
     philox_uniform4(key, index / 4 + 1, u);
     keep[1] = u[0] >= p;
   }
+}
+
+// Host side: rows are copied in 16-byte pieces, so each row of a 16-bit tensor must start on a 16-byte
+// boundary. `op` names the entry point in the message.
+inline void check_rows_aligned(const char* op, const void* p, const AttentionStrides& s, const char* what) {
+  HEED_CHECK(p != nullptr, "{}: {} is null", op, what);
+  HEED_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 && s.row % 8 == 0,
+             "{}: {} rows must start 16-byte aligned (pointer {}, strides {} {} {} must be multiples of 8 elements)",
+             op, what, p, s.batch, s.head, s.row);
 }
 
 }  // namespace heed::kernels::HEED_BACKEND

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdio>
+#include <limits>
+#include <vector>
 
 #include "heed/core/device.h"
 #include "heed/core/tensor.h"
@@ -34,6 +36,24 @@ inline Tensor to_backend(const Tensor& host, kernels::Backend backend, DType dty
 
 // A backend result as a host fp32 tensor.
 inline Tensor to_host_f32(const Tensor& t) { return t.to(Device::cpu()).to(DType::F32); }
+
+// A tensor of the backend's memory (any layout and float dtype) as row-major fp32 values.
+inline std::vector<float> values(const Tensor& t) {
+  const Tensor c = to_host_f32(t).contiguous();
+  return std::vector<float>(c.data<float>(), c.data<float>() + c.numel());
+}
+
+// NaN everywhere, in the backend's memory: an output the kernel must overwrite element by element.
+inline Tensor nan_tensor(const Shape& shape, kernels::Backend backend, DType dtype) {
+  return to_backend(Tensor::full(shape, std::numeric_limits<float>::quiet_NaN()), backend, dtype);
+}
+
+inline const char* dtype_label(DType dtype) {
+  return dtype == DType::F32 ? "fp32" : dtype == DType::BF16 ? "bf16" : "fp16";
+}
+
+// fp32 unit roundoff, the unit of the fp32 allowances in the kernel tests.
+inline constexpr double kFp32Unit = 1.0 / (1 << 24);
 
 inline DType dtype_of(kernels::Half half) { return half == kernels::Half::BF16 ? DType::BF16 : DType::F16; }
 

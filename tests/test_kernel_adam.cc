@@ -34,12 +34,6 @@ using heed::kernels::Half;
 
 namespace {
 
-constexpr double kUnit = 1.0 / (1 << 24);
-
-std::vector<float> values(const Tensor& t) {
-  const Tensor c = testing::to_host_f32(t).contiguous();
-  return std::vector<float>(c.data<float>(), c.data<float>() + c.numel());
-}
 
 // The step's scalars as src/ops/adam.cc folds them for the CPU op.
 kernels::AdamStepScalars fold(const ops::AdamHyper& h, int64_t step, float grad_scale) {
@@ -112,20 +106,20 @@ void check_adam(Backend backend, const ops::AdamHyper& hyper, int64_t step, floa
   const kernels::AdamStepScalars& k = args.step;
   for (int i = 0; i < count; ++i) {
     INFO("tensor " << i << " of " << sizes[i] << " elements");
-    const std::vector<float> p0 = values(host[i].param), g0 = values(host[i].grad), m0 = values(host[i].m),
-                             v0 = values(host[i].v);
-    const std::vector<float> p = values(dev_param[i]), m = values(dev_m[i]), v = values(dev_v[i]);
-    const std::vector<float> p_ref = values(cpu_slots[i].param), m_ref = values(cpu_slots[i].m),
-                             v_ref = values(cpu_slots[i].v);
-    const std::vector<float> copy = values(dev_copy[i]), p_rounded = values(values_tensor_rounded(dev_param[i], half_dtype));
+    const std::vector<float> p0 = testing::values(host[i].param), g0 = testing::values(host[i].grad), m0 = testing::values(host[i].m),
+                             v0 = testing::values(host[i].v);
+    const std::vector<float> p = testing::values(dev_param[i]), m = testing::values(dev_m[i]), v = testing::values(dev_v[i]);
+    const std::vector<float> p_ref = testing::values(cpu_slots[i].param), m_ref = testing::values(cpu_slots[i].m),
+                             v_ref = testing::values(cpu_slots[i].v);
+    const std::vector<float> copy = testing::values(dev_copy[i]), p_rounded = testing::values(values_tensor_rounded(dev_param[i], half_dtype));
     for (int64_t j = 0; j < sizes[i]; ++j) {
       const double g = double(g0[j]) * k.grad_scale + double(k.coupled_decay) * p0[j];
       const double step_term = k.step_size * std::fabs(m_ref[j]) / (std::sqrt(v_ref[j]) / k.bias2_sqrt + k.eps);
       INFO("element " << j << ": p " << p[j] << " vs " << p_ref[j] << ", m " << m[j] << " vs " << m_ref[j]
                       << ", v " << v[j] << " vs " << v_ref[j]);
-      CHECK(std::fabs(double(m[j]) - m_ref[j]) <= 4 * kUnit * (k.beta1 * std::fabs(m0[j]) + (1 - k.beta1) * std::fabs(g)));
-      CHECK(std::fabs(double(v[j]) - v_ref[j]) <= 4 * kUnit * (k.beta2 * v0[j] + (1 - k.beta2) * g * g));
-      CHECK(std::fabs(double(p[j]) - p_ref[j]) <= 8 * kUnit * (std::fabs(p0[j] * k.decay) + step_term));
+      CHECK(std::fabs(double(m[j]) - m_ref[j]) <= 4 * testing::kFp32Unit * (k.beta1 * std::fabs(m0[j]) + (1 - k.beta1) * std::fabs(g)));
+      CHECK(std::fabs(double(v[j]) - v_ref[j]) <= 4 * testing::kFp32Unit * (k.beta2 * v0[j] + (1 - k.beta2) * g * g));
+      CHECK(std::fabs(double(p[j]) - p_ref[j]) <= 8 * testing::kFp32Unit * (std::fabs(p0[j] * k.decay) + step_term));
       if (with_copy[i]) CHECK(copy[j] == p_rounded[j]);
     }
   }

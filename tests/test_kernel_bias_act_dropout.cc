@@ -41,18 +41,6 @@ using heed::kernels::BiasActivation;
 
 namespace {
 
-constexpr double kUnit = 1.0 / (1 << 24);
-
-std::vector<float> values(const Tensor& t) {
-  const Tensor c = testing::to_host_f32(t).contiguous();
-  return std::vector<float>(c.data<float>(), c.data<float>() + c.numel());
-}
-
-const char* dtype_label(DType dtype) { return dtype == DType::F32 ? "fp32" : dtype == DType::BF16 ? "bf16" : "fp16"; }
-
-Tensor nan_tensor(const Shape& shape, Backend backend, DType dtype) {
-  return testing::to_backend(Tensor::full(shape, std::numeric_limits<float>::quiet_NaN()), backend, dtype);
-}
 
 ops::Activation cpu_activation(BiasActivation act) {
   return act == BiasActivation::ReLU ? ops::Activation::ReLU
@@ -69,10 +57,10 @@ struct Case {
 // Every element within its own bound, plus twice the plain 16-bit rounding error of the whole tensor.
 void check_elements(const char* what, const std::vector<float>& got, const Tensor& reference, DType dtype,
                     const std::vector<double>& allowance) {
-  const std::vector<float> want = values(reference);
+  const std::vector<float> want = testing::values(reference);
   double plain = 0;
   if (dtype != DType::F32) {
-    const std::vector<float> rounded = values(reference.to(dtype));
+    const std::vector<float> rounded = testing::values(reference.to(dtype));
     for (size_t i = 0; i < want.size(); ++i) plain = std::max(plain, std::fabs(double(rounded[i]) - want[i]));
   }
   for (size_t i = 0; i < want.size(); ++i) {
@@ -85,7 +73,7 @@ void check_elements(const char* what, const std::vector<float>& got, const Tenso
 
 void check_case(Backend backend, DType dtype, const Case& c, uint32_t seed) {
   INFO("rows " << c.rows << " cols " << c.cols << " act " << static_cast<int>(c.act) << " p " << c.dropout_p
-               << " residual " << c.residual << " bias " << c.bias << " " << dtype_label(dtype));
+               << " residual " << c.residual << " bias " << c.bias << " " << testing::dtype_label(dtype));
   const RandomKey key{77, 5, 9};
   const Tensor x = testing::random_tensor({c.rows, c.cols}, seed, -3.0f, 3.0f).to(dtype).to(DType::F32);
   const Tensor residual = testing::random_tensor({c.rows, c.cols}, seed + 1).to(dtype).to(DType::F32);
@@ -104,8 +92,8 @@ void check_case(Backend backend, DType dtype, const Case& c, uint32_t seed) {
   const Device device = testing::backend_device(backend);
   const Tensor x_dev = testing::to_backend(x, backend, dtype), residual_dev = testing::to_backend(residual, backend, dtype);
   const Tensor dy_dev = testing::to_backend(dy, backend, dtype), bias_dev = bias.to(device);
-  const Tensor y = nan_tensor({c.rows, c.cols}, backend, dtype), dx = nan_tensor({c.rows, c.cols}, backend, dtype);
-  const Tensor dbias = nan_tensor({c.cols}, backend, DType::F32);
+  const Tensor y = testing::nan_tensor({c.rows, c.cols}, backend, dtype), dx = testing::nan_tensor({c.rows, c.cols}, backend, dtype);
+  const Tensor dbias = testing::nan_tensor({c.cols}, backend, DType::F32);
 
   kernels::BiasActDropoutArgs args;
   args.rows = c.rows;
@@ -121,14 +109,14 @@ void check_case(Backend backend, DType dtype, const Case& c, uint32_t seed) {
   HEED_RUN_KERNEL(device, bias_act_dropout_forward, args);
 
   const float scale = c.dropout_p > 0 ? 1.0f / (1.0f - c.dropout_p) : 1.0f;
-  const std::vector<float> pre_v = values(pre), y_want = values(y_ref), dy_v = values(dy), dx_want = values(dx_ref);
+  const std::vector<float> pre_v = testing::values(pre), y_want = testing::values(y_ref), dy_v = testing::values(dy), dx_want = testing::values(dx_ref);
   const int64_t n = c.rows * c.cols;
   std::vector<double> y_allowance(n), dx_allowance(n);
   for (int64_t i = 0; i < n; ++i) {
-    y_allowance[i] = 16 * kUnit * (scale * (1 + std::fabs(pre_v[i])) + std::fabs(y_want[i]));
-    dx_allowance[i] = 16 * kUnit * scale * std::fabs(dy_v[i]) * (1 + std::fabs(pre_v[i]));
+    y_allowance[i] = 16 * testing::kFp32Unit * (scale * (1 + std::fabs(pre_v[i])) + std::fabs(y_want[i]));
+    dx_allowance[i] = 16 * testing::kFp32Unit * scale * std::fabs(dy_v[i]) * (1 + std::fabs(pre_v[i]));
   }
-  check_elements("y", values(y), y_ref, dtype, y_allowance);
+  check_elements("y", testing::values(y), y_ref, dtype, y_allowance);
 
   args.dy = dy_dev.raw_data();
   args.dx = dx.raw_data();
@@ -136,13 +124,13 @@ void check_case(Backend backend, DType dtype, const Case& c, uint32_t seed) {
   // The workspace size is host arithmetic, the same in both builds; the simulator's is always linked.
   const size_t workspace_bytes = kernels::bias_act_dropout_backward_workspace_bytes<Backend::Sim>(args);
   const Tensor workspace =
-      nan_tensor({std::max<int64_t>(1, static_cast<int64_t>(workspace_bytes / sizeof(float)))}, backend, DType::F32);
+      testing::nan_tensor({std::max<int64_t>(1, static_cast<int64_t>(workspace_bytes / sizeof(float)))}, backend, DType::F32);
   args.workspace = workspace.raw_data();
   HEED_RUN_KERNEL(device, bias_act_dropout_backward, args);
-  check_elements("dx", values(dx), dx_ref, dtype, dx_allowance);
+  check_elements("dx", testing::values(dx), dx_ref, dtype, dx_allowance);
 
   if (!c.bias) return;
-  const std::vector<float> db = values(dbias), db_want = values(dbias_ref);
+  const std::vector<float> db = testing::values(dbias), db_want = testing::values(dbias_ref);
   for (int64_t j = 0; j < c.cols; ++j) {
     double abs_sum = 0, allowance = 0;
     for (int64_t i = 0; i < c.rows; ++i) {
@@ -150,7 +138,7 @@ void check_case(Backend backend, DType dtype, const Case& c, uint32_t seed) {
       allowance += dx_allowance[i * c.cols + j];
     }
     INFO("dbias column " << j << ": " << db[j] << " vs " << db_want[j]);
-    CHECK(std::fabs(double(db[j]) - db_want[j]) <= 64 * kUnit * abs_sum + allowance);
+    CHECK(std::fabs(double(db[j]) - db_want[j]) <= 64 * testing::kFp32Unit * abs_sum + allowance);
   }
 }
 

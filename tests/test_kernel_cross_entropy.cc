@@ -37,13 +37,7 @@ using heed::kernels::Backend;
 
 namespace {
 
-constexpr double kUnit = 1.0 / (1 << 24);
 constexpr int64_t kIgnore = -100;
-
-std::vector<float> values(const Tensor& t) {
-  const Tensor c = testing::to_host_f32(t).contiguous();
-  return std::vector<float>(c.data<float>(), c.data<float>() + c.numel());
-}
 
 double max_error(const std::vector<float>& got, const std::vector<float>& want) {
   double worst = 0;
@@ -52,12 +46,6 @@ double max_error(const std::vector<float>& got, const std::vector<float>& want) 
     if (!(e <= worst)) worst = e;  // NaN fails every check
   }
   return worst;
-}
-
-const char* dtype_label(DType dtype) { return dtype == DType::F32 ? "fp32" : dtype == DType::BF16 ? "bf16" : "fp16"; }
-
-Tensor nan_tensor(const Shape& shape, Backend backend, DType dtype) {
-  return testing::to_backend(Tensor::full(shape, std::numeric_limits<float>::quiet_NaN()), backend, dtype);
 }
 
 // Targets cycle through the classes from V - 1 down (so 0 and V - 1 both occur); every fourth row, or all
@@ -73,7 +61,7 @@ Tensor make_targets(int64_t rows, int64_t classes, bool ignore_all) {
 void check_cross_entropy(Backend backend, DType dtype, int64_t rows, int64_t classes, float smoothing,
                          bool ignore_all, uint32_t seed) {
   INFO("rows " << rows << " V " << classes << " smoothing " << smoothing << " ignore_all " << ignore_all << " "
-               << dtype_label(dtype));
+               << testing::dtype_label(dtype));
   const Tensor logits = testing::random_tensor({rows, classes}, seed, -6.0f, 6.0f).to(dtype).to(DType::F32);
   const Tensor targets = make_targets(rows, classes, ignore_all);
   const ops::CrossEntropyResult ref = ops::cross_entropy_forward(logits, targets, kIgnore, smoothing);
@@ -82,10 +70,10 @@ void check_cross_entropy(Backend backend, DType dtype, int64_t rows, int64_t cla
 
   const Device device = testing::backend_device(backend);
   const Tensor logits_dev = testing::to_backend(logits, backend, dtype), targets_dev = targets.to(device);
-  const Tensor loss = nan_tensor({rows}, backend, DType::F32), nll = nan_tensor({rows}, backend, DType::F32);
-  const Tensor lse = nan_tensor({rows}, backend, DType::F32);
+  const Tensor loss = testing::nan_tensor({rows}, backend, DType::F32), nll = testing::nan_tensor({rows}, backend, DType::F32);
+  const Tensor lse = testing::nan_tensor({rows}, backend, DType::F32);
   const Tensor ref_lse_dev = ref.lse.to(device);
-  const Tensor dlogits = nan_tensor({rows, classes}, backend, dtype);
+  const Tensor dlogits = testing::nan_tensor({rows, classes}, backend, dtype);
 
   kernels::CrossEntropyArgs args;
   args.rows = rows;
@@ -100,10 +88,10 @@ void check_cross_entropy(Backend backend, DType dtype, int64_t rows, int64_t cla
   args.lse = lse.data<float>();
   HEED_RUN_KERNEL(device, cross_entropy_forward, args);
 
-  const std::vector<float> lse_got = values(lse), lse_want = values(ref.lse), loss_got = values(loss),
-                           nll_got = values(nll), x = values(logits);
+  const std::vector<float> lse_got = testing::values(lse), lse_want = testing::values(ref.lse), loss_got = testing::values(loss),
+                           nll_got = testing::values(nll), x = testing::values(logits);
   const std::vector<int32_t> t(targets.data<int32_t>(), targets.data<int32_t>() + rows);
-  const double sum_bound = (static_cast<double>(classes) / 128 + 64) * kUnit;
+  const double sum_bound = (static_cast<double>(classes) / 128 + 64) * testing::kFp32Unit;
   double loss_sum = 0, nll_sum = 0, loss_bound = 0, nll_bound = 0;
   for (int64_t i = 0; i < rows; ++i) {
     INFO("row " << i << ": lse " << lse_got[i] << " vs " << lse_want[i] << ", loss " << loss_got[i]);
@@ -113,15 +101,15 @@ void check_cross_entropy(Backend backend, DType dtype, int64_t rows, int64_t cla
       CHECK(nll_got[i] == 0.0f);
       continue;
     }
-    const double lse_bound = sum_bound + 4 * kUnit * std::fabs(lse_want[i]);
+    const double lse_bound = sum_bound + 4 * testing::kFp32Unit * std::fabs(lse_want[i]);
     CHECK(std::fabs(double(lse_got[i]) - lse_want[i]) <= lse_bound);
     double abs_x = 0;
     for (int64_t j = 0; j < classes; ++j) abs_x += std::fabs(x[i * classes + j]);
     loss_sum += loss_got[i];
     nll_sum += nll_got[i];
-    nll_bound += lse_bound + 2 * kUnit * std::fabs(nll_got[i]);
-    loss_bound += lse_bound + 2 * kUnit * std::fabs(loss_got[i]) +
-                  smoothing * (static_cast<double>(classes) / 256 + 16) * kUnit * abs_x / classes;
+    nll_bound += lse_bound + 2 * testing::kFp32Unit * std::fabs(nll_got[i]);
+    loss_bound += lse_bound + 2 * testing::kFp32Unit * std::fabs(loss_got[i]) +
+                  smoothing * (static_cast<double>(classes) / 256 + 16) * testing::kFp32Unit * abs_x / classes;
   }
   INFO("loss_sum " << loss_sum << " vs " << ref.loss_sum.item() << " (bound " << loss_bound << "), nll_sum "
                    << nll_sum << " vs " << ref.nll_sum.item() << " (bound " << nll_bound << ")");
@@ -133,10 +121,10 @@ void check_cross_entropy(Backend backend, DType dtype, int64_t rows, int64_t cla
   args.dlogits = dlogits.raw_data();
   HEED_RUN_KERNEL(device, cross_entropy_backward, args);
 
-  const std::vector<float> want = values(ref_dlogits);
-  const double plain = dtype == DType::F32 ? 0.0 : max_error(values(ref_dlogits.to(dtype)), want);
-  const double error = max_error(values(dlogits), want);
-  const double bound = 2 * plain + std::fabs(grad_scale) * (sum_bound + 4 * kUnit);
+  const std::vector<float> want = testing::values(ref_dlogits);
+  const double plain = dtype == DType::F32 ? 0.0 : max_error(testing::values(ref_dlogits.to(dtype)), want);
+  const double error = max_error(testing::values(dlogits), want);
+  const double bound = 2 * plain + std::fabs(grad_scale) * (sum_bound + 4 * testing::kFp32Unit);
   INFO("dlogits: error " << error << ", plain 16-bit error " << plain << ", bound " << bound);
   CHECK(error <= bound);
 }

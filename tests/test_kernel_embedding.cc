@@ -30,18 +30,6 @@ using heed::kernels::Backend;
 
 namespace {
 
-constexpr double kUnit = 1.0 / (1 << 24);
-
-std::vector<float> values(const Tensor& t) {
-  const Tensor c = testing::to_host_f32(t).contiguous();
-  return std::vector<float>(c.data<float>(), c.data<float>() + c.numel());
-}
-
-const char* dtype_label(DType dtype) { return dtype == DType::F32 ? "fp32" : dtype == DType::BF16 ? "bf16" : "fp16"; }
-
-Tensor nan_tensor(const Shape& shape, Backend backend, DType dtype) {
-  return testing::to_backend(Tensor::full(shape, std::numeric_limits<float>::quiet_NaN()), backend, dtype);
-}
 
 struct Case {
   int64_t positions, vocab, dim;
@@ -51,7 +39,7 @@ struct Case {
 
 void check_embedding(Backend backend, DType dtype, const Case& c, uint32_t seed) {
   INFO("positions " << c.positions << " vocab " << c.vocab << " dim " << c.dim << " pad " << c.pad_id << " scale "
-                    << c.scale << " " << dtype_label(dtype));
+                    << c.scale << " " << testing::dtype_label(dtype));
   std::vector<int32_t> id_values(c.positions);
   for (int64_t i = 0; i < c.positions; ++i)
     id_values[i] = static_cast<int32_t>((i * 2654435761u + seed) % static_cast<uint64_t>(c.vocab));
@@ -64,7 +52,7 @@ void check_embedding(Backend backend, DType dtype, const Case& c, uint32_t seed)
   const Device device = testing::backend_device(backend);
   const Tensor ids_dev = ids.to(device);
   const Tensor weight_dev = testing::to_backend(weight, backend, dtype), dy_dev = testing::to_backend(dy, backend, dtype);
-  const Tensor out = nan_tensor({c.positions, c.dim}, backend, dtype);
+  const Tensor out = testing::nan_tensor({c.positions, c.dim}, backend, dtype);
 
   kernels::EmbeddingArgs args;
   args.positions = c.positions;
@@ -77,7 +65,7 @@ void check_embedding(Backend backend, DType dtype, const Case& c, uint32_t seed)
   args.out = out.raw_data();
   HEED_RUN_KERNEL(device, embedding_forward, args);
   {
-    const std::vector<float> got = values(out), want = values(out_ref.to(dtype));
+    const std::vector<float> got = testing::values(out), want = testing::values(out_ref.to(dtype));
     int mismatches = 0;
     for (size_t i = 0; i < got.size(); ++i) mismatches += got[i] != want[i];
     CHECK(mismatches == 0);
@@ -85,7 +73,7 @@ void check_embedding(Backend backend, DType dtype, const Case& c, uint32_t seed)
 
   args.dy = dy_dev.raw_data();
   args.pad_id = c.pad_id;
-  const std::vector<float> want = values(dweight_ref), dy_v = values(dy);
+  const std::vector<float> want = testing::values(dweight_ref), dy_v = testing::values(dy);
 
   {
     INFO("deterministic backward: the CPU op's bits");
@@ -93,12 +81,12 @@ void check_embedding(Backend backend, DType dtype, const Case& c, uint32_t seed)
     kernels::embedding_group_positions(id_values.data(), c.positions, c.vocab, starts.data(), order.data());
     const Tensor starts_dev = Tensor::from_vector(starts, {c.vocab + 1}).to(device);
     const Tensor order_dev = Tensor::from_vector(order, {c.positions}).to(device);
-    const Tensor dweight = nan_tensor({c.vocab, c.dim}, backend, DType::F32);
+    const Tensor dweight = testing::nan_tensor({c.vocab, c.dim}, backend, DType::F32);
     args.id_starts = starts_dev.data<int32_t>();
     args.positions_by_id = order_dev.data<int32_t>();
     args.dweight = dweight.data<float>();
     HEED_RUN_KERNEL(device, embedding_backward, args);
-    const std::vector<float> got = values(dweight);
+    const std::vector<float> got = testing::values(dweight);
     int mismatches = 0;
     for (size_t i = 0; i < got.size(); ++i) mismatches += got[i] != want[i];
     CHECK(mismatches == 0);
@@ -108,10 +96,10 @@ void check_embedding(Backend backend, DType dtype, const Case& c, uint32_t seed)
     INFO("atomic backward: within the summation bound");
     args.id_starts = nullptr;
     args.positions_by_id = nullptr;
-    const Tensor dweight = nan_tensor({c.vocab, c.dim}, backend, DType::F32);
+    const Tensor dweight = testing::nan_tensor({c.vocab, c.dim}, backend, DType::F32);
     args.dweight = dweight.data<float>();
     HEED_RUN_KERNEL(device, embedding_backward, args);
-    const std::vector<float> got = values(dweight);
+    const std::vector<float> got = testing::values(dweight);
     std::vector<int64_t> count(c.vocab, 0);
     std::vector<double> abs_sum(c.vocab * c.dim, 0.0);
     for (int64_t i = 0; i < c.positions; ++i) {
@@ -121,7 +109,7 @@ void check_embedding(Backend backend, DType dtype, const Case& c, uint32_t seed)
     for (int64_t v = 0; v < c.vocab; ++v)
       for (int64_t j = 0; j < c.dim; ++j) {
         const int64_t e = v * c.dim + j;
-        const double bound = (count[v] + 1) * kUnit * c.scale * abs_sum[e];
+        const double bound = (count[v] + 1) * testing::kFp32Unit * c.scale * abs_sum[e];
         INFO("dweight[" << v << "][" << j << "] " << got[e] << " vs " << want[e]);
         if (!(std::fabs(double(got[e]) - want[e]) <= bound)) CHECK(std::fabs(double(got[e]) - want[e]) <= bound);
       }

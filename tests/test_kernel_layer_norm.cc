@@ -42,12 +42,6 @@ using heed::kernels::Backend;
 
 namespace {
 
-constexpr double kUnit = 1.0 / (1 << 24);  // fp32 unit roundoff
-
-std::vector<float> values(const Tensor& t) {
-  const Tensor c = testing::to_host_f32(t).contiguous();
-  return std::vector<float>(c.data<float>(), c.data<float>() + c.numel());
-}
 
 double max_abs(const std::vector<float>& v) {
   double m = 0;
@@ -65,26 +59,20 @@ double max_error(const std::vector<float>& got, const std::vector<float>& want) 
   return worst;
 }
 
-const char* dtype_label(DType dtype) { return dtype == DType::F32 ? "fp32" : dtype == DType::BF16 ? "bf16" : "fp16"; }
-
 // An activation output: the fp32 allowance, plus for 16-bit twice the error of rounding the reference.
 void check_activation(const char* what, const std::vector<float>& got, const Tensor& reference, DType dtype,
                       double fp32_allowance) {
-  const std::vector<float> want = values(reference);
+  const std::vector<float> want = testing::values(reference);
   double plain = 0;
-  if (dtype != DType::F32) plain = max_error(values(reference.to(dtype)), want);
+  if (dtype != DType::F32) plain = max_error(testing::values(reference.to(dtype)), want);
   const double error = max_error(got, want), bound = 2 * plain + fp32_allowance;
   INFO(what << ": error " << error << ", plain 16-bit error " << plain << ", bound " << bound);
   CHECK(error <= bound);
 }
 
-Tensor nan_tensor(const Shape& shape, Backend backend, DType dtype) {
-  return testing::to_backend(Tensor::full(shape, std::numeric_limits<float>::quiet_NaN()), backend, dtype);
-}
-
 void check_layer_norm(Backend backend, DType dtype, int64_t rows, int64_t cols, uint32_t seed, float lo = 1.0f,
                       float hi = 3.0f) {
-  INFO("rows " << rows << " D " << cols << " x in [" << lo << ", " << hi << "] " << dtype_label(dtype));
+  INFO("rows " << rows << " D " << cols << " x in [" << lo << ", " << hi << "] " << testing::dtype_label(dtype));
   const float eps = 1e-5f;
   const Tensor x = testing::random_tensor({rows, cols}, seed, lo, hi).to(dtype).to(DType::F32);
   const Tensor dy = testing::random_tensor({rows, cols}, seed + 1).to(dtype).to(DType::F32);
@@ -98,9 +86,9 @@ void check_layer_norm(Backend backend, DType dtype, int64_t rows, int64_t cols, 
   const Tensor gamma_dev = gamma.to(device), beta_dev = beta.to(device);
   // The backward pass reads the reference statistics, so that it is checked on its own.
   const Tensor ref_mean_dev = ref.mean.to(device), ref_rstd_dev = ref.rstd.to(device);
-  const Tensor y = nan_tensor({rows, cols}, backend, dtype), dx = nan_tensor({rows, cols}, backend, dtype);
-  const Tensor mean = nan_tensor({rows}, backend, DType::F32), rstd = nan_tensor({rows}, backend, DType::F32);
-  const Tensor dgamma = nan_tensor({cols}, backend, DType::F32), dbeta = nan_tensor({cols}, backend, DType::F32);
+  const Tensor y = testing::nan_tensor({rows, cols}, backend, dtype), dx = testing::nan_tensor({rows, cols}, backend, dtype);
+  const Tensor mean = testing::nan_tensor({rows}, backend, DType::F32), rstd = testing::nan_tensor({rows}, backend, DType::F32);
+  const Tensor dgamma = testing::nan_tensor({cols}, backend, DType::F32), dbeta = testing::nan_tensor({cols}, backend, DType::F32);
 
   kernels::LayerNormArgs args;
   args.rows = rows;
@@ -116,12 +104,12 @@ void check_layer_norm(Backend backend, DType dtype, int64_t rows, int64_t cols, 
   HEED_RUN_KERNEL(device, layer_norm_forward, args);
 
   const double row_terms = static_cast<double>(cols) / 32;
-  check_activation("y", values(y), ref.y, dtype, (row_terms + 16) * kUnit * max_abs(values(ref.y)));
-  CHECK(max_error(values(mean), values(ref.mean)) <= (row_terms + 8) * kUnit * max_abs(values(x)));
-  const std::vector<float> rstd_got = values(rstd), rstd_want = values(ref.rstd);
+  check_activation("y", testing::values(y), ref.y, dtype, (row_terms + 16) * testing::kFp32Unit * max_abs(testing::values(ref.y)));
+  CHECK(max_error(testing::values(mean), testing::values(ref.mean)) <= (row_terms + 8) * testing::kFp32Unit * max_abs(testing::values(x)));
+  const std::vector<float> rstd_got = testing::values(rstd), rstd_want = testing::values(ref.rstd);
   for (size_t i = 0; i < rstd_got.size(); ++i) {
     INFO("row " << i << ": rstd " << rstd_got[i] << " vs " << rstd_want[i]);
-    CHECK(std::fabs(double(rstd_got[i]) - rstd_want[i]) <= (row_terms + 8) * kUnit * rstd_want[i]);
+    CHECK(std::fabs(double(rstd_got[i]) - rstd_want[i]) <= (row_terms + 8) * testing::kFp32Unit * rstd_want[i]);
   }
 
   args.mean = ref_mean_dev.data<float>();
@@ -132,14 +120,14 @@ void check_layer_norm(Backend backend, DType dtype, int64_t rows, int64_t cols, 
   args.dbeta = dbeta.data<float>();
   // The workspace size is host arithmetic, the same in both builds; the simulator's is always linked.
   const size_t workspace_bytes = kernels::layer_norm_backward_workspace_bytes<Backend::Sim>(args);
-  const Tensor workspace = nan_tensor({static_cast<int64_t>(workspace_bytes / sizeof(float))}, backend, DType::F32);
+  const Tensor workspace = testing::nan_tensor({static_cast<int64_t>(workspace_bytes / sizeof(float))}, backend, DType::F32);
   args.workspace = workspace.raw_data();
   HEED_RUN_KERNEL(device, layer_norm_backward, args);
 
-  check_activation("dx", values(dx), ref_grads.dx, dtype, (row_terms + 16) * kUnit * max_abs(values(ref_grads.dx)));
+  check_activation("dx", testing::values(dx), ref_grads.dx, dtype, (row_terms + 16) * testing::kFp32Unit * max_abs(testing::values(ref_grads.dx)));
 
   // Column sums of |dy * xhat| and |dy| bound the order-dependent error of dgamma and dbeta.
-  const std::vector<float> xv = values(x), dyv = values(dy), mv = values(ref.mean), rv = values(ref.rstd);
+  const std::vector<float> xv = testing::values(x), dyv = testing::values(dy), mv = testing::values(ref.mean), rv = testing::values(ref.rstd);
   std::vector<double> abs_dgamma(cols, 0.0), abs_dbeta(cols, 0.0);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) {
@@ -147,13 +135,13 @@ void check_layer_norm(Backend backend, DType dtype, int64_t rows, int64_t cols, 
       abs_dgamma[j] += g * std::fabs((xv[i * cols + j] - mv[i]) * rv[i]);
       abs_dbeta[j] += g;
     }
-  const std::vector<float> dg = values(dgamma), dg_ref = values(ref_grads.dgamma);
-  const std::vector<float> db = values(dbeta), db_ref = values(ref_grads.dbeta);
+  const std::vector<float> dg = testing::values(dgamma), dg_ref = testing::values(ref_grads.dgamma);
+  const std::vector<float> db = testing::values(dbeta), db_ref = testing::values(ref_grads.dbeta);
   const double column_terms = 64 + row_terms;
   for (int64_t j = 0; j < cols; ++j) {
     INFO("column " << j << ": dgamma " << dg[j] << " vs " << dg_ref[j] << ", dbeta " << db[j] << " vs " << db_ref[j]);
-    CHECK(std::fabs(double(dg[j]) - dg_ref[j]) <= column_terms * kUnit * abs_dgamma[j]);
-    CHECK(std::fabs(double(db[j]) - db_ref[j]) <= column_terms * kUnit * abs_dbeta[j]);
+    CHECK(std::fabs(double(dg[j]) - dg_ref[j]) <= column_terms * testing::kFp32Unit * abs_dgamma[j]);
+    CHECK(std::fabs(double(db[j]) - db_ref[j]) <= column_terms * testing::kFp32Unit * abs_dbeta[j]);
   }
 }
 
