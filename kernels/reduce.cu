@@ -44,7 +44,7 @@ __global__ void sum_to_kernel(SumToArgs p, int64_t n_out, int64_t n_reduced) {
 __device__ __forceinline__ double block_sum_double(double value, double* scratch) {
   scratch[threadIdx.x] = value;
   __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
+  for (unsigned half = kThreads / 2; half > 0; half /= 2) {
     if (threadIdx.x < half) scratch[threadIdx.x] += scratch[threadIdx.x + half];
     __syncthreads();
   }

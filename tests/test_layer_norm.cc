@@ -143,3 +143,29 @@ TEST_CASE("layer_norm reads non-contiguous inputs and checks shapes", "[ops][lay
   CHECK_THROWS_WITH(ops::layer_norm_backward(x, x, gamma, a.mean.narrow(0, 0, 4), a.rstd),
                     Catch::Contains("mean has shape [4], expected [5]"));
 }
+
+TEST_CASE("layer_norm on the simulated GPU runs the kernels and matches the CPU op", "[ops][layer_norm][sim]") {
+  // The op's GPU path, end to end (device copies of a transposed input, the kernels, the results back);
+  // the kernels' own accuracy is tested in test_kernel_layer_norm.cc. Both compute in fp32 from the same
+  // values, differing in summation order: over 300 columns of O(1) values, well within 2e-5.
+  const Device sim = Device::sim();
+  const Tensor base = testing::random_tensor({300, 9}, 1);
+  const Tensor x = base.transpose(0, 1), x_sim = base.to(sim).transpose(0, 1);  // [9, 300], not contiguous
+  const Tensor gamma = testing::random_tensor({300}, 2), beta = testing::random_tensor({300}, 3);
+  const Tensor dy = testing::random_tensor({9, 300}, 4);
+  const ops::LayerNormResult want = ops::layer_norm_forward(x, gamma, beta, 1e-5f);
+  const ops::LayerNormResult got = ops::layer_norm_forward(x_sim, gamma.to(sim), beta.to(sim), 1e-5f);
+  const ops::LayerNormGrads gwant = ops::layer_norm_backward(dy, x, gamma, want.mean, want.rstd);
+  const ops::LayerNormGrads ggot = ops::layer_norm_backward(dy.to(sim), x_sim, gamma.to(sim), got.mean, got.rstd);
+  auto close = [](const Tensor& g, const Tensor& w) {
+    const Tensor h = g.to(Device::cpu()), wc = w.contiguous();
+    REQUIRE(h.shape() == wc.shape());
+    for (int64_t i = 0; i < h.numel(); ++i) CHECK(std::abs(h.item(i) - wc.item(i)) <= 2e-5 + 1e-5 * std::abs(wc.item(i)));
+  };
+  close(got.y, want.y);
+  close(got.mean, want.mean);
+  close(got.rstd, want.rstd);
+  close(ggot.dx, gwant.dx);
+  close(ggot.dgamma, gwant.dgamma);
+  close(ggot.dbeta, gwant.dbeta);
+}

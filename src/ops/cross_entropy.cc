@@ -1,4 +1,5 @@
-// Checks and dispatch for the fused label-smoothed cross-entropy; the math is in cross_entropy_cpu.cc.
+// Checks and dispatch for the fused label-smoothed cross-entropy; the math is in cross_entropy_cpu.cc and,
+// on the GPU path, kernels/cross_entropy.cu.
 // Targets are validated here, on the host, where a bad one can be reported by value and row.
 #include "heed/ops/cross_entropy.h"
 
@@ -10,7 +11,7 @@ namespace heed::ops {
 namespace {
 
 void check_logits(const Tensor& logits, const char* op) {
-  check_f32(logits, op, "logits");
+  check_float(logits, op, "logits");
   HEED_CHECK(logits.dim() == 2 && logits.size(1) > 0, "{}: logits must be [N, V] with V > 0, got {}", op,
              shape_str(logits.shape()));
 }
@@ -55,12 +56,13 @@ CrossEntropyResult cross_entropy_forward(const Tensor& logits, const Tensor& tar
   const Tensor tc = checked_targets(targets, logits, ignore_index, "cross_entropy", r.count);
   const Tensor lc = logits.contiguous();
   r.lse = Tensor::empty({logits.size(0)}, DType::F32, logits.device());
-  auto run = [&]() -> cpu::CrossEntropySums {
-    HEED_DISPATCH_CPU_ONLY(logits.device(), "cross_entropy", cross_entropy_forward(lc, tc, ignore_index, smoothing, r.lse));
+  r.loss_sum = Tensor::empty({}, DType::F32, logits.device());
+  r.nll_sum = Tensor::empty({}, DType::F32, logits.device());
+  auto run = [&] {
+    HEED_DISPATCH(logits.device(), "cross_entropy",
+                  cross_entropy_forward(lc, tc, ignore_index, smoothing, r.lse, r.loss_sum, r.nll_sum));
   };
-  const cpu::CrossEntropySums sums = run();
-  r.loss_sum = Tensor::full({}, static_cast<float>(sums.loss), logits.device());
-  r.nll_sum = Tensor::full({}, static_cast<float>(sums.nll), logits.device());
+  run();
   return r;
 }
 
@@ -76,9 +78,9 @@ Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, const
   HEED_CHECK(lse.device() == logits.device(), "cross_entropy_backward: lse on {}, logits on {}", lse.device().str(),
              logits.device().str());
   const Tensor lc = logits.contiguous(), lsec = lse.contiguous();
-  Tensor dlogits = Tensor::empty(logits.shape(), DType::F32, logits.device());
+  Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
   auto run = [&] {
-    HEED_DISPATCH_CPU_ONLY(logits.device(), "cross_entropy_backward",
+    HEED_DISPATCH(logits.device(), "cross_entropy_backward",
                   cross_entropy_backward(lc, tc, lsec, ignore_index, smoothing, grad_scale, dlogits));
   };
   run();

@@ -24,8 +24,8 @@ constexpr int64_t kBlock = 512;            // logits per online-logsumexp step: 
 
 }  // namespace
 
-CrossEntropySums cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
-                                       float smoothing, Tensor& lse) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, float smoothing,
+                           Tensor& lse, Tensor& loss_sum, Tensor& nll_sum) {
   const int64_t rows = logits.size(0), classes = logits.size(1);
   const float* px = logits.data<float>();
   const int32_t* pt = targets.data<int32_t>();
@@ -63,12 +63,13 @@ CrossEntropySums cross_entropy_forward(const Tensor& logits, const Tensor& targe
     nll[row] = target_nll;
     loss[row] = (1.0 - smoothing) * target_nll + smoothing * mean_nll;
   }
-  CrossEntropySums sums;
+  double loss_total = 0, nll_total = 0;
   for (int64_t row = 0; row < rows; ++row) {
-    sums.loss += loss[row];
-    sums.nll += nll[row];
+    loss_total += loss[row];
+    nll_total += nll[row];
   }
-  return sums;
+  loss_sum.data<float>()[0] = static_cast<float>(loss_total);
+  nll_sum.data<float>()[0] = static_cast<float>(nll_total);
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, int64_t ignore_index,

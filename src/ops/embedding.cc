@@ -1,6 +1,6 @@
 // Checks and dispatch for the embedding lookup and its scatter-add backward; the loops are in
-// embedding_cpu.cc. Ids are validated here, once, on the host: a bad id names itself and its position
-// rather than reading outside the table.
+// embedding_cpu.cc and, on the GPU path, kernels/embedding.cu. Ids are validated here, once, on the
+// host: a bad id names itself and its position rather than reading outside the table.
 #include "heed/ops/embedding.h"
 
 #include "ops/dispatch.h"
@@ -37,7 +37,7 @@ Tensor checked_ids(const Tensor& ids, int64_t vocab, const char* op) {
 }  // namespace
 
 Tensor embedding_forward(const Tensor& ids, const Tensor& weight, float scale) {
-  check_f32(weight, "embedding", "weight");
+  check_float(weight, "embedding", "weight");
   HEED_CHECK(weight.dim() == 2, "embedding: weight must be [V, D], got {}", shape_str(weight.shape()));
   HEED_CHECK(ids.device() == weight.device(), "embedding: ids on {}, weight on {}", ids.device().str(),
              weight.device().str());
@@ -45,14 +45,14 @@ Tensor embedding_forward(const Tensor& ids, const Tensor& weight, float scale) {
   const Tensor wc = weight.contiguous();
   Shape shape = ids.shape();
   shape.push_back(weight.size(1));
-  Tensor out = Tensor::empty(shape, DType::F32, weight.device());
-  auto run = [&] { HEED_DISPATCH_CPU_ONLY(weight.device(), "embedding", embedding_forward(idc, wc, out, scale)); };
+  Tensor out = Tensor::empty(shape, weight.dtype(), weight.device());
+  auto run = [&] { HEED_DISPATCH(weight.device(), "embedding", embedding_forward(idc, wc, out, scale)); };
   run();
   return out;
 }
 
 Tensor embedding_backward(const Tensor& dy, const Tensor& ids, int64_t vocab_size, int64_t pad_id, float scale) {
-  check_f32(dy, "embedding_backward", "dy");
+  check_float(dy, "embedding_backward", "dy");
   HEED_CHECK(vocab_size > 0, "embedding_backward: vocab_size must be positive, got {}", vocab_size);
   HEED_CHECK(pad_id >= -1 && pad_id < vocab_size, "embedding_backward: pad_id must be -1 or in [0, {}), got {}",
              vocab_size, pad_id);
@@ -66,7 +66,7 @@ Tensor embedding_backward(const Tensor& dy, const Tensor& ids, int64_t vocab_siz
   const Tensor dyc = dy.contiguous();
   Tensor dweight = Tensor::empty({vocab_size, dy.size(-1)}, DType::F32, dy.device());
   auto run = [&] {
-    HEED_DISPATCH_CPU_ONLY(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, pad_id, scale));
+    HEED_DISPATCH(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, pad_id, scale));
   };
   run();
   return dweight;

@@ -1,4 +1,4 @@
-// CPU entry points of the embedding op; src/ops/embedding.cc validates ids and dispatches here.
+// Backend entry points of the embedding op; src/ops/embedding.cc validates ids and dispatches here.
 #pragma once
 
 #include "heed/core/tensor.h"
@@ -12,3 +12,12 @@ void embedding_forward(const Tensor& ids, const Tensor& weight, Tensor& out, flo
 void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, int64_t pad_id, float scale);
 
 }  // namespace heed::ops::cpu
+
+namespace heed::ops::gpu {
+
+// As on the CPU; weight and out may also be bf16 or fp16. The backward pass is deterministic: the
+// positions are grouped by id on the host, and each vocabulary row adds its own in order.
+void embedding_forward(const Tensor& ids, const Tensor& weight, Tensor& out, float scale);
+void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, int64_t pad_id, float scale);
+
+}  // namespace heed::ops::gpu

@@ -1,4 +1,5 @@
-// Shape checks and dispatch for LayerNorm; the math is in layer_norm_cpu.cc.
+// Shape checks and dispatch for LayerNorm; the math is in layer_norm_cpu.cc and, on the GPU path,
+// kernels/layer_norm.cu.
 #include "heed/ops/layer_norm.h"
 
 #include "ops/dispatch.h"
@@ -20,7 +21,7 @@ int64_t rows_of(const Tensor& x) { return x.size(-1) ? x.numel() / x.size(-1) : 
 }  // namespace
 
 LayerNormResult layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
-  check_f32(x, "layer_norm", "x");
+  check_float(x, "layer_norm", "x");
   HEED_CHECK(x.dim() >= 1 && x.size(-1) > 0, "layer_norm: x must have a non-empty last dimension, got {}",
              shape_str(x.shape()));
   check_param(gamma, x, "layer_norm", "gamma");
@@ -28,17 +29,19 @@ LayerNormResult layer_norm_forward(const Tensor& x, const Tensor& gamma, const T
   HEED_CHECK(eps >= 0.0f, "layer_norm: eps must be non-negative, got {}", eps);
   const Tensor xc = x.contiguous(), gc = gamma.contiguous(), bc = beta.contiguous();
   const int64_t rows = rows_of(x);
-  LayerNormResult r{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({rows}, DType::F32, x.device()),
+  LayerNormResult r{Tensor::empty(x.shape(), x.dtype(), x.device()), Tensor::empty({rows}, DType::F32, x.device()),
                     Tensor::empty({rows}, DType::F32, x.device())};
-  auto run = [&] { HEED_DISPATCH_CPU_ONLY(x.device(), "layer_norm", layer_norm_forward(xc, gc, bc, eps, r.y, r.mean, r.rstd)); };
+  auto run = [&] { HEED_DISPATCH(x.device(), "layer_norm", layer_norm_forward(xc, gc, bc, eps, r.y, r.mean, r.rstd)); };
   run();
   return r;
 }
 
 LayerNormGrads layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd) {
-  check_f32(dy, "layer_norm_backward", "dy");
-  check_f32(x, "layer_norm_backward", "x");
+  check_float(dy, "layer_norm_backward", "dy");
+  check_float(x, "layer_norm_backward", "x");
+  HEED_CHECK(dy.dtype() == x.dtype(), "layer_norm_backward: dy is {}, x is {}", dtype_name(dy.dtype()),
+             dtype_name(x.dtype()));
   HEED_CHECK(x.dim() >= 1 && x.size(-1) > 0, "layer_norm_backward: x must have a non-empty last dimension, got {}",
              shape_str(x.shape()));
   HEED_CHECK(dy.shape() == x.shape(), "layer_norm_backward: dy has shape {}, expected x's shape {}",
@@ -56,11 +59,11 @@ LayerNormGrads layer_norm_backward(const Tensor& dy, const Tensor& x, const Tens
   }
   const Tensor dyc = dy.contiguous(), xc = x.contiguous(), gc = gamma.contiguous(), mc = mean.contiguous(),
                rc = rstd.contiguous();
-  LayerNormGrads g{Tensor::empty(x.shape(), DType::F32, x.device()),
+  LayerNormGrads g{Tensor::empty(x.shape(), x.dtype(), x.device()),
                    Tensor::empty({x.size(-1)}, DType::F32, x.device()),
                    Tensor::empty({x.size(-1)}, DType::F32, x.device())};
   auto run = [&] {
-    HEED_DISPATCH_CPU_ONLY(x.device(), "layer_norm_backward", layer_norm_backward(dyc, xc, gc, mc, rc, g.dx, g.dgamma, g.dbeta));
+    HEED_DISPATCH(x.device(), "layer_norm_backward", layer_norm_backward(dyc, xc, gc, mc, rc, g.dx, g.dgamma, g.dbeta));
   };
   run();
   return g;

@@ -1,4 +1,4 @@
-// CPU entry points of LayerNorm; src/ops/layer_norm.cc checks shapes and dispatches here.
+// Backend entry points of LayerNorm; src/ops/layer_norm.cc checks shapes and dispatches here.
 #pragma once
 
 #include "heed/core/tensor.h"
@@ -13,3 +13,14 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
                          const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta);
 
 }  // namespace heed::ops::cpu
+
+namespace heed::ops::gpu {
+
+// As on the CPU; x, y, dy and dx may also be bf16 or fp16 (gamma, beta, the statistics and the parameter
+// gradients stay fp32).
+void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps, Tensor& y,
+                        Tensor& mean, Tensor& rstd);
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                         const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta);
+
+}  // namespace heed::ops::gpu

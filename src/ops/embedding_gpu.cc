@@ -1,0 +1,44 @@
+// The embedding op on the GPU path: kernels/embedding.cu.
+#include "core/kernel_args.h"
+#include "kernels/embedding.h"
+#include "ops/embedding_kernels.h"
+
+namespace heed::ops::gpu {
+
+void embedding_forward(const Tensor& ids, const Tensor& weight, Tensor& out, float scale) {
+  kernels::EmbeddingArgs a;
+  a.positions = ids.numel();
+  a.vocab = weight.size(0);
+  a.dim = weight.size(1);
+  a.scale = scale;
+  a.ids = ids.data<int32_t>();
+  a.dtype = weight.dtype();
+  a.weight = weight.raw_data();
+  a.out = out.raw_data();
+  HEED_RUN_KERNEL(weight.device(), embedding_forward, a);
+}
+
+void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, int64_t pad_id, float scale) {
+  kernels::EmbeddingArgs a;
+  a.positions = ids.numel();
+  a.vocab = dweight.size(0);
+  a.dim = dweight.size(1);
+  a.scale = scale;
+  a.ids = ids.data<int32_t>();
+  a.dtype = dy.dtype();
+  a.dy = dy.raw_data();
+  a.dweight = dweight.data<float>();
+  a.pad_id = pad_id;
+  // Grouping the positions by id on the host (ids are one per token, few) makes the scatter-add
+  // deterministic: each vocabulary row adds its positions in order, as the CPU op does.
+  const Tensor host_ids = ids.to(Device::cpu());
+  Tensor starts = Tensor::empty({a.vocab + 1}, DType::I32), order = Tensor::empty({a.positions}, DType::I32);
+  kernels::embedding_group_positions(host_ids.data<int32_t>(), a.positions, a.vocab, starts.data<int32_t>(),
+                                     order.data<int32_t>());
+  const Tensor starts_dev = starts.to(dy.device()), order_dev = order.to(dy.device());
+  a.id_starts = starts_dev.data<int32_t>();
+  a.positions_by_id = order_dev.data<int32_t>();
+  HEED_RUN_KERNEL(dy.device(), embedding_backward, a);
+}
+
+}  // namespace heed::ops::gpu
