@@ -314,3 +314,44 @@ TEST_CASE("attention rejects malformed arguments with clear messages", "[ops][at
   CHECK_THROWS_WITH(ops::attention_backward(head_view(2, 2, 6, 8, 4), q, k, v, fwd, opt),
                     Contains("dout must have q's shape [2, 2, 5, 8], got [2, 2, 6, 8]"));
 }
+
+TEST_CASE("attention on the simulated GPU runs the kernels and returns the op's layouts", "[ops][attention][sim]") {
+  // The op's GPU path end to end, with q, k, v as transposed views of [B, L, H, D] projections in bf16.
+  // The kernels' accuracy is bounded precisely in test_kernel_attention.cc (FlashAttention's rule); here
+  // bf16's own error, a few 1e-3 on these O(1) values, is allowed with room (2e-2), while a wrong stride,
+  // layout or mask is off by far more.
+  const Device sim = Device::sim();
+  const int64_t B = 2, H = 2, Lq = 9, Lk = 13, D = 32;
+  auto heads = [&](int64_t L, uint32_t seed) {  // bf16-exact values, as [B, L, H, D] storage
+    return testing::random_tensor({B, L, H, D}, seed).to(DType::BF16).to(DType::F32);
+  };
+  const Tensor q = heads(Lq, 1), k = heads(Lk, 2), v = heads(Lk, 3), dout = heads(Lq, 4);
+  ops::AttentionOptions opt;
+  opt.scale = 0.3f;
+  opt.causal = true;
+  opt.key_padding = Tensor::from_vector<uint8_t>(std::vector<uint8_t>(B * Lk, 0), {B, Lk});
+  opt.key_padding.data<uint8_t>()[Lk + 3] = 1;
+  const auto cpu_view = [](const Tensor& t) { return t.transpose(1, 2); };
+  const auto sim_view = [&](const Tensor& t) { return t.to(DType::BF16).to(sim).transpose(1, 2); };
+  const ops::AttentionResult want = ops::attention_forward(cpu_view(q), cpu_view(k), cpu_view(v), opt);
+  const ops::AttentionGrads gwant =
+      ops::attention_backward(cpu_view(dout), cpu_view(q), cpu_view(k), cpu_view(v), want, opt);
+  ops::AttentionOptions sim_opt = opt;
+  sim_opt.key_padding = opt.key_padding.to(sim);
+  const ops::AttentionResult got = ops::attention_forward(sim_view(q), sim_view(k), sim_view(v), sim_opt);
+  const ops::AttentionGrads ggot =
+      ops::attention_backward(sim_view(dout), sim_view(q), sim_view(k), sim_view(v), got, sim_opt);
+  auto close = [](const Tensor& g, const Tensor& w) {
+    REQUIRE(g.shape() == w.shape());
+    const Tensor h = g.contiguous().to(Device::cpu()).to(DType::F32), wc = w.contiguous();
+    for (int64_t i = 0; i < h.numel(); ++i) CHECK(std::abs(h.item(i) - wc.item(i)) <= 2e-2);
+  };
+  close(got.out, want.out);
+  close(got.lse, want.lse);
+  close(ggot.dq, gwant.dq);
+  close(ggot.dk, gwant.dk);
+  close(ggot.dv, gwant.dv);
+  CHECK(got.out.transpose(1, 2).is_contiguous());  // stored as [B, Lq, H, D], as the op promises
+  CHECK_THROWS_WITH(ops::attention_forward(cpu_view(q).contiguous().to(sim), sim_view(k), sim_view(v), sim_opt),
+                    Catch::Contains("must be BF16 or F16"));
+}

@@ -6,6 +6,7 @@
 
 #include "gradcheck.h"
 #include "heed/core/philox.h"
+#include "heed/ops/activation.h"
 #include "heed/ops/dropout.h"
 
 using namespace heed;
@@ -99,4 +100,26 @@ TEST_CASE("dropout numbers non-contiguous inputs in logical order", "[ops][dropo
   const RandomKey key{5, 5, 5};
   CHECK(ops::dropout_forward(x, 0.5f, key).to_vector<float>() ==
         ops::dropout_forward(x.contiguous(), 0.5f, key).to_vector<float>());
+}
+
+TEST_CASE("dropout and activations on the simulated GPU match the CPU ops", "[ops][dropout][activation][sim]") {
+  // Dropout draws the same Philox mask, so the results agree bit for bit; the activations agree to a few
+  // fp32 ulps (the CPU uses vectorised exp and normal CDF, the GPU expf and erff).
+  const Device sim = Device::sim();
+  const Tensor x = testing::random_tensor({13, 70}, 3, -3.0f, 3.0f), dy = testing::random_tensor({13, 70}, 4);
+  const RandomKey key{42, 3, 7};
+  CHECK(ops::dropout_forward(x.to(sim), 0.3f, key).to(Device::cpu()).to_vector<float>() ==
+        ops::dropout_forward(x, 0.3f, key).to_vector<float>());
+  CHECK(ops::dropout_backward(dy.to(sim), 0.3f, key).to(Device::cpu()).to_vector<float>() ==
+        ops::dropout_backward(dy, 0.3f, key).to_vector<float>());
+  for (ops::Activation act : {ops::Activation::ReLU, ops::Activation::GELU, ops::Activation::SiLU}) {
+    INFO(ops::activation_name(act));
+    const Tensor y = ops::activation_forward(x.to(sim), act).to(Device::cpu());
+    const Tensor dx = ops::activation_backward(dy.to(sim), x.to(sim), act).to(Device::cpu());
+    const Tensor y_want = ops::activation_forward(x, act), dx_want = ops::activation_backward(dy, x, act);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      CHECK(std::abs(y.item(i) - y_want.item(i)) <= 1e-6 * (1 + std::abs(y_want.item(i))));
+      CHECK(std::abs(dx.item(i) - dx_want.item(i)) <= 1e-6 * (1 + std::abs(dx_want.item(i))));
+    }
+  }
 }

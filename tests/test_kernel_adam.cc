@@ -27,6 +27,7 @@
 #include "kernel_testing.h"
 #include "sim/cuda_sim.h"
 #include "kernels/adam.h"
+#include "ops/adam_kernels.h"
 
 using namespace heed;
 using heed::kernels::Backend;
@@ -34,21 +35,6 @@ using heed::kernels::Half;
 
 namespace {
 
-
-// The step's scalars as src/ops/adam.cc folds them for the CPU op.
-kernels::AdamStepScalars fold(const ops::AdamHyper& h, int64_t step, float grad_scale) {
-  const double t = static_cast<double>(step);
-  kernels::AdamStepScalars s;
-  s.beta1 = h.beta1;
-  s.beta2 = h.beta2;
-  s.eps = h.eps;
-  s.decay = h.decoupled ? static_cast<float>(1.0 - double(h.lr) * h.weight_decay) : 1.0f;
-  s.coupled_decay = h.decoupled ? 0.0f : h.weight_decay;
-  s.step_size = static_cast<float>(h.lr / (1.0 - std::pow(double(h.beta1), t)));
-  s.bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(double(h.beta2), t)));
-  s.grad_scale = grad_scale;
-  return s;
-}
 
 // A backend fp32 tensor brought to the host and rounded to `dtype` there.
 Tensor values_tensor_rounded(const Tensor& t, DType dtype) { return testing::to_host_f32(t).to(dtype); }
@@ -99,7 +85,7 @@ void check_adam(Backend backend, const ops::AdamHyper& hyper, int64_t step, floa
   std::memcpy(table.raw_data(), descriptors.data(), count * sizeof(kernels::AdamTensor));
   table = table.to(device);
   args.tensors = static_cast<const kernels::AdamTensor*>(table.raw_data());
-  args.step = fold(hyper, step, grad_scale);
+  args.step = ops::adam_step_scalars(hyper, step, grad_scale);
   args.half_dtype = half;
   HEED_RUN_KERNEL(device, adam_update, args);
 

@@ -1,4 +1,5 @@
-// Names, checks and dispatch for the feed-forward activations; the loops are in activation_cpu.cc.
+// Names, checks and dispatch for the feed-forward activations; the loops are in activation_cpu.cc and, on
+// the GPU path, kernels/bias_act_dropout.cu.
 #include "heed/ops/activation.h"
 
 #include "ops/activation_kernels.h"
@@ -23,24 +24,26 @@ std::string activation_name(Activation act) {
 }
 
 Tensor activation_forward(const Tensor& x, Activation act) {
-  check_f32(x, "activation", "x");
+  check_float(x, "activation", "x");
   Tensor xc = x.contiguous();
-  Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
-  auto run = [&] { HEED_DISPATCH_CPU_ONLY(x.device(), "activation", activation_forward(xc, y, act)); };
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  auto run = [&] { HEED_DISPATCH(x.device(), "activation", activation_forward(xc, y, act)); };
   run();
   return y;
 }
 
 Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation act) {
-  check_f32(dy, "activation_backward", "dy");
-  check_f32(x, "activation_backward", "x");
+  check_float(dy, "activation_backward", "dy");
+  check_float(x, "activation_backward", "x");
+  HEED_CHECK(dy.dtype() == x.dtype(), "activation_backward: dy is {}, x is {}", dtype_name(dy.dtype()),
+             dtype_name(x.dtype()));
   HEED_CHECK(dy.shape() == x.shape(), "activation_backward: dy has shape {}, expected x's shape {}",
              shape_str(dy.shape()), shape_str(x.shape()));
   HEED_CHECK(dy.device() == x.device(), "activation_backward: dy on {}, x on {}", dy.device().str(),
              x.device().str());
   Tensor dyc = dy.contiguous(), xc = x.contiguous();
-  Tensor dx = Tensor::empty(x.shape(), DType::F32, x.device());
-  auto run = [&] { HEED_DISPATCH_CPU_ONLY(x.device(), "activation_backward", activation_backward(dyc, xc, dx, act)); };
+  Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+  auto run = [&] { HEED_DISPATCH(x.device(), "activation_backward", activation_backward(dyc, xc, dx, act)); };
   run();
   return dx;
 }

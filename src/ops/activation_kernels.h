@@ -1,4 +1,4 @@
-// CPU entry points of the activation op; src/ops/activation.cc checks arguments and dispatches here.
+// Backend entry points of the activation op; src/ops/activation.cc checks arguments and dispatches here.
 #pragma once
 
 #include "heed/core/tensor.h"
@@ -11,3 +11,12 @@ void activation_forward(const Tensor& x, Tensor& y, Activation act);
 void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act);
 
 }  // namespace heed::ops::cpu
+
+namespace heed::ops::gpu {
+
+// As on the CPU; the tensors may also be bf16 or fp16 (kernels/bias_act_dropout.cu, without bias,
+// dropout or residual).
+void activation_forward(const Tensor& x, Tensor& y, Activation act);
+void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act);
+
+}  // namespace heed::ops::gpu

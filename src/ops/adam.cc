@@ -1,4 +1,5 @@
-// Checks, per-step constants and dispatch for Adam/AdamW; the element loop is in adam_cpu.cc.
+// Checks, per-step constants and dispatch for Adam/AdamW; the element loop is in adam_cpu.cc and, on the
+// GPU path, kernels/adam.cu (one launch for every tensor).
 //
 // The update is that of torch.optim.AdamW and torch.optim.Adam (no amsgrad, no maximize), in the same
 // order of operations, so a run can be compared with PyTorch's step by step (torch forms m with lerp,
@@ -25,17 +26,6 @@ void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int
   HEED_CHECK(hyper.eps >= 0.0f, "adam: eps must be non-negative, got {}", hyper.eps);
   HEED_CHECK(hyper.weight_decay >= 0.0f, "adam: weight_decay must be non-negative, got {}", hyper.weight_decay);
 
-  const double t = static_cast<double>(step);
-  cpu::AdamStep s;
-  s.beta1 = hyper.beta1;
-  s.beta2 = hyper.beta2;
-  s.eps = hyper.eps;
-  s.decay = hyper.decoupled ? static_cast<float>(1.0 - double(hyper.lr) * hyper.weight_decay) : 1.0f;
-  s.coupled_decay = hyper.decoupled ? 0.0f : hyper.weight_decay;
-  s.step_size = static_cast<float>(hyper.lr / (1.0 - std::pow(double(hyper.beta1), t)));
-  s.bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(double(hyper.beta2), t)));
-  s.grad_scale = grad_scale;
-
   for (size_t i = 0; i < slots.size(); ++i) {
     const AdamSlot& slot = slots[i];
     for (const auto& [tensor, what] : {std::pair{&slot.param, "param"}, std::pair{&slot.grad, "grad"},
@@ -48,11 +38,26 @@ void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int
       HEED_CHECK(tensor->device() == slot.param.device(), "adam: slot {}: {} on {}, parameter on {}", i, what,
                  tensor->device().str(), slot.param.device().str());
     }
-    auto run = [&] {
-      HEED_DISPATCH_CPU_ONLY(slot.param.device(), "adam", adam_update(slot.param, slot.grad, slot.m, slot.v, s));
-    };
-    run();
+    HEED_CHECK(slot.param.device() == slots[0].param.device(), "adam: slot {} on {}, slot 0 on {}", i,
+               slot.param.device().str(), slots[0].param.device().str());
   }
+  if (slots.empty()) return;
+  const kernels::AdamStepScalars s = adam_step_scalars(hyper, step, grad_scale);
+  HEED_DISPATCH(slots[0].param.device(), "adam", adam_update(slots, s));
+}
+
+kernels::AdamStepScalars adam_step_scalars(const AdamHyper& hyper, int64_t step, float grad_scale) {
+  const double t = static_cast<double>(step);
+  kernels::AdamStepScalars s;
+  s.beta1 = hyper.beta1;
+  s.beta2 = hyper.beta2;
+  s.eps = hyper.eps;
+  s.decay = hyper.decoupled ? static_cast<float>(1.0 - double(hyper.lr) * hyper.weight_decay) : 1.0f;
+  s.coupled_decay = hyper.decoupled ? 0.0f : hyper.weight_decay;
+  s.step_size = static_cast<float>(hyper.lr / (1.0 - std::pow(double(hyper.beta1), t)));
+  s.bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(double(hyper.beta2), t)));
+  s.grad_scale = grad_scale;
+  return s;
 }
 
 }  // namespace heed::ops

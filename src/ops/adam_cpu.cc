@@ -12,15 +12,14 @@ namespace {
 
 constexpr int64_t kParallelMin = 1 << 15;  // below this, thread start-up costs more than the loop
 
-}  // namespace
-
-void adam_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamStep& s) {
+void update_tensor(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                   const kernels::AdamStepScalars& s) {
   float* pp = param.data<float>();
   const float* pg = grad.data<float>();
   float* pm = m.data<float>();
   float* pv = v.data<float>();
   const int64_t n = param.numel();
-  const AdamStep k = s;  // a local copy: stores through pp, pm, pv cannot alias it, so it stays in registers
+  const kernels::AdamStepScalars k = s;  // a local copy: stores through pp, pm, pv cannot alias it, so it stays in registers
 #pragma omp parallel for simd if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float g = pg[i] * k.grad_scale + k.coupled_decay * pp[i];
@@ -30,6 +29,12 @@ void adam_update(const Tensor& param, const Tensor& grad, const Tensor& m, const
     pv[i] = vi;
     pp[i] = pp[i] * k.decay - k.step_size * mi / (std::sqrt(vi) / k.bias2_sqrt + k.eps);
   }
+}
+
+}  // namespace
+
+void adam_update(const std::vector<AdamSlot>& slots, const kernels::AdamStepScalars& s) {
+  for (const AdamSlot& slot : slots) update_tensor(slot.param, slot.grad, slot.m, slot.v, s);
 }
 
 }  // namespace heed::ops::cpu

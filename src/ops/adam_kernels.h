@@ -1,22 +1,25 @@
-// CPU entry point of the Adam update; src/ops/adam.cc checks the slots, folds the step's scalars and
-// dispatches here, one call per tensor.
+// Backend entry points of the Adam update; src/ops/adam.cc checks the slots, folds the step's scalars
+// (kernels/adam.h's AdamStepScalars, one definition for both backends) and dispatches here.
 #pragma once
 
-#include "heed/core/tensor.h"
+#include <vector>
 
+#include "heed/ops/adam.h"
+#include "kernels/adam.h"
+
+namespace heed::ops {
+
+// The step's scalars, folded on the host in double: the bias corrections and the decay.
+kernels::AdamStepScalars adam_step_scalars(const AdamHyper& hyper, int64_t step, float grad_scale);
+
+}  // namespace heed::ops
+
+// Updates every slot's param, m and v in place (contiguous fp32 of one shape per slot) from its grad. The
+// CPU makes one pass per tensor; the GPU path one launch for all of them.
 namespace heed::ops::cpu {
-
-// The per-step scalars of one Adam update, folded on the host.
-struct AdamStep {
-  float beta1, beta2, eps;
-  float decay;            // AdamW: parameters are multiplied by (1 - lr * weight_decay); 1 otherwise
-  float coupled_decay;    // Adam: weight_decay * param is added to the gradient; 0 otherwise
-  float step_size;        // lr / (1 - beta1^step)
-  float bias2_sqrt;       // sqrt(1 - beta2^step)
-  float grad_scale;
-};
-
-// Updates param, m and v in place (all contiguous fp32 of one shape) from grad.
-void adam_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamStep& s);
-
+void adam_update(const std::vector<AdamSlot>& slots, const kernels::AdamStepScalars& s);
 }  // namespace heed::ops::cpu
+
+namespace heed::ops::gpu {
+void adam_update(const std::vector<AdamSlot>& slots, const kernels::AdamStepScalars& s);
+}  // namespace heed::ops::gpu

@@ -1,4 +1,5 @@
-// Checks and dispatch for fused attention; the kernels are in attention_cpu.cc.
+// Checks and dispatch for fused attention; the kernels are in attention_cpu.cc and, on the GPU path,
+// kernels/attention_forward.cu and attention_backward.cu (through attention_gpu.cc).
 //
 // q, k, v and dout are not copied: the model hands in transposed views of [B, L, H, D] projections, and
 // the kernels read any row strides as long as each row of D values is contiguous. Only the small key
@@ -15,7 +16,13 @@ namespace heed::ops {
 namespace {
 
 void check_rows(const Tensor& t, const char* op, const char* what) {
-  check_f32(t, op, what);
+  if (t.device().is_cpu()) {
+    check_f32(t, op, what);
+  } else {
+    HEED_CHECK(t.dtype() == DType::BF16 || t.dtype() == DType::F16,
+               "{}: on the GPU path {} must be BF16 or F16 (the tensor-core kernels' inputs), got {}", op, what,
+               dtype_name(t.dtype()));
+  }
   HEED_CHECK(t.dim() == 4, "{}: {} must be 4-d [B, H, L, D], got shape {}", op, what, shape_str(t.shape()));
   for (int d = 0; d < 4; ++d)
     HEED_CHECK(t.size(d) > 0, "{}: {} must have no empty dimension, got shape {}", op, what, shape_str(t.shape()));
@@ -37,6 +44,8 @@ AttentionOptions check_inputs(const Tensor& q, const Tensor& k, const Tensor& v,
              shape_str(v.shape()));
   HEED_CHECK(k.device() == q.device() && v.device() == q.device(), "{}: q on {}, k on {}, v on {}", op,
              q.device().str(), k.device().str(), v.device().str());
+  HEED_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(), "{}: q is {}, k {}, v {}", op, dtype_name(q.dtype()),
+             dtype_name(k.dtype()), dtype_name(v.dtype()));
   HEED_CHECK(std::isfinite(opt.scale), "{}: scale must be finite, got {}", op, opt.scale);
   HEED_CHECK(opt.dropout_p >= 0.0f && opt.dropout_p < 1.0f, "{}: dropout_p must be in [0, 1), got {}", op,
              opt.dropout_p);
@@ -56,7 +65,7 @@ AttentionOptions check_inputs(const Tensor& q, const Tensor& k, const Tensor& v,
 
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
   const AttentionOptions checked = check_inputs(q, k, v, opt, "attention_forward");
-  HEED_DISPATCH_CPU_ONLY(q.device(), "attention_forward", attention_forward(q, k, v, checked));
+  HEED_DISPATCH(q.device(), "attention_forward", attention_forward(q, k, v, checked));
 }
 
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -77,7 +86,7 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
     HEED_CHECK(t->device() == q.device(), "{}: all tensors must be on {}, got one on {}", op, q.device().str(),
                t->device().str());
   const AttentionResult saved{fwd.out, fwd.lse.contiguous()};
-  HEED_DISPATCH_CPU_ONLY(q.device(), op, attention_backward(dout, q, k, v, saved, checked));
+  HEED_DISPATCH(q.device(), op, attention_backward(dout, q, k, v, saved, checked));
 }
 
 }  // namespace heed::ops

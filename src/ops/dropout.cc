@@ -1,5 +1,6 @@
-// Checks and dispatch for dropout; the mask and the loop are in dropout_cpu.cc. Forward and backward are
-// one map (multiply by the mask and 1 / (1 - p)), applied to x and to dy.
+// Checks and dispatch for dropout; the mask and the loop are in dropout_cpu.cc and, on the GPU path,
+// kernels/bias_act_dropout.cu. Forward and backward are one map (multiply by the mask and 1 / (1 - p)),
+// applied to x and to dy.
 #include "heed/ops/dropout.h"
 
 #include "ops/dispatch.h"
@@ -10,12 +11,12 @@ namespace heed::ops {
 namespace {
 
 Tensor apply(const Tensor& x, float p, const RandomKey& key, const char* op) {
-  check_f32(x, op, "input");
+  check_float(x, op, "input");
   HEED_CHECK(p >= 0.0f && p < 1.0f, "{}: probability must be in [0, 1), got {}", op, p);
   if (p == 0.0f) return x;
   Tensor xc = x.contiguous();
-  Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
-  auto run = [&] { HEED_DISPATCH_CPU_ONLY(x.device(), op, dropout_apply(xc, y, p, key)); };
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  auto run = [&] { HEED_DISPATCH(x.device(), op, dropout_apply(xc, y, p, key)); };
   run();
   return y;
 }

@@ -1,4 +1,4 @@
-// CPU entry point of dropout; src/ops/dropout.cc checks arguments and dispatches here.
+// Backend entry points of dropout; src/ops/dropout.cc checks arguments and dispatches here.
 #pragma once
 
 #include "heed/core/philox.h"
@@ -11,3 +11,10 @@ namespace heed::ops::cpu {
 void dropout_apply(const Tensor& x, Tensor& y, float p, const RandomKey& key);
 
 }  // namespace heed::ops::cpu
+
+namespace heed::ops::gpu {
+
+// As on the CPU, with the same mask; x and y may also be bf16 or fp16.
+void dropout_apply(const Tensor& x, Tensor& y, float p, const RandomKey& key);
+
+}  // namespace heed::ops::gpu

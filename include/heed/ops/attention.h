@@ -17,6 +17,9 @@ struct AttentionOptions {
   Tensor key_padding;         // optional U8 [B, Lk]: 1 marks a padding key that no query may see
   float dropout_p = 0.0f;     // dropout on the probabilities; element (b,h,i,j) is index ((b*H+h)*Lq+i)*Lk+j
   RandomKey dropout_key;
+  // GPU path: dQ without atomics (a second pass, about 1.4x its work), so a run gives the same bits every
+  // time. The CPU path is always deterministic.
+  bool deterministic = true;
 };
 
 struct AttentionResult {
@@ -28,8 +31,8 @@ struct AttentionGrads {
   Tensor dq, dk, dv;  // shaped like q, k, v, stored as [B, L, H, D] like AttentionResult::out
 };
 
-// q: [B, H, Lq, D], k and v: [B, H, Lk, D], fp32; any strides with a unit stride in the last dimension,
-// so the transposed views of [B, L, H, D] projections go in without a copy.
+// q: [B, H, Lq, D], k and v: [B, H, Lk, D], fp32 (bf16 or fp16 on the GPU path); any strides with a unit
+// stride in the last dimension, so the transposed views of [B, L, H, D] projections go in without a copy.
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt);
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const AttentionResult& fwd, const AttentionOptions& opt);

@@ -1,0 +1,71 @@
+// Fused attention on the GPU path: kernels/attention_forward.cu and attention_backward.cu, reading q, k, v
+// and dout through their strides and writing the results in the [B, L, H, D] storage that
+// heed/ops/attention.h promises.
+#include "core/kernel_args.h"
+#include "kernels/attention.h"
+#include "ops/attention_kernels.h"
+
+namespace heed::ops::gpu {
+
+namespace {
+
+kernels::AttentionStrides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
+
+// A fresh [B, H, L, D] tensor stored as [B, L, H, D].
+Tensor heads_like(const Tensor& x, int64_t len) {
+  return Tensor::empty({x.size(0), len, x.size(1), x.size(3)}, x.dtype(), x.device()).transpose(1, 2);
+}
+
+kernels::AttentionArgs args_of(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
+  kernels::AttentionArgs a;
+  a.dtype = q.dtype() == DType::BF16 ? kernels::Half::BF16 : kernels::Half::FP16;
+  a.batch = static_cast<int>(q.size(0));
+  a.heads = static_cast<int>(q.size(1));
+  a.len_q = static_cast<int>(q.size(2));
+  a.len_k = static_cast<int>(k.size(2));
+  a.head_dim = static_cast<int>(q.size(3));
+  a.scale = opt.scale;
+  a.causal = opt.causal;
+  a.key_padding = opt.key_padding.defined() ? opt.key_padding.data<uint8_t>() : nullptr;
+  a.dropout_p = opt.dropout_p;
+  a.dropout_key = opt.dropout_key;
+  a.deterministic = opt.deterministic;
+  a.q = q.raw_data(), a.k = k.raw_data(), a.v = v.raw_data();
+  a.q_strides = strides_of(q), a.k_strides = strides_of(k), a.v_strides = strides_of(v);
+  return a;
+}
+
+}  // namespace
+
+AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
+  AttentionResult r{heads_like(q, q.size(2)),
+                    Tensor::empty({q.size(0), q.size(1), q.size(2)}, DType::F32, q.device())};
+  kernels::AttentionArgs a = args_of(q, k, v, opt);
+  a.out = r.out.raw_data();
+  a.out_strides = strides_of(r.out);
+  a.lse = r.lse.data<float>();
+  HEED_RUN_KERNEL(q.device(), attention_forward, a);
+  return r;
+}
+
+AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const AttentionResult& fwd, const AttentionOptions& opt) {
+  AttentionGrads g{heads_like(q, q.size(2)), heads_like(k, k.size(2)), heads_like(v, v.size(2))};
+  kernels::AttentionArgs a = args_of(q, k, v, opt);
+  a.out = fwd.out.raw_data();
+  a.out_strides = strides_of(fwd.out);
+  a.lse = const_cast<float*>(fwd.lse.data<float>());  // read only by the backward pass
+  a.dout = dout.raw_data();
+  a.dout_strides = strides_of(dout);
+  a.dq = g.dq.raw_data(), a.dk = g.dk.raw_data(), a.dv = g.dv.raw_data();
+  a.dq_strides = strides_of(g.dq), a.dk_strides = strides_of(g.dk), a.dv_strides = strides_of(g.dv);
+  // The workspace size is host arithmetic, the same in both builds; the simulator's is always linked.
+  const Tensor workspace = Tensor::empty(
+      {static_cast<int64_t>(kernels::attention_backward_workspace_bytes<kernels::Backend::Sim>(a))}, DType::U8,
+      q.device());
+  a.workspace = workspace.raw_data();
+  HEED_RUN_KERNEL(q.device(), attention_backward, a);
+  return g;
+}
+
+}  // namespace heed::ops::gpu

@@ -1,0 +1,56 @@
+// The GPU path of the activation and dropout ops: the fused epilogue kernel (kernels/bias_act_dropout.cu)
+// with only the activation, or only the dropout, switched on. Tensors are contiguous and seen as rows of
+// their last dimension, so the dropout index of an element is its flat index, as on the CPU.
+#include "core/kernel_args.h"
+#include "kernels/bias_act_dropout.h"
+#include "ops/activation_kernels.h"
+#include "ops/dropout_kernels.h"
+
+namespace heed::ops::gpu {
+
+namespace {
+
+kernels::BiasActDropoutArgs rows_of(const Tensor& x) {
+  kernels::BiasActDropoutArgs a;
+  a.cols = x.dim() > 0 ? x.size(-1) : 1;
+  a.rows = a.cols > 0 ? x.numel() / a.cols : 0;
+  a.dtype = x.dtype();
+  a.x = x.raw_data();
+  return a;
+}
+
+kernels::BiasActivation kernel_activation(Activation act) {
+  switch (act) {
+    case Activation::ReLU: return kernels::BiasActivation::ReLU;
+    case Activation::GELU: return kernels::BiasActivation::GELU;
+    case Activation::SiLU: return kernels::BiasActivation::SiLU;
+  }
+  HEED_CHECK(false, "activation {} has no GPU kernel", static_cast<int>(act));
+}
+
+}  // namespace
+
+void activation_forward(const Tensor& x, Tensor& y, Activation act) {
+  kernels::BiasActDropoutArgs a = rows_of(x);
+  a.act = kernel_activation(act);
+  a.y = y.raw_data();
+  HEED_RUN_KERNEL(x.device(), bias_act_dropout_forward, a);
+}
+
+void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act) {
+  kernels::BiasActDropoutArgs a = rows_of(x);
+  a.act = kernel_activation(act);
+  a.dy = dy.raw_data();
+  a.dx = dx.raw_data();
+  HEED_RUN_KERNEL(x.device(), bias_act_dropout_backward, a);
+}
+
+void dropout_apply(const Tensor& x, Tensor& y, float p, const RandomKey& key) {
+  kernels::BiasActDropoutArgs a = rows_of(x);
+  a.dropout_p = p;
+  a.dropout_key = key;
+  a.y = y.raw_data();
+  HEED_RUN_KERNEL(x.device(), bias_act_dropout_forward, a);
+}
+
+}  // namespace heed::ops::gpu
