@@ -2,9 +2,8 @@
 //
 // Each op X has src/ops/X.cc (argument checks, shapes, dispatch), X_kernels.h (the backend entry points,
 // declared once), X_cpu.cc, and X_gpu.cc for the GPU path, which runs on a real GPU and on the simulated
-// one (Device::sim). HEED_DISPATCH(device, "X", fn(args...)) calls cpu::fn or gpu::fn. An op whose GPU
-// path is not written yet uses HEED_DISPATCH_CPU_ONLY, where any other device is an error that names the
-// op, never a silent copy to another device.
+// one (Device::sim). HEED_DISPATCH(device, "X", fn(args...)) calls cpu::fn or gpu::fn; any other device is
+// an error that names the op, never a silent copy to another device.
 #pragma once
 
 #include "heed/core/device.h"
@@ -15,12 +14,6 @@
   do {                                                                                             \
     if ((device).is_cpu()) return cpu::call;                                                       \
     if ((device).is_gpu()) return gpu::call;                                                       \
-    HEED_CHECK(false, "op {} has no implementation for {} in this build", op_name, (device).str()); \
-  } while (0)
-
-#define HEED_DISPATCH_CPU_ONLY(device, op_name, call)                                                 \
-  do {                                                                                                \
-    if ((device).is_cpu()) return cpu::call;                                                          \
     HEED_CHECK(false, "op {} has no implementation for {} in this build", op_name, (device).str()); \
   } while (0)
 
