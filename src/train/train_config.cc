@@ -88,7 +88,8 @@ io::Options<TrainConfig> declare() {
                  "seed of the initial weights, the data order and dropout")
       .at_least(0);
   o.add<int64_t>("training.threads", bind(&T::training, &Tr::threads), "CPU threads; 0: all cores").at_least(0);
-  o.add<std::string>("training.device", bind(&T::training, &Tr::device), "cpu, cuda, cuda:N or auto");
+  o.add<std::string>("training.device", bind(&T::training, &Tr::device),
+                     "cpu or auto (cuda, cuda:N and sim name the GPU path, which training does not use yet)");
   o.add<double>("training.collective_timeout", bind(&T::training, &Tr::collective_timeout),
                 "with several processes: seconds a rank waits in a collective before it ends the job, naming "
                 "the operation (a rank has died or hangs); longer than the slowest vocabulary training or "

@@ -400,7 +400,8 @@ Vocabularies load_vocabularies(const std::string& dir) {
 void train(TrainConfig c, const RunOptions& run) {
   validate(c);
   HEED_CHECK(c.training.device == "cpu" || c.training.device == "auto",
-             "training.device '{}': training runs on the CPU in this version (the CUDA ops are not there yet)",
+             "training.device '{}': training runs on the CPU in this version (the ops and kernels have their GPU "
+             "path, the model and trainer not yet: see docs/cuda.md)",
              c.training.device);
   HEED_CHECK(run.resume.empty() || run.init_from.empty(), "--resume and --init-from exclude each other");
   const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(c.training.collective_timeout);
