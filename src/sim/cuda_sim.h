@@ -14,7 +14,7 @@
 //   qualifiers    __global__ __device__ __host__ __forceinline__ __shared__ __launch_bounds__ __align__
 //                 __restrict__; dynamic shared memory through dynamic_shared_memory<T>() (common/device.h)
 //   sync          __syncthreads __syncwarp
-//   warp          __shfl_sync __shfl_xor_sync __shfl_up_sync __shfl_down_sync (4- and 8-byte types),
+//   warp          __shfl_sync __shfl_xor_sync __shfl_up_sync __shfl_down_sync (any value up to 16 bytes),
 //                 __ballot_sync __any_sync __all_sync
 //   atomics       atomicAdd (float, double, int, unsigned) atomicMax (int, unsigned) atomicCAS atomicExch
 //   math          the <cmath> functions, __expf __logf __fdividef rsqrtf INFINITY, min max (two values of
@@ -37,12 +37,15 @@
 // What it cannot see, so that nobody over-trusts it:
 //   - races between blocks: blocks never overlap in time within a worker, and atomics are the only
 //     inter-block communication it models (their order is shuffled under the adversarial schedules);
-//   - weak memory ordering and a missing __threadfence: every store is visible at once to the block;
-//   - a race inside a block that no schedule here happens to expose (ThreadSanitizer would; see
-//     /work/shared/SIMULATOR-NOTES.md); only the adversarial schedules expose a missing barrier;
+//   - weak memory ordering and a missing __threadfence: every store is at once visible to all threads;
+//   - a race inside a block that no schedule happens to turn into a wrong result. The adversarial
+//     schedules expose most missing barriers; a ThreadSanitizer build (clang -fsanitize=thread) reports
+//     every race between the threads of a block at its source lines, since the runtime makes each CUDA
+//     thread a TSan fiber whose only happens-before edges are CUDA's (block start and end, barriers,
+//     warp collectives). Run it on "[sim]~[deliberate-race]" and the kernel tests;
 //   - the last bits of real tensor cores: mma adds the 16 exact products and C in double (exact while
-//     the terms span less than 2^24 in magnitude, close to it beyond) and rounds once to fp32, while hardware aligns
-//     and truncates; the host's expf/__expf also differ from the GPU's in the last bits;
+//     the terms span less than 2^24 in magnitude, close to it beyond) and rounds once to fp32, while
+//     hardware aligns and truncates; the host's expf/__expf also differ from the GPU's in the last bits;
 //   - stale static __shared__ data: only dynamic shared memory is poisoned at the start of a block;
 //   - lanes of one warp running collectives with different masks at the same time, which Volta's
 //     independent thread scheduling allows: here they are reported as disagreeing lanes;
@@ -55,6 +58,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <type_traits>
 
 #include "heed/core/half.h"
@@ -195,11 +199,13 @@ namespace heed::cuda_sim {
 // How the fibers of a block are interleaved. InOrder (the default) runs thread 0 until it waits, then
 // thread 1, and so on: deterministic and fastest. Random picks any ready thread. WarpAhead gives the
 // warps random priorities and always runs the highest ready one, so one warp races ahead of the others
-// as far as the barriers let it. The adversarial schedules also shuffle the order of blocks.
+// as far as the barriers let it: that catches a missing __syncthreads before a shared buffer is reused,
+// which InOrder misses. The two adversarial schedules also shuffle the order of blocks (so atomics
+// between blocks meet every order) and let half of the cp.async copies, at random, land at issue.
 enum class Schedule { InOrder, Random, WarpAhead };
 
-// Sets the schedule (and the seed of its random choices) for launches made while it lives, on any
-// thread. HEED_SIM_SCHEDULE=inorder|random|warp-ahead sets the default.
+// Sets the schedule (and the seed of its random choices) for launches made while it lives, from any
+// thread: the setting is process-wide. HEED_SIM_SCHEDULE=inorder|random|warp-ahead sets the default.
 class ScheduleScope {
  public:
   explicit ScheduleScope(Schedule schedule, uint64_t seed = 1);
@@ -212,8 +218,10 @@ class ScheduleScope {
   uint64_t saved_seed_;
 };
 
-// Runs body(context) once per CUDA thread of the grid; returns when every block has finished, or throws
-// heed::Error describing the first failure.
+// Runs body(context) once per CUDA thread of the grid, the threads of a block as fibers of one OS thread
+// and the blocks spread over HEED_SIM_WORKERS threads (default 2, the caller's among them). Returns when
+// every block has finished, or throws heed::Error describing the first failure; the block that failed is
+// abandoned and no further blocks start. One launch runs at a time.
 void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*body)(void*), void* context);
 
 template <typename Body>
@@ -241,13 +249,17 @@ const WarpSlots& warp_exchange(Collective kind, unsigned mask, const void* mine,
 unsigned lane_id();
 
 // Throws the heed::Error that launch() reports, naming the calling thread and block.
-[[noreturn]] void misuse(const char* what);
+[[noreturn]] void misuse(const std::string& what);
 
 // All bits set: NaN in every floating-point type, what undefined reads return.
 alignas(16) inline constexpr unsigned char kPoison[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                                           0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-// Tensor cores (see kernels/common/ptx.h for the register layouts).
+// Tensor cores (see kernels/common/ptx.h for the register layouts). mma takes the whole warp and gives
+// each lane its registers of D = A B + C, the 16 products added exactly in double and rounded once to
+// fp32. ldmatrix takes the whole warp; each lane that gives a row address reads its row as it arrives.
+// cp.async is deferred: a copy is recorded in its thread's open group, commit closes the group, and
+// wait(n) performs the oldest groups until n remain, so shared memory read before the wait is poison.
 void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
 void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
 void ldmatrix_x4(uint32_t r[4], const void* row);

@@ -1,11 +1,16 @@
-// The simulator's runtime: workers, fibers, the scheduler, barriers, warp exchanges, and the tensor-core
-// and async-copy instructions, as cuda_sim.h describes them.
+// The simulator's runtime: workers, fibers, the scheduler, barriers, warp exchanges and the deferred
+// cp.async copies, as cuda_sim.h describes them (the tensor-core instructions are in tensor_cores.cc).
 //
 // Each OS worker owns a Worker: the fibers (one per CUDA thread, with mmap'd stacks reused from block to
 // block, a guard page below each), the ready set of the block it is running, and the block's barrier and
 // warp state. A fiber runs until it waits; waiting switches back to the worker's scheduler loop, which
-// resumes the next ready fiber. An error inside a fiber is caught at the fiber's base, the block is
-// abandoned, and launch_threads() rethrows it in the caller's thread.
+// resumes the next ready fiber. An error inside a fiber is caught at the fiber's base; the block is
+// then abandoned (every other fiber it started is resumed only to unwind its stack, so destructors run)
+// and launch_threads() rethrows the error in the caller's thread.
+//
+// Under ThreadSanitizer every CUDA thread is a TSan fiber whose only happens-before edges are CUDA's
+// (sim/tsan.h), so TSan reports a missing barrier at its source lines even when the schedule happens to
+// give the right answer.
 #include <signal.h>
 #include <ucontext.h>
 #include <sys/mman.h>
@@ -24,6 +29,7 @@
 
 #include "heed/core/error.h"
 #include "sim/cuda_sim.h"
+#include "sim/tsan.h"
 
 extern "C" void heed_sim_switch(void** save_sp, void* resume_sp);
 extern "C" void heed_sim_fiber_start();
@@ -66,9 +72,12 @@ struct Fiber {
   void* sp = nullptr;
   char* stack = nullptr;  // kGuardBytes of guard page, then the stack
   State state = State::Exited;
+  bool started = false;  // in this block
   uint3 index{};
   unsigned warp = 0, lane = 0;
   unsigned collectives = 0;  // its parity picks the warp's exchange buffer
+  unsigned barriers = 0;     // its parity picks the block's barrier token (TSan)
+  void* tsan_fiber = nullptr;
   std::deque<std::vector<PendingCopy>> committed;
   std::vector<PendingCopy> open;
 };
@@ -152,14 +161,21 @@ struct Worker {
   Schedule schedule = Schedule::InOrder;
   int threads = 0, live = 0, exited = 0, at_barrier = 0;
   std::exception_ptr error;
+  bool abandoning = false;
   void (*body)(void*) = nullptr;
   void* context = nullptr;
   std::vector<uint4> dynamic_smem;
+  // ThreadSanitizer: the scheduler's own fiber, and the addresses whose release and acquire order the
+  // block's start before every thread, every thread before the block's end, and each __syncthreads.
+  void* scheduler_tsan = nullptr;
+  char block_start = 0, block_end = 0, barrier_tokens[2] = {};
 
   Worker() : fibers(kMaxThreads) {}
   ~Worker() {
-    for (Fiber& f : fibers)
+    for (Fiber& f : fibers) {
       if (f.stack) munmap(f.stack, kStackBytes);
+      if (f.tsan_fiber) tsan::destroy_fiber(f.tsan_fiber);
+    }
   }
 };
 
@@ -215,7 +231,14 @@ Fiber& current_fiber() {
   return *t_worker.current;
 }
 
-void yield(Fiber& f) { heed_sim_switch(&f.sp, t_worker.scheduler_sp); }
+// Thrown where a fiber of a failed block waits, to unwind its stack.
+struct Abandon {};
+
+void yield(Fiber& f) {
+  tsan::switch_to(t_worker.scheduler_tsan);
+  heed_sim_switch(&f.sp, t_worker.scheduler_sp);
+  if (t_worker.abandoning) throw Abandon{};
+}
 
 std::string thread_name(const Fiber& f) {
   return fmt::format("thread ({},{},{}) of block ({},{},{})", f.index.x, f.index.y, f.index.z, blockIdx.x, blockIdx.y,
@@ -238,12 +261,15 @@ void on_exit(Worker& w, Fiber& f) {
                      thread_name(f), w.at_barrier));
 }
 
-void fiber_main(void*) {
+HEED_SIM_FIBER_BASE void fiber_main(void*) {
   Worker& w = t_worker;
   Fiber& f = *w.current;
+  tsan::acquire(&w.block_start);
   try {
     w.body(w.context);
+    TsanIgnore ignore;
     on_exit(w, f);
+  } catch (const Abandon&) {
   } catch (const Error& e) {
     // The simulator's own errors name the thread already; a check in device code gets its thread named.
     w.error = e.where() == "simulator"
@@ -255,6 +281,8 @@ void fiber_main(void*) {
     w.error = std::make_exception_ptr(Error(fmt::format("{} threw an exception", thread_name(f)), "simulator"));
   }
   f.state = State::Exited;
+  tsan::release(&w.block_end);
+  tsan::switch_to(w.scheduler_tsan);
   heed_sim_switch(&f.sp, w.scheduler_sp);
   std::abort();  // an exited fiber is never resumed
 }
@@ -268,6 +296,7 @@ void prepare(Fiber& f) {
     HEED_CHECK(mprotect(mem, kGuardBytes, PROT_NONE) == 0, "simulator: cannot protect a fiber's guard page");
     f.stack = static_cast<char*>(mem);
   }
+  if (!f.tsan_fiber) f.tsan_fiber = tsan::create_fiber();
   auto* top = reinterpret_cast<uint64_t*>(f.stack + kStackBytes);
   uint64_t* sp = top - 10;
   sp[0] = 0x037F;  // x87 control word: the default
@@ -309,7 +338,33 @@ std::string describe_waits(const Worker& w) {
   return text;
 }
 
+void switch_to_fiber(Worker& w, Fiber& f) {
+  w.current = &f;
+  f.started = true;
+  t_guard_page = f.stack;
+  threadIdx = f.index;
+  tsan::switch_to(f.tsan_fiber);
+  heed_sim_switch(&w.scheduler_sp, f.sp);
+  w.current = nullptr;
+  t_guard_page = nullptr;
+}
+
+// Unwinds every fiber of a failed block that started and has not exited, so that its destructors run
+// and it leaves the runtime as it entered it; then the stacks can serve the next block.
+void abandon(Worker& w) {
+  w.abandoning = true;
+  for (int i = 0; i < w.threads; ++i) {
+    Fiber& f = w.fibers[i];
+    if (f.started && f.state != State::Exited) switch_to_fiber(w, f);
+    f.state = State::Exited;
+  }
+  w.abandoning = false;
+  tsan::acquire(&w.block_end);
+}
+
 void run_block(Worker& w, uint3 block, Schedule schedule) {
+  TsanIgnore ignore;  // the scheduler's bookkeeping; the fibers' own accesses are seen
+  w.scheduler_tsan = tsan::current_fiber();
   blockIdx = block;
   w.schedule = schedule;
   w.threads = static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
@@ -319,32 +374,38 @@ void run_block(Worker& w, uint3 block, Schedule schedule) {
   std::memset(w.dynamic_smem.data(), 0xff, w.dynamic_smem.size() * sizeof(uint4));  // NaN in every float type
   for (int i = 0; i < w.threads; ++i) {
     Fiber& f = w.fibers[i];
+    prepare(f);
     f.index = {i % blockDim.x, i / blockDim.x % blockDim.y, i / (blockDim.x * blockDim.y)};
     f.warp = i / 32;
     f.lane = i % 32;
     f.collectives = 0;
+    f.barriers = 0;
     f.committed.clear();
     f.open.clear();
     f.state = State::Ready;
+    f.started = false;
     w.warps[f.warp].existing |= 1u << f.lane;
-    prepare(f);
     w.ready.push(&f);
   }
   w.live = w.threads;
   w.exited = 0;
   w.at_barrier = 0;
   w.error = nullptr;
+  tsan::release(&w.block_start);
   while (w.live > 0) {
     Fiber* f = w.ready.pop();
-    if (!f) fail(fmt::format("deadlock in block ({},{},{}): {}", block.x, block.y, block.z, describe_waits(w)));
-    w.current = f;
-    t_guard_page = f->stack;
-    threadIdx = f->index;
-    heed_sim_switch(&w.scheduler_sp, f->sp);
-    w.current = nullptr;
-    t_guard_page = nullptr;
-    if (w.error) std::rethrow_exception(w.error);
+    if (!f) {
+      const std::string waits = describe_waits(w);
+      abandon(w);
+      fail(fmt::format("deadlock in block ({},{},{}): {}", block.x, block.y, block.z, waits));
+    }
+    switch_to_fiber(w, *f);
+    if (w.error) {
+      abandon(w);
+      std::rethrow_exception(w.error);
+    }
   }
+  tsan::acquire(&w.block_end);
 }
 
 // ---- launches ----------------------------------------------------------------------------------------
@@ -480,6 +541,8 @@ void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*bod
   std::mutex error_mutex;
   std::atomic<uint64_t> worker_seed{seed};
   const std::function<void()> job = [&] {
+    // Fibers abandoned with a failed block of the last launch never said they were done with these.
+    TsanIgnore ignore;
     catch_stack_overflows();
     Worker& w = t_worker;
     w.rng.seed(worker_seed.fetch_add(0x9E3779B97F4A7C15ull));
@@ -510,11 +573,12 @@ void* dynamic_shared_memory() {
 
 unsigned lane_id() { return current_fiber().lane; }
 
-void misuse(const char* what) { fail(fmt::format("{}: {}", thread_name(current_fiber()), what)); }
+void misuse(const std::string& what) { fail(fmt::format("{}: {}", thread_name(current_fiber()), what)); }
 
-void sync_block() {
-  Worker& w = t_worker;
-  Fiber& f = current_fiber();
+namespace {
+
+// Counts f in at the block's barrier; the last thread to arrive makes them all ready again.
+void arrive_at_barrier(Worker& w, Fiber& f) {
   if (w.exited > 0)
     fail(fmt::format("{} reached __syncthreads after {} threads of its block exited: every thread of a block must "
                      "reach each __syncthreads",
@@ -528,15 +592,30 @@ void sync_block() {
         w.ready.push(&w.fibers[i]);
       }
   }
-  yield(f);
 }
 
-const WarpSlots& warp_exchange(Collective kind, unsigned mask, const void* mine, size_t size,
-                               void (*finish)(WarpSlots&)) {
+}  // namespace
+
+void sync_block() {
   Worker& w = t_worker;
   Fiber& f = current_fiber();
+  void* token = &w.barrier_tokens[f.barriers++ & 1];  // reused two barriers later, when all are past this one
+  {
+    TsanIgnore ignore;
+    arrive_at_barrier(w, f);
+    tsan::release(token);
+    yield(f);
+  }
+  tsan::acquire(token);
+}
+
+
+namespace {
+
+// Publishes f's value in exchange x; the last lane to arrive runs `finish` and makes them all ready again.
+void arrive_at_exchange(Worker& w, Fiber& f, Exchange& x, Collective kind, unsigned mask, const void* mine,
+                        size_t size, void (*finish)(WarpSlots&)) {
   WarpState& warp = w.warps[f.warp];
-  Exchange& x = warp.buffers[f.collectives++ & 1];
   const unsigned bit = 1u << f.lane;
   if (!(mask & bit))
     fail(fmt::format("{} calls {} with mask {:#010x}, which does not include its own lane {}", thread_name(f),
@@ -574,7 +653,23 @@ const WarpSlots& warp_exchange(Collective kind, unsigned mask, const void* mine,
   } else {
     f.state = State::AtWarp;
   }
-  yield(f);
+}
+
+}  // namespace
+
+const WarpSlots& warp_exchange(Collective kind, unsigned mask, const void* mine, size_t size,
+                               void (*finish)(WarpSlots&)) {
+  Worker& w = t_worker;
+  Fiber& f = current_fiber();
+  // A buffer is reused two collectives later, when every lane has left this one.
+  Exchange& x = w.warps[f.warp].buffers[f.collectives++ & 1];
+  {
+    TsanIgnore ignore;
+    arrive_at_exchange(w, f, x, kind, mask, mine, size, finish);
+    tsan::release(&x);
+    yield(f);
+  }
+  tsan::acquire(&x);
   return x.slots;
 }
 
@@ -583,110 +678,23 @@ void sync_warp(unsigned mask) {
   warp_exchange(Collective::Sync, mask, &nothing, 1);
 }
 
-// ---- tensor cores -------------------------------------------------------------------------------------
+// ---- asynchronous copies ---------------------------------------------------------------------------
 
 namespace {
 
-struct MmaOperands {
-  uint32_t a[4], b[2];
-  float c[4];
-};
-
-template <bool kBf16>
-float element(uint32_t reg, int half) {
-  const auto bits = static_cast<uint16_t>(reg >> (16 * half));
-  return kBf16 ? bf16_bits_to_float(bits) : fp16_bits_to_float(bits);
-}
-
-// D = A B + C for the whole warp, from each lane's registers, as the PTX ISA lays them out; each product
-// of two 16-bit values is exact in double, and the sum is rounded once to fp32.
-template <bool kBf16>
-void mma_finish(WarpSlots& slots) {
-  float a[16][16], b[16][8], c[16][8];
-  for (int lane = 0; lane < 32; ++lane) {
-    MmaOperands op;
-    std::memcpy(&op, slots.in[lane], sizeof(op));
-    const int g = lane >> 2, t = lane & 3;
-    for (int h = 0; h < 2; ++h) {
-      a[g][2 * t + h] = element<kBf16>(op.a[0], h);
-      a[g + 8][2 * t + h] = element<kBf16>(op.a[1], h);
-      a[g][2 * t + 8 + h] = element<kBf16>(op.a[2], h);
-      a[g + 8][2 * t + 8 + h] = element<kBf16>(op.a[3], h);
-      b[2 * t + h][g] = element<kBf16>(op.b[0], h);
-      b[2 * t + 8 + h][g] = element<kBf16>(op.b[1], h);
-      c[g][2 * t + h] = op.c[h];
-      c[g + 8][2 * t + h] = op.c[2 + h];
-    }
-  }
-  for (int lane = 0; lane < 32; ++lane) {
-    const int g = lane >> 2, t = lane & 3;
-    float d[4];
-    for (int r = 0; r < 4; ++r) {
-      const int row = g + (r >= 2 ? 8 : 0), col = 2 * t + (r & 1);
-      double sum = c[row][col];
-      for (int k = 0; k < 16; ++k) sum += static_cast<double>(a[row][k]) * b[k][col];
-      d[r] = static_cast<float>(sum);
-    }
-    std::memcpy(slots.out[lane], d, sizeof(d));
-  }
-}
-
-template <bool kBf16>
-void mma(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
-  MmaOperands op;
-  std::memcpy(op.a, a, sizeof(op.a));
-  std::memcpy(op.b, b, sizeof(op.b));
-  std::memcpy(op.c, c, sizeof(op.c));
-  const WarpSlots& slots = warp_exchange(Collective::Mma, 0xffffffffu, &op, sizeof(op), &mma_finish<kBf16>);
-  std::memcpy(d, slots.out[lane_id()], 4 * sizeof(float));
-}
-
-// Register j of lane l holds row l/4, columns 2(l%4) and 2(l%4)+1 of matrix j, whose row r is at the
-// address lane 8j + r gave; .trans: the same positions of the transposed matrix.
-template <int kMatrices, bool kTrans>
-void ldmatrix_finish(WarpSlots& slots) {
-  auto element = [&](int matrix, int row, int col) {
-    const uint16_t* row_ptr;
-    std::memcpy(&row_ptr, slots.in[8 * matrix + row], sizeof(row_ptr));
-    return row_ptr[col];
-  };
-  for (int lane = 0; lane < 32; ++lane) {
-    uint32_t r[4] = {};
-    const int row = lane / 4, col = 2 * (lane % 4);
-    for (int j = 0; j < kMatrices; ++j) {
-      const uint16_t lo = kTrans ? element(j, col, row) : element(j, row, col);
-      const uint16_t hi = kTrans ? element(j, col + 1, row) : element(j, row, col + 1);
-      r[j] = lo | static_cast<uint32_t>(hi) << 16;
-    }
-    std::memcpy(slots.out[lane], r, sizeof(r));
-  }
-}
-
-template <int kMatrices, bool kTrans>
-void ldmatrix(uint32_t* r, const void* row) {
-  const unsigned lane = lane_id();
-  if (lane < 8u * kMatrices && reinterpret_cast<uintptr_t>(row) % 16 != 0)
-    fail(fmt::format("{}: ldmatrix row address {} is not 16-byte aligned", thread_name(current_fiber()), row));
-  const WarpSlots& slots =
-      warp_exchange(Collective::Ldmatrix, 0xffffffffu, &row, sizeof(row), &ldmatrix_finish<kMatrices, kTrans>);
-  std::memcpy(r, slots.out[lane], kMatrices * sizeof(uint32_t));
-}
-
 void perform(const std::vector<PendingCopy>& group) {
   for (const PendingCopy& c : group) {
-    if (c.valid) std::memcpy(c.dst, c.src, 16);
-    else std::memset(c.dst, 0, 16);
+    if (c.valid) {
+      tsan::reads(c.src, 16);
+      std::memcpy(c.dst, c.src, 16);
+    } else {
+      std::memset(c.dst, 0, 16);
+    }
+    tsan::writes(c.dst, 16);
   }
 }
 
 }  // namespace
-
-void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) { mma<true>(d, a, b, c); }
-void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) { mma<false>(d, a, b, c); }
-void ldmatrix_x4(uint32_t r[4], const void* row) { ldmatrix<4, false>(r, row); }
-void ldmatrix_x4_trans(uint32_t r[4], const void* row) { ldmatrix<4, true>(r, row); }
-void ldmatrix_x2(uint32_t r[2], const void* row) { ldmatrix<2, false>(r, row); }
-void ldmatrix_x2_trans(uint32_t r[2], const void* row) { ldmatrix<2, true>(r, row); }
 
 // A copy lands at any time between its issue and the wait that completes its group, so both ends are
 // tried. In order, every copy lands at the wait: a kernel that reads shared memory without waiting reads
@@ -699,7 +707,12 @@ void cp_async_16(void* smem_dst, const void* gmem_src, bool valid) {
     fail(fmt::format("{}: cp.async of 16 bytes from {} to {}: both addresses must be 16-byte aligned",
                      thread_name(f), gmem_src, smem_dst));
   const PendingCopy copy{smem_dst, gmem_src, valid};
-  if (t_worker.schedule != Schedule::InOrder && (t_worker.rng() & 1)) perform({copy});
+  bool lands_now;
+  {
+    TsanIgnore ignore;  // the worker's random generator, which all its fibers share
+    lands_now = t_worker.schedule != Schedule::InOrder && (t_worker.rng() & 1);
+  }
+  if (lands_now) perform({copy});
   else f.open.push_back(copy);
 }
 

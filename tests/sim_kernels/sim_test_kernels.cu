@@ -30,10 +30,13 @@ template <int kMatrices, bool kTrans>
 __global__ void ldmatrix_kernel(const uint16_t* m, uint32_t* out) {
   __shared__ __align__(16) uint16_t tile[4 * 64];
   const int lane = threadIdx.x;
-  for (int i = lane; i < kMatrices * 64; i += 32) tile[i] = m[i];
+  // Rows are where the lanes' addresses say, not where a contiguous tile would have them: matrix j is
+  // stored in reverse row order, at the place of matrix j + 1.
+  auto stored_row = [](int matrix, int row) { return (matrix + 1) % kMatrices * 64 + (7 - row) * 8; };
+  for (int i = lane; i < kMatrices * 64; i += 32) tile[stored_row(i / 64, i / 8 % 8) + i % 8] = m[i];
   __syncwarp();
-  // Lane l gives the address of row l % 8 of matrix l / 8 (lanes past the last matrix repeat it).
-  const uint16_t* row = tile + (lane / 8 % kMatrices) * 64 + lane % 8 * 8;
+  // Lane l gives the address of row l % 8 of matrix l / 8; the PTX ISA ignores lanes past the last matrix.
+  const uint16_t* row = lane < 8 * kMatrices ? tile + stored_row(lane / 8, lane % 8) : nullptr;
   uint32_t r[4];
   if (kMatrices == 4) kTrans ? ldmatrix_x4_trans(r, row) : ldmatrix_x4(r, row);
   else kTrans ? ldmatrix_x2_trans(r, row) : ldmatrix_x2(r, row);
@@ -99,7 +102,8 @@ __global__ void softmax_kernel(const float* in, int cols, float* out) {
   float sum = 0.0f;
   for (int j = threadIdx.x; j < cols; j += 128) sum += expf(row[j] - mx);
   const float inv = 1.0f / block_allreduce(sum, false);
-  for (int j = threadIdx.x; j < cols; j += 128) out[static_cast<int64_t>(blockIdx.x) * cols + j] = expf(row[j] - mx) * inv;
+  float* out_row = out + static_cast<int64_t>(blockIdx.x) * cols;
+  for (int j = threadIdx.x; j < cols; j += 128) out_row[j] = expf(row[j] - mx) * inv;
 }
 
 __global__ void neighbour_sums_kernel(const float* in, int chunks, bool missing_barrier, float* out) {
