@@ -595,19 +595,11 @@ size_t attention_backward_workspace_bytes<kBackend>(const AttentionArgs& a) {
 
 template <>
 void attention_backward<kBackend>(const AttentionArgs& a) {
-  HEED_CHECK(a.batch > 0 && a.heads > 0 && a.len_q > 0 && a.len_k > 0,
-             "attention_backward: empty problem B={} H={} Lq={} Lk={}", a.batch, a.heads, a.len_q, a.len_k);
-  HEED_CHECK(a.dropout_p >= 0.0f && a.dropout_p < 1.0f, "attention_backward: dropout_p must be in [0, 1), got {}",
-             a.dropout_p);
-  HEED_BACKEND::check_rows_aligned("attention_backward", a.q, a.q_strides, "q");
-  HEED_BACKEND::check_rows_aligned("attention_backward", a.k, a.k_strides, "k");
-  HEED_BACKEND::check_rows_aligned("attention_backward", a.v, a.v_strides, "v");
-  HEED_BACKEND::check_rows_aligned("attention_backward", a.out, a.out_strides, "out");
+  HEED_BACKEND::check_common_args("attention_backward", a);
   HEED_BACKEND::check_rows_aligned("attention_backward", a.dout, a.dout_strides, "dout");
   HEED_BACKEND::check_rows_aligned("attention_backward", a.dq, a.dq_strides, "dq");
   HEED_BACKEND::check_rows_aligned("attention_backward", a.dk, a.dk_strides, "dk");
   HEED_BACKEND::check_rows_aligned("attention_backward", a.dv, a.dv_strides, "dv");
-  HEED_CHECK(a.lse != nullptr, "attention_backward: lse is null");
   HEED_CHECK(a.workspace != nullptr && reinterpret_cast<uintptr_t>(a.workspace) % 16 == 0,
              "attention_backward: the workspace must be {} bytes of 16-byte aligned device memory", Workspace(a).bytes);
   if (a.dtype == Half::FP16)

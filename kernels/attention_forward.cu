@@ -256,15 +256,7 @@ void launch_forward_for_head_dim(const AttentionArgs& a) {
 
 template <>
 void attention_forward<kBackend>(const AttentionArgs& a) {
-  HEED_CHECK(a.batch > 0 && a.heads > 0 && a.len_q > 0 && a.len_k > 0,
-             "attention_forward: empty problem B={} H={} Lq={} Lk={}", a.batch, a.heads, a.len_q, a.len_k);
-  HEED_CHECK(a.dropout_p >= 0.0f && a.dropout_p < 1.0f, "attention_forward: dropout_p must be in [0, 1), got {}",
-             a.dropout_p);
-  HEED_BACKEND::check_rows_aligned("attention_forward", a.q, a.q_strides, "q");
-  HEED_BACKEND::check_rows_aligned("attention_forward", a.k, a.k_strides, "k");
-  HEED_BACKEND::check_rows_aligned("attention_forward", a.v, a.v_strides, "v");
-  HEED_BACKEND::check_rows_aligned("attention_forward", a.out, a.out_strides, "out");
-  HEED_CHECK(a.lse != nullptr, "attention_forward: lse is null");
+  HEED_BACKEND::check_common_args("attention_forward", a);
   if (a.dtype == Half::FP16)
     launch_forward_for_head_dim<__half>(a);
   else

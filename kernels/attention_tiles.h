@@ -188,4 +188,18 @@ inline void check_rows_aligned(const char* op, const void* p, const AttentionStr
              op, what, p, s.batch, s.head, s.row);
 }
 
+// Host side: the checks both entry points make of the arguments they share (sizes, dropout, and q, k, v
+// and out, whose rows are copied in 16-byte pieces). `op` names the entry point in the messages.
+inline void check_common_args(const char* op, const AttentionArgs& a) {
+  HEED_CHECK(a.batch > 0 && a.heads > 0 && a.len_q > 0 && a.len_k > 0, "{}: empty problem B={} H={} Lq={} Lk={}", op,
+             a.batch, a.heads, a.len_q, a.len_k);
+  HEED_CHECK(a.dropout_p >= 0.0f && a.dropout_p < 1.0f, "{}: dropout_p must be in [0, 1), got {}", op, a.dropout_p);
+  check_rows_aligned(op, a.q, a.q_strides, "q");
+  check_rows_aligned(op, a.k, a.k_strides, "k");
+  check_rows_aligned(op, a.v, a.v_strides, "v");
+  check_rows_aligned(op, a.out, a.out_strides, "out");
+  HEED_CHECK(a.lse != nullptr, "{}: lse is null", op);
+}
+
+
 }  // namespace heed::kernels::HEED_BACKEND
