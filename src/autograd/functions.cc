@@ -149,6 +149,15 @@ Variable reshape(const Variable& x, const Shape& shape) {
   return result;
 }
 
+Variable cast(const Variable& x, DType dtype) {
+  if (x.value().dtype() == dtype) return x;
+  Variable result(x.value().to(dtype));
+  if (needs_grad({&x})) {
+    record(result, [x](const Tensor& dy) { x.accumulate_grad(dy.to(x.value().dtype())); });
+  }
+  return result;
+}
+
 Variable attention(const Variable& q, const Variable& k, const Variable& v, int64_t heads,
                    const ops::AttentionOptions& options) {
   const int64_t d = q.size(-1);
@@ -180,8 +189,9 @@ CrossEntropy cross_entropy(const Variable& logits, const Tensor& targets, int64_
   const double norm = normalizer > 0 ? normalizer : static_cast<double>(std::max<int64_t>(fwd.count, 1));
   CrossEntropy out;
   out.count = fwd.count;
-  out.nll_sum = fwd.nll_sum.item();
-  out.loss = Variable(Tensor::full({}, static_cast<float>(fwd.loss_sum.item() / norm), logits.value().device()));
+  out.nll_sum = fwd.nll_sum.to(Device::cpu()).item();
+  out.loss = Variable(Tensor::full({}, static_cast<float>(fwd.loss_sum.to(Device::cpu()).item() / norm),
+                                   logits.value().device()));
   if (needs_grad({&logits})) {
     record(out.loss, [logits, targets, lse = fwd.lse, ignore_index, smoothing, norm](const Tensor& dy) {
       const float scale = static_cast<float>(dy.to(Device::cpu()).item() / norm);

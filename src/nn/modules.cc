@@ -9,6 +9,11 @@ Linear::Linear(ParameterStore& store, const std::string& name, int64_t in, int64
   if (bias) bias_ = store.create(name + ".bias", {out}, Init::Zeros);
 }
 
+Variable Linear::operator()(const Variable& x) const {
+  const DType t = x.value().dtype();
+  return autograd::linear(x, autograd::cast(weight_, t), bias_.defined() ? autograd::cast(bias_, t) : bias_);
+}
+
 LayerNorm::LayerNorm(ParameterStore& store, const std::string& name, int64_t dim, float eps) : eps_(eps) {
   gamma_ = store.create(name + ".weight", {dim}, Init::Ones);
   beta_ = store.create(name + ".bias", {dim}, Init::Zeros);

@@ -93,6 +93,13 @@ io::TensorMap ParameterStore::grads() const {
   return out;
 }
 
+void ParameterStore::to(Device device) {
+  for (auto& [name, v] : params_) {
+    v.set_value(v.value().to(device));
+    v.zero_grad();
+  }
+}
+
 void ParameterStore::zero_grads() {
   for (auto& [name, v] : params_) v.zero_grad();
 }

@@ -57,12 +57,12 @@ Transformer::Transformer(const ModelConfig& config, ParameterStore& store)
 
 Variable Transformer::embed(const Tensor& ids, const Variable& table, ForwardContext& ctx) const {
   const float scale = config_.scale_embedding ? std::sqrt(static_cast<float>(config_.d_model)) : 1.0f;
-  Variable x = autograd::embedding(ids, table, scale, config_.pad_id);
+  Variable x = autograd::embedding(ids.to(device()), table, scale, config_.pad_id);
   const int64_t length = ids.size(1);
-  if (!positions_.defined() || positions_.size(0) < length)
-    positions_ = sinusoidal_positions(std::max<int64_t>(length, 256), config_.d_model);
+  if (!positions_.defined() || positions_.size(0) < length || positions_.device() != device())
+    positions_ = sinusoidal_positions(std::max<int64_t>(length, 256), config_.d_model).to(device());
   x = autograd::add_constant(x, positions_.narrow(0, 0, length));
-  return ctx.dropout(x, config_.dropout);
+  return ctx.dropout(autograd::cast(x, ctx.compute), config_.dropout);
 }
 
 template <typename F>
@@ -77,6 +77,7 @@ Variable Transformer::encode(const Tensor& src, Tensor* src_padding, ForwardCont
   const int32_t* ids = src.data<int32_t>();
   uint8_t* m = mask.data<uint8_t>();
   for (int64_t i = 0; i < src.numel(); ++i) m[i] = ids[i] == config_.pad_id;
+  mask = mask.to(device());
   *src_padding = mask;
 
   Variable x = embed(src, src_embed_, ctx);
@@ -102,7 +103,9 @@ Variable Transformer::decode(const Tensor& tgt_in, const Variable& memory, const
 }
 
 Variable Transformer::logits(const Variable& hidden) const {
-  return autograd::linear(hidden, out_embed_, final_logits_bias_);
+  const DType t = hidden.value().dtype();
+  return autograd::linear(hidden, autograd::cast(out_embed_, t),
+                          final_logits_bias_.defined() ? autograd::cast(final_logits_bias_, t) : final_logits_bias_);
 }
 
 LossResult Transformer::loss(const Batch& batch, ForwardContext& ctx, double normalizer) const {
@@ -111,7 +114,7 @@ LossResult Transformer::loss(const Batch& batch, ForwardContext& ctx, double nor
   Variable memory = encode(batch.src, &src_padding, ctx);
   Variable hidden = decode(batch.tgt_in, memory, src_padding, ctx);
   Variable flat = autograd::reshape(hidden, {-1, config_.d_model});
-  autograd::CrossEntropy ce = autograd::cross_entropy(logits(flat), batch.tgt_out.reshape({-1}), config_.pad_id,
+  autograd::CrossEntropy ce = autograd::cross_entropy(logits(flat), batch.tgt_out.reshape({-1}).to(device()), config_.pad_id,
                                                       config_.label_smoothing, normalizer);
   return {ce.loss, ce.nll_sum, ce.count};
 }

@@ -25,6 +25,10 @@ Variable embedding(const Tensor& ids, const Variable& weight, float scale, int64
 Variable layer_norm(const Variable& x, const Variable& gamma, const Variable& beta, float eps);
 Variable softmax(const Variable& x);
 Variable reshape(const Variable& x, const Shape& shape);
+// x converted to `dtype` (x itself when it already has it); the gradient goes back converted to x's dtype.
+// Mixed precision uses it to give the 16-bit GEMMs 16-bit copies of the fp32 master weights, whose
+// gradients then accumulate in fp32.
+Variable cast(const Variable& x, DType dtype);
 
 // Multi-head attention core on [B, L, heads * head_dim] projections: splits heads, runs the fused
 // attention op, and merges heads again, without copies.

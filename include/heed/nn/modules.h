@@ -9,11 +9,17 @@
 
 namespace heed::nn {
 
-// What a forward pass needs beyond its inputs: whether dropout is on, and the Philox key of each dropout
-// site. Sites are numbered in the order the forward pass reaches them, so a replay of the same step draws
-// the same masks.
+// What a forward pass needs beyond its inputs: whether dropout is on, the Philox key of each dropout
+// site, and the type activations are computed in. Sites are numbered in the order the forward pass reaches
+// them, so a replay of the same step draws the same masks.
+//
+// Mixed precision: with `compute` BF16 or F16, the embeddings are converted to it and every later
+// activation stays in it; each Linear multiplies with a 16-bit copy of its fp32 weight (autograd::cast),
+// so weight gradients come back and accumulate in fp32. LayerNorm keeps fp32 parameters and statistics,
+// softmax and cross-entropy compute in fp32 internally.
 struct ForwardContext {
   bool training = false;
+  DType compute = DType::F32;
   uint64_t seed = 0;
   uint64_t step = 0;
   uint32_t next_site = 0;
@@ -26,7 +32,8 @@ class Linear {
  public:
   Linear() = default;
   Linear(ParameterStore& store, const std::string& name, int64_t in, int64_t out, bool bias = true);
-  Variable operator()(const Variable& x) const { return autograd::linear(x, weight_, bias_); }
+  // Runs in x's type: fp32 weights are converted for 16-bit inputs (see ForwardContext).
+  Variable operator()(const Variable& x) const;
 
  private:
   Variable weight_, bias_;

@@ -40,6 +40,8 @@ class ParameterStore {
   // Gradients by name; a parameter without one (e.g. unused) gets zeros.
   io::TensorMap grads() const;
   void zero_grads();
+  // Moves every value to `device` in place (the handles the modules hold follow) and drops the gradients.
+  void to(Device device);
 
  private:
   uint64_t seed_;

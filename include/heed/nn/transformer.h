@@ -30,6 +30,10 @@ class Transformer {
 
   const ModelConfig& config() const { return config_; }
 
+  // The device of the parameters. Token ids come in on the CPU (they are checked there) and go to this
+  // device; the outputs live on it.
+  Device device() const { return src_embed_.value().device(); }
+
   // Encoder output [B, Ls, d]. src_padding receives the U8 [B, Ls] key-padding mask.
   Variable encode(const Tensor& src, Tensor* src_padding, ForwardContext& ctx) const;
   // Decoder output before the vocabulary projection, [B, Lt, d].
@@ -65,7 +69,7 @@ class Transformer {
   std::vector<DecoderLayer> decoder_;
   LayerNorm encoder_norm_, decoder_norm_;  // pre-norm only
   bool pre_norm_;
-  mutable Tensor positions_;  // sinusoidal table, grown to the longest sequence seen
+  mutable Tensor positions_;  // sinusoidal table on device(), grown to the longest sequence seen
 };
 
 // Checks a batch against the model: int32, matching shapes, ids inside the vocabulary.
