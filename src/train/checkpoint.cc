@@ -30,7 +30,9 @@ json state_to_json(const TrainState& s) {
                       {"tokens", s.window_tokens}, {"steps", s.window_steps}}},
           {"best", s.best},
           {"bad_validations", s.bad_validations},
-          {"world_size", s.world_size}};
+          {"world_size", s.world_size},
+          {"loss_scale", {{"scale", s.loss_scale}, {"good_steps", s.loss_scale_good_steps},
+                          {"skipped_updates", s.skipped_updates}}}};
 }
 
 TrainState state_from_json(const json& j) {
@@ -49,6 +51,12 @@ TrainState state_from_json(const json& j) {
   s.best = j.at("best").get<std::map<std::string, double>>();
   s.bad_validations = j.at("bad_validations");
   s.world_size = j.at("world_size");
+  if (j.contains("loss_scale")) {
+    const json& l = j.at("loss_scale");
+    s.loss_scale = l.at("scale");
+    s.loss_scale_good_steps = l.at("good_steps");
+    s.skipped_updates = l.at("skipped_updates");
+  }
   return s;
 }
 

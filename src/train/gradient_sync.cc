@@ -58,9 +58,9 @@ void GradientSync::finish(Bucket& b) {
   b.flat = Tensor();
 }
 
-void GradientSync::backward_and_reduce(const nn::Variable& loss) {
+void GradientSync::backward_and_reduce(const nn::Variable& loss, float seed) {
   if (comm_.world() == 1) {
-    autograd::backward(loss);
+    autograd::backward(loss, seed);
     return;
   }
   if (!learned_) {
@@ -68,7 +68,7 @@ void GradientSync::backward_and_reduce(const nn::Variable& loss) {
     std::vector<size_t> last_change(params_.size(), 0);
     size_t nodes = 0;
     for (size_t i = 0; i < params_.size(); ++i) version[i] = params_[i].grad_version();
-    autograd::backward(loss, 1.0f, [&](size_t done) {
+    autograd::backward(loss, seed, [&](size_t done) {
       nodes = done;
       for (size_t i = 0; i < params_.size(); ++i) {
         if (params_[i].grad_version() != version[i]) {
@@ -88,7 +88,7 @@ void GradientSync::backward_and_reduce(const nn::Variable& loss) {
                  buckets_.size(), first, nodes);
     learned_ = true;
   } else {
-    autograd::backward(loss, 1.0f, [&](size_t done) {
+    autograd::backward(loss, seed, [&](size_t done) {
       for (Bucket& b : buckets_) {
         if (!b.pending && !b.flat.defined() && b.ready_after <= done) start(b);
         if (b.pending) b.pending->test();  // MPI progresses a non-blocking collective only inside MPI calls

@@ -89,7 +89,19 @@ io::Options<TrainConfig> declare() {
       .at_least(0);
   o.add<int64_t>("training.threads", bind(&T::training, &Tr::threads), "CPU threads; 0: all cores").at_least(0);
   o.add<std::string>("training.device", bind(&T::training, &Tr::device),
-                     "cpu or auto (cuda, cuda:N and sim name the GPU path, which training does not use yet)");
+                     "cpu, cuda, cuda:N, sim (the simulated GPU: the GPU code path on CPU threads, slow, for "
+                     "tests), or auto (cuda:0 when a GPU is usable, else cpu)");
+  o.add<std::string>("training.precision", bind(&T::training, &Tr::precision),
+                     "activations and GEMM inputs: fp32, bf16 or fp16 (16-bit on a GPU only; weights, "
+                     "gradients, optimizer state, softmax and LayerNorm statistics stay fp32); auto: bf16 on a "
+                     "GPU, fp32 on the CPU")
+      .one_of({"auto", "fp32", "bf16", "fp16"});
+  o.add<double>("training.loss_scale", bind(&T::training, &Tr::loss_scale),
+                "fp16 only: initial dynamic loss scale; halves when gradients overflow (the update is skipped)")
+      .positive();
+  o.add<int64_t>("training.loss_scale_window", bind(&T::training, &Tr::loss_scale_window),
+                 "fp16 only: updates without overflow after which the loss scale doubles")
+      .positive();
   o.add<double>("training.collective_timeout", bind(&T::training, &Tr::collective_timeout),
                 "with several processes: seconds a rank waits in a collective before it ends the job, naming "
                 "the operation (a rank has died or hangs); longer than the slowest vocabulary training or "

@@ -27,6 +27,7 @@
 #include "heed/ops/elementwise.h"
 #include "heed/train/checkpoint.h"
 #include "heed/train/gradient_sync.h"
+#include "heed/train/loss_scaler.h"
 #include "heed/train/optimizer.h"
 #include "heed/train/schedule.h"
 
@@ -228,7 +229,7 @@ double global_grad_norm(const nn::ParameterStore& store) {
   for (const auto& [name, p] : store.all()) {
     if (!p.grad().defined()) continue;
     const Tensor g = p.grad();
-    sum += static_cast<double>(ops::sum(ops::mul(g, g)).item());
+    sum += static_cast<double>(ops::sum(ops::mul(g, g)).to(Device::cpu()).item());
   }
   return std::sqrt(sum);
 }
@@ -299,7 +300,7 @@ class Validator {
     return std::find(m.begin(), m.end(), metric) != m.end();
   }
 
-  ValidationResult run(const nn::Transformer& model) const {
+  ValidationResult run(const nn::Transformer& model, const nn::ParameterStore& store, DType compute) const {
     autograd::NoGradGuard no_grad;
     ValidationResult r;
     if (wants("loss")) {
@@ -315,8 +316,9 @@ class Validator {
         data::Batcher batcher(corpus_, options);
         for (data::LoadedBatch b; batcher.next(b);) {
           nn::ForwardContext ctx;
+          ctx.compute = compute;
           const nn::LossResult l = model.loss(b.batch, ctx, 1.0);  // sums, normalised below
-          sums[0] += l.loss.value().item();
+          sums[0] += l.loss.value().to(Device::cpu()).item();
           sums[1] += l.nll_sum;
           sums[2] += static_cast<double>(l.tokens);
         }
@@ -333,8 +335,18 @@ class Validator {
       // A signal cuts a single process's validation short; ranks would disagree on where, so with several
       // they finish it and stop at the next update.
       const bool single = comm_.world() == 1;
-      const std::vector<decode::Translation> out = decode::translate(
-          model, vocabs_.src, vocabs_.tgt, sources_, options, [single] { return !single || !stop_requested(); });
+      // Beam search has no GPU path yet (docs/cuda.md): a model on a GPU translates from a CPU copy of its
+      // weights, made for each validation.
+      std::optional<nn::ParameterStore> host_store;
+      std::optional<nn::Transformer> host_model;
+      if (!model.device().is_cpu()) {
+        host_store.emplace();
+        host_model.emplace(model.config(), *host_store);
+        host_store->load(store.values(), "the training weights");
+      }
+      const std::vector<decode::Translation> out =
+          decode::translate(host_model ? *host_model : model, vocabs_.src, vocabs_.tgt, sources_, options,
+                            [single] { return !single || !stop_requested(); });
       if (single && stop_requested()) return r;
       std::vector<std::string> mine;
       for (const auto& t : out) mine.push_back(t.text);
@@ -397,12 +409,36 @@ Vocabularies load_vocabularies(const std::string& dir) {
           {path("vocab.src.model"), path("vocab.tgt.model")}};
 }
 
+// Where a run trains (training.device) and the type of its activations (training.precision).
+struct Placement {
+  Device device;
+  DType compute;
+};
+
+Placement placement(const TrainingConfig& t, int world) {
+  Placement p;
+  try {
+    p.device = resolve_device(t.device);
+  } catch (const Error& e) {
+    HEED_CHECK(false, "training.device: {}", e.what());
+  }
+  const std::string precision = t.precision != "auto" ? t.precision : p.device.is_cpu() ? "fp32" : "bf16";
+  p.compute = precision == "fp32" ? DType::F32 : precision == "bf16" ? DType::BF16 : DType::F16;
+  HEED_CHECK(!p.device.is_cpu() || p.compute == DType::F32,
+             "training.precision {}: the CPU computes in fp32; 16-bit activations need training.device cuda (or sim)",
+             precision);
+  HEED_CHECK(p.device.is_cpu() || p.compute != DType::F32,
+             "training.precision fp32 on {}: the GPU attention kernel computes in bf16 or fp16; use bf16 or fp16",
+             p.device.str());
+  HEED_CHECK(p.device.is_cpu() || world == 1,
+             "training.device {} with {} processes: data parallelism on GPUs needs NCCL, which Heed does not have "
+             "yet; several processes train on the CPU (training.device: cpu)",
+             p.device.str(), world);
+  return p;
+}
+
 void train(TrainConfig c, const RunOptions& run) {
   validate(c);
-  HEED_CHECK(c.training.device == "cpu" || c.training.device == "auto",
-             "training.device '{}': training runs on the CPU in this version (the ops and kernels have their GPU "
-             "path, the model and trainer not yet: see docs/cuda.md)",
-             c.training.device);
   HEED_CHECK(run.resume.empty() || run.init_from.empty(), "--resume and --init-from exclude each other");
   const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(c.training.collective_timeout);
   // Rank 0 writes the run directory and logs; the others log only their warnings and errors.
@@ -417,6 +453,7 @@ void train(TrainConfig c, const RunOptions& run) {
   spdlog::set_level(leader ? level : std::max(level, spdlog::level::warn));
   if (c.training.threads > 0) omp_set_num_threads(static_cast<int>(c.training.threads));
   if (comm->world() > 1) spdlog::info("data parallel: {}", comm->name());
+  const Placement where = placement(c.training, comm->world());
 
   const std::string resume_from = run.resume.empty() ? "" : resume_checkpoint(run.resume);
   if (!resume_from.empty()) verify_checkpoint(resume_from);
@@ -454,6 +491,10 @@ void train(TrainConfig c, const RunOptions& run) {
     store.load(init.weights, run.init_from);
   }
   freeze(store, c.training.freeze);
+  if (!where.device.is_cpu()) {
+    store.to(where.device);
+    spdlog::info("training on {} in {} (fp32 master weights)", where.device.str(), dtype_name(where.compute));
+  }
 
   ops::AdamHyper hyper;
   hyper.beta1 = static_cast<float>(c.optimizer.beta1);
@@ -467,6 +508,8 @@ void train(TrainConfig c, const RunOptions& run) {
     spdlog::info("resuming from {} at step {} (epoch {}, batch {})", resume_from, state.step, state.data.epoch + 1,
                  state.data.index);
   }
+  LossScaler scaler(where.compute == DType::F16, c.training.loss_scale, c.training.loss_scale_window);
+  if (state.loss_scale > 0) scaler.restore(state.loss_scale, state.loss_scale_good_steps);
 
   data::CorpusOptions corpus_options;
   corpus_options.max_length = c.data.max_length;
@@ -507,6 +550,8 @@ void train(TrainConfig c, const RunOptions& run) {
     saved.optimizer_steps = optimizer.steps();
     saved.data = batcher.position();
     saved.elapsed_s = elapsed();
+    saved.loss_scale = scaler.enabled() ? scaler.saved_scale() : 0;
+    saved.loss_scale_good_steps = scaler.saved_good_steps();
     const std::string dir = (run_dir / "checkpoints" / step_checkpoint_name(state.step)).string();
     saved_step = state.step;
     io::TensorMap moments = optimizer.state();  // a collective when the optimizer is sharded
@@ -518,7 +563,7 @@ void train(TrainConfig c, const RunOptions& run) {
   };
 
   auto validate_now = [&] {
-    const ValidationResult r = validator->run(model);
+    const ValidationResult r = validator->run(model, store, where.compute);
     if (comm->world() == 1 && stop_requested()) return false;
     json record = {{"kind", "valid"}, {"step", state.step}};
     std::string line = fmt::format("validation at step {}:", state.step);
@@ -573,18 +618,19 @@ void train(TrainConfig c, const RunOptions& run) {
     for (int64_t i = 0; i < accumulate; ++i) {
       nn::ForwardContext ctx;
       ctx.training = true;
+      ctx.compute = where.compute;
       ctx.seed = static_cast<uint64_t>(c.training.seed);
       // Micro-batch k of the update has the same dropout key whichever rank runs it.
       ctx.step = static_cast<uint64_t>((state.step * accumulate + i) * comm->world() + comm->rank());
       const nn::LossResult l = model.loss(micro[static_cast<size_t>(i)].batch, ctx, update_tokens);
-      loss_sum += static_cast<double>(l.loss.value().item()) * update_tokens;
+      loss_sum += static_cast<double>(l.loss.value().to(Device::cpu()).item()) * update_tokens;
       nll_sum += l.nll_sum;
       // Only the last batch of an update communicates; the others only accumulate. A sharded optimizer
       // reduce-scatters the gradients itself.
       if (i + 1 < accumulate || optimizer.sharded())
-        autograd::backward(l.loss);
+        autograd::backward(l.loss, scaler.scale());
       else
-        gradient_sync.backward_and_reduce(l.loss);
+        gradient_sync.backward_and_reduce(l.loss, scaler.scale());
     }
     // The stop vote rides along, so that every rank stops after the same update.
     std::vector<double> sums{loss_sum, nll_sum, stop_requested() ? 1.0 : 0.0};
@@ -592,10 +638,19 @@ void train(TrainConfig c, const RunOptions& run) {
     loss_sum = sums[0];
     nll_sum = sums[1];
     stop = sums[2] > 0;
-    const double norm = optimizer.sharded() ? optimizer.reduce_gradients() : global_grad_norm(store);
-    const float scale = c.optimizer.clip_norm > 0 && norm > c.optimizer.clip_norm
-                            ? static_cast<float>(c.optimizer.clip_norm / norm)
-                            : 1.0f;
+    const double scaled_norm = optimizer.sharded() ? optimizer.reduce_gradients() : global_grad_norm(store);
+    const double loss_scale = scaler.scale();
+    if (!scaler.update(scaled_norm)) {
+      HEED_CHECK(scaler.enabled(), "step {}: the gradient norm is {} in {}: training diverged (try a lower "
+                 "optimizer.lr or optimizer.clip_norm)", state.step + 1, scaled_norm, dtype_name(where.compute));
+      ++state.skipped_updates;
+      spdlog::warn("step {}: fp16 gradients overflowed at loss scale {}; update skipped ({} so far), scale now {}",
+                   state.step + 1, loss_scale, state.skipped_updates, scaler.scale());
+      continue;
+    }
+    const double norm = scaled_norm / loss_scale;
+    const float scale = static_cast<float>(
+        (c.optimizer.clip_norm > 0 && norm > c.optimizer.clip_norm ? c.optimizer.clip_norm / norm : 1.0) / loss_scale);
     ++state.step;
     const double lr = learning_rate(c.schedule, c.optimizer.lr, state.step, c.training.max_steps);
     optimizer.hyper().lr = static_cast<float>(lr);

@@ -37,6 +37,10 @@ struct TrainState {
   std::map<std::string, double> best;  // best value per validation metric
   int64_t bad_validations = 0;         // validations since the early-stopping metric last improved
   int64_t world_size = 1;
+  // fp16 loss scaling (loss_scaler.h); older checkpoints have none and resume with the configured scale.
+  double loss_scale = 0;  // 0: none saved
+  int64_t loss_scale_good_steps = 0;
+  int64_t skipped_updates = 0;  // updates skipped because their fp16 gradients overflowed
 };
 
 struct CheckpointContents {

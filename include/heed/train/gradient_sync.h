@@ -22,9 +22,9 @@ class GradientSync {
   GradientSync(const nn::ParameterStore& store, dist::Communicator& comm, int64_t bucket_bytes = 25 << 20);
   ~GradientSync();
 
-  // backward() from `loss`; on return every trainable gradient is the sum over the ranks. With one rank,
-  // a plain backward pass.
-  void backward_and_reduce(const nn::Variable& loss);
+  // backward() from `loss`, seeded with `seed` (the fp16 loss scale); on return every trainable gradient is
+  // the sum over the ranks. With one rank, a plain backward pass.
+  void backward_and_reduce(const nn::Variable& loss, float seed = 1.0f);
 
  private:
   struct Bucket;

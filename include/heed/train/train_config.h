@@ -48,6 +48,9 @@ struct TrainingConfig {
   int64_t seed = 1;
   int64_t threads = 0;         // 0: all cores
   std::string device = "cpu";
+  std::string precision = "auto";     // fp32, bf16, fp16; auto: bf16 on a GPU, fp32 on the CPU
+  double loss_scale = 65536;          // fp16: the initial loss scale
+  int64_t loss_scale_window = 2000;   // fp16: updates without overflow before the scale doubles
   std::vector<std::string> freeze;  // parameter-name patterns (* matches anything) that stay fixed
   double collective_timeout = 1800;  // seconds a rank waits for the others before ending the job
   double bucket_mb = 25;             // gradients per all-reduce (fairseq's --bucket-cap-mb)
