@@ -1,9 +1,12 @@
-// Times whole training steps (forward, backward, Adam) of the encoder-decoder Transformer on the CPU.
+// Times whole training steps (forward, backward, Adam) of the encoder-decoder Transformer.
 //
-//   bench_train_step [small|base|all] [--steps N] [--threads T]
+//   bench_train_step [small|base|all] [--steps N] [--threads T] [--device cpu|cuda|cuda:N|sim]
+//                    [--precision fp32|bf16|fp16]
 //
-// Prints target tokens/s, achieved GFLOP/s, its ratio to this machine's sgemm GFLOP/s (measured in the
-// same run with a 1024^3 product, through the same BLAS), and peak RSS. FLOPs are counted analytically:
+// Prints target tokens/s, achieved GFLOP/s, its ratio to the device's GEMM GFLOP/s (measured in the
+// same run with a 1024^3 product through the same path: sgemm on the CPU, cuBLASLt in the compute type on
+// a GPU), and peak memory: RSS on the CPU, the caching allocator's high-water mark on a GPU. The GPU
+// default is bf16 mixed precision, as in training; on `sim` it runs (very slowly) to check the path. FLOPs are counted analytically:
 // 2 per multiply-add of every matrix product in the forward pass (projections, attention scores and
 // values, feed-forward, output layer), times 3 for forward + backward. Token ids come from a fixed seed;
 // every sentence is full length (no padding), as in bench/pytorch_train_step.py.
@@ -18,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "heed/core/allocator.h"
 #include "heed/nn/transformer.h"
 #include "heed/ops/matmul.h"
 #include "heed/train/optimizer.h"
@@ -59,14 +63,17 @@ double step_flops(const BenchConfig& c) {
   return 3 * (c.model.encoder_layers * enc + c.model.decoder_layers * dec + out);
 }
 
-double sgemm_gflops() {
+double gemm_gflops(Device device, DType dtype) {
   const int64_t n = 1024;
-  Tensor a = Tensor::full({n, n}, 0.5f), b = Tensor::full({n, n}, 0.25f), c = Tensor::empty({n, n});
+  Tensor a = Tensor::full({n, n}, 0.5f).to(dtype).to(device), b = Tensor::full({n, n}, 0.25f).to(dtype).to(device);
+  Tensor c = Tensor::empty({n, n}, dtype, device);
   ops::matmul_into(a, b, c);  // warm-up
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
+    synchronize(device);
     auto t0 = Clock::now();
     ops::matmul_into(a, b, c);
+    synchronize(device);
     best = std::max(best, 2.0 * n * n * n / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9);
   }
   return best;
@@ -84,9 +91,10 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-void run(const BenchConfig& c, int steps, double sgemm) {
+void run(const BenchConfig& c, int steps, double gemm, Device device, DType compute) {
   nn::ParameterStore store(1);
   nn::Transformer model(c.model, store);
+  store.to(device);
   train::AdamOptimizer adam(store, ops::AdamHyper{.lr = 1e-4f});
   std::mt19937 rng(1234);
   nn::Batch batch{random_ids(rng, c.batch, c.src_len, c.model.vocab_size),
@@ -95,37 +103,54 @@ void run(const BenchConfig& c, int steps, double sgemm) {
   std::vector<double> times;
   for (int s = 0; s < steps + 2; ++s) {  // two warm-up steps fill the allocator's caches
     auto t0 = Clock::now();
+    if (s == 2) allocator_for(device).reset_peak();
     store.zero_grads();
-    nn::ForwardContext ctx{.training = true, .seed = 1, .step = static_cast<uint64_t>(s)};
+    nn::ForwardContext ctx{.training = true, .compute = compute, .seed = 1, .step = static_cast<uint64_t>(s)};
     nn::LossResult r = model.loss(batch, ctx);
     autograd::backward(r.loss);
     adam.step();
+    synchronize(device);
     if (s >= 2) times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   const double t = median(times);
   const double tokens = static_cast<double>(c.batch * c.tgt_len);
   const double gflops = step_flops(c) / t / 1e9;
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  fmt::print("heed  {:<6} threads={} params={:.1f}M step={:.1f} ms  {:.0f} tgt tok/s  {:.1f} GFLOP/s  {:.0f}% of sgemm  "
-             "peak RSS {:.0f} MiB\n",
-             c.name, omp_get_max_threads(), store.numel() / 1e6, t * 1e3, tokens / t, gflops, 100 * gflops / sgemm,
-             usage.ru_maxrss / 1024.0);
+  if (device.is_cpu()) {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    fmt::print("heed  {:<6} threads={} params={:.1f}M step={:.1f} ms  {:.0f} tgt tok/s  {:.1f} GFLOP/s  {:.0f}% of sgemm  "
+               "peak RSS {:.0f} MiB\n",
+               c.name, omp_get_max_threads(), store.numel() / 1e6, t * 1e3, tokens / t, gflops, 100 * gflops / gemm,
+               usage.ru_maxrss / 1024.0);
+  } else {
+    fmt::print("heed  {:<6} {} {} params={:.1f}M step={:.2f} ms  {:.0f} tgt tok/s  {:.1f} TFLOP/s  {:.0f}% of GEMM  "
+               "peak memory {:.0f} MiB\n",
+               c.name, device.str(), dtype_name(compute), store.numel() / 1e6, t * 1e3, tokens / t, gflops / 1e3,
+               100 * gflops / gemm, allocator_for(device).stats().peak_in_use / double(1 << 20));
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string which = "all";
+  std::string which = "all", device_name = "cpu", precision = "auto";
   int steps = 10;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) omp_set_num_threads(std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device_name = argv[++i];
+    else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
     else which = argv[i];
   }
-  const double sgemm = sgemm_gflops();
-  fmt::print("sgemm 1024^3: {:.1f} GFLOP/s with {} threads\n", sgemm, omp_get_max_threads());
+  const Device device = resolve_device(device_name);
+  if (precision == "auto") precision = device.is_cpu() ? "fp32" : "bf16";
+  const DType compute = precision == "bf16" ? DType::BF16 : precision == "fp16" ? DType::F16 : DType::F32;
+  const double gemm = gemm_gflops(device, compute);
+  if (device.is_cpu())
+    fmt::print("sgemm 1024^3: {:.1f} GFLOP/s with {} threads\n", gemm, omp_get_max_threads());
+  else
+    fmt::print("{} GEMM 1024^3 on {}: {:.1f} TFLOP/s\n", dtype_name(compute), device.str(), gemm / 1e3);
   for (const BenchConfig& c : configs())
-    if (which == "all" || which == c.name) run(c, steps, sgemm);
+    if (which == "all" || which == c.name) run(c, steps, gemm, device, compute);
   return 0;
 }

@@ -131,17 +131,38 @@ void check_gemm_epilogues(kernels::Backend backend) {
   }
 }
 
+// A Linear layer's forward (the bias epilogue on the GPU path) against the CPU op on the same rounded
+// inputs: one rounding of the fp32 result to the output type apart.
+void check_linear_forward(kernels::Backend backend) {
+  const Device dev = testing::backend_device(backend);
+  const Tensor x = testing::random_tensor({7, 16}, 1), w = testing::random_tensor({5, 16}, 2),
+               bias = testing::random_tensor({5}, 3);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+    INFO(testing::dtype_label(dtype));
+    const double rel = dtype == DType::BF16 ? 1.0 / 256 : dtype == DType::F16 ? 1.0 / 2048 : 0.0;
+    auto rounded = [&](const Tensor& t) { return t.to(dtype).to(DType::F32); };
+    const Tensor want = ops::linear_forward(rounded(x), rounded(w), rounded(bias));
+    const Tensor out = ops::linear_forward(x.to(dtype).to(dev), w.to(dtype).to(dev), bias.to(dtype).to(dev));
+    REQUIRE(out.dtype() == dtype);
+    const Tensor got = testing::to_host_f32(out);
+    for (int64_t i = 0; i < got.numel(); ++i)
+      CHECK(std::abs(got.item(i) - want.item(i)) <= 1e-5 + rel * std::abs(want.item(i)));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("matmul on the simulated GPU matches the naive product in fp32, bf16 and fp16", "[ops][matmul][sim]") {
   check_gpu_matmul(kernels::Backend::Sim);
   check_gemm_epilogues(kernels::Backend::Sim);
+  check_linear_forward(kernels::Backend::Sim);
 }
 
 TEST_CASE("matmul on the GPU (cuBLASLt) matches the naive product in fp32, bf16 and fp16", "[ops][matmul][gpu]") {
   if (!testing::gpu_or_skip()) return;
   check_gpu_matmul(kernels::Backend::Gpu);
   check_gemm_epilogues(kernels::Backend::Gpu);
+  check_linear_forward(kernels::Backend::Gpu);
 }
 
 TEST_CASE("broadcasting add and mul, and their reductions", "[ops][elementwise]") {

@@ -17,16 +17,8 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias)
   HEED_CHECK(x.value().dim() >= 1 && x.size(-1) == in, "linear: input {} does not fit weight {}",
              shape_str(x.shape()), shape_str(weight.shape()));
   const Tensor x2 = x.value().reshape({-1, in});
-  Tensor y;
-  if (bias.defined()) {
-    // Bias first, then the GEMM accumulates onto it (beta = 1): one pass over the output instead of two.
-    // clone, not contiguous: with one row the expanded bias is already contiguous, and contiguous() would
-    // hand back the bias itself for the GEMM to overwrite.
-    y = bias.value().expand({x2.size(0), out_features}).clone();
-    ops::matmul_into(x2, weight.value(), y, false, true, 1.0f, 1.0f);
-  } else {
-    y = ops::matmul(x2, weight.value(), false, true);
-  }
+  const Tensor y = bias.defined() ? ops::linear_forward(x2, weight.value(), bias.value())
+                                  : ops::matmul(x2, weight.value(), false, true);
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
   Variable result(y.view(out_shape));

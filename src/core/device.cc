@@ -54,6 +54,14 @@ int cuda_device_count() {
   return count;
 }
 
+void synchronize(Device device) {
+#ifdef HEED_WITH_CUDA
+  if (device.is_cuda()) cuda::synchronize(device.index);
+#else
+  (void)device;
+#endif
+}
+
 Device resolve_device(const std::string& text) {
   if (text == "auto") return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
   Device device = Device::parse(text);

@@ -40,6 +40,10 @@ void check_matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool tran
   HEED_CHECK(a.device() == b.device() && a.device() == out.device(), "matmul: operands on different devices");
 }
 
+void linear_into(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) {
+  HEED_DISPATCH(x.device(), "linear", linear_forward(x, weight, bias, out));
+}
+
 }  // namespace
 
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta) {
@@ -53,6 +57,18 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, floa
   shape.push_back(trans_b ? b.size(-2) : b.size(-1));
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   matmul_into(a, b, out, trans_a, trans_b, alpha, 0.0f);
+  return out;
+}
+
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  HEED_CHECK(x.dim() == 2 && weight.dim() == 2 && bias.dim() == 1 && bias.size(0) == weight.size(0),
+             "linear: x {}, weight {} and bias {} do not fit", shape_str(x.shape()), shape_str(weight.shape()),
+             shape_str(bias.shape()));
+  HEED_CHECK(bias.dtype() == x.dtype() && bias.device() == x.device(), "linear: bias is {} on {}, x {} on {}",
+             dtype_name(bias.dtype()), bias.device().str(), dtype_name(x.dtype()), x.device().str());
+  Tensor out = Tensor::empty({x.size(0), weight.size(0)}, x.dtype(), x.device());
+  check_matmul(x, weight, out, false, true);
+  linear_into(x, weight, bias.contiguous(), out);
   return out;
 }
 

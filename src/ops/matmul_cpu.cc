@@ -17,6 +17,8 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
+
 #include "ops/matmul_kernels.h"
 
 namespace heed::ops::cpu {
@@ -96,6 +98,16 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
                  n};
     run_split(g);
   }
+}
+
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) {
+  // The bias rows first, then the GEMM accumulates onto them (beta = 1): one pass over the output, not two.
+  const float* b = bias.data<float>();
+  float* o = out.data<float>();
+  const int64_t rows = out.size(0), cols = out.size(1);
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) std::copy(b, b + cols, o + r * cols);
+  matmul_into(x, weight, out, false, true, 1.0f, 1.0f);
 }
 
 }  // namespace heed::ops::cpu

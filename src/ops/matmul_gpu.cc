@@ -65,4 +65,18 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
   }
 }
 
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) {
+  GemmDesc d;
+  d.m = out.size(0);
+  d.n = out.size(1);
+  d.k = x.size(1);
+  d.a = operand(x, false);
+  d.b = operand(weight, true);
+  d.out = out.raw_data();
+  d.out_dtype = out.dtype();
+  d.ldo = d.n;
+  d.bias = bias.raw_data();
+  gemm(x.device(), d);
+}
+
 }  // namespace heed::ops::gpu

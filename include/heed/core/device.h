@@ -37,6 +37,10 @@ struct Device {
 // logs one line saying which backend is available and why.
 int cuda_device_count();
 
+// Waits until the work queued on `device` is done (a no-op on the CPU and the simulated GPU, which work
+// synchronously); for timing whole steps.
+void synchronize(Device device);
+
 // "auto" resolves to cuda:0 when a GPU is usable and to the CPU otherwise; other texts go to Device::parse.
 Device resolve_device(const std::string& text);
 
