@@ -10,6 +10,7 @@
 #include "gradcheck.h"
 #include "heed/decode/beam_search.h"
 #include "heed/nn/incremental_decoder.h"
+#include "kernel_testing.h"
 
 using namespace heed;
 
@@ -22,7 +23,8 @@ struct TinyModel {
   nn::ParameterStore store{11};
   nn::Transformer model;
 
-  explicit TinyModel(const std::string& norm) : config(make_config(norm)), model(config, store) {
+  explicit TinyModel(const std::string& norm, int64_t d_model = 16)
+      : config(make_config(norm, d_model)), model(config, store) {
     // Non-trivial biases and norms, and a stronger signal than the initialisation gives, so that the
     // distributions are peaked enough for hypotheses of different lengths and shapes.
     uint32_t seed = 300;
@@ -34,15 +36,15 @@ struct TinyModel {
     }
   }
 
-  static nn::ModelConfig make_config(const std::string& norm) {
+  static nn::ModelConfig make_config(const std::string& norm, int64_t d_model) {
     nn::ModelConfig c;
     c.vocab_size = 23;
     c.pad_id = kPad;
     c.eos_id = kEos;
     c.decoder_start_id = kPad;
-    c.d_model = 16;
+    c.d_model = d_model;
     c.heads = 2;
-    c.ffn_dim = 32;
+    c.ffn_dim = 2 * d_model;
     c.encoder_layers = 2;
     c.decoder_layers = 2;
     c.norm = norm;
@@ -149,6 +151,47 @@ TEST_CASE("incremental decoding gives the teacher-forced decoder's log-probabili
     }
     CHECK(decoder.steps() == steps);
     CHECK(worst < 2e-5);
+  }
+}
+
+TEST_CASE("incremental decoding on the simulated GPU in bf16 and fp16 gives the CPU's log-probabilities",
+          "[decode][sim]") {
+  // The GPU attention kernel needs head dim 32, 64 or 128: d_model 64 over 2 heads. The same tokens and
+  // reorders go to a CPU decoder in fp32 and a simulated-GPU one in 16 bits; each step's log-probabilities
+  // must agree within 4 unit roundoffs of the 16-bit type, relative to the largest log-probability
+  // magnitude of the row: the allowance tests/test_mixed_precision.cc gives a whole forward pass's loss
+  // (measured: under 1 u).
+  for (const DType compute : {DType::BF16, DType::F16}) {
+    INFO(testing::dtype_label(compute));
+    const double u = compute == DType::BF16 ? 1.0 / 256 : 1.0 / 2048;
+    TinyModel cpu("pre", 64), sim("pre", 64);
+    sim.store.to(Device::sim());
+    const int64_t V = cpu.config.vocab_size, max_rows = 6;
+    const Tensor src = pad_rows({kSources[0], kSources[2], kSources[4]});
+    nn::IncrementalDecoder on_cpu(cpu.model, src, max_rows), on_sim(sim.model, src, max_rows, compute);
+    std::vector<int32_t> tokens(3, kPad);
+    std::mt19937 rng(8);
+    double worst = 0;
+    for (int t = 0; t < 18; ++t) {  // past 16: the caches grow once
+      const Tensor want = on_cpu.step(tokens), got = on_sim.step(tokens);
+      REQUIRE(got.shape() == want.shape());
+      for (int64_t r = 0; r < want.size(0); ++r) {
+        double scale = 0;
+        for (int64_t v = 0; v < V; ++v) scale = std::max(scale, double(std::abs(want.data<float>()[r * V + v])));
+        for (int64_t v = 0; v < V; ++v)
+          worst = std::max(worst, std::abs(got.data<float>()[r * V + v] - want.data<float>()[r * V + v]) / scale);
+      }
+      std::vector<int64_t> from;
+      const size_t rows = 1 + rng() % max_rows;
+      for (size_t j = 0; j < rows; ++j) from.push_back(static_cast<int64_t>(rng() % tokens.size()));
+      on_cpu.reorder(from);
+      on_sim.reorder(from);
+      tokens.assign(rows, 0);
+      for (auto& token : tokens) token = static_cast<int32_t>(3 + rng() % (V - 3));
+    }
+    INFO("worst relative difference " << worst / u << " u");
+    CHECK(worst <= 4 * u);
+    CHECK(worst > 0);  // the 16-bit path really ran
   }
 }
 

@@ -20,6 +20,7 @@ struct TranslateCommand {
   std::string model, input, output, metric = "bleu";
   decode::TranslateOptions options;
   int threads = 0;
+  std::string device = "cpu", precision = "auto";
 };
 
 std::vector<std::string> read_stdin() {
@@ -43,10 +44,19 @@ void run_translate(const TranslateCommand& cmd) {
   nn::ParameterStore store;
   const nn::Transformer model(saved.config, store);
   store.load(saved.weights, dir);
-  spdlog::info("translating with {}", dir);
+  Device device;
+  try {
+    device = resolve_device(cmd.device);
+  } catch (const Error& e) {
+    HEED_CHECK(false, "--device: {}", e.what());
+  }
+  decode::TranslateOptions options = cmd.options;
+  options.search.compute = nn::resolve_precision(cmd.precision, device, "--precision");
+  store.to(device);
+  spdlog::info("translating with {} on {} in {}", dir, device.str(), dtype_name(options.search.compute));
 
   const std::vector<std::string> lines = cmd.input.empty() ? read_stdin() : data::read_lines(cmd.input);
-  const std::vector<decode::Translation> out = decode::translate(model, src_vocab, tgt_vocab, lines, cmd.options);
+  const std::vector<decode::Translation> out = decode::translate(model, src_vocab, tgt_vocab, lines, options);
 
   std::ofstream file;
   if (!cmd.output.empty()) {
@@ -88,6 +98,9 @@ void add_translate_command(CLI::App& app) {
   sub->add_option("--batch-tokens", cmd->options.batch_tokens, "Source tokens per batch")->capture_default_str();
   sub->add_option("--metric", cmd->metric, "Which best checkpoint of a run directory to use")->capture_default_str();
   sub->add_option("--threads", cmd->threads, "CPU threads (default: all cores)");
+  sub->add_option("--device", cmd->device, "cpu, cuda, cuda:N, sim (the simulated GPU), or auto")->capture_default_str();
+  sub->add_option("--precision", cmd->precision, "fp32, bf16, fp16, or auto (bf16 on a GPU, fp32 on the CPU)")
+      ->capture_default_str();
   sub->callback([cmd] { run_translate(*cmd); });
 }
 

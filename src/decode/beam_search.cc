@@ -196,7 +196,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
                          .finished = FinishedHypotheses(beam_size, options.length_penalty)});
   }
   nn::IncrementalDecoder decoder(model, Tensor::from_vector(padded, {batch, longest}),
-                                 batch * static_cast<int64_t>(beam_size));
+                                 batch * static_cast<int64_t>(beam_size), options.compute);
 
   std::vector<int32_t> inputs(sentences.size(), static_cast<int32_t>(config.decoder_start_id));
   std::vector<std::vector<Candidate>> row_best(static_cast<size_t>(batch) * beam_size);

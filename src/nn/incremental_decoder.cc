@@ -78,8 +78,8 @@ class RowGather {
 
 }  // namespace
 
-IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows)
-    : model_(model), max_rows_(max_rows), head_dim_(model.config().head_dim()) {
+IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows, DType compute)
+    : model_(model), max_rows_(max_rows), head_dim_(model.config().head_dim()), compute_(compute) {
   const ModelConfig& config = model.config();
   HEED_CHECK(src.defined() && src.dtype() == DType::I32 && src.dim() == 2 && src.size(0) > 0 && src.size(1) > 0,
              "incremental decoder: the source must be a non-empty int32 [batch, length] tensor");
@@ -94,14 +94,15 @@ IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& s
 
   autograd::NoGradGuard no_grad;
   ForwardContext ctx;  // training = false: no dropout
+  ctx.compute = compute;
   Tensor padding;
   const Variable memory = model.encode(src, &padding, ctx);
   source_padding_ = padding.to_vector<uint8_t>();
   const Shape cross_shape{max_rows, source_length_, config.heads, head_dim_};
   for (const Transformer::DecoderLayer& layer : model.decoder_) {
     LayerCache cache;
-    cache.cross_k = Tensor::empty(cross_shape, DType::F32, memory.value().device());
-    cache.cross_v = Tensor::empty(cross_shape, DType::F32, memory.value().device());
+    cache.cross_k = Tensor::empty(cross_shape, compute, memory.value().device());
+    cache.cross_v = Tensor::empty(cross_shape, compute, memory.value().device());
     const Shape memory_heads{rows_, source_length_, config.heads, head_dim_};
     cache.cross_k.narrow(0, 0, rows_).copy_from(layer.encoder_attn.k_proj()(memory).value().view(memory_heads));
     cache.cross_v.narrow(0, 0, rows_).copy_from(layer.encoder_attn.v_proj()(memory).value().view(memory_heads));
@@ -130,7 +131,7 @@ void IncrementalDecoder::reserve_step() {
   const int64_t capacity = std::max<int64_t>(16, 2 * capacity_);
   for (LayerCache& cache : layers_) {
     for (Tensor* buffer : {&cache.self_k, &cache.self_v}) {
-      Tensor grown = Tensor::empty({max_rows_, capacity, config.heads, head_dim_}, DType::F32, cache.cross_k.device());
+      Tensor grown = Tensor::empty({max_rows_, capacity, config.heads, head_dim_}, compute_, cache.cross_k.device());
       if (steps_ > 0)
         grown.narrow(0, 0, rows_).narrow(1, 0, steps_).copy_from(buffer->narrow(0, 0, rows_).narrow(1, 0, steps_));
       *buffer = grown;
@@ -178,11 +179,12 @@ Tensor IncrementalDecoder::step(const std::vector<int32_t>& tokens) {
     return model_.pre_norm_ ? autograd::add(x, f(norm(x))) : norm(autograd::add(x, f(x)));
   };
   ForwardContext ctx;
+  ctx.compute = compute_;
 
   const float scale = config.scale_embedding ? std::sqrt(static_cast<float>(config.d_model)) : 1.0f;
   const Tensor ids = Tensor::from_vector(tokens, {rows_, 1}).to(model_.tgt_embed_.value().device());
   Variable y = autograd::embedding(ids, model_.tgt_embed_, scale, config.pad_id);
-  y = autograd::add_constant(y, positions_.narrow(0, steps_, 1));
+  y = autograd::cast(autograd::add_constant(y, positions_.narrow(0, steps_, 1)), compute_);
   for (size_t i = 0; i < model_.decoder_.size(); ++i) {
     const Transformer::DecoderLayer& layer = model_.decoder_[i];
     LayerCache& cache = layers_[i];
@@ -194,8 +196,9 @@ Tensor IncrementalDecoder::step(const std::vector<int32_t>& tokens) {
   }
   if (model_.pre_norm_) y = model_.decoder_norm_(y);
   ++steps_;
-  // linear() returns a fresh tensor, so it can be normalised in place.
-  Tensor log_probs = model_.logits(autograd::reshape(y, {rows_, config.d_model})).value().to(Device::cpu());
+  // linear() returns a fresh tensor, so it can be normalised in place; 16-bit logits are widened on the CPU,
+  // where beam search reads them.
+  Tensor log_probs = model_.logits(autograd::reshape(y, {rows_, config.d_model})).value().to(Device::cpu()).to(DType::F32);
   log_softmax_rows(log_probs);
   return log_probs;
 }

@@ -9,6 +9,19 @@ Linear::Linear(ParameterStore& store, const std::string& name, int64_t in, int64
   if (bias) bias_ = store.create(name + ".bias", {out}, Init::Zeros);
 }
 
+DType resolve_precision(const std::string& precision, Device device, const std::string& option) {
+  const std::string p = precision != "auto" ? precision : device.is_cpu() ? "fp32" : "bf16";
+  HEED_CHECK(p == "fp32" || p == "bf16" || p == "fp16", "{} must be one of auto, fp32, bf16, fp16, got '{}'", option,
+             precision);
+  const DType compute = p == "fp32" ? DType::F32 : p == "bf16" ? DType::BF16 : DType::F16;
+  HEED_CHECK(!device.is_cpu() || compute == DType::F32,
+             "{} {}: the CPU computes in fp32; 16-bit activations need a GPU device (cuda, or sim)", option, p);
+  HEED_CHECK(device.is_cpu() || compute != DType::F32,
+             "{} fp32 on {}: the GPU attention kernel computes in bf16 or fp16; use bf16 or fp16", option,
+             device.str());
+  return compute;
+}
+
 Variable Linear::operator()(const Variable& x) const {
   const DType t = x.value().dtype();
   return autograd::linear(x, autograd::cast(weight_, t), bias_.defined() ? autograd::cast(bias_, t) : bias_);

@@ -300,7 +300,7 @@ class Validator {
     return std::find(m.begin(), m.end(), metric) != m.end();
   }
 
-  ValidationResult run(const nn::Transformer& model, const nn::ParameterStore& store, DType compute) const {
+  ValidationResult run(const nn::Transformer& model, DType compute) const {
     autograd::NoGradGuard no_grad;
     ValidationResult r;
     if (wants("loss")) {
@@ -335,18 +335,9 @@ class Validator {
       // A signal cuts a single process's validation short; ranks would disagree on where, so with several
       // they finish it and stop at the next update.
       const bool single = comm_.world() == 1;
-      // Beam search has no GPU path yet (docs/cuda.md): a model on a GPU translates from a CPU copy of its
-      // weights, made for each validation.
-      std::optional<nn::ParameterStore> host_store;
-      std::optional<nn::Transformer> host_model;
-      if (!model.device().is_cpu()) {
-        host_store.emplace();
-        host_model.emplace(model.config(), *host_store);
-        host_store->load(store.values(), "the training weights");
-      }
-      const std::vector<decode::Translation> out =
-          decode::translate(host_model ? *host_model : model, vocabs_.src, vocabs_.tgt, sources_, options,
-                            [single] { return !single || !stop_requested(); });
+      options.search.compute = compute;
+      const std::vector<decode::Translation> out = decode::translate(
+          model, vocabs_.src, vocabs_.tgt, sources_, options, [single] { return !single || !stop_requested(); });
       if (single && stop_requested()) return r;
       std::vector<std::string> mine;
       for (const auto& t : out) mine.push_back(t.text);
@@ -422,14 +413,7 @@ Placement placement(const TrainingConfig& t, int world) {
   } catch (const Error& e) {
     HEED_CHECK(false, "training.device: {}", e.what());
   }
-  const std::string precision = t.precision != "auto" ? t.precision : p.device.is_cpu() ? "fp32" : "bf16";
-  p.compute = precision == "fp32" ? DType::F32 : precision == "bf16" ? DType::BF16 : DType::F16;
-  HEED_CHECK(!p.device.is_cpu() || p.compute == DType::F32,
-             "training.precision {}: the CPU computes in fp32; 16-bit activations need training.device cuda (or sim)",
-             precision);
-  HEED_CHECK(p.device.is_cpu() || p.compute != DType::F32,
-             "training.precision fp32 on {}: the GPU attention kernel computes in bf16 or fp16; use bf16 or fp16",
-             p.device.str());
+  p.compute = nn::resolve_precision(t.precision, p.device, "training.precision");
   HEED_CHECK(p.device.is_cpu() || world == 1,
              "training.device {} with {} processes: data parallelism on GPUs needs NCCL, which Heed does not have "
              "yet; several processes train on the CPU (training.device: cpu)",
@@ -563,7 +547,7 @@ void train(TrainConfig c, const RunOptions& run) {
   };
 
   auto validate_now = [&] {
-    const ValidationResult r = validator->run(model, store, where.compute);
+    const ValidationResult r = validator->run(model, where.compute);
     if (comm->world() == 1 && stop_requested()) return false;
     json record = {{"kind", "valid"}, {"step", state.step}};
     std::string line = fmt::format("validation at step {}:", state.step);

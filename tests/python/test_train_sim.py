@@ -1,7 +1,7 @@
 """`heed train` on the GPU code path, run by the simulated GPU (`training.device: sim`), end to end:
 
-- bf16 mixed precision trains: the loss falls, validation (loss on the device, BLEU from a CPU copy of the
-  weights) runs, checkpoints are written
+- bf16 mixed precision trains: the loss falls, validation (loss, and BLEU by beam search on the device)
+  runs, checkpoints are written, and `heed translate --device sim` translates with the checkpoint
 - its first loss, before any update, equals the CPU's fp32 loss within 4 bf16 unit roundoffs (2^-8 each),
   the allowance tests/test_mixed_precision.cc justifies
 - resume on the device is exact: 3 steps + resume to 6 log the same losses, bit for bit, as 6 steps
@@ -36,6 +36,13 @@ def bf16_trains(r):
     r.check("validation reports loss and BLEU", "validation at step 6: bleu" in result.stderr and " loss " in
             result.stderr.split("validation at step 6:")[-1], result.stderr[-2000:])
     r.check("checkpoints are written", os.path.isdir(r.path("run-sim", "checkpoints", "step-00000006")))
+    src = "the cat\na big red dog sees the fish\n"
+    out = r.heed_run("translate", "--model", r.path("run-sim"), "--device", "sim", "--beam-size", "2", stdin=src)
+    r.check("translate --device sim translates every line", out.returncode == 0 and len(out.stdout.splitlines()) == 2
+            and "on sim in BF16" in out.stderr, out.stderr[-2000:])
+    r.expect_error("translate in 16 bits on the CPU is refused", r.heed_run(
+        "translate", "--model", r.path("run-sim"), "--precision", "fp16", stdin=src),
+        "--precision fp16: the CPU computes in fp32")
 
     cpu = r.heed_run("train", r.config("cpu.yaml", "run-cpu", 1, dropout=0.1))
     cpu_losses = losses_and_log(r, "run-cpu", cpu)

@@ -27,6 +27,7 @@ struct SearchOptions {
   int64_t max_length_offset = 10;
   int64_t max_length = 256;
   int n_best = 1;  // 1 <= n_best <= beam_size
+  DType compute = DType::F32;  // the decoder's activations: fp32 on the CPU, bf16 or fp16 on a GPU
 };
 
 struct Hypothesis {

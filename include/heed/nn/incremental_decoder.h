@@ -26,7 +26,9 @@ class IncrementalDecoder {
  public:
   // Encodes `src` (int32 [B, Ls], right-padded with pad_id) and prepares caches for up to `max_rows` rows.
   // Initially there are B rows, row i decoding source sentence i.
-  IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows);
+  // `compute`: the activations' and caches' type, as in ForwardContext (fp32 on the CPU; bf16 or fp16 on
+  // a GPU, whose attention kernel is 16-bit).
+  IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows, DType compute = DType::F32);
 
   int64_t rows() const { return rows_; }
   // Positions decoded so far (the next step reads position `steps()`).
@@ -59,6 +61,7 @@ class IncrementalDecoder {
 
   const Transformer& model_;
   int64_t max_rows_, rows_, steps_ = 0, capacity_ = 0, source_length_, head_dim_;
+  DType compute_;
   std::vector<LayerCache> layers_;
   Tensor positions_;                     // sinusoidal table, grown with the caches
   std::vector<uint8_t> source_padding_;  // [B, Ls] host copy of the encoder's key-padding mask

@@ -28,6 +28,11 @@ struct ForwardContext {
   Variable dropout(const Variable& x, float p) { return training && p > 0 ? autograd::dropout(x, p, next_key()) : x; }
 };
 
+// The compute type named by a precision option ("fp32", "bf16", "fp16", or "auto": bf16 on a GPU, fp32 on
+// the CPU) for a model on `device`. The CPU computes in fp32 only, and the GPU attention kernel in 16 bits
+// only; anything else is an error naming `option`.
+DType resolve_precision(const std::string& precision, Device device, const std::string& option);
+
 class Linear {
  public:
   Linear() = default;
