@@ -53,9 +53,11 @@ struct MpiSession {
 
 MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::Max ? MPI_MAX : MPI_SUM; }
 
+// The simulated GPU's memory is host memory, so MPI carries its tensors as they are: data parallelism on
+// `sim` runs the GPU path's gradient buckets over MPI, which is how CI tests them without NCCL.
 void check_fp32(const Tensor& t, const char* what) {
-  HEED_CHECK(t.dtype() == DType::F32 && t.is_contiguous() && t.device().is_cpu(),
-             "{} over MPI needs a contiguous fp32 CPU tensor, got {} on {}", what, dtype_name(t.dtype()),
+  HEED_CHECK(t.dtype() == DType::F32 && t.is_contiguous() && t.device().is_host_memory(),
+             "{} over MPI needs a contiguous fp32 tensor in host memory, got {} on {}", what, dtype_name(t.dtype()),
              t.device().str());
 }
 
@@ -163,15 +165,18 @@ class MpiCommunicator final : public Communicator {
       for (double& v : values) v /= world_;
   }
   void broadcast(Tensor& t, int root) override {
-    HEED_CHECK(t.is_contiguous() && t.device().is_cpu(), "broadcast over MPI needs a contiguous CPU tensor");
+    HEED_CHECK(t.is_contiguous() && t.device().is_host_memory(),
+               "broadcast over MPI needs a contiguous tensor in host memory");
     const auto timed = watchdog_->time("broadcast");
     HEED_MPI_CHECK(MPI_Bcast(t.raw_data(), static_cast<int>(t.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD));
   }
   Tensor all_gather(const Tensor& t) override {
     const Tensor mine = t.contiguous();
+    HEED_CHECK(mine.device().is_host_memory(), "all_gather over MPI needs a tensor in host memory, got one on {}",
+               mine.device().str());
     Shape shape = mine.shape();
     shape.insert(shape.begin(), world_);
-    Tensor out = Tensor::empty(shape, mine.dtype());
+    Tensor out = Tensor::empty(shape, mine.dtype(), mine.device());
     const auto timed = watchdog_->time("all_gather");
     HEED_MPI_CHECK(MPI_Allgather(mine.raw_data(), static_cast<int>(mine.nbytes()), MPI_BYTE, out.raw_data(),
                                  static_cast<int>(mine.nbytes()), MPI_BYTE, MPI_COMM_WORLD));
@@ -184,7 +189,7 @@ class MpiCommunicator final : public Communicator {
                all.dim() ? all.size(0) : 0, world_);
     Shape shape = all.shape();
     shape[0] /= world_;
-    Tensor out = Tensor::empty(shape);
+    Tensor out = Tensor::empty(shape, DType::F32, all.device());
     const auto timed = watchdog_->time("reduce_scatter");
     HEED_MPI_CHECK(MPI_Reduce_scatter_block(all.data<float>(), out.data<float>(), static_cast<int>(out.numel()),
                                             MPI_FLOAT, mpi_op(op), MPI_COMM_WORLD));

@@ -30,7 +30,7 @@ GradientSync::~GradientSync() = default;
 
 // Parameters without a gradient on this rank take part with zeros, so all ranks send the same layout.
 void GradientSync::start(Bucket& b) {
-  b.flat = Tensor::empty({b.floats});
+  b.flat = Tensor::empty({b.floats}, DType::F32, b.params.front()->value().device());
   int64_t offset = 0;
   for (const nn::Variable* p : b.params) {
     Tensor slice = b.flat.narrow(0, offset, p->value().numel()).view(p->shape());

@@ -406,7 +406,8 @@ struct Placement {
   DType compute;
 };
 
-Placement placement(const TrainingConfig& t, int world) {
+Placement placement(const TrainConfig& c, int world) {
+  const TrainingConfig& t = c.training;
   Placement p;
   try {
     p.device = resolve_device(t.device);
@@ -414,10 +415,12 @@ Placement placement(const TrainingConfig& t, int world) {
     HEED_CHECK(false, "training.device: {}", e.what());
   }
   p.compute = nn::resolve_precision(t.precision, p.device, "training.precision");
-  HEED_CHECK(p.device.is_cpu() || world == 1,
+  HEED_CHECK(!p.device.is_cuda() || world == 1,
              "training.device {} with {} processes: data parallelism on GPUs needs NCCL, which Heed does not have "
-             "yet; several processes train on the CPU (training.device: cpu)",
+             "yet; several processes train on the CPU (training.device: cpu) or the simulated GPU (sim)",
              p.device.str(), world);
+  HEED_CHECK(p.device.is_cpu() || !c.optimizer.shard_state || world == 1,
+             "optimizer.shard_state with training.device {}: the sharded optimizer runs on the CPU only", p.device.str());
   return p;
 }
 
@@ -437,7 +440,7 @@ void train(TrainConfig c, const RunOptions& run) {
   spdlog::set_level(leader ? level : std::max(level, spdlog::level::warn));
   if (c.training.threads > 0) omp_set_num_threads(static_cast<int>(c.training.threads));
   if (comm->world() > 1) spdlog::info("data parallel: {}", comm->name());
-  const Placement where = placement(c.training, comm->world());
+  const Placement where = placement(c, comm->world());
 
   const std::string resume_from = run.resume.empty() ? "" : resume_checkpoint(run.resume);
   if (!resume_from.empty()) verify_checkpoint(resume_from);

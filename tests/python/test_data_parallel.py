@@ -7,6 +7,8 @@
 - only rank 0 writes the run directory's logs and checkpoints; the run resumes under mpirun, and also on
   one process (the data position and optimizer state do not depend on the number of ranks)
 - ZeRO-1 (optimizer.shard_state) trains the same weights and checkpoints the same whole moments
+- on the simulated GPU (training.device: sim, bf16), whose memory MPI reads directly, 2 ranks train as 1
+  process with update_freq 2 as well: the GPU path's gradient buckets (device tensors) sum across ranks
 - a rank that hangs ends the job within training.collective_timeout, naming the operation
 - SIGTERM to every rank (as Slurm pre-emption sends it): every rank stops after the same update, rank 0 saves, and the job exits 0
 
@@ -89,6 +91,20 @@ def checks(r):
         r.check(f"{count} gradient buckets, the first starting after {first} of {nodes} backward nodes",
                 count > 1 and first < nodes // 2, logs[-5:])
         r.check("only rank 0 logs progress", sum("step 8/8" in line for line in logs) == 1, logs[-5:])
+        # The GPU code path on the simulated GPU, in bf16: the buckets hold device tensors.
+        sim = ["--set", "training.device=sim", "--set", "validation.metrics=[loss]", "--set",
+               "validation.early_stopping_metric=loss"]
+        one_sim = r.heed_run("train", r.config("one-sim.yaml", "run-one-sim", 3, every=3), *sim, "--set",
+                             "optimizer.update_freq=2")
+        two_sim = subprocess.run(r.mpi(2, "train", r.config("two-sim.yaml", "run-two-sim", 3, every=3), *sim, "--set",
+                                       "training.bucket_mb=0.03"), capture_output=True, text=True)
+        r.check("1 process and 2 ranks on the simulated GPU exit 0", one_sim.returncode == 0 and two_sim.returncode == 0,
+                one_sim.stderr[-1500:] + two_sim.stderr[-3000:])
+        if one_sim.returncode == 0 and two_sim.returncode == 0:
+            a, b = r.records("run-one-sim", "train"), r.records("run-two-sim", "train")
+            worst = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
+            r.check(f"on the simulated GPU too (worst relative loss difference {worst:.1e})",
+                    len(a) == len(b) == 3 and worst < 1e-5, "\n".join(f"{x['loss']} {y['loss']}" for x, y in zip(a, b)))
         # ZeRO-1: each rank keeps half of Adam's moments; the training is the same.
         zero = subprocess.run(r.mpi(2, "train", r.config("zero.yaml", "run-zero", 8, every=4), "--set",
                                     "optimizer.shard_state=true"), capture_output=True, text=True)
