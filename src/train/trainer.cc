@@ -415,10 +415,12 @@ Placement placement(const TrainConfig& c, int world) {
     HEED_CHECK(false, "training.device: {}", e.what());
   }
   p.compute = nn::resolve_precision(t.precision, p.device, "training.precision");
-  HEED_CHECK(!p.device.is_cuda() || world == 1,
-             "training.device {} with {} processes: data parallelism on GPUs needs NCCL, which Heed does not have "
-             "yet; several processes train on the CPU (training.device: cpu) or the simulated GPU (sim)",
-             p.device.str(), world);
+  // One GPU per process: a config that names just `cuda` (or auto) gives each rank the GPU of its local rank.
+  if (p.device.is_cuda() && world > 1 && (t.device == "cuda" || t.device == "auto")) {
+    p.device = Device::cuda(dist::local_rank());
+    HEED_CHECK(p.device.index < cuda_device_count(), "local rank {} has no GPU: {} usable on this node",
+               p.device.index, cuda_device_count());
+  }
   HEED_CHECK(p.device.is_cpu() || !c.optimizer.shard_state || world == 1,
              "optimizer.shard_state with training.device {}: the sharded optimizer runs on the CPU only", p.device.str());
   return p;
@@ -427,7 +429,7 @@ Placement placement(const TrainConfig& c, int world) {
 void train(TrainConfig c, const RunOptions& run) {
   validate(c);
   HEED_CHECK(run.resume.empty() || run.init_from.empty(), "--resume and --init-from exclude each other");
-  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(c.training.collective_timeout);
+  std::unique_ptr<dist::Communicator> comm = dist::make_communicator(c.training.collective_timeout);
   // Rank 0 writes the run directory and logs; the others log only their warnings and errors.
   const bool leader = comm->rank() == 0;
   const fs::path run_dir(c.run_dir);
@@ -441,6 +443,10 @@ void train(TrainConfig c, const RunOptions& run) {
   if (c.training.threads > 0) omp_set_num_threads(static_cast<int>(c.training.threads));
   if (comm->world() > 1) spdlog::info("data parallel: {}", comm->name());
   const Placement where = placement(c, comm->world());
+  if (where.device.is_cuda() && comm->world() > 1) {
+    comm = dist::make_gpu_communicator(std::move(comm), where.device.index, c.training.collective_timeout);
+    spdlog::info("data parallel on GPUs: {}", comm->name());
+  }
 
   const std::string resume_from = run.resume.empty() ? "" : resume_checkpoint(run.resume);
   if (!resume_from.empty()) verify_checkpoint(resume_from);

@@ -1,7 +1,9 @@
 // Collectives between the processes of one training job. One interface, chosen at start-up:
 //   - a single process (world size 1) needs no MPI at run time: every collective is the identity;
-//   - processes started by mpirun or srun talk through MPI (Open MPI), on CPU tensors.
-// NCCL for GPU tensors, bootstrapped over MPI, plugs in behind the same interface with the CUDA backend.
+//   - processes started by mpirun or srun talk through MPI (Open MPI), on tensors in host memory (the CPU's
+//     and the simulated GPU's);
+//   - processes that each train on a GPU use NCCL for device tensors, bootstrapped over MPI, which still
+//     carries host values (make_gpu_communicator).
 //
 // Every rank must call the same collectives in the same order with the same shapes; the trainer keeps
 // its decisions (when to stop, validate, save) identical on all ranks by deriving them from reduced values.
@@ -51,6 +53,16 @@ class Communicator {
 // that waits longer than `timeout_s` for the other ranks (one has died or hangs) ends this process with an
 // error naming the rank and the operation; the launcher then ends the job.
 std::unique_ptr<Communicator> make_communicator(double timeout_s = 1800);
+
+// This process's index among the processes of its node, as the launcher says (Open MPI, Slurm, PMI); 0
+// without a launcher. Picks the GPU of a rank when a config names just `cuda`.
+int local_rank();
+
+// For a job whose ranks each train on cuda:`device`: NCCL for device tensors over `host` (the MPI
+// communicator of make_communicator), which keeps carrying host values. An error when Heed was built
+// without NCCL.
+std::unique_ptr<Communicator> make_gpu_communicator(std::unique_ptr<Communicator> host, int device,
+                                                    double timeout_s);
 
 // After an error on this rank: ends every process of an MPI job, so the others do not wait forever in a
 // collective. Does nothing when MPI is not in use.
