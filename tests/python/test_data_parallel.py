@@ -59,22 +59,30 @@ class Runner(Checks):
             return [r for r in map(json.loads, f) if r["kind"] == kind]
 
 
+def one_process_and_two_ranks(r, tag, steps, label, *options):
+    """Trains `steps` updates as 1 process with update_freq 2 and as 2 ranks with update_freq 1 (small buckets,
+    so that reductions start during the backward pass) and checks that they log the same losses."""
+    one = r.heed_run("train", r.config(f"one{tag}.yaml", f"run-one{tag}", steps, every=4), *options, "--set",
+                     "optimizer.update_freq=2")
+    two = subprocess.run(r.mpi(2, "train", r.config(f"two{tag}.yaml", f"run-two{tag}", steps, every=4), *options,
+                               "--set", "training.bucket_mb=0.03"), capture_output=True, text=True)
+    r.check(f"{label}: 1 process and 2 ranks exit 0", one.returncode == 0 and two.returncode == 0,
+            one.stderr[-1500:] + two.stderr[-3000:])
+    if one.returncode == 0 and two.returncode == 0:
+        a, b = r.records(f"run-one{tag}", "train"), r.records(f"run-two{tag}", "train")
+        worst = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
+        r.check(f"{label} (worst relative loss difference {worst:.1e})", len(a) == len(b) == steps and worst < 1e-5,
+                "\n".join(f"{x['loss']} {y['loss']}" for x, y in zip(a, b)))
+    return one, two
+
+
 def checks(r):
     pairs = make_corpus(400, seed=5)
     r.write("train.en", "\n".join(en for en, _ in pairs) + "\n")
     r.write("train.es", "\n".join(es for _, es in pairs) + "\n")
 
-    one = r.heed_run("train", r.config("one.yaml", "run-one", 8, every=4), "--set", "optimizer.update_freq=2")
-    # Small buckets (about 20 for this model), so that reductions start during the backward pass.
-    two = subprocess.run(r.mpi(2, "train", r.config("two.yaml", "run-two", 8, every=4), "--set",
-                               "training.bucket_mb=0.03"), capture_output=True, text=True)
-    r.check("1 process and 2 ranks exit 0", one.returncode == 0 and two.returncode == 0,
-            one.stderr[-1500:] + two.stderr[-3000:])
+    one, two = one_process_and_two_ranks(r, "", 8, "2 ranks x 1 batch train as 1 process x 2 batches")
     if one.returncode == 0 and two.returncode == 0:
-        a, b = r.records("run-one", "train"), r.records("run-two", "train")
-        worst = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
-        r.check(f"2 ranks x 1 batch train as 1 process x 2 batches (worst relative loss difference {worst:.1e})",
-                len(a) == len(b) == 8 and worst < 1e-5, "\n".join(f"{x['loss']} {y['loss']}" for x, y in zip(a, b)))
         # Rounding makes the two models above differ in the last bits, which can flip a beam. With a
         # learning rate far below one ulp of any weight, both runs validate the very same weights.
         frozen = ["--set", "optimizer.lr=1e-12"]
@@ -94,17 +102,7 @@ def checks(r):
         # The GPU code path on the simulated GPU, in bf16: the buckets hold device tensors.
         sim = ["--set", "training.device=sim", "--set", "validation.metrics=[loss]", "--set",
                "validation.early_stopping_metric=loss"]
-        one_sim = r.heed_run("train", r.config("one-sim.yaml", "run-one-sim", 3, every=3), *sim, "--set",
-                             "optimizer.update_freq=2")
-        two_sim = subprocess.run(r.mpi(2, "train", r.config("two-sim.yaml", "run-two-sim", 3, every=3), *sim, "--set",
-                                       "training.bucket_mb=0.03"), capture_output=True, text=True)
-        r.check("1 process and 2 ranks on the simulated GPU exit 0", one_sim.returncode == 0 and two_sim.returncode == 0,
-                one_sim.stderr[-1500:] + two_sim.stderr[-3000:])
-        if one_sim.returncode == 0 and two_sim.returncode == 0:
-            a, b = r.records("run-one-sim", "train"), r.records("run-two-sim", "train")
-            worst = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
-            r.check(f"on the simulated GPU too (worst relative loss difference {worst:.1e})",
-                    len(a) == len(b) == 3 and worst < 1e-5, "\n".join(f"{x['loss']} {y['loss']}" for x, y in zip(a, b)))
+        one_process_and_two_ranks(r, "-sim", 3, "on the simulated GPU too", *sim)
         # ZeRO-1: each rank keeps half of Adam's moments; the training is the same.
         zero = subprocess.run(r.mpi(2, "train", r.config("zero.yaml", "run-zero", 8, every=4), "--set",
                                     "optimizer.shard_state=true"), capture_output=True, text=True)
