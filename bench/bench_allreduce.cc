@@ -1,7 +1,7 @@
 // Bus bandwidth of Heed's gradient all-reduce, as nccl-tests reports it, through the same communicator the
 // trainer uses: MPI on the CPU (and the simulated GPU), NCCL on GPUs.
 //
-//   mpirun -np N bench_allreduce [--device cpu|cuda] [--min-bytes B] [--max-bytes B] [--iters K]
+//   mpirun -np N bench_allreduce [--device cpu|cuda|sim] [--min-bytes B] [--max-bytes B] [--iters K]
 //
 // For each size (doubling from min to max) it times K fp32 all-reduces (sum, in place) after a warm-up and
 // prints, on rank 0, the time per call, the algorithm bandwidth (bytes / time) and the bus bandwidth,
@@ -35,10 +35,8 @@ int main(int argc, char** argv) {
   try {
     std::unique_ptr<dist::Communicator> comm = dist::make_communicator();
     Device device = Device::parse(device_name);
-    if (device.is_cuda()) {
-      device = Device::cuda(dist::local_rank());
-      comm = dist::make_gpu_communicator(std::move(comm), device.index, 600);
-    }
+    if (device.is_cuda()) device = Device::cuda(dist::local_rank());
+    comm = dist::make_device_communicator(std::move(comm), device, 600);
     const int n = comm->world();
     if (comm->rank() == 0)
       fmt::print("all-reduce (sum, fp32, in place) over {}, {} iterations per size\n{:>12} {:>12} {:>12} {:>12}\n",

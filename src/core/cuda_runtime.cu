@@ -44,6 +44,39 @@ void synchronize(int device) {
   HEED_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+void* stream_create(int device) {
+  cudaStream_t stream = nullptr;
+  HEED_CUDA_CHECK(cudaSetDevice(device));
+  HEED_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  return stream;
+}
+
+void stream_destroy(void* stream) { cudaStreamDestroy(static_cast<cudaStream_t>(stream)); }
+
+void* event_create(int device) {
+  cudaEvent_t event = nullptr;
+  HEED_CUDA_CHECK(cudaSetDevice(device));
+  HEED_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  return event;
+}
+
+void event_destroy(void* event) { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
+
+void event_record(void* event, void* stream) {
+  HEED_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(stream)));
+}
+
+bool event_done(void* event) {
+  const cudaError_t state = cudaEventQuery(static_cast<cudaEvent_t>(event));
+  if (state == cudaErrorNotReady) return false;
+  HEED_CUDA_CHECK(state);
+  return true;
+}
+
+void stream_wait(void* stream, void* event) {
+  HEED_CUDA_CHECK(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), static_cast<cudaEvent_t>(event), 0));
+}
+
 std::string describe(int device) {
   cudaDeviceProp prop{};
   HEED_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));

@@ -19,6 +19,15 @@ void memcpy(void* dst, Device dst_device, const void* src, Device src_device, si
 void memset_zero(void* ptr, size_t nbytes, int device);
 // Waits for all work queued on the device; benchmarks time whole launches with it.
 void synchronize(int device);
+// Streams and events (include/heed/core/stream.h wraps them). A created stream does not synchronise with
+// the default (legacy) stream, on which every kernel and GEMM is queued.
+void* stream_create(int device);
+void stream_destroy(void* stream);
+void* event_create(int device);
+void event_destroy(void* event);
+void event_record(void* event, void* stream);
+bool event_done(void* event);              // cudaEventQuery
+void stream_wait(void* stream, void* event);  // later work on `stream` waits for `event`
 // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)", for benchmark headers.
 std::string describe(int device);
 

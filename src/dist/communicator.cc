@@ -4,9 +4,6 @@
 #include <cstring>
 
 #include "dist/mpi_communicator.h"
-#ifdef HEED_WITH_NCCL
-#include "dist/nccl_communicator.h"
-#endif
 #include "heed/core/error.h"
 
 namespace heed::dist {
@@ -58,19 +55,6 @@ int local_rank() {
     if (const char* v = std::getenv(var)) return std::atoi(v);
   }
   return 0;
-}
-
-std::unique_ptr<Communicator> make_gpu_communicator(std::unique_ptr<Communicator> host, int device,
-                                                    double timeout_s) {
-  if (host->world() == 1) return host;
-#ifdef HEED_WITH_NCCL
-  return make_nccl_communicator(std::move(host), device, timeout_s);
-#else
-  (void)device;
-  (void)timeout_s;
-  HEED_CHECK(false, "{} processes on GPUs need NCCL, and this build of Heed has none (CMake did not find nccl.h "
-             "and libnccl)", host->world());
-#endif
 }
 
 std::vector<std::vector<std::string>> all_gather_strings(Communicator& comm, const std::vector<std::string>& mine) {

@@ -443,9 +443,9 @@ void train(TrainConfig c, const RunOptions& run) {
   if (c.training.threads > 0) omp_set_num_threads(static_cast<int>(c.training.threads));
   if (comm->world() > 1) spdlog::info("data parallel: {}", comm->name());
   const Placement where = placement(c, comm->world());
-  if (where.device.is_cuda() && comm->world() > 1) {
-    comm = dist::make_gpu_communicator(std::move(comm), where.device.index, c.training.collective_timeout);
-    spdlog::info("data parallel on GPUs: {}", comm->name());
+  if (!where.device.is_cpu() && comm->world() > 1) {
+    comm = dist::make_device_communicator(std::move(comm), where.device, c.training.collective_timeout);
+    spdlog::info("data parallel on {}: {}", where.device.str(), comm->name());
   }
 
   const std::string resume_from = run.resume.empty() ? "" : resume_checkpoint(run.resume);

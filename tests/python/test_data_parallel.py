@@ -7,8 +7,9 @@
 - only rank 0 writes the run directory's logs and checkpoints; the run resumes under mpirun, and also on
   one process (the data position and optimizer state do not depend on the number of ranks)
 - ZeRO-1 (optimizer.shard_state) trains the same weights and checkpoints the same whole moments
-- on the simulated GPU (training.device: sim, bf16), whose memory MPI reads directly, 2 ranks train as 1
-  process with update_freq 2 as well: the GPU path's gradient buckets (device tensors) sum across ranks
+- on the simulated GPU (training.device: sim, bf16), 2 ranks train as 1 process with update_freq 2 as well:
+  the GPU path's gradient buckets (device tensors) go through the device communicator, whose streams and
+  events are the simulator's stand-ins and whose library is MPI on the device's host memory in NCCL's place
 - a rank that hangs ends the job within training.collective_timeout, naming the operation
 - SIGTERM to every rank (as Slurm pre-emption sends it): every rank stops after the same update, rank 0 saves, and the job exits 0
 
@@ -102,7 +103,10 @@ def checks(r):
         # The GPU code path on the simulated GPU, in bf16: the buckets hold device tensors.
         sim = ["--set", "training.device=sim", "--set", "validation.metrics=[loss]", "--set",
                "validation.early_stopping_metric=loss"]
-        one_process_and_two_ranks(r, "-sim", 3, "on the simulated GPU too", *sim)
+        _, two_sim = one_process_and_two_ranks(r, "-sim", 3, "on the simulated GPU too", *sim)
+        r.check("the simulated GPU's ranks use the device communicator (streams, events, MPI in NCCL's place)",
+                "data parallel on sim: MPI on the simulated GPU's memory (standing in for NCCL)" in two_sim.stderr,
+                two_sim.stderr[-2000:])
         # ZeRO-1: each rank keeps half of Adam's moments; the training is the same.
         zero = subprocess.run(r.mpi(2, "train", r.config("zero.yaml", "run-zero", 8, every=4), "--set",
                                     "optimizer.shard_state=true"), capture_output=True, text=True)

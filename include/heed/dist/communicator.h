@@ -2,8 +2,8 @@
 //   - a single process (world size 1) needs no MPI at run time: every collective is the identity;
 //   - processes started by mpirun or srun talk through MPI (Open MPI), on tensors in host memory (the CPU's
 //     and the simulated GPU's);
-//   - processes that each train on a GPU use NCCL for device tensors, bootstrapped over MPI, which still
-//     carries host values (make_gpu_communicator).
+//   - processes that each train on a GPU use NCCL for device tensors, on a stream of their own, bootstrapped
+//     over MPI, which still carries host values (make_device_communicator).
 //
 // Every rank must call the same collectives in the same order with the same shapes; the trainer keeps
 // its decisions (when to stop, validate, save) identical on all ranks by deriving them from reduced values.
@@ -58,11 +58,12 @@ std::unique_ptr<Communicator> make_communicator(double timeout_s = 1800);
 // without a launcher. Picks the GPU of a rank when a config names just `cuda`.
 int local_rank();
 
-// For a job whose ranks each train on cuda:`device`: NCCL for device tensors over `host` (the MPI
-// communicator of make_communicator), which keeps carrying host values. An error when Heed was built
-// without NCCL.
-std::unique_ptr<Communicator> make_gpu_communicator(std::unique_ptr<Communicator> host, int device,
-                                                    double timeout_s);
+// For a job whose ranks each train on `device`: collectives on device tensors, with `host` (the MPI
+// communicator of make_communicator) bootstrapping them and carrying host values. NCCL on a GPU (an error
+// when Heed was built without it); on the simulated GPU, MPI on its host memory in NCCL's place. `host`
+// itself for the CPU or a single process.
+std::unique_ptr<Communicator> make_device_communicator(std::unique_ptr<Communicator> host, Device device,
+                                                       double timeout_s);
 
 // After an error on this rank: ends every process of an MPI job, so the others do not wait forever in a
 // collective. Does nothing when MPI is not in use.
