@@ -9,11 +9,12 @@
 // with the vocabulary (bench/bench_train_step).
 //
 // Each block is big enough that OpenBLAS runs it on its regular kernels: a single-threaded call with
-// fewer than 28·512² multiply-adds may take its "direct" small-matrix sgemm (SkylakeX and later), which
-// sums in another order. Blocks start on a multiple of the 16-row micro-kernel tile. With both, a split
-// product equals the unsplit one bit for bit on OpenBLAS's AVX-512 kernels (checked for the step's
-// shapes); with OPENBLAS_CORETYPE=Haswell the last bits differ, as they do between OpenBLAS's own
-// thread counts. Either way the split is fixed by the shape and thread count, so runs reproduce.
+// fewer than 28·512² multiply-adds may take its "direct" small-matrix sgemm (SkylakeX and later), which is
+// slower here. Blocks start on a multiple of the 16-row micro-kernel tile. The split is fixed by the
+// shape and the thread count, so a run reproduces exactly; its last bits can differ from OpenBLAS's own
+// threading, as OpenBLAS's results differ between its thread counts (seen for weight gradients with a
+// long K, e.g. 128 x 128 x 3570, and with OPENBLAS_CORETYPE=Haswell; most of the step's products come
+// out bit for bit the same).
 #include <cblas.h>
 #include <omp.h>
 
