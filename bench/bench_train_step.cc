@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
     else which = argv[i];
   }
-  const Device device = resolve_device(device_name);
+  const Device device = resolve_device(device_name, "--device");
   if (precision == "auto") precision = device.is_cpu() ? "fp32" : "bf16";
   const DType compute = precision == "bf16" ? DType::BF16 : precision == "fp16" ? DType::F16 : DType::F32;
   const double gemm = gemm_gflops(device, compute);

@@ -74,8 +74,11 @@ TEST_CASE("a CUDA tensor without a GPU is a clear error", "[core][device]") {
   CHECK_THROWS_WITH(Device::parse("gpu"), Catch::Contains("unknown device 'gpu'"));
   if (cuda_device_count() == 0) {
     CHECK_THROWS(Tensor::empty({4}, DType::F32, Device::cuda(0)));
-    CHECK(resolve_device("auto") == Device::cpu());
+    CHECK(resolve_device("auto", "device") == Device::cpu());
+    CHECK_THROWS_WITH(resolve_device("cuda:1", "training.device"),
+                      Catch::Contains("training.device: device cuda:1 requested, but 0 CUDA device(s)"));
   }
+  CHECK_THROWS_WITH(resolve_device("gpu", "--device"), Catch::Contains("--device: unknown device 'gpu'"));
 }
 
 TEST_CASE("the simulated GPU holds tensors; copies between devices are what cudaMemcpy can do", "[core][device][sim]") {

@@ -44,12 +44,7 @@ void run_translate(const TranslateCommand& cmd) {
   nn::ParameterStore store;
   const nn::Transformer model(saved.config, store);
   store.load(saved.weights, dir);
-  Device device;
-  try {
-    device = resolve_device(cmd.device);
-  } catch (const Error& e) {
-    HEED_CHECK(false, "--device: {}", e.what());
-  }
+  const Device device = resolve_device(cmd.device, "--device");
   decode::TranslateOptions options = cmd.options;
   options.search.compute = nn::resolve_precision(cmd.precision, device, "--precision");
   store.to(device);

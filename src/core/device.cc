@@ -62,12 +62,17 @@ void synchronize(Device device) {
 #endif
 }
 
-Device resolve_device(const std::string& text) {
+Device resolve_device(const std::string& text, const std::string& option) {
   if (text == "auto") return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
-  Device device = Device::parse(text);
+  Device device;
+  try {
+    device = Device::parse(text);
+  } catch (const Error& e) {
+    HEED_CHECK(false, "{}: {}", option, e.what());
+  }
   if (device.is_cuda())
-    HEED_CHECK(device.index < cuda_device_count(), "device {} requested, but {} CUDA device(s) are usable",
-               device.str(), cuda_device_count());
+    HEED_CHECK(device.index < cuda_device_count(), "{}: device {} requested, but {} CUDA device(s) are usable",
+               option, device.str(), cuda_device_count());
   return device;
 }
 

@@ -5,27 +5,32 @@
 
 namespace heed::ops::gpu {
 
-void embedding_forward(const Tensor& ids, const Tensor& weight, Tensor& out, float scale) {
+namespace {
+
+// What both directions share: the ids and the table's shape ([vocab, dim], as `table`), and the type of
+// the activations (`values`: the output forward, the incoming gradient backward).
+kernels::EmbeddingArgs shared_args(const Tensor& ids, const Tensor& table, const Tensor& values, float scale) {
   kernels::EmbeddingArgs a;
   a.positions = ids.numel();
-  a.vocab = weight.size(0);
-  a.dim = weight.size(1);
+  a.vocab = table.size(0);
+  a.dim = table.size(1);
   a.scale = scale;
   a.ids = ids.data<int32_t>();
-  a.dtype = weight.dtype();
+  a.dtype = values.dtype();
+  return a;
+}
+
+}  // namespace
+
+void embedding_forward(const Tensor& ids, const Tensor& weight, Tensor& out, float scale) {
+  kernels::EmbeddingArgs a = shared_args(ids, weight, weight, scale);
   a.weight = weight.raw_data();
   a.out = out.raw_data();
   HEED_RUN_KERNEL(weight.device(), embedding_forward, a);
 }
 
 void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, int64_t pad_id, float scale) {
-  kernels::EmbeddingArgs a;
-  a.positions = ids.numel();
-  a.vocab = dweight.size(0);
-  a.dim = dweight.size(1);
-  a.scale = scale;
-  a.ids = ids.data<int32_t>();
-  a.dtype = dy.dtype();
+  kernels::EmbeddingArgs a = shared_args(ids, dweight, dy, scale);
   a.dy = dy.raw_data();
   a.dweight = dweight.data<float>();
   a.pad_id = pad_id;

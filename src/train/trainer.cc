@@ -409,11 +409,7 @@ struct Placement {
 Placement placement(const TrainConfig& c, int world) {
   const TrainingConfig& t = c.training;
   Placement p;
-  try {
-    p.device = resolve_device(t.device);
-  } catch (const Error& e) {
-    HEED_CHECK(false, "training.device: {}", e.what());
-  }
+  p.device = resolve_device(t.device, "training.device");
   p.compute = nn::resolve_precision(t.precision, p.device, "training.precision");
   // One GPU per process: a config that names just `cuda` (or auto) gives each rank the GPU of its local rank.
   if (p.device.is_cuda() && world > 1 && (t.device == "cuda" || t.device == "auto")) {

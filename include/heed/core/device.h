@@ -42,6 +42,7 @@ int cuda_device_count();
 void synchronize(Device device);
 
 // "auto" resolves to cuda:0 when a GPU is usable and to the CPU otherwise; other texts go to Device::parse.
-Device resolve_device(const std::string& text);
+// Errors (an unknown name, a GPU that is not there) name `option`, the setting the text came from.
+Device resolve_device(const std::string& text, const std::string& option);
 
 }  // namespace heed
