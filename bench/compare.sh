@@ -5,7 +5,12 @@
 #
 # PyTorch runs in its best setup here: Debian's python3-torch with jemalloc preloaded. The machine is
 # noisy, so each round runs both programs on both configs, and the table reports the medians.
+#
+# Both programs use the same OpenBLAS, on the kernels it picks for this CPU: the script unsets
+# OPENBLAS_CORETYPE, which the development environment sets to Haswell (AVX2 kernels, about half of
+# sgemm's speed on an AVX-512 CPU; tests and CI keep it). HEED_BENCH_KEEP_CORETYPE=1 keeps it.
 set -euo pipefail
+[ "${HEED_BENCH_KEEP_CORETYPE:-0}" = 1 ] || unset OPENBLAS_CORETYPE
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 threads=${2:-2}
@@ -23,7 +28,8 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 echo
-echo "medians over $rounds rounds, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs):"
+echo "medians over $rounds rounds, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+  "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}:"
 "$python" - "$log" <<'PY'
 import re, statistics, sys
 rows = {}
