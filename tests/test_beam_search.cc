@@ -123,7 +123,7 @@ TEST_CASE("incremental decoding gives the teacher-forced decoder's log-probabili
     for (int64_t t = 0; t < steps; ++t) {
       std::vector<int32_t> tokens;
       for (const auto& h : history) tokens.push_back(h.back());
-      const Tensor log_probs = decoder.step(tokens);
+      const Tensor log_probs = decoder.step_log_probs(tokens);
       REQUIRE(log_probs.shape() == Shape{static_cast<int64_t>(history.size()), V});
       for (size_t r = 0; r < history.size(); ++r) {
         const auto expected = teacher_forced(m.model, pad_rows({sources[row_source[r]]}), pad_rows({history[r]}));
@@ -173,7 +173,7 @@ TEST_CASE("incremental decoding on the simulated GPU in bf16 and fp16 gives the 
     std::mt19937 rng(8);
     double worst = 0;
     for (int t = 0; t < 18; ++t) {  // past 16: the caches grow once
-      const Tensor want = on_cpu.step(tokens), got = on_sim.step(tokens);
+      const Tensor want = on_cpu.step_log_probs(tokens), got = on_sim.step_log_probs(tokens);
       REQUIRE(got.shape() == want.shape());
       for (int64_t r = 0; r < want.size(0); ++r) {
         double scale = 0;

@@ -1,24 +1,22 @@
 // Beam search (beam_search.h): host-side bookkeeping per sentence around batched decoder steps.
 //
-// A step has two phases. First, in parallel over the decoder rows, each row (one live hypothesis) scans its
-// log-probabilities once and keeps its 2 * beam_size best continuations; the best 2 * beam_size of a
-// sentence are among the union of its rows' lists, so no sentence ever sorts beam_size * V scores. Then,
-// per sentence, those lists are merged and HF's BeamSearchScorer rules applied. Sums of log-probabilities
+// A step has two phases. First, ops::log_softmax_top_k gives each decoder row (one live hypothesis) its
+// 2 * beam_size best continuations, on the model's device, so only those cross to the host; the best
+// 2 * beam_size of a sentence are among the union of its rows' lists, so no sentence ever sorts
+// beam_size * V scores. Then, per sentence, those lists are merged and HF's BeamSearchScorer rules applied. Sums of log-probabilities
 // are fp32 additions as in HF, and normalised scores are computed in double as HF's Python does, so the
 // two agree on ties and stopping decisions except where fp32 rounding of the model itself differs.
 #include "heed/decode/beam_search.h"
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "heed/nn/incremental_decoder.h"
+#include "heed/ops/log_softmax_top_k.h"
 
 namespace heed::decode {
 
 namespace {
-
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Beam `beam` of a sentence continued with `token`; log_prob is the sum over the whole hypothesis.
 struct Candidate {
@@ -33,20 +31,6 @@ bool ranks_before(const Candidate& a, const Candidate& b) {
   if (a.log_prob != b.log_prob) return a.log_prob > b.log_prob;
   if (a.beam != b.beam) return a.beam < b.beam;
   return a.token < b.token;
-}
-
-// The `count` best finite continuations of one hypothesis, best first.
-void best_continuations(const float* log_probs, int64_t vocab, int beam, float prefix, size_t count,
-                        std::vector<Candidate>& best) {
-  best.clear();
-  for (int64_t v = 0; v < vocab; ++v) {
-    const float log_prob = prefix + log_probs[v];
-    if (!(log_prob > (best.size() == count ? best.back().log_prob : kNegInf))) continue;
-    const Candidate c{log_prob, beam, static_cast<int32_t>(v)};
-    const size_t at = std::upper_bound(best.begin(), best.end(), c, ranks_before) - best.begin();
-    if (best.size() == count) best.pop_back();
-    best.insert(best.begin() + static_cast<std::ptrdiff_t>(at), c);
-  }
 }
 
 struct Beam {
@@ -177,7 +161,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
   validate(options);
   if (sources.empty()) return {};
   const nn::ModelConfig& config = model.config();
-  const int64_t batch = static_cast<int64_t>(sources.size()), vocab = config.vocab_size;
+  const int64_t batch = static_cast<int64_t>(sources.size());
   const size_t beam_size = static_cast<size_t>(options.beam_size);
 
   int64_t longest = 0;
@@ -200,21 +184,24 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
 
   std::vector<int32_t> inputs(sentences.size(), static_cast<int32_t>(config.decoder_start_id));
   std::vector<std::vector<Candidate>> row_best(static_cast<size_t>(batch) * beam_size);
-  std::vector<std::pair<int64_t, int>> row_owner;  // (sentence, beam) of each decoder row
+  const int64_t k = 2 * static_cast<int64_t>(beam_size);
   for (int64_t length = 1; decoder.rows() > 0; ++length) {
-    Tensor log_probs = decoder.step(inputs);
-    const int64_t rows = decoder.rows();
-    row_owner.clear();
-    for (int64_t i = 0; i < batch; ++i)
-      for (size_t b = 0; b < sentences[i].beams.size(); ++b) row_owner.emplace_back(i, static_cast<int>(b));
-
-    float* base = log_probs.data<float>();
-#pragma omp parallel for if (rows * vocab > 65536)
-    for (int64_t r = 0; r < rows; ++r) {
-      float* row = base + r * vocab;
-      row[config.pad_id] = kNegInf;  // padding is never generated
-      const auto [sentence, beam] = row_owner[r];
-      best_continuations(row, vocab, beam, sentences[sentence].beams[beam].log_prob, 2 * beam_size, row_best[r]);
+    const Tensor logits = decoder.step(inputs);
+    std::vector<float> prefix;
+    std::vector<int> row_beam;
+    for (const Sentence& s : sentences)
+      for (size_t b = 0; b < s.beams.size(); ++b) {
+        prefix.push_back(s.beams[b].log_prob);
+        row_beam.push_back(static_cast<int>(b));
+      }
+    // Padding is never generated.
+    const ops::TopK top = ops::log_softmax_top_k(logits, prefix, k, config.pad_id);
+    const float* scores = top.scores.data<float>();
+    const int32_t* tokens = top.tokens.data<int32_t>();
+    for (size_t r = 0; r < row_beam.size(); ++r) {
+      row_best[r].clear();
+      for (int64_t i = 0; i < k && tokens[r * k + i] >= 0; ++i)
+        row_best[r].push_back({scores[r * k + i], row_beam[r], tokens[r * k + i]});
     }
 
     std::vector<int64_t> parents;

@@ -13,26 +13,6 @@ namespace heed::nn {
 
 namespace {
 
-// Row-wise log_softmax in place, as torch computes it: (x - max) - log(sum(exp(x - max))). The exp is the
-// ops' vectorisable one: over [rows, V] per step, glibc's scalar expf would cost as much as the output layer.
-void log_softmax_rows(Tensor& x) {
-  const int64_t rows = x.size(0), width = x.size(1);
-  float* base = x.data<float>();
-#pragma omp parallel for if (rows * width > 65536)
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = base + r * width;
-    float max = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : max)
-    for (int64_t i = 0; i < width; ++i) max = std::max(max, row[i]);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < width; ++i) sum += ops::cpu::exp_approx(row[i] - max);
-    const float log_sum = std::log(sum);
-#pragma omp simd
-    for (int64_t i = 0; i < width; ++i) row[i] = (row[i] - max) - log_sum;
-  }
-}
-
 // An in-place gather over dimension 0 of [slots, L, ...] buffers, limited to positions [0, length): new row
 // j takes old row from[j] where copy[j] is set. Old rows that are overwritten before being read are saved
 // first, so a permutation needs no second buffer.
@@ -196,10 +176,20 @@ Tensor IncrementalDecoder::step(const std::vector<int32_t>& tokens) {
   }
   if (model_.pre_norm_) y = model_.decoder_norm_(y);
   ++steps_;
-  // linear() returns a fresh tensor, so it can be normalised in place; 16-bit logits are widened on the CPU,
-  // where beam search reads them.
-  Tensor log_probs = model_.logits(autograd::reshape(y, {rows_, config.d_model})).value().to(Device::cpu()).to(DType::F32);
-  log_softmax_rows(log_probs);
+  return model_.logits(autograd::reshape(y, {rows_, config.d_model})).value();
+}
+
+Tensor IncrementalDecoder::step_log_probs(const std::vector<int32_t>& tokens) {
+  Tensor log_probs = step(tokens).to(Device::cpu()).to(DType::F32).contiguous();
+  const int64_t rows = log_probs.size(0), width = log_probs.size(1);
+  float* base = log_probs.data<float>();
+#pragma omp parallel for if (rows * width > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = base + r * width;
+    const ops::cpu::LogSoftmaxShift shift = ops::cpu::log_softmax_shift(row, width);
+#pragma omp simd
+    for (int64_t i = 0; i < width; ++i) row[i] = shift.log_prob(row[i]);
+  }
   return log_probs;
 }
 

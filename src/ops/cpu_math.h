@@ -15,6 +15,7 @@
 //   log(erfc(t)) + t^2 as a polynomial in u = (t - 5) / 4 on t in [1, 9], error 1.3e-7.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -85,6 +86,24 @@ inline float normal_cdf(float x) {
   const float half_erfc = t > 9.0f ? 0.0f : 0.5f * exp_approx((b - t2_hi) - t2_lo);
   const float tail = z < 0.0f ? half_erfc : 1.0f - half_erfc;
   return t < 1.0f ? central : tail;
+}
+
+// What log_softmax subtracts from a row, as torch computes it: log_prob[i] = (x[i] - max) - log_sum with
+// log_sum = log(sum(e^(x - max))). The exp is the vectorisable one above: over a decoder step's [rows, V],
+// glibc's scalar expf would cost as much as the output layer.
+struct LogSoftmaxShift {
+  float max, log_sum;
+  float log_prob(float x) const { return (x - max) - log_sum; }
+};
+
+inline LogSoftmaxShift log_softmax_shift(const float* row, int64_t width) {
+  float max = -INFINITY;
+#pragma omp simd reduction(max : max)
+  for (int64_t i = 0; i < width; ++i) max = std::max(max, row[i]);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < width; ++i) sum += exp_approx(row[i] - max);
+  return {max, std::log(sum)};
 }
 
 }  // namespace heed::ops::cpu

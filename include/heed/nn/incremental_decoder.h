@@ -37,8 +37,11 @@ class IncrementalDecoder {
   const std::vector<int64_t>& row_sources() const { return row_source_; }
 
   // Feeds one token per row (the start token at step 0, then the previously chosen token) and returns the
-  // log-probabilities of the next token, fp32 [rows, V] on the CPU: log_softmax of the logits.
+  // logits of the next token, [rows, V] on the model's device in the compute type (beam search selects on
+  // the device with ops::log_softmax_top_k).
   Tensor step(const std::vector<int32_t>& tokens);
+  // step(), then log_softmax: fp32 [rows, V] on the CPU, every token's log-probability.
+  Tensor step_log_probs(const std::vector<int32_t>& tokens);
 
   // Row j of the new state continues old row from[j]; rows may be dropped or repeated. from.size() may be
   // anything from 0 to max_rows.

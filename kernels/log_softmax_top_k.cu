@@ -1,0 +1,105 @@
+// Beam search's per-step selection: one block of 256 threads per decoder row.
+//
+// The row's log-softmax statistics come first, as in the softmax kernel: the maximum, then the sum of
+// e^(x - max), both through block_reduce in a fixed order. A log-probability is then (x - max) - log(sum),
+// the expression (and rounding order) of the CPU op, and the candidate's score adds the row's prefix.
+//
+// Selection is k rounds of a block-wide argmax, each over the elements that rank strictly after the
+// previous round's pick in the total order (score descending, token ascending). Every thread keeps only
+// its best candidate of a round in registers, strided over the row so loads are coalesced; the block then
+// reduces (score, token) pairs with warp shuffles and one shared-memory step. Rounds re-read the row, which
+// stays in L2 (a 32k-entry fp32 row is 128 KiB): for the k <= 2 x beam of beam search that costs far less
+// than moving rows x vocabulary logits to the host each step. The total order makes the result independent
+// of the thread count and of the reduction's pairing, and equal scores resolve to the lower token as on
+// the CPU.
+#include "common/elements.h"
+#include "common/launch.h"
+#include "common/reductions.h"
+#include "log_softmax_top_k.h"
+
+namespace heed::kernels {
+
+namespace {
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int32_t kNoToken = 0x7fffffff;  // ranks after every real token, so "none" loses every comparison
+}  // namespace
+
+namespace HEED_BACKEND {
+
+namespace {
+
+// Whether (s, j) ranks before (best_s, best_j): a higher score, or the same score and a lower token.
+// NaN scores never rank before anything, as on the CPU, which skips them.
+__device__ __forceinline__ bool ranks_before(float s, int32_t j, float best_s, int32_t best_j) {
+  return s > best_s || (s == best_s && j < best_j);
+}
+
+// The block's best (score, token); every thread gets it. Starts and ends with a barrier.
+__device__ __forceinline__ void block_best(float& s, int32_t& j, float* warp_s, int32_t* warp_j) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float other_s = __shfl_xor_sync(kFullWarp, s, offset);
+    const int32_t other_j = __shfl_xor_sync(kFullWarp, j, offset);
+    if (ranks_before(other_s, other_j, s, j)) s = other_s, j = other_j;
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();
+  if (lane == 0) warp_s[warp] = s, warp_j[warp] = j;
+  __syncthreads();
+  s = lane < kWarps ? warp_s[lane] : -INFINITY;
+  j = lane < kWarps ? warp_j[lane] : kNoToken;
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float other_s = __shfl_xor_sync(kFullWarp, s, offset);
+    const int32_t other_j = __shfl_xor_sync(kFullWarp, j, offset);
+    if (ranks_before(other_s, other_j, s, j)) s = other_s, j = other_j;
+  }
+}
+
+}  // namespace
+
+__global__ void __launch_bounds__(kThreads) log_softmax_top_k_kernel(LogSoftmaxTopKArgs p) {
+  __shared__ float scratch[32];
+  __shared__ float warp_s[kWarps];
+  __shared__ int32_t warp_j[kWarps];
+  const int64_t row = blockIdx.x, base = row * p.vocab;
+
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) mx = fmaxf(mx, load_element(p.logits, base + j, p.dtype));
+  mx = block_max(mx, scratch);
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) sum += expf(load_element(p.logits, base + j, p.dtype) - mx);
+  const float log_sum = logf(block_sum(sum, scratch));
+  const float prefix = p.prefix[row];
+
+  float last_s = INFINITY;
+  int32_t last_j = -1;
+  for (int round = 0; round < p.k; ++round) {
+    float best_s = -INFINITY;
+    int32_t best_j = kNoToken;
+    for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) {
+      if (j == p.exclude) continue;
+      const float s = prefix + ((load_element(p.logits, base + j, p.dtype) - mx) - log_sum);
+      const int32_t token = static_cast<int32_t>(j);
+      const bool after_last = s < last_s || (s == last_s && token > last_j);
+      if (after_last && s > -INFINITY && ranks_before(s, token, best_s, best_j)) best_s = s, best_j = token;
+    }
+    block_best(best_s, best_j, warp_s, warp_j);
+    if (threadIdx.x == 0) {
+      const bool found = best_j != kNoToken;
+      p.scores[row * p.k + round] = found ? best_s : -INFINITY;
+      p.tokens[row * p.k + round] = found ? best_j : -1;
+    }
+    last_s = best_s, last_j = best_j;  // every thread holds the block's pick: no shared state to sync
+  }
+}
+
+}  // namespace HEED_BACKEND
+
+template <>
+void log_softmax_top_k<kBackend>(const LogSoftmaxTopKArgs& args) {
+  if (args.rows == 0 || args.k == 0) return;
+  HEED_BACKEND::launch(HEED_BACKEND::log_softmax_top_k_kernel, dim3(static_cast<unsigned>(args.rows)),
+                       dim3(kThreads), 0, args.stream, args);
+}
+
+}  // namespace heed::kernels
