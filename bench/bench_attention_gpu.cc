@@ -1,5 +1,6 @@
-// Attention on a GPU: Heed's fused FlashAttention-2 kernels against the unfused path (a cuBLASLt GEMM for
-// the scores, the softmax kernel, a GEMM for the values: what Marian runs), forward and backward.
+// Attention on a GPU: Heed's fused FlashAttention-2 kernels against cuDNN's fused attention (in a build
+// with cuDNN; its graphs are in src/ops/attention_cudnn.cu) and the unfused path (a cuBLASLt GEMM for the
+// scores, the softmax kernel, a GEMM for the values: what Marian runs), forward and backward.
 //
 //   bench_attention_gpu [--dtype bf16|fp16] [--device N] [--max-len L] [--iters N]
 //
@@ -8,7 +9,9 @@
 // forward pass (halved when causal), 2.5 times that for the backward pass, as FlashAttention counts them.
 // Times are wall-clock over --iters launches after a warm-up, between device synchronisations. The
 // unfused path materialises the L x L scores and probabilities; it runs non-causal only, and is skipped
-// where they would not fit in memory. Peak memory is the caching allocator's high-water mark.
+// where they would not fit in memory. cuDNN reads [B, L, H, D] storage (the layout of Heed's projections),
+// the others [B, H, L, D]; its first call per shape builds a plan, which the warm-up absorbs. Peak memory is
+// the caching allocator's high-water mark.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +26,9 @@
 #include "heed/core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/softmax.h"
+#ifdef HEED_WITH_CUDNN
+#include "ops/attention_cudnn.h"
+#endif
 
 using namespace heed;
 using kernels::Backend;
@@ -77,8 +83,8 @@ void run(const Options& opt) {
   const Device device = Device::cuda(opt.device);
   const kernels::Half half = opt.dtype == DType::BF16 ? kernels::Half::BF16 : kernels::Half::FP16;
   std::printf("%s, %s\n", cuda::describe(opt.device).c_str(), std::string(dtype_name(opt.dtype)).c_str());
-  std::printf("%4s %6s %6s %3s %4s | %9s %9s | %9s %9s | %9s\n", "D", "causal", "L", "B", "H", "fused fwd",
-              "fused bwd", "naive fwd", "naive bwd", "peak GiB");
+  std::printf("%4s %6s %6s %3s %4s | %9s %9s | %9s %9s | %9s %9s | %9s\n", "D", "causal", "L", "B", "H", "fused fwd",
+              "fused bwd", "cudnn fwd", "cudnn bwd", "naive fwd", "naive bwd", "peak GiB");
   for (int64_t d : {64, 128})
     for (bool causal : {false, true})
       for (int64_t len = 128; len <= opt.max_len; len *= 2) {
@@ -112,6 +118,23 @@ void run(const Options& opt) {
         const double fused_fwd = time_ms(opt.device, opt.iters, [&] { kernels::attention_forward<Backend::Gpu>(a); });
         const double fused_bwd = time_ms(opt.device, opt.iters, [&] { kernels::attention_backward<Backend::Gpu>(a); });
         auto tflops = [](double flops, double ms) { return flops / (ms * 1e-3) / 1e12; };
+        std::string cudnn_fwd = "-", cudnn_bwd = "-";
+#ifdef HEED_WITH_CUDNN
+        {
+          const Shape stored{batch, len, heads, d};
+          auto heads_view = [&](uint32_t seed) { return random_device(stored, opt.dtype, device, seed).transpose(1, 2); };
+          const Tensor qs = heads_view(5), ks = heads_view(6), vs = heads_view(7), ds = heads_view(8);
+          ops::AttentionOptions o;
+          o.scale = a.scale;
+          o.causal = causal;
+          ops::AttentionResult r;
+          const double cf = time_ms(opt.device, opt.iters, [&] { r = ops::cudnn::attention_forward(qs, ks, vs, o); });
+          const double cb =
+              time_ms(opt.device, opt.iters, [&] { ops::cudnn::attention_backward(ds, qs, ks, vs, r, o); });
+          cudnn_fwd = fmt::format("{:9.1f}", tflops(fwd_flops, cf));
+          cudnn_bwd = fmt::format("{:9.1f}", tflops(2.5 * fwd_flops, cb));
+        }
+#endif
         std::string naive_fwd = "-", naive_bwd = "-";
         const double score_bytes = 2.0 * batch * heads * len * len * dtype_size(opt.dtype);
         if (!causal && score_bytes < 24e9) {
@@ -138,10 +161,10 @@ void run(const Options& opt) {
           naive_fwd = fmt::format("{:9.1f}", tflops(fwd_flops, nf));
           naive_bwd = fmt::format("{:9.1f}", tflops(2.5 * fwd_flops, nb));
         }
-        std::printf("%4ld %6s %6ld %3ld %4ld | %9.1f %9.1f | %9s %9s | %9.2f\n", static_cast<long>(d),
+        std::printf("%4ld %6s %6ld %3ld %4ld | %9.1f %9.1f | %9s %9s | %9s %9s | %9.2f\n", static_cast<long>(d),
                     causal ? "yes" : "no", static_cast<long>(len), static_cast<long>(batch), static_cast<long>(heads),
-                    tflops(fwd_flops, fused_fwd), tflops(2.5 * fwd_flops, fused_bwd), naive_fwd.c_str(),
-                    naive_bwd.c_str(), alloc.stats().peak_in_use / double(1 << 30));
+                    tflops(fwd_flops, fused_fwd), tflops(2.5 * fwd_flops, fused_bwd), cudnn_fwd.c_str(),
+                    cudnn_bwd.c_str(), naive_fwd.c_str(), naive_bwd.c_str(), alloc.stats().peak_in_use / double(1 << 30));
       }
   std::printf("(TFLOP/s)\n");
 }

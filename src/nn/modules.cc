@@ -47,6 +47,7 @@ Variable MultiHeadAttention::operator()(const Variable& x_q, const Variable& x_k
   options.scale = 1.0f / std::sqrt(static_cast<float>(x_q.size(-1) / heads_));
   options.causal = causal;
   options.key_padding = key_padding;
+  options.backend = ctx.attention;
   if (ctx.training && dropout_ > 0) {
     options.dropout_p = dropout_;
     options.dropout_key = ctx.next_key();

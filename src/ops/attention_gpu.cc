@@ -1,9 +1,13 @@
-// Fused attention on the GPU path: kernels/attention_forward.cu and attention_backward.cu, reading q, k, v
+// Fused attention on the GPU path: kernels/attention_forward.cu and attention_backward.cu (or, where the
+// options ask for it, cuDNN's: attention_cudnn.cu), reading q, k, v
 // and dout through their strides and writing the results in the [B, L, H, D] storage that
 // heed/ops/attention.h promises.
 #include "core/kernel_args.h"
 #include "kernels/attention.h"
 #include "ops/attention_kernels.h"
+#ifdef HEED_WITH_CUDNN
+#include "ops/attention_cudnn.h"
+#endif
 
 namespace heed::ops::gpu {
 
@@ -35,9 +39,23 @@ kernels::AttentionArgs args_of(const Tensor& q, const Tensor& k, const Tensor& v
   return a;
 }
 
+// Whether cuDNN's attention runs instead of the kernels (AttentionBackend::Cudnn, in a build with cuDNN).
+bool use_cudnn(const AttentionOptions& opt) {
+#ifndef HEED_WITH_CUDNN
+  HEED_CHECK(opt.backend == AttentionBackend::Fused, "training.attention: cudnn: this build of Heed has no cuDNN "
+             "(use fused)");
+#endif
+  return opt.backend == AttentionBackend::Cudnn;
+}
+
 }  // namespace
 
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
+#ifdef HEED_WITH_CUDNN
+  if (use_cudnn(opt)) return cudnn::attention_forward(q, k, v, opt);
+#else
+  use_cudnn(opt);  // refuses the option
+#endif
   AttentionResult r{heads_like(q, q.size(2)),
                     Tensor::empty({q.size(0), q.size(1), q.size(2)}, DType::F32, q.device())};
   kernels::AttentionArgs a = args_of(q, k, v, opt);
@@ -50,6 +68,11 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
 
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const AttentionResult& fwd, const AttentionOptions& opt) {
+#ifdef HEED_WITH_CUDNN
+  if (use_cudnn(opt)) return cudnn::attention_backward(dout, q, k, v, fwd, opt);
+#else
+  use_cudnn(opt);  // refuses the option
+#endif
   AttentionGrads g{heads_like(q, q.size(2)), heads_like(k, k.size(2)), heads_like(v, v.size(2))};
   kernels::AttentionArgs a = args_of(q, k, v, opt);
   a.out = fwd.out.raw_data();

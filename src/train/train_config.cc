@@ -96,6 +96,11 @@ io::Options<TrainConfig> declare() {
                      "gradients, optimizer state, softmax and LayerNorm statistics stay fp32); auto: bf16 on a "
                      "GPU, fp32 on the CPU")
       .one_of({"auto", "fp32", "bf16", "fp16"});
+  o.add<std::string>("training.attention", bind(&T::training, &Tr::attention),
+                     "attention in the training step on a CUDA device: fused (Heed's FlashAttention-2 kernels) or "
+                     "cudnn (cuDNN's fused attention, where Heed was built with cuDNN: a yardstick; causal only "
+                     "for equal lengths, its own dropout generator, see docs/cuda.md)")
+      .one_of({"fused", "cudnn"});
   o.add<double>("training.loss_scale", bind(&T::training, &Tr::loss_scale),
                 "fp16 only: initial dynamic loss scale; halves when gradients overflow (the update is skipped)")
       .positive();

@@ -404,6 +404,7 @@ Vocabularies load_vocabularies(const std::string& dir) {
 struct Placement {
   Device device;
   DType compute;
+  ops::AttentionBackend attention;
 };
 
 Placement placement(const TrainConfig& c, int world) {
@@ -411,6 +412,13 @@ Placement placement(const TrainConfig& c, int world) {
   Placement p;
   p.device = resolve_device(t.device, "training.device");
   p.compute = nn::resolve_precision(t.precision, p.device, "training.precision");
+  p.attention = t.attention == "cudnn" ? ops::AttentionBackend::Cudnn : ops::AttentionBackend::Fused;
+#ifndef HEED_WITH_CUDNN
+  HEED_CHECK(p.attention == ops::AttentionBackend::Fused, "training.attention: cudnn needs a build of Heed with cuDNN "
+             "(CMake found none); use fused");
+#endif
+  HEED_CHECK(p.attention == ops::AttentionBackend::Fused || p.device.is_cuda(),
+             "training.attention: cudnn runs on a CUDA device, and training.device is {}; use fused", p.device.str());
   // One GPU per process: a config that names just `cuda` (or auto) gives each rank the GPU of its local rank.
   if (p.device.is_cuda() && world > 1 && (t.device == "cuda" || t.device == "auto")) {
     p.device = Device::cuda(dist::local_rank());
@@ -608,6 +616,7 @@ void train(TrainConfig c, const RunOptions& run) {
       nn::ForwardContext ctx;
       ctx.training = true;
       ctx.compute = where.compute;
+      ctx.attention = where.attention;
       ctx.seed = static_cast<uint64_t>(c.training.seed);
       // Micro-batch k of the update has the same dropout key whichever rank runs it.
       ctx.step = static_cast<uint64_t>((state.step * accumulate + i) * comm->world() + comm->rank());

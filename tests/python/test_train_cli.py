@@ -106,6 +106,9 @@ def config_errors(r):
                    "--set optimizer.lr=fast: optimizer.lr expects a number, got 'fast'")
     r.expect_error("missing training file", r.heed_run("train", good, "--set", f"data.train_src={r.path('x.en')}"),
                    "x.en")
+    # Refused on the CPU, whether or not this build has cuDNN; the message names the key.
+    r.expect_error("cuDNN attention on the CPU", r.heed_run("train", good, "--set", "training.attention=cudnn"),
+                   "training.attention: cudnn")
     helped = r.heed_run("train", "--help-config")
     r.check("--help-config lists every group", helped.returncode == 0 and all(
         f"\n{g}:\n" in "\n" + helped.stdout for g in

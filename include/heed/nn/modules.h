@@ -2,6 +2,8 @@
 // ParameterStore under the module's name prefix) and applies them with the differentiable functions.
 #pragma once
 
+#include "heed/ops/attention.h"
+
 #include <string>
 
 #include "heed/autograd/functions.h"
@@ -20,6 +22,7 @@ namespace heed::nn {
 struct ForwardContext {
   bool training = false;
   DType compute = DType::F32;
+  ops::AttentionBackend attention = ops::AttentionBackend::Fused;  // on a CUDA device (training.attention)
   uint64_t seed = 0;
   uint64_t step = 0;
   uint32_t next_site = 0;

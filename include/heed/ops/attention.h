@@ -11,6 +11,11 @@
 
 namespace heed::ops {
 
+// Which implementation runs attention on a CUDA device: Heed's FlashAttention-2 kernels, or cuDNN's fused
+// attention (a build with cuDNN only; ops/attention_cudnn.h lists how it differs). The CPU and the
+// simulated GPU always run Heed's own.
+enum class AttentionBackend { Fused, Cudnn };
+
 struct AttentionOptions {
   float scale = 1.0f;
   bool causal = false;        // query i sees keys j <= i (+ Lk - Lq, so the last query sees every key)
@@ -20,6 +25,7 @@ struct AttentionOptions {
   // GPU path: dQ without atomics (a second pass, about 1.4x its work), so a run gives the same bits every
   // time. The CPU path is always deterministic.
   bool deterministic = true;
+  AttentionBackend backend = AttentionBackend::Fused;
 };
 
 struct AttentionResult {

@@ -49,6 +49,7 @@ struct TrainingConfig {
   int64_t threads = 0;         // 0: all cores
   std::string device = "cpu";
   std::string precision = "auto";     // fp32, bf16, fp16; auto: bf16 on a GPU, fp32 on the CPU
+  std::string attention = "fused";    // fused (Heed's kernels) or cudnn (cuDNN's fused attention) on a GPU
   double loss_scale = 65536;          // fp16: the initial loss scale
   int64_t loss_scale_window = 2000;   // fp16: updates without overflow before the scale doubles
   std::vector<std::string> freeze;  // parameter-name patterns (* matches anything) that stay fixed
