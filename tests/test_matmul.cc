@@ -131,18 +131,20 @@ void check_gemm_epilogues(kernels::Backend backend) {
   }
 }
 
-// A Linear layer's forward (the bias epilogue on the GPU path) against the CPU op on the same rounded
-// inputs: one rounding of the fp32 result to the output type apart.
+// A Linear layer's forward (the bias and ReLU+bias epilogues on the GPU path) against the CPU op on the
+// same rounded inputs: one rounding of the fp32 result to the output type apart.
 void check_linear_forward(kernels::Backend backend) {
   const Device dev = testing::backend_device(backend);
   const Tensor x = testing::random_tensor({7, 16}, 1), w = testing::random_tensor({5, 16}, 2),
                bias = testing::random_tensor({5}, 3);
-  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
-    INFO(testing::dtype_label(dtype));
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16})
+    for (bool relu : {false, true}) {
+    INFO(testing::dtype_label(dtype) << (relu ? " relu" : ""));
     const double rel = dtype == DType::BF16 ? 1.0 / 256 : dtype == DType::F16 ? 1.0 / 2048 : 0.0;
     auto rounded = [&](const Tensor& t) { return t.to(dtype).to(DType::F32); };
-    const Tensor want = ops::linear_forward(rounded(x), rounded(w), rounded(bias));
-    const Tensor out = ops::linear_forward(x.to(dtype).to(dev), w.to(dtype).to(dev), bias.to(dtype).to(dev));
+    const Tensor want = ops::linear_forward(rounded(x), rounded(w), rounded(bias), relu);
+    const Tensor out =
+        ops::linear_forward(x.to(dtype).to(dev), w.to(dtype).to(dev), bias.to(dtype).to(dev), relu);
     REQUIRE(out.dtype() == dtype);
     const Tensor got = testing::to_host_f32(out);
     for (int64_t i = 0; i < got.numel(); ++i)
@@ -194,6 +196,37 @@ TEST_CASE("linear: finite-difference gradients of input, weight and bias", "[ops
   const Variable probe(testing::random_tensor({2, 3, 4}, 4));
   Variable x(xt, true), w(wt, true), b(bt, true);
   auto loss = [&] { return autograd::sum(autograd::mul(autograd::linear(x, w, b), probe)); };
+  autograd::backward(loss());
+  auto f = [&] {
+    autograd::NoGradGuard no_grad;
+    return double(loss().value().item());
+  };
+  testing::check_gradient(f, xt, x.grad());
+  testing::check_gradient(f, wt, w.grad());
+  testing::check_gradient(f, bt, b.grad());
+}
+
+TEST_CASE("linear_relu: the fused ReLU equals relu(linear), and its gradients pass finite differences",
+          "[ops][matmul][gradcheck]") {
+  using autograd::Variable;
+  // Half the pre-activations negative, none within the difference step of 0 (where ReLU has no derivative).
+  Tensor xt = testing::random_tensor({2, 3, 5}, 25), wt = testing::random_tensor({4, 5}, 26),
+         bt = testing::random_tensor({4}, 7);
+  const Variable probe(testing::random_tensor({2, 3, 4}, 8));
+  Variable x(xt, true), w(wt, true), b(bt, true);
+  {
+    autograd::NoGradGuard no_grad;
+    const Tensor fused = autograd::linear_relu(x, w, b).value();
+    const Tensor plain = autograd::activation(autograd::linear(x, w, b), ops::Activation::ReLU).value();
+    CHECK(fused.to_vector<float>() == plain.to_vector<float>());
+    int negative = 0;
+    for (float v : autograd::linear(x, w, b).value().to_vector<float>()) {
+      negative += v < 0;
+      REQUIRE(std::abs(v) > 0.02f);
+    }
+    CHECK(negative >= 6);
+  }
+  auto loss = [&] { return autograd::sum(autograd::mul(autograd::linear_relu(x, w, b), probe)); };
   autograd::backward(loss());
   auto f = [&] {
     autograd::NoGradGuard no_grad;

@@ -12,19 +12,26 @@
 
 namespace heed::autograd {
 
-Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
+namespace {
+
+// x . weight^T (+ bias), then max(0, .) when `relu`: one GEMM pass either way (ops::linear_forward). ReLU's
+// derivative is read from the output (y > 0 exactly where the pre-activation is), so the fused form keeps
+// no tensor the plain one does not.
+Variable linear_impl(const Variable& x, const Variable& weight, const Variable& bias, bool relu) {
   const int64_t in = weight.size(1), out_features = weight.size(0);
   HEED_CHECK(x.value().dim() >= 1 && x.size(-1) == in, "linear: input {} does not fit weight {}",
              shape_str(x.shape()), shape_str(weight.shape()));
+  HEED_CHECK(!relu || bias.defined(), "linear_relu: needs a bias (the fused epilogue adds it)");
   const Tensor x2 = x.value().reshape({-1, in});
-  const Tensor y = bias.defined() ? ops::linear_forward(x2, weight.value(), bias.value())
+  const Tensor y = bias.defined() ? ops::linear_forward(x2, weight.value(), bias.value(), relu)
                                   : ops::matmul(x2, weight.value(), false, true);
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
   Variable result(y.view(out_shape));
   if (needs_grad({&x, &weight, &bias})) {
-    record(result, [x, weight, bias, x2, in](const Tensor& dy) {
-      const Tensor dy2 = dy.reshape({-1, dy.size(-1)});
+    record(result, [x, weight, bias, x2, y, relu](const Tensor& dy) {
+      Tensor dy2 = dy.reshape({-1, dy.size(-1)});
+      if (relu) dy2 = ops::activation_backward(dy2, y, ops::Activation::ReLU);
       if (weight.requires_grad()) {
         float beta;
         Tensor& dw = weight.grad_for_gemm(&beta);
@@ -36,6 +43,16 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias)
     });
   }
   return result;
+}
+
+}  // namespace
+
+Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
+  return linear_impl(x, weight, bias, false);
+}
+
+Variable linear_relu(const Variable& x, const Variable& weight, const Variable& bias) {
+  return linear_impl(x, weight, bias, true);
 }
 
 Variable add(const Variable& a, const Variable& b) {

@@ -27,6 +27,11 @@ Variable Linear::operator()(const Variable& x) const {
   return autograd::linear(x, autograd::cast(weight_, t), bias_.defined() ? autograd::cast(bias_, t) : bias_);
 }
 
+Variable Linear::with_relu(const Variable& x) const {
+  const DType t = x.value().dtype();
+  return autograd::linear_relu(x, autograd::cast(weight_, t), autograd::cast(bias_, t));
+}
+
 LayerNorm::LayerNorm(ParameterStore& store, const std::string& name, int64_t dim, float eps) : eps_(eps) {
   gamma_ = store.create(name + ".weight", {dim}, Init::Ones);
   beta_ = store.create(name + ".bias", {dim}, Init::Zeros);
@@ -64,7 +69,8 @@ FeedForward::FeedForward(ParameterStore& store, const std::string& prefix, int64
       activation_dropout_(activation_dropout) {}
 
 Variable FeedForward::operator()(const Variable& x, ForwardContext& ctx) const {
-  return fc2_(ctx.dropout(autograd::activation(fc1_(x), act_), activation_dropout_));
+  const Variable hidden = act_ == ops::Activation::ReLU ? fc1_.with_relu(x) : autograd::activation(fc1_(x), act_);
+  return fc2_(ctx.dropout(hidden, activation_dropout_));
 }
 
 Tensor sinusoidal_positions(int64_t length, int64_t d) {

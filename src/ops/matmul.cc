@@ -40,8 +40,8 @@ void check_matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool tran
   HEED_CHECK(a.device() == b.device() && a.device() == out.device(), "matmul: operands on different devices");
 }
 
-void linear_into(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) {
-  HEED_DISPATCH(x.device(), "linear", linear_forward(x, weight, bias, out));
+void linear_into(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out) {
+  HEED_DISPATCH(x.device(), "linear", linear_forward(x, weight, bias, relu, out));
 }
 
 }  // namespace
@@ -60,7 +60,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, floa
   return out;
 }
 
-Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu) {
   HEED_CHECK(x.dim() == 2 && weight.dim() == 2 && bias.dim() == 1 && bias.size(0) == weight.size(0),
              "linear: x {}, weight {} and bias {} do not fit", shape_str(x.shape()), shape_str(weight.shape()),
              shape_str(bias.shape()));
@@ -68,7 +68,7 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias)
              dtype_name(bias.dtype()), bias.device().str(), dtype_name(x.dtype()), x.device().str());
   Tensor out = Tensor::empty({x.size(0), weight.size(0)}, x.dtype(), x.device());
   check_matmul(x, weight, out, false, true);
-  linear_into(x, weight, bias.contiguous(), out);
+  linear_into(x, weight, bias.contiguous(), relu, out);
   return out;
 }
 

@@ -101,7 +101,7 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
   }
 }
 
-void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) {
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out) {
   // The bias rows first, then the GEMM accumulates onto them (beta = 1): one pass over the output, not two.
   const float* b = bias.data<float>();
   float* o = out.data<float>();
@@ -109,6 +109,9 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, T
 #pragma omp parallel for if (rows * cols > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) std::copy(b, b + cols, o + r * cols);
   matmul_into(x, weight, out, false, true, 1.0f, 1.0f);
+  if (!relu) return;
+#pragma omp parallel for simd if (rows * cols > (1 << 16))
+  for (int64_t i = 0; i < rows * cols; ++i) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
 }
 
 }  // namespace heed::ops::cpu

@@ -65,7 +65,7 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
   }
 }
 
-void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) {
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out) {
   GemmDesc d;
   d.m = out.size(0);
   d.n = out.size(1);
@@ -76,6 +76,7 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   d.out_dtype = out.dtype();
   d.ldo = d.n;
   d.bias = bias.raw_data();
+  d.relu = relu;
   gemm(x.device(), d);
 }
 

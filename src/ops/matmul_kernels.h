@@ -39,7 +39,7 @@ namespace heed::ops::cpu {
 
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta);
 // out = x . weight^T + bias (bias contiguous).
-void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out);
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out);
 
 }  // namespace heed::ops::cpu
 
@@ -48,6 +48,6 @@ namespace heed::ops::gpu {
 // a and b: fp32, bf16 or fp16 (one type); out: fp32 or a's type.
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta);
 // out = x . weight^T + bias through the GEMM's bias epilogue.
-void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out);
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out);
 
 }  // namespace heed::ops::gpu

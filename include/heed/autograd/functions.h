@@ -11,6 +11,8 @@ namespace heed::autograd {
 
 // x: [..., in], weight: [out, in] (as PyTorch), bias: [out] or undefined.
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias);
+// relu(linear(x, weight, bias)) in one GEMM pass (cuBLASLt's RELU_BIAS epilogue on a GPU); bias required.
+Variable linear_relu(const Variable& x, const Variable& weight, const Variable& bias);
 Variable add(const Variable& a, const Variable& b);
 Variable mul(const Variable& a, const Variable& b);
 // Sum of all elements, 0-d.

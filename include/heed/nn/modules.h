@@ -42,6 +42,8 @@ class Linear {
   Linear(ParameterStore& store, const std::string& name, int64_t in, int64_t out, bool bias = true);
   // Runs in x's type: fp32 weights are converted for 16-bit inputs (see ForwardContext).
   Variable operator()(const Variable& x) const;
+  // relu(this(x)), fused into the product (autograd::linear_relu); the layer must have a bias.
+  Variable with_relu(const Variable& x) const;
 
  private:
   Variable weight_, bias_;

@@ -14,7 +14,8 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a = f
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false, float alpha = 1.0f);
 // A Linear layer's forward: x [N, in] . weight [out, in]^T + bias [out], the bias added in the GEMM's own
 // pass over the output (the beta = 1 accumulation on the CPU, cuBLASLt's bias epilogue on a GPU). bias has
-// the output's dtype.
-Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// the output's dtype. With `relu`, max(0, .) is applied in the same pass (cuBLASLt's RELU_BIAS epilogue),
+// for the feed-forward layer's first product.
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu = false);
 
 }  // namespace heed::ops
