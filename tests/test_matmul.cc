@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include "gradcheck.h"
 #include "heed/autograd/functions.h"
 #include "heed/ops/elementwise.h"
@@ -189,13 +191,16 @@ TEST_CASE("broadcasting add and mul, and their reductions", "[ops][elementwise]"
   CHECK_THROWS_WITH(ops::add(a, testing::random_tensor({5}, 3)), Catch::Contains("do not broadcast"));
 }
 
-TEST_CASE("linear: finite-difference gradients of input, weight and bias", "[ops][matmul][gradcheck]") {
+namespace {
+
+// Finite differences of sum(layer(x, w, b) * probe) against backward(), for every input of the layer.
+void check_linear_gradients(Tensor xt, Tensor wt, Tensor bt,
+                            const std::function<autograd::Variable(const autograd::Variable&, const autograd::Variable&,
+                                                                   const autograd::Variable&)>& layer) {
   using autograd::Variable;
-  Tensor xt = testing::random_tensor({2, 3, 5}, 1), wt = testing::random_tensor({4, 5}, 2),
-         bt = testing::random_tensor({4}, 3);
-  const Variable probe(testing::random_tensor({2, 3, 4}, 4));
+  const Variable probe(testing::random_tensor({xt.size(0), xt.size(1), wt.size(0)}, 4));
   Variable x(xt, true), w(wt, true), b(bt, true);
-  auto loss = [&] { return autograd::sum(autograd::mul(autograd::linear(x, w, b), probe)); };
+  auto loss = [&] { return autograd::sum(autograd::mul(layer(x, w, b), probe)); };
   autograd::backward(loss());
   auto f = [&] {
     autograd::NoGradGuard no_grad;
@@ -206,16 +211,22 @@ TEST_CASE("linear: finite-difference gradients of input, weight and bias", "[ops
   testing::check_gradient(f, bt, b.grad());
 }
 
+}  // namespace
+
+TEST_CASE("linear: finite-difference gradients of input, weight and bias", "[ops][matmul][gradcheck]") {
+  check_linear_gradients(testing::random_tensor({2, 3, 5}, 1), testing::random_tensor({4, 5}, 2),
+                         testing::random_tensor({4}, 3), autograd::linear);
+}
+
 TEST_CASE("linear_relu: the fused ReLU equals relu(linear), and its gradients pass finite differences",
           "[ops][matmul][gradcheck]") {
   using autograd::Variable;
   // Half the pre-activations negative, none within the difference step of 0 (where ReLU has no derivative).
-  Tensor xt = testing::random_tensor({2, 3, 5}, 25), wt = testing::random_tensor({4, 5}, 26),
-         bt = testing::random_tensor({4}, 7);
-  const Variable probe(testing::random_tensor({2, 3, 4}, 8));
-  Variable x(xt, true), w(wt, true), b(bt, true);
+  const Tensor xt = testing::random_tensor({2, 3, 5}, 25), wt = testing::random_tensor({4, 5}, 26),
+               bt = testing::random_tensor({4}, 7);
   {
     autograd::NoGradGuard no_grad;
+    const Variable x(xt), w(wt), b(bt);
     const Tensor fused = autograd::linear_relu(x, w, b).value();
     const Tensor plain = autograd::activation(autograd::linear(x, w, b), ops::Activation::ReLU).value();
     CHECK(fused.to_vector<float>() == plain.to_vector<float>());
@@ -226,15 +237,7 @@ TEST_CASE("linear_relu: the fused ReLU equals relu(linear), and its gradients pa
     }
     CHECK(negative >= 6);
   }
-  auto loss = [&] { return autograd::sum(autograd::mul(autograd::linear_relu(x, w, b), probe)); };
-  autograd::backward(loss());
-  auto f = [&] {
-    autograd::NoGradGuard no_grad;
-    return double(loss().value().item());
-  };
-  testing::check_gradient(f, xt, x.grad());
-  testing::check_gradient(f, wt, w.grad());
-  testing::check_gradient(f, bt, b.grad());
+  check_linear_gradients(xt.clone(), wt.clone(), bt.clone(), autograd::linear_relu);
 }
 
 TEST_CASE("pointwise ops and sums on the simulated GPU match the CPU", "[ops][elementwise][sim]") {

@@ -417,7 +417,10 @@ const Plan& plan_for(DeviceState& s, const SdpaProblem& p, bool backward, double
   return s.plans.emplace(key, *chosen).first->second;
 }
 
-void execute(DeviceState& s, const Plan& plan, const std::vector<std::pair<int64_t, const void*>>& bindings, Device device) {
+// (uid, address) pairs for a variant pack; by-value scalars give the address of the host value.
+using Bindings = std::vector<std::pair<int64_t, const void*>>;
+
+void execute(DeviceState& s, const Plan& plan, const Bindings& bindings, Device device) {
   std::vector<int64_t> uids;
   std::vector<void*> pointers;
   for (const auto& [uid, ptr] : bindings) {
@@ -475,6 +478,32 @@ Tensor heads_like(const Tensor& x, int64_t len) {
   return Tensor::empty({x.size(0), len, x.size(1), x.size(3)}, x.dtype(), x.device()).transpose(1, 2);
 }
 
+
+// The inputs both passes share beyond q, k, v: the scale and whatever the mask and dropout need. By-value
+// scalars are read at execution, so they live here until then.
+struct SharedInputs {
+  SharedInputs(const SdpaProblem& p, const AttentionOptions& opt, Device device)
+      : scale(opt.scale), dropout_scale(1.0f / (1.0f - opt.dropout_p)) {
+    if (p.padding) bias = padding_bias(opt);
+    if (p.dropout) {
+      seed = dropout_seed(opt, device);
+      offset = Tensor::from_vector(std::vector<int64_t>{0}, {1}).to(device);
+    }
+  }
+  void bind(const SdpaProblem& p, Bindings& b) const {
+    b.emplace_back(kScale, &scale);
+    if (p.padding) b.emplace_back(kBias, bias.raw_data());
+    if (p.causal) b.emplace_back(kNegInf, &neg_inf);
+    if (p.dropout) {
+      b.emplace_back(kSeed, seed.raw_data());
+      b.emplace_back(kOffset, offset.raw_data());
+      b.emplace_back(kDropoutScale, &dropout_scale);
+    }
+  }
+  float scale, dropout_scale, neg_inf = -INFINITY;
+  Tensor bias, seed, offset;
+};
+
 }  // namespace
 
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
@@ -484,20 +513,10 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
   std::lock_guard lock(s.mutex);
   const Plan& plan = plan_for(s, p, false, keep_probability(opt));
   AttentionResult r{heads_like(q, q.size(2)), Tensor::empty({q.size(0), q.size(1), q.size(2)}, DType::F32, q.device())};
-  const float scale = opt.scale, neg_inf = -INFINITY, dropout_scale = 1.0f / (1.0f - opt.dropout_p);
-  const Tensor bias = p.padding ? padding_bias(opt) : Tensor();
-  const Tensor seed = p.dropout ? dropout_seed(opt, q.device()) : Tensor();
-  const Tensor offset = p.dropout ? Tensor::from_vector(std::vector<int64_t>{0}, {1}).to(q.device()) : Tensor();
-  std::vector<std::pair<int64_t, const void*>> bindings = {
-      {kQ, q.raw_data()}, {kK, k.raw_data()}, {kV, v.raw_data()}, {kO, r.out.raw_data()}, {kStats, r.lse.raw_data()},
-      {kScale, &scale}};
-  if (p.padding) bindings.emplace_back(kBias, bias.raw_data());
-  if (p.causal) bindings.emplace_back(kNegInf, &neg_inf);
-  if (p.dropout) {
-    bindings.emplace_back(kSeed, seed.raw_data());
-    bindings.emplace_back(kOffset, offset.raw_data());
-    bindings.emplace_back(kDropoutScale, &dropout_scale);
-  }
+  const SharedInputs shared(p, opt, q.device());
+  Bindings bindings = {{kQ, q.raw_data()}, {kK, k.raw_data()}, {kV, v.raw_data()}, {kO, r.out.raw_data()},
+                       {kStats, r.lse.raw_data()}};
+  shared.bind(p, bindings);
   execute(s, plan, bindings, q.device());
   return r;
 }
@@ -514,24 +533,14 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
   AttentionGrads g{heads_like(q, q.size(2)), heads_like(k, k.size(2)), heads_like(v, v.size(2))};
   const Tensor softmax_sum = Tensor::empty({q.size(0), q.size(1), q.size(2)}, DType::F32, q.device());
   const Tensor dq_accum = Tensor::zeros({q.size(0), q.size(1), q.size(2), q.size(3)}, DType::F32, q.device());
-  const float scale = opt.scale, neg_inf = -INFINITY, dropout_scale = 1.0f / (1.0f - opt.dropout_p),
-              keep_scale = 1.0f - opt.dropout_p;
-  const Tensor bias = p.padding ? padding_bias(opt) : Tensor();
-  const Tensor seed = p.dropout ? dropout_seed(opt, q.device()) : Tensor();
-  const Tensor offset = p.dropout ? Tensor::from_vector(std::vector<int64_t>{0}, {1}).to(q.device()) : Tensor();
-  std::vector<std::pair<int64_t, const void*>> bindings = {
-      {kQ, q.raw_data()},         {kK, k.raw_data()},          {kV, v.raw_data()},
-      {kO, fwd.out.raw_data()},   {kStats, fwd.lse.raw_data()}, {kDO, dout.raw_data()},
-      {kDQ, g.dq.raw_data()},     {kDK, g.dk.raw_data()},      {kDV, g.dv.raw_data()},
-      {kSoftmaxSum, softmax_sum.raw_data()}, {kDQAccum, dq_accum.raw_data()}, {kScale, &scale},
-      {kKeepScale, &keep_scale}};
-  if (p.padding) bindings.emplace_back(kBias, bias.raw_data());
-  if (p.causal) bindings.emplace_back(kNegInf, &neg_inf);
-  if (p.dropout) {
-    bindings.emplace_back(kSeed, seed.raw_data());
-    bindings.emplace_back(kOffset, offset.raw_data());
-    bindings.emplace_back(kDropoutScale, &dropout_scale);
-  }
+  const float keep_scale = 1.0f - opt.dropout_p;
+  const SharedInputs shared(p, opt, q.device());
+  Bindings bindings = {{kQ, q.raw_data()},       {kK, k.raw_data()},           {kV, v.raw_data()},
+                       {kO, fwd.out.raw_data()}, {kStats, fwd.lse.raw_data()}, {kDO, dout.raw_data()},
+                       {kDQ, g.dq.raw_data()},   {kDK, g.dk.raw_data()},       {kDV, g.dv.raw_data()},
+                       {kSoftmaxSum, softmax_sum.raw_data()}, {kDQAccum, dq_accum.raw_data()},
+                       {kKeepScale, &keep_scale}};
+  shared.bind(p, bindings);
   execute(s, plan, bindings, q.device());
   return g;
 }
