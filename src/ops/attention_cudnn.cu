@@ -37,7 +37,9 @@ class Desc {
   explicit Desc(cudnnBackendDescriptorType_t type) {
     cudnnBackendDescriptor_t d = nullptr;
     HEED_CUDNN_CHECK(cudnnBackendCreateDescriptor(type, &d));
-    ptr_ = std::shared_ptr<void>(d, [](void* p) { cudnnBackendDestroyDescriptor(static_cast<cudnnBackendDescriptor_t>(p)); });
+    // A failed destroy leaves nothing to undo, and a destructor cannot report it.
+    ptr_ = std::shared_ptr<void>(
+        d, [](void* p) { (void)cudnnBackendDestroyDescriptor(static_cast<cudnnBackendDescriptor_t>(p)); });
   }
   cudnnBackendDescriptor_t get() const { return static_cast<cudnnBackendDescriptor_t>(ptr_.get()); }
   Desc& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count, const void* values) {
@@ -365,12 +367,13 @@ std::vector<Desc> engine_configs(const Desc& graph, const Desc& device) {
   return configs;
 }
 
-// Everything a device needs to run the graphs: a handle, its properties, and the plans made so far.
+// An execution plan and the workspace it asks for.
 struct Plan {
   Desc plan;
   int64_t workspace_bytes = 0;
 };
 
+// Everything a device needs to run the graphs: a handle, its properties, and the plans made so far.
 struct DeviceState {
   cudnnHandle_t handle = nullptr;
   std::optional<Desc> properties;
@@ -380,9 +383,10 @@ struct DeviceState {
 
 DeviceState& state_for(int device) {
   static std::mutex mutex;
-  static std::map<int, std::unique_ptr<DeviceState>> states;  // leaked with the process, like the handles
+  // Leaked on purpose, like the cuBLASLt handles: at exit the CUDA runtime may be gone before it.
+  static auto* states = new std::map<int, std::unique_ptr<DeviceState>>;
   std::lock_guard lock(mutex);
-  std::unique_ptr<DeviceState>& s = states[device];
+  std::unique_ptr<DeviceState>& s = (*states)[device];
   if (!s) {
     s = std::make_unique<DeviceState>();
     HEED_CUDA_CHECK(cudaSetDevice(device));
