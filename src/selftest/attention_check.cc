@@ -1,15 +1,17 @@
+// The attention checks of heed/selftest/attention_check.h: inputs from Philox, the CPU op as the reference
+// and the plain 16-bit implementations that set the bounds, the kernels launched on their raw arguments.
 #include "heed/selftest/attention_check.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 #include "core/kernel_args.h"
 #include "heed/core/half.h"
 #include "heed/ops/attention.h"
 #include "heed/ops/dropout.h"
 #include "kernels/attention.h"
+#include "selftest/case_text.h"
 
 namespace heed::selftest {
 
@@ -212,48 +214,32 @@ std::string AttentionCase::str() const {
 }
 
 std::optional<AttentionCase> parse_attention_case(const std::string& text, std::string* error) {
-  AttentionCase c;
-  std::vector<std::string> parts;
-  std::stringstream ss(text);
-  for (std::string part; std::getline(ss, part, ',');) parts.push_back(part);
-  auto fail = [&](const std::string& why) -> std::optional<AttentionCase> {
-    *error = fmt::format("--attn '{}': {} (expected B,H,Lq,Lk,D[,causal][,pad|padrow][,dropout=P][,bf16|fp16]"
-                         "[,deterministic])",
-                         text, why);
-    return std::nullopt;
-  };
-  if (parts.size() < 5) return fail("five sizes come first");
-  int* sizes[] = {&c.batch, &c.heads, &c.len_q, &c.len_k, &c.head_dim};
-  for (int i = 0; i < 5; ++i) {
-    try {
-      size_t used = 0;
-      *sizes[i] = std::stoi(parts[i], &used);
-      if (used != parts[i].size() || *sizes[i] < 1) return fail(fmt::format("'{}' is not a positive size", parts[i]));
-    } catch (const std::exception&) {
-      return fail(fmt::format("'{}' is not a positive size", parts[i]));
-    }
-  }
-  if (c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128) return fail("the head dim must be 32, 64 or 128");
-  for (size_t i = 5; i < parts.size(); ++i) {
-    const std::string& p = parts[i];
-    if (p == "causal") c.causal = true;
-    else if (p == "pad") c.padding = KeyPadding::Some;
-    else if (p == "padrow") c.padding = KeyPadding::SomeAndFullRow;
-    else if (p == "bf16") c.dtype = Half::BF16;
-    else if (p == "fp16") c.dtype = Half::FP16;
-    else if (p == "deterministic") c.deterministic = true;
-    else if (p.rfind("dropout=", 0) == 0) {
-      try {
-        c.dropout = std::stof(p.substr(8));
-      } catch (const std::exception&) {
-        return fail(fmt::format("'{}' is not a probability", p));
-      }
-      if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) return fail("dropout must lie in [0, 1)");
-    } else {
-      return fail(fmt::format("unknown flag '{}'", p));
-    }
-  }
-  return c;
+  return detail::read_case(
+      "--attn", "B,H,Lq,Lk,D[,causal][,pad|padrow][,dropout=P][,bf16|fp16][,deterministic]", text, 5, error,
+      [](const std::vector<std::string>& fields) {
+        AttentionCase c;
+        int* sizes[] = {&c.batch, &c.heads, &c.len_q, &c.len_k, &c.head_dim};
+        for (int i = 0; i < 5; ++i) {
+          const int64_t n = detail::read_size(fields[i]);
+          if (n > std::numeric_limits<int>::max())
+            throw detail::CaseTextError{fmt::format("'{}' is too large", fields[i])};
+          *sizes[i] = static_cast<int>(n);
+        }
+        if (c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128)
+          throw detail::CaseTextError{"the head dim must be 32, 64 or 128"};
+        for (size_t i = 5; i < fields.size(); ++i) {
+          const std::string& p = fields[i];
+          if (p == "causal") c.causal = true;
+          else if (p == "pad") c.padding = KeyPadding::Some;
+          else if (p == "padrow") c.padding = KeyPadding::SomeAndFullRow;
+          else if (p == "bf16") c.dtype = Half::BF16;
+          else if (p == "fp16") c.dtype = Half::FP16;
+          else if (p == "deterministic") c.deterministic = true;
+          else if (const std::optional<float> dropout = detail::read_dropout(p)) c.dropout = *dropout;
+          else throw detail::CaseTextError{fmt::format("unknown flag '{}'", p)};
+        }
+        return c;
+      });
 }
 
 CheckResult check_attention_forward(kernels::Backend backend, const AttentionCase& c, uint64_t seed) {

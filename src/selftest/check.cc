@@ -1,3 +1,4 @@
+// The shared pieces of the kernel checks (heed/selftest/check.h).
 #include "heed/selftest/check.h"
 
 #include <cmath>
@@ -20,6 +21,33 @@ std::string CheckResult::str() const {
                        c.detail.empty() ? "" : " ", c.detail);
   out += ok() ? " ok" : " FAILED";
   return out;
+}
+
+double WorstRatio::ratio(double got, double want, double bound) {
+  const double error = std::abs(got - want);
+  if (error <= bound) return bound > 0 ? error / bound : 0.0;
+  // Over its bound: the quotient of doubles error > bound > 0 exceeds 1 after rounding too, and a zero
+  // bound, a NaN or an infinity must fail as well.
+  const double r = bound > 0 ? error / bound : std::numeric_limits<double>::infinity();
+  return r > 1 ? r : std::numeric_limits<double>::infinity();
+}
+
+Comparison WorstRatio::comparison() const {
+  std::string detail = fmt::format("(in units of each {}'s bound", element_);
+  if (!where_.empty()) detail += fmt::format(", worst {}: {:.9g} vs {:.9g}, bound {:.3g}", where_, got_, want_, bound_);
+  return {name_, worst_, 1.0, detail + ")"};
+}
+
+double plain_error(const Tensor& reference, DType dtype) {
+  if (dtype == DType::F32) return 0.0;
+  return max_abs_difference(host_values(reference.to(dtype)), host_values(reference));
+}
+
+Comparison within_twice_plain(const std::string& name, const Tensor& got, const Tensor& reference, DType dtype,
+                              double fp32_allowance) {
+  const double plain = plain_error(reference, dtype);
+  return {name, max_abs_difference(host_values(got), host_values(reference)), 2 * plain + fp32_allowance,
+          dtype == DType::F32 ? "" : fmt::format("(2 x plain 16-bit error {:.3g} + {:.3g})", plain, fp32_allowance)};
 }
 
 Tensor random_uniform(const Shape& shape, uint64_t seed, uint32_t stream, float lo, float hi) {
@@ -54,6 +82,14 @@ double max_abs(const std::vector<float>& x) {
 std::vector<float> host_values(const Tensor& t) {
   const Tensor c = t.to(Device::cpu()).to(DType::F32).contiguous();
   return std::vector<float>(c.data<float>(), c.data<float>() + c.numel());
+}
+
+Tensor to_backend(const Tensor& x, kernels::Backend backend, DType dtype) {
+  return x.to(dtype).contiguous().to(backend_device(backend));
+}
+
+Tensor nan_tensor(const Shape& shape, kernels::Backend backend, DType dtype) {
+  return to_backend(Tensor::full(shape, std::numeric_limits<float>::quiet_NaN()), backend, dtype);
 }
 
 DType dtype_of(kernels::Half half) { return half == kernels::Half::BF16 ? DType::BF16 : DType::F16; }

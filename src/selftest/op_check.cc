@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 
 #include "heed/ops/activation.h"
 #include "heed/ops/adam.h"
@@ -14,27 +13,20 @@
 #include "heed/ops/layer_norm.h"
 #include "heed/ops/log_softmax_top_k.h"
 #include "heed/ops/softmax.h"
+#include "selftest/case_text.h"
 
 namespace heed::selftest {
 
 namespace {
 
-constexpr double kUnit = 1.0 / (1 << 24);
-
-// The header's rule for one output: `got` (any device, layout, dtype) against the fp32 reference, for an
-// output in `dtype` with the fp32 allowance `allowance`.
-Comparison compare(const std::string& name, const Tensor& got, const Tensor& reference, DType dtype,
-                   double allowance) {
-  const std::vector<float> want = host_values(reference);
-  const double plain = dtype == DType::F32 ? 0.0 : max_abs_difference(host_values(reference.to(dtype)), want);
-  return {name, max_abs_difference(host_values(got), want), 2 * plain + allowance, ""};
-}
+// The header's rule for one output, against the fp32 reference.
+constexpr auto compare = within_twice_plain;
 
 // The fp32 allowances of the header: an output computed from a row of n values (n + 16 roundings, each
 // relative to the largest value involved), and a sum of n terms (the same count of roundings, relative to
 // the sum of their magnitudes, at most n times the largest).
-double row_allowance(double n, double largest) { return (n + 16) * kUnit * largest; }
-double sum_allowance(double n, double largest) { return (n + 16) * kUnit * n * largest; }
+double row_allowance(double n, double largest) { return (n + 16) * kFp32Unit * largest; }
+double sum_allowance(double n, double largest) { return (n + 16) * kFp32Unit * n * largest; }
 
 // x as `dtype` holds it, widened back to fp32: what the device op reads, and so what the CPU reference reads.
 Tensor rounded(const Tensor& x, DType dtype) { return x.to(dtype).to(DType::F32); }
@@ -53,7 +45,7 @@ CheckResult layer_norm(Device device, const OpCase& c, uint64_t seed) {
   const ops::LayerNormGrads got_grads = ops::layer_norm_backward(dyd, xd, gamma.to(device), got.mean, got.rstd);
   // A normalised value is at most sqrt(cols); dgamma and dbeta sum a term per row.
   const double cols = static_cast<double>(c.cols), rows = static_cast<double>(c.rows), xhat = std::sqrt(cols);
-  return {"layernorm " + c.str(),
+  return {"op " + c.str(),
           {compare("y", got.y, want.y, c.dtype, row_allowance(cols, max_abs(host_values(want.y)))),
            compare("mean", got.mean, want.mean, DType::F32, row_allowance(cols, 3.0)),
            compare("rstd", got.rstd, want.rstd, DType::F32, row_allowance(cols, max_abs(host_values(want.rstd)))),
@@ -79,7 +71,7 @@ CheckResult cross_entropy(Device device, const OpCase& c, uint64_t seed) {
   const Tensor got_grad = ops::cross_entropy_backward(ld, td, got.lse, kIgnore, kSmoothing, grad_scale);
   // A row's loss averages cols terms of at most |logit| + lse; the total adds the rows' losses.
   const double per_row = 4.0 + max_abs(host_values(want.lse)), cols = static_cast<double>(c.cols);
-  return {"xent " + c.str(),
+  return {"op " + c.str(),
           {compare("lse", got.lse, want.lse, DType::F32, row_allowance(cols, per_row)),
            compare("loss", got.loss_sum, want.loss_sum, DType::F32,
                    static_cast<double>(c.rows) * row_allowance(cols, per_row) +
@@ -93,7 +85,7 @@ CheckResult activation_and_dropout(Device device, const OpCase& c, uint64_t seed
   const RandomKey key{seed, 11, 2};
   const Tensor xd = on(device, x, c.dtype), dyd = on(device, dy, c.dtype);
   // One element: a handful of roundings in the GELU polynomial, allowed as 16 of a value of size 3.
-  return {"act " + c.str(),
+  return {"op " + c.str(),
           {compare("gelu", ops::activation_forward(xd, ops::Activation::GELU),
                    ops::activation_forward(x, ops::Activation::GELU), c.dtype, row_allowance(0, 3.0)),
            compare("dgelu", ops::activation_backward(dyd, xd, ops::Activation::GELU),
@@ -112,7 +104,7 @@ CheckResult embedding(Device device, const OpCase& c, uint64_t seed) {
   const Tensor dy = rounded(random_uniform({c.rows, c.cols}, seed, 1), c.dtype);
   const float scale = std::sqrt(static_cast<float>(c.cols));
   const Tensor idd = id.to(device);
-  return {"embedding " + c.str(),
+  return {"op " + c.str(),
           {compare("out", ops::embedding_forward(idd, on(device, weight, c.dtype), scale),
                    ops::embedding_forward(id, weight, scale), c.dtype, row_allowance(0, scale)),
            compare("dweight", ops::embedding_backward(on(device, dy, c.dtype), idd, kVocab, 0, scale),
@@ -136,7 +128,7 @@ CheckResult adam(Device device, const OpCase& c, uint64_t seed) {
     ops::adam_update(cpu, hyper, step);
     ops::adam_update(dev, hyper, step);
   }
-  CheckResult r{"adam " + c.str(), {}};
+  CheckResult r{"op " + c.str(), {}};
   for (size_t t = 0; t < cpu.size(); ++t) {
     const std::string n = std::to_string(t);
     r.comparisons.push_back(compare("param" + n, dev[t].param, cpu[t].param, DType::F32, row_allowance(0, 1.1)));
@@ -154,7 +146,7 @@ CheckResult softmax(Device device, const OpCase& c, uint64_t seed) {
   // The backward reads y in the storage type: its reference is the CPU op on that rounded y.
   const Tensor want_dx_rounded = ops::softmax_backward(dy, rounded(want, c.dtype));
   const double cols = static_cast<double>(c.cols);
-  return {"softmax " + c.str(),
+  return {"op " + c.str(),
           {compare("y", got, want, c.dtype, row_allowance(cols, 1.0)),
            compare("dx", got_dx, want_dx_rounded, c.dtype, row_allowance(cols, 1.0))}};
 }
@@ -182,8 +174,8 @@ CheckResult top_k(Device device, const OpCase& c, uint64_t seed) {
   // Both sides' log-sum-exp add cols terms of at most 1; a score's own roundings are relative to its size.
   const double largest = max_abs(host_values(want.scores));
   const Comparison scores = compare("scores", got.scores, want.scores, DType::F32,
-                                    row_allowance(2.0 * static_cast<double>(c.cols), 1.0) + 4 * kUnit * largest);
-  return {"topk " + c.str(),
+                                    row_allowance(2.0 * static_cast<double>(c.cols), 1.0) + 4 * kFp32Unit * largest);
+  return {"op " + c.str(),
           {Comparison{"tokens", static_cast<double>(mismatched), 0.0, "mismatched ranks"}, scores}};
 }
 
@@ -198,7 +190,7 @@ const std::vector<std::pair<std::string, Check>>& checks() {
 
 }  // namespace
 
-std::string OpCase::str() const { return fmt::format("{}x{} {}", rows, cols, dtype_name(dtype)); }
+std::string OpCase::str() const { return fmt::format("{},{},{},{}", op, rows, cols, detail::dtype_text(dtype)); }
 
 const std::vector<std::string>& op_names() {
   static const std::vector<std::string> names = [] {
@@ -210,37 +202,23 @@ const std::vector<std::string>& op_names() {
 }
 
 std::optional<OpCase> parse_op_case(const std::string& text, std::string* error) {
-  std::vector<std::string> parts;
-  std::stringstream ss(text);
-  for (std::string part; std::getline(ss, part, ',');) parts.push_back(part);
-  auto fail = [&](const std::string& why) -> std::optional<OpCase> {
-    *error = fmt::format("--op '{}': {} (expected OP,ROWS,COLS[,bf16|fp16|fp32] with OP one of {})", text, why,
-                         fmt::join(op_names(), ", "));
-    return std::nullopt;
-  };
-  if (parts.size() < 3 || parts.size() > 4) return fail("three or four fields");
-  OpCase c;
-  c.op = parts[0];
-  if (std::find(op_names().begin(), op_names().end(), c.op) == op_names().end())
-    return fail(fmt::format("unknown op '{}'", c.op));
-  int64_t* sizes[] = {&c.rows, &c.cols};
-  for (int i = 0; i < 2; ++i) {
-    const std::string& p = parts[static_cast<size_t>(i) + 1];
-    try {
-      size_t used = 0;
-      *sizes[i] = std::stoll(p, &used);
-      if (used != p.size() || *sizes[i] < 1) return fail(fmt::format("'{}' is not a positive size", p));
-    } catch (const std::exception&) {
-      return fail(fmt::format("'{}' is not a positive size", p));
-    }
-  }
-  if (parts.size() == 4) {
-    if (parts[3] == "bf16") c.dtype = DType::BF16;
-    else if (parts[3] == "fp16") c.dtype = DType::F16;
-    else if (parts[3] == "fp32") c.dtype = DType::F32;
-    else return fail(fmt::format("unknown type '{}'", parts[3]));
-  }
-  return c;
+  return detail::read_case(
+      "--op", fmt::format("OP,ROWS,COLS[,bf16|fp16|fp32] with OP one of {}", fmt::join(op_names(), ", ")), text, 3,
+      error, [](const std::vector<std::string>& fields) {
+        if (fields.size() > 4) throw detail::CaseTextError{"at most 4 fields"};
+        OpCase c;
+        c.op = fields[0];
+        if (std::find(op_names().begin(), op_names().end(), c.op) == op_names().end())
+          throw detail::CaseTextError{fmt::format("unknown op '{}'", c.op)};
+        c.rows = detail::read_size(fields[1]);
+        c.cols = detail::read_size(fields[2]);
+        if (fields.size() == 4) {
+          const std::optional<DType> dtype = detail::read_dtype(fields[3]);
+          if (!dtype) throw detail::CaseTextError{fmt::format("unknown type '{}'", fields[3])};
+          c.dtype = *dtype;
+        }
+        return c;
+      });
 }
 
 CheckResult check_op(kernels::Backend backend, const OpCase& c, uint64_t seed) {

@@ -1,7 +1,8 @@
-// Checks of the kernels other than attention, for `heed selftest`: each kernel runs through its op on the
-// simulator or a GPU and is compared with the same op on the CPU, in fp32 on the same 16-bit-rounded
-// inputs. The kernel tests (tests/test_kernel_*.cc) hold the finer, per-kernel bounds and the adversarial
-// schedules; these are the smoke test a new GPU machine or driver gets, at shapes given on the command line.
+// Checks of the ops' device paths, for `heed selftest --op`: each op runs on the simulator or a GPU
+// (dispatch, workspaces, layouts and the kernels it launches) and is compared with the same op on the CPU,
+// in fp32 on the same 16-bit-rounded inputs. They reach the kernels that have no check of their own here
+// (softmax, beam search's top-k); the kernel checks (the other *_check.h, which the kernel tests run under
+// the adversarial schedules too) hold each kernel to its finer bounds.
 //
 // One rule for every output, FlashAttention's: the error may be at most twice that of rounding the fp32
 // reference once to the output type (zero for fp32 outputs), plus an fp32 allowance for the order of the
