@@ -8,12 +8,14 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
 #include <vector>
 
 #include "heed/core/device.h"
 #include "heed/core/tensor.h"
 #include "heed/selftest/check.h"
 #include "kernels/common/backend.h"
+#include "sim/cuda_sim.h"
 
 namespace heed::testing {
 
@@ -34,6 +36,16 @@ inline Tensor to_host_f32(const Tensor& t) { return t.to(Device::cpu()).to(DType
 
 // A tensor of the backend's memory (any layout and float dtype) as row-major fp32 values.
 inline std::vector<float> values(const Tensor& t) { return selftest::host_values(t); }
+
+// Runs `run` on the simulator in order, then under the schedules that let one warp run ahead (a missing
+// barrier then gives a wrong result) or interleave threads at random and shuffle the order of blocks.
+inline void under_every_schedule(uint64_t seed, const std::function<void()>& run) {
+  for (cuda_sim::Schedule schedule : {cuda_sim::Schedule::InOrder, cuda_sim::Schedule::WarpAhead,
+                                      cuda_sim::Schedule::Random}) {
+    const cuda_sim::ScheduleScope scope(schedule, seed);
+    run();
+  }
+}
 
 inline const char* dtype_label(DType dtype) {
   return dtype == DType::F32 ? "fp32" : dtype == DType::BF16 ? "bf16" : "fp16";

@@ -83,10 +83,7 @@ TEST_CASE("attention forward kernel matches the CPU op on the simulator", "[kern
 
 TEST_CASE("attention backward kernels match the CPU op on the simulator, under every schedule",
           "[kernel][attention]") {
-  for (auto schedule : {cuda_sim::Schedule::InOrder, cuda_sim::Schedule::WarpAhead, cuda_sim::Schedule::Random}) {
-    cuda_sim::ScheduleScope scope(schedule, 5);
-    check_backward_cases(Backend::Sim);
-  }
+  testing::under_every_schedule(5, [] { check_backward_cases(Backend::Sim); });
 }
 
 TEST_CASE("attention kernels match the CPU op on the GPU", "[kernel][attention][gpu]") {

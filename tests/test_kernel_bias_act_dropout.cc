@@ -44,13 +44,7 @@ void check_all(Backend backend) {
 }  // namespace
 
 TEST_CASE("bias_act_dropout kernels match the CPU ops on the simulator", "[kernel][bias_act_dropout]") {
-  // In order, then under the adversarial schedules, which let one warp run ahead (a missing barrier then
-  // gives a wrong result) and shuffle the order of blocks.
-  using cuda_sim::Schedule;
-  for (Schedule schedule : {Schedule::InOrder, Schedule::WarpAhead, Schedule::Random}) {
-    const cuda_sim::ScheduleScope scope(schedule, 17);
-    check_all(Backend::Sim);
-  }
+  testing::under_every_schedule(17, [] { check_all(Backend::Sim); });
 }
 
 TEST_CASE("bias_act_dropout kernels match the CPU ops on the GPU", "[kernel][bias_act_dropout][gpu]") {

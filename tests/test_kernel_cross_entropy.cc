@@ -36,13 +36,7 @@ void check_all_shapes(Backend backend) {
 }  // namespace
 
 TEST_CASE("cross_entropy kernels match the CPU op on the simulator", "[kernel][cross_entropy]") {
-  // In order, then under the adversarial schedules, which let one warp run ahead (a missing barrier then
-  // gives a wrong result) and shuffle the order of blocks.
-  using cuda_sim::Schedule;
-  for (Schedule schedule : {Schedule::InOrder, Schedule::WarpAhead, Schedule::Random}) {
-    const cuda_sim::ScheduleScope scope(schedule, 17);
-    check_all_shapes(Backend::Sim);
-  }
+  testing::under_every_schedule(17, [] { check_all_shapes(Backend::Sim); });
 }
 
 TEST_CASE("cross_entropy kernels match the CPU op on the GPU", "[kernel][cross_entropy][gpu]") {

@@ -41,13 +41,7 @@ void check_all_shapes(Backend backend) {
 }  // namespace
 
 TEST_CASE("layer_norm kernels match the CPU op on the simulator", "[kernel][layer_norm]") {
-  // In order, then under the adversarial schedules, which let one warp run ahead (a missing barrier then
-  // gives a wrong result) and shuffle the order of blocks.
-  using cuda_sim::Schedule;
-  for (Schedule schedule : {Schedule::InOrder, Schedule::WarpAhead, Schedule::Random}) {
-    const cuda_sim::ScheduleScope scope(schedule, 17);
-    check_all_shapes(Backend::Sim);
-  }
+  testing::under_every_schedule(17, [] { check_all_shapes(Backend::Sim); });
 }
 
 TEST_CASE("layer_norm kernels match the CPU op on the GPU", "[kernel][layer_norm][gpu]") {
