@@ -94,7 +94,9 @@ Tensor nan_tensor(const Shape& shape, kernels::Backend backend, DType dtype) {
 
 DType dtype_of(kernels::Half half) { return half == kernels::Half::BF16 ? DType::BF16 : DType::F16; }
 
-Tensor round_to(const Tensor& x, kernels::Half half) { return x.to(dtype_of(half)).to(DType::F32); }
+Tensor round_to(const Tensor& x, kernels::Half half) { return round_to(x, dtype_of(half)); }
+
+Tensor round_to(const Tensor& x, DType dtype) { return x.to(dtype).to(DType::F32); }
 
 Device backend_device(kernels::Backend backend) {
   return backend == kernels::Backend::Gpu ? Device::cuda() : Device::sim();

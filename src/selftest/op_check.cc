@@ -28,19 +28,15 @@ constexpr auto compare = within_twice_plain;
 double row_allowance(double n, double largest) { return (n + 16) * kFp32Unit * largest; }
 double sum_allowance(double n, double largest) { return (n + 16) * kFp32Unit * n * largest; }
 
-// x as `dtype` holds it, widened back to fp32: what the device op reads, and so what the CPU reference reads.
-Tensor rounded(const Tensor& x, DType dtype) { return x.to(dtype).to(DType::F32); }
 
-// What a device op reads: a copy of the (already rounded) host input in the device's memory, in `dtype`.
-Tensor on(Device device, const Tensor& x, DType dtype) { return x.to(dtype).to(device); }
-
-CheckResult layer_norm(Device device, const OpCase& c, uint64_t seed) {
-  const Tensor x = rounded(random_uniform({c.rows, c.cols}, seed, 0, 1.0f, 3.0f), c.dtype);
-  const Tensor dy = rounded(random_uniform({c.rows, c.cols}, seed, 1), c.dtype);
+CheckResult layer_norm(kernels::Backend backend, const OpCase& c, uint64_t seed) {
+  const Device device = backend_device(backend);
+  const Tensor x = round_to(random_uniform({c.rows, c.cols}, seed, 0, 1.0f, 3.0f), c.dtype);
+  const Tensor dy = round_to(random_uniform({c.rows, c.cols}, seed, 1), c.dtype);
   const Tensor gamma = random_uniform({c.cols}, seed, 2, 0.5f, 1.5f), beta = random_uniform({c.cols}, seed, 3);
   const ops::LayerNormResult want = ops::layer_norm_forward(x, gamma, beta, 1e-5f);
   const ops::LayerNormGrads want_grads = ops::layer_norm_backward(dy, x, gamma, want.mean, want.rstd);
-  const Tensor xd = on(device, x, c.dtype), dyd = on(device, dy, c.dtype);
+  const Tensor xd = to_backend(x, backend, c.dtype), dyd = to_backend(dy, backend, c.dtype);
   const ops::LayerNormResult got = ops::layer_norm_forward(xd, gamma.to(device), beta.to(device), 1e-5f);
   const ops::LayerNormGrads got_grads = ops::layer_norm_backward(dyd, xd, gamma.to(device), got.mean, got.rstd);
   // A normalised value is at most sqrt(cols); dgamma and dbeta sum a term per row.
@@ -54,10 +50,11 @@ CheckResult layer_norm(Device device, const OpCase& c, uint64_t seed) {
            compare("dbeta", got_grads.dbeta, want_grads.dbeta, DType::F32, sum_allowance(rows, 1.0))}};
 }
 
-CheckResult cross_entropy(Device device, const OpCase& c, uint64_t seed) {
+CheckResult cross_entropy(kernels::Backend backend, const OpCase& c, uint64_t seed) {
+  const Device device = backend_device(backend);
   constexpr int64_t kIgnore = 0;
   constexpr float kSmoothing = 0.1f;
-  const Tensor logits = rounded(random_uniform({c.rows, c.cols}, seed, 0, -4.0f, 4.0f), c.dtype);
+  const Tensor logits = round_to(random_uniform({c.rows, c.cols}, seed, 0, -4.0f, 4.0f), c.dtype);
   std::vector<int32_t> targets(static_cast<size_t>(c.rows));
   const std::vector<float> draw = host_values(random_uniform({c.rows}, seed, 1, 0.0f, 1.0f));
   for (int64_t i = 0; i < c.rows; ++i)  // every fifth row is padding
@@ -66,7 +63,7 @@ CheckResult cross_entropy(Device device, const OpCase& c, uint64_t seed) {
   const float grad_scale = 1.0f / static_cast<float>(c.rows);
   const ops::CrossEntropyResult want = ops::cross_entropy_forward(logits, t, kIgnore, kSmoothing);
   const Tensor want_grad = ops::cross_entropy_backward(logits, t, want.lse, kIgnore, kSmoothing, grad_scale);
-  const Tensor ld = on(device, logits, c.dtype), td = t.to(device);
+  const Tensor ld = to_backend(logits, backend, c.dtype), td = t.to(device);
   const ops::CrossEntropyResult got = ops::cross_entropy_forward(ld, td, kIgnore, kSmoothing);
   const Tensor got_grad = ops::cross_entropy_backward(ld, td, got.lse, kIgnore, kSmoothing, grad_scale);
   // A row's loss averages cols terms of at most |logit| + lse; the total adds the rows' losses.
@@ -79,11 +76,11 @@ CheckResult cross_entropy(Device device, const OpCase& c, uint64_t seed) {
            compare("dlogits", got_grad, want_grad, c.dtype, row_allowance(cols, grad_scale))}};
 }
 
-CheckResult activation_and_dropout(Device device, const OpCase& c, uint64_t seed) {
-  const Tensor x = rounded(random_uniform({c.rows, c.cols}, seed, 0, -3.0f, 3.0f), c.dtype);
-  const Tensor dy = rounded(random_uniform({c.rows, c.cols}, seed, 1), c.dtype);
+CheckResult activation_and_dropout(kernels::Backend backend, const OpCase& c, uint64_t seed) {
+  const Tensor x = round_to(random_uniform({c.rows, c.cols}, seed, 0, -3.0f, 3.0f), c.dtype);
+  const Tensor dy = round_to(random_uniform({c.rows, c.cols}, seed, 1), c.dtype);
   const RandomKey key{seed, 11, 2};
-  const Tensor xd = on(device, x, c.dtype), dyd = on(device, dy, c.dtype);
+  const Tensor xd = to_backend(x, backend, c.dtype), dyd = to_backend(dy, backend, c.dtype);
   // One element: a handful of roundings in the GELU polynomial, allowed as 16 of a value of size 3.
   return {"op " + c.str(),
           {compare("gelu", ops::activation_forward(xd, ops::Activation::GELU),
@@ -94,25 +91,27 @@ CheckResult activation_and_dropout(Device device, const OpCase& c, uint64_t seed
                    row_allowance(0, 3.4))}};
 }
 
-CheckResult embedding(Device device, const OpCase& c, uint64_t seed) {
+CheckResult embedding(kernels::Backend backend, const OpCase& c, uint64_t seed) {
+  const Device device = backend_device(backend);
   // rows positions over a vocabulary of 37 (ids repeat, the pad id 0 among them), cols = the width.
   constexpr int64_t kVocab = 37;
   std::vector<int32_t> ids(static_cast<size_t>(c.rows));
   for (int64_t i = 0; i < c.rows; ++i) ids[i] = static_cast<int32_t>((i * 2654435761u + seed) % kVocab);
   const Tensor id = Tensor::from_vector(ids, {c.rows});
-  const Tensor weight = rounded(random_uniform({kVocab, c.cols}, seed, 0), c.dtype);
-  const Tensor dy = rounded(random_uniform({c.rows, c.cols}, seed, 1), c.dtype);
+  const Tensor weight = round_to(random_uniform({kVocab, c.cols}, seed, 0), c.dtype);
+  const Tensor dy = round_to(random_uniform({c.rows, c.cols}, seed, 1), c.dtype);
   const float scale = std::sqrt(static_cast<float>(c.cols));
   const Tensor idd = id.to(device);
   return {"op " + c.str(),
-          {compare("out", ops::embedding_forward(idd, on(device, weight, c.dtype), scale),
+          {compare("out", ops::embedding_forward(idd, to_backend(weight, backend, c.dtype), scale),
                    ops::embedding_forward(id, weight, scale), c.dtype, row_allowance(0, scale)),
-           compare("dweight", ops::embedding_backward(on(device, dy, c.dtype), idd, kVocab, 0, scale),
+           compare("dweight", ops::embedding_backward(to_backend(dy, backend, c.dtype), idd, kVocab, 0, scale),
                    ops::embedding_backward(dy, id, kVocab, 0, scale), DType::F32,
                    sum_allowance(static_cast<double>(c.rows), scale))}};
 }
 
-CheckResult adam(Device device, const OpCase& c, uint64_t seed) {
+CheckResult adam(kernels::Backend backend, const OpCase& c, uint64_t seed) {
+  const Device device = backend_device(backend);
   // Three AdamW steps over two tensors of rows x cols: the update is elementwise fp32, the same operations
   // in the same order, so only sqrt and the division may differ in their last bit.
   const ops::AdamHyper hyper{.lr = 1e-2f, .weight_decay = 0.01f};
@@ -138,20 +137,20 @@ CheckResult adam(Device device, const OpCase& c, uint64_t seed) {
   return r;
 }
 
-CheckResult softmax(Device device, const OpCase& c, uint64_t seed) {
-  const Tensor x = rounded(random_uniform({c.rows, c.cols}, seed, 0, -4.0f, 4.0f), c.dtype);
-  const Tensor dy = rounded(random_uniform({c.rows, c.cols}, seed, 1), c.dtype);
-  const Tensor want = ops::softmax_forward(x), got = ops::softmax_forward(on(device, x, c.dtype));
-  const Tensor got_dx = ops::softmax_backward(on(device, dy, c.dtype), on(device, want, c.dtype));
+CheckResult softmax(kernels::Backend backend, const OpCase& c, uint64_t seed) {
+  const Tensor x = round_to(random_uniform({c.rows, c.cols}, seed, 0, -4.0f, 4.0f), c.dtype);
+  const Tensor dy = round_to(random_uniform({c.rows, c.cols}, seed, 1), c.dtype);
+  const Tensor want = ops::softmax_forward(x), got = ops::softmax_forward(to_backend(x, backend, c.dtype));
+  const Tensor got_dx = ops::softmax_backward(to_backend(dy, backend, c.dtype), to_backend(want, backend, c.dtype));
   // The backward reads y in the storage type: its reference is the CPU op on that rounded y.
-  const Tensor want_dx_rounded = ops::softmax_backward(dy, rounded(want, c.dtype));
+  const Tensor want_dx_rounded = ops::softmax_backward(dy, round_to(want, c.dtype));
   const double cols = static_cast<double>(c.cols);
   return {"op " + c.str(),
           {compare("y", got, want, c.dtype, row_allowance(cols, 1.0)),
            compare("dx", got_dx, want_dx_rounded, c.dtype, row_allowance(cols, 1.0))}};
 }
 
-CheckResult top_k(Device device, const OpCase& c, uint64_t seed) {
+CheckResult top_k(kernels::Backend backend, const OpCase& c, uint64_t seed) {
   // A shuffled ladder of logits 6/cols apart, so the ranking is never within rounding; tokens must match.
   constexpr int64_t kK = 8;
   const std::vector<float> draw = host_values(random_uniform({c.rows, c.cols}, seed, 0, 0.0f, 1.0f));
@@ -163,11 +162,11 @@ CheckResult top_k(Device device, const OpCase& c, uint64_t seed) {
     for (int64_t v = 0; v < c.cols; ++v)
       ladder[r * c.cols + order[v]] = 6.0f * (static_cast<float>(v) / static_cast<float>(c.cols) - 0.5f);
   }
-  const Tensor logits = rounded(Tensor::from_vector(ladder, {c.rows, c.cols}), c.dtype);
+  const Tensor logits = round_to(Tensor::from_vector(ladder, {c.rows, c.cols}), c.dtype);
   std::vector<float> prefix(static_cast<size_t>(c.rows));
   for (int64_t r = 0; r < c.rows; ++r) prefix[r] = -0.5f * static_cast<float>(r);
   const ops::TopK want = ops::log_softmax_top_k(logits, prefix, kK, 0);
-  const ops::TopK got = ops::log_softmax_top_k(on(device, logits, c.dtype), prefix, kK, 0);
+  const ops::TopK got = ops::log_softmax_top_k(to_backend(logits, backend, c.dtype), prefix, kK, 0);
   const std::vector<float> wt = host_values(want.tokens.to(DType::F32)), gt = host_values(got.tokens.to(DType::F32));
   int64_t mismatched = 0;
   for (size_t i = 0; i < wt.size(); ++i) mismatched += wt[i] != gt[i];
@@ -179,7 +178,7 @@ CheckResult top_k(Device device, const OpCase& c, uint64_t seed) {
           {Comparison{"tokens", static_cast<double>(mismatched), 0.0, "mismatched ranks"}, scores}};
 }
 
-using Check = CheckResult (*)(Device, const OpCase&, uint64_t);
+using Check = CheckResult (*)(kernels::Backend, const OpCase&, uint64_t);
 
 const std::vector<std::pair<std::string, Check>>& checks() {
   static const std::vector<std::pair<std::string, Check>> all = {
@@ -223,7 +222,7 @@ std::optional<OpCase> parse_op_case(const std::string& text, std::string* error)
 
 CheckResult check_op(kernels::Backend backend, const OpCase& c, uint64_t seed) {
   for (const auto& [name, check] : checks())
-    if (name == c.op) return check(backend_device(backend), c, seed);
+    if (name == c.op) return check(backend, c, seed);
   HEED_CHECK(false, "selftest: unknown op '{}'", c.op);
   return {};
 }

@@ -79,8 +79,9 @@ Tensor to_backend(const Tensor& x, kernels::Backend backend, DType dtype);
 // NaN everywhere, in the backend's memory: an output the kernel must overwrite element by element.
 Tensor nan_tensor(const Shape& shape, kernels::Backend backend, DType dtype);
 
-// x rounded to the 16-bit type and back: what a 16-bit kernel sees.
+// x rounded to the 16-bit (or given) type and back: what a kernel of that type sees.
 Tensor round_to(const Tensor& x, kernels::Half half);
+Tensor round_to(const Tensor& x, DType dtype);
 DType dtype_of(kernels::Half half);
 Device backend_device(kernels::Backend backend);
 
