@@ -30,7 +30,7 @@ TEST_CASE("shared first gradients are copied before accumulation", "[autograd]")
   CHECK(b.grad().to_vector<float>() == std::vector<float>{1, 1});
 }
 
-TEST_CASE("no-grad scope records nothing; backward clears the tape and frees intermediates", "[autograd]") {
+TEST_CASE("no-grad scope records nothing, and backward clears the tape and frees intermediates", "[autograd]") {
   Variable x(testing::random_tensor({64, 64}, 1), true);
   {
     autograd::NoGradGuard no_grad;

@@ -247,7 +247,7 @@ TEST_CASE("batcher: positions count all ranks' batches, so a run continues on an
   CHECK(three.position() == BatchPosition{0, 12});
 }
 
-TEST_CASE("batcher: without repeat, one epoch then the end; seek starts it again", "[data][batcher]") {
+TEST_CASE("batcher: without repeat, one epoch then the end, and seek starts it again", "[data][batcher]") {
   const data::ParallelCorpus corpus = synthetic_corpus(100);
   BatcherOptions options;
   options.shuffle = false;

@@ -206,7 +206,7 @@ TEST_CASE("the adversarial schedules shuffle the order of blocks", "[sim]") {
   }
 }
 
-TEST_CASE("simulated cp.async lands at the wait; without the wait, shared memory is poison", "[sim]") {
+TEST_CASE("simulated cp.async lands at the wait, and without the wait shared memory is poison", "[sim]") {
   ScheduleScope in_order(Schedule::InOrder);  // the adversarial schedules land half of the copies early
   std::vector<float> in(256), out(256);
   for (int i = 0; i < 256; ++i) in[i] = static_cast<float>(i);

@@ -81,7 +81,7 @@ TEST_CASE("a CUDA tensor without a GPU is a clear error", "[core][device]") {
   CHECK_THROWS_WITH(resolve_device("gpu", "--device"), Catch::Contains("--device: unknown device 'gpu'"));
 }
 
-TEST_CASE("the simulated GPU holds tensors; copies between devices are what cudaMemcpy can do", "[core][device][sim]") {
+TEST_CASE("the simulated GPU holds tensors, and copies between devices are what cudaMemcpy can do", "[core][device][sim]") {
   CHECK(Device::parse("sim") == Device::sim());
   CHECK(Device::sim().str() == "sim");
   Tensor host = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
