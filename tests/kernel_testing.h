@@ -3,28 +3,31 @@
 // A kernel's arguments are raw pointers; these helpers put a host tensor where the backend under test
 // reads it (the simulator reads host memory, the GPU its own) and bring results back. Most come from the
 // kernel checks of heed/selftest/check.h, which the kernel tests share with `heed selftest`. GPU test cases
-// are tagged [gpu]; tests/CMakeLists.txt gives them the ctest label `gpu` and reports them as skipped when
-// they print kNoGpu.
+// are tagged [gpu]; tests/CMakeLists.txt gives them the ctest label `gpu`, and they are reported as skipped
+// on a machine without a GPU, unless HEED_REQUIRE_GPU=1 says that this machine must have one.
 #pragma once
 
-#include <cstdio>
-#include <functional>
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "heed/core/device.h"
 #include "heed/core/tensor.h"
 #include "heed/selftest/check.h"
 #include "kernels/common/backend.h"
-#include "sim/cuda_sim.h"
+#include "skip.h"
 
 namespace heed::testing {
 
-inline constexpr const char* kNoGpu = "SKIPPED: no CUDA device";
-
-// False, after printing kNoGpu, when this machine has no usable GPU.
+// False, after marking the test case skipped, when this machine has no usable GPU; a failure instead
+// when HEED_REQUIRE_GPU=1 (a GPU machine's run, where a skip would hide that the GPU was not found).
 inline bool gpu_or_skip() {
   if (cuda_device_count() > 0) return true;
-  std::puts(kNoGpu);
+  const char* require = std::getenv("HEED_REQUIRE_GPU");
+  if (require && std::string_view(require) == "1") FAIL("HEED_REQUIRE_GPU=1, but no usable CUDA device was found");
+  skip("no CUDA device");
   return false;
 }
 
@@ -36,16 +39,6 @@ inline Tensor to_host_f32(const Tensor& t) { return t.to(Device::cpu()).to(DType
 
 // A tensor of the backend's memory (any layout and float dtype) as row-major fp32 values.
 inline std::vector<float> values(const Tensor& t) { return selftest::host_values(t); }
-
-// Runs `run` on the simulator in order, then under the schedules that let one warp run ahead (a missing
-// barrier then gives a wrong result) or interleave threads at random and shuffle the order of blocks.
-inline void under_every_schedule(uint64_t seed, const std::function<void()>& run) {
-  for (cuda_sim::Schedule schedule : {cuda_sim::Schedule::InOrder, cuda_sim::Schedule::WarpAhead,
-                                      cuda_sim::Schedule::Random}) {
-    const cuda_sim::ScheduleScope scope(schedule, seed);
-    run();
-  }
-}
 
 inline const char* dtype_label(DType dtype) {
   return dtype == DType::F32 ? "fp32" : dtype == DType::BF16 ? "bf16" : "fp16";
