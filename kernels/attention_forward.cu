@@ -196,8 +196,9 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(AttentionAr
   }
 
   // With no key tile at all, the Q copy may still be in flight; it must land before the rows are reused.
+  // The rows a warp reuses were copied by threads of every warp, hence a barrier, not only the wait.
   cp_async_wait<0>();
-  __syncthreads();
+  __syncthreads();  // no schedule can show its loss, only ThreadSanitizer (tests/barrier_mutations.py)
 
   const float keep_scale = 1.0f / (1.0f - a.dropout_p);
   float inv_l[2];

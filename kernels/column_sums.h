@@ -54,8 +54,10 @@ __device__ __forceinline__ ColumnSlice column_slice(int64_t rows) {
 
 // Adds the kColumnWarps warps' values of each column in warp order, and warp 0 stores the sums at
 // partial[col ...] (partial = this chunk's row of the workspace). `scratch` holds
-// kColumnThreads * kColumnsPerLane floats. Every thread of the block must call it; it starts and ends
-// with a barrier, so scratch can be reused.
+// kColumnThreads * kColumnsPerLane floats. Every thread of the block must call it. It starts with a
+// barrier, so whatever the block did with scratch before (an earlier call, as LayerNorm's backward makes
+// for gamma and then beta) is over; it needs none at its end, since every caller leaves scratch alone
+// after its last call.
 template <int kColumnsPerLane>
 __device__ __forceinline__ void store_column_partial(const float (&v)[kColumnsPerLane], const ColumnSlice& s,
                                                      int64_t cols, float* partial, float* scratch) {
@@ -68,7 +70,6 @@ __device__ __forceinline__ void store_column_partial(const float (&v)[kColumnsPe
       for (int w = 0; w < kColumnWarps; ++w) sum += scratch[(w * 32 + threadIdx.x) * kColumnsPerLane + k];
       partial[s.col + k] = sum;
     }
-  __syncthreads();
 }
 
 template <int kThreads>

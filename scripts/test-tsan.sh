@@ -4,8 +4,10 @@
 # CUDA guarantees (src/sim/tsan.h). A missing __syncthreads or a prefetch racing its readers is then
 # reported at its source line even when the result happens to come out right. Part of scripts/test.sh.
 #
-# Two checks: the kernels' tests run without a single report, and the two planted races of
-# tests/test_sim.cc ([deliberate-race]) are reported at their lines, so the check is known to bite.
+# Three checks: the kernels' tests run without a single report; the two planted races of
+# tests/test_sim.cc ([deliberate-race]) are reported at their lines, so the check is known to bite; and
+# every __syncthreads and __syncwarp of kernels/, dropped in turn by the simulator
+# (tests/barrier_mutations.py), makes ThreadSanitizer report a race in its kernel's tests.
 # Debian 12's default clang 14 lacks _Float16 on x86 (include/heed/core/half.h); clang-16 has it.
 # OpenMP and OpenBLAS run single-threaded here: their runtimes are not instrumented, and the threads
 # under test are the simulator's own.
@@ -35,4 +37,7 @@ for kernel in neighbour_sums_kernel pipelined_sums_kernel; do
   fi
 done
 grep "SUMMARY: ThreadSanitizer" "$log"
+
+echo "test-tsan: every barrier of kernels/, dropped in turn, must be reported as a race"
+python3 tests/barrier_mutations.py --tests build-tsan/tests/heed_tests --mode tsan
 echo "test-tsan: passed"

@@ -261,4 +261,12 @@ TEST_CASE("pointwise ops and sums on the simulated GPU match the CPU", "[ops][el
     close(on_host(ops::sum_to(a.to(sim), shape)), ops::sum_to(a, shape).to_vector<float>());
   close(on_host(ops::sum_rows(a.to(sim))), ops::sum_rows(a).to_vector<float>());
   close(on_host(ops::sum(a.to(sim).transpose(1, 2))), ops::sum(a).to_vector<float>());
+  // Enough elements that every thread of each of sum_all's 256 blocks holds a value, so the tree over
+  // shared memory adds real partials at every level. Both sums run in double: they differ by the last
+  // rounding to fp32, far below 1e-6 of the sum of magnitudes.
+  const Tensor big = testing::random_tensor({301, 257}, 3);
+  double magnitude = 0.0;
+  for (float x : big.to_vector<float>()) magnitude += std::abs(x);
+  const float got = on_host(ops::sum(big.to(sim)))[0], want = ops::sum(big).to_vector<float>()[0];
+  CHECK(std::abs(double(got) - want) <= 1e-6 * magnitude);
 }

@@ -58,6 +58,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <source_location>
 #include <string>
 #include <type_traits>
 
@@ -232,8 +233,13 @@ void launch(dim3 grid, dim3 block, size_t dynamic_smem_bytes, Body body) {
 // The calling block's dynamic shared memory: dynamic_smem_bytes of the launch, 16-byte aligned.
 void* dynamic_shared_memory();
 
-void sync_block();
-void sync_warp(unsigned mask);
+// The barriers. Each takes its call site so that one can be dropped for mutation testing:
+// HEED_SIM_DROP_BARRIER=FILE:LINE (FILE a suffix of the source's path, e.g. attention_forward.cu:195) turns
+// the __syncthreads or __syncwarp written at that line into nothing, as if it had been deleted, without a
+// rebuild. tests/barrier_mutations.py drops every barrier of kernels/ in turn and requires the kernel's
+// tests to fail, under the adversarial schedules and under ThreadSanitizer.
+void sync_block(const char* file, int line);
+void sync_warp(unsigned mask, const char* file, int line);
 
 // The warp exchange behind every collective: each lane of `mask` publishes `size` bytes (at most 64);
 // once all have, every lane gets the 32 published values (indexed by lane), and the lane whose arrival
@@ -274,8 +280,12 @@ void cp_async_wait(int pending);
 
 // ---- synchronisation and warp intrinsics -----------------------------------------------------------
 
-inline void __syncthreads() { heed::cuda_sim::sync_block(); }
-inline void __syncwarp(unsigned mask = 0xffffffffu) { heed::cuda_sim::sync_warp(mask); }
+inline void __syncthreads(std::source_location at = std::source_location::current()) {
+  heed::cuda_sim::sync_block(at.file_name(), static_cast<int>(at.line()));
+}
+inline void __syncwarp(unsigned mask = 0xffffffffu, std::source_location at = std::source_location::current()) {
+  heed::cuda_sim::sync_warp(mask, at.file_name(), static_cast<int>(at.line()));
+}
 
 namespace heed::cuda_sim {
 

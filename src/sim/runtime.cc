@@ -24,6 +24,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -596,7 +597,44 @@ void arrive_at_barrier(Worker& w, Fiber& f) {
 
 }  // namespace
 
-void sync_block() {
+namespace {
+
+// The barrier that HEED_SIM_DROP_BARRIER names (FILE:LINE), read once; line 0 when none is.
+struct DroppedBarrier {
+  std::string file_suffix;
+  int line = 0;
+};
+
+const DroppedBarrier& dropped_barrier() {
+  static const DroppedBarrier dropped = [] {
+    DroppedBarrier d;
+    const char* env = std::getenv("HEED_SIM_DROP_BARRIER");
+    if (!env || !*env) return d;
+    const std::string text = env;
+    const size_t colon = text.rfind(':');
+    char* end = nullptr;
+    const long line = colon == std::string::npos ? 0 : std::strtol(text.c_str() + colon + 1, &end, 10);
+    if (colon == 0 || line <= 0 || *end != '\0')
+      fail(fmt::format("HEED_SIM_DROP_BARRIER='{}': expected FILE:LINE, e.g. attention_forward.cu:195", text));
+    d.file_suffix = text.substr(0, colon);
+    d.line = static_cast<int>(line);
+    return d;
+  }();
+  return dropped;
+}
+
+bool is_dropped(const char* file, int line) {
+  const DroppedBarrier& d = dropped_barrier();
+  if (line != d.line) return false;
+  const std::string_view path(file);
+  return path.size() >= d.file_suffix.size() && path.substr(path.size() - d.file_suffix.size()) == d.file_suffix &&
+         (path.size() == d.file_suffix.size() || path[path.size() - d.file_suffix.size() - 1] == '/');
+}
+
+}  // namespace
+
+void sync_block(const char* file, int line) {
+  if (is_dropped(file, line)) return;
   Worker& w = t_worker;
   Fiber& f = current_fiber();
   void* token = &w.barrier_tokens[f.barriers++ & 1];  // reused two barriers later, when all are past this one
@@ -673,7 +711,8 @@ const WarpSlots& warp_exchange(Collective kind, unsigned mask, const void* mine,
   return x.slots;
 }
 
-void sync_warp(unsigned mask) {
+void sync_warp(unsigned mask, const char* file, int line) {
+  if (is_dropped(file, line)) return;
   const char nothing = 0;
   warp_exchange(Collective::Sync, mask, &nothing, 1);
 }
