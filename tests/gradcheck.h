@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -49,6 +50,40 @@ inline void check_gradient(const std::function<double()>& f, Tensor& x, const Te
     INFO("coordinate " << i << ": analytic " << got << ", numeric " << numeric);
     CHECK(std::abs(got - numeric) <= atol + rtol * std::abs(numeric));
   }
+}
+
+// How a gradient agrees with central differences on sampled coordinates, each side as one vector.
+struct SampledGradient {
+  double error = 0;      // ||analytic - numeric||
+  double numeric = 0;    // ||numeric||
+  int64_t checked = 0;   // coordinates sampled
+};
+
+// Central differences of f on up to max_checks evenly spaced coordinates of x, compared with `analytic` (the
+// gradient of f at x) as vectors, for checks scaled by each gradient's own norm. f must read x afresh.
+inline SampledGradient sample_gradient(const std::function<double()>& f, Tensor& x, const Tensor& analytic,
+                                       double h, int max_checks) {
+  REQUIRE(analytic.shape() == x.shape());
+  const Tensor g = analytic.contiguous();
+  float* xp = x.data<float>();
+  const int64_t n = x.numel();
+  const int64_t step = std::max<int64_t>(1, n / max_checks);
+  double error2 = 0, numeric2 = 0;
+  SampledGradient out;
+  for (int64_t i = 0; i < n; i += step, ++out.checked) {
+    const float saved = xp[i];
+    xp[i] = saved + static_cast<float>(h);
+    const double plus = f();
+    xp[i] = saved - static_cast<float>(h);
+    const double minus = f();
+    xp[i] = saved;
+    const double numeric = (plus - minus) / (2 * h);
+    error2 += (g.data<float>()[i] - numeric) * (g.data<float>()[i] - numeric);
+    numeric2 += numeric * numeric;
+  }
+  out.error = std::sqrt(error2);
+  out.numeric = std::sqrt(numeric2);
+  return out;
 }
 
 // Sum of x * w for a fixed random w: a scalar loss whose gradient with respect to x is w, which makes
