@@ -7,6 +7,7 @@
 #include "gradcheck.h"
 #include "heed/ops/activation.h"
 #include "ops/cpu_math.h"
+#include "worst.h"
 
 using namespace heed;
 using ops::Activation;
@@ -50,7 +51,7 @@ TEST_CASE("vectorisable exp is accurate to about one ulp", "[ops][activation][ma
   for (double x = -87.0; x <= 88.0; x += 1.1e-4) {
     const float xf = static_cast<float>(x);
     const double ref = std::exp(static_cast<double>(xf));
-    worst = std::max(worst, std::abs(ops::cpu::exp_approx(xf) - ref) / ref);
+    testing::raise_worst(worst, std::abs(ops::cpu::exp_approx(xf) - ref) / ref);
   }
   CHECK(worst <= 1.5e-7);
   CHECK(ops::cpu::exp_approx(0.0f) == 1.0f);
@@ -67,9 +68,9 @@ TEST_CASE("vectorisable normal CDF matches erfc in double precision", "[ops][act
     const float xf = static_cast<float>(x);
     const double ref = 0.5 * std::erfc(-static_cast<double>(xf) / std::sqrt(2.0));
     const double err = std::abs(ops::cpu::normal_cdf(xf) - ref);
-    worst_abs = std::max(worst_abs, err);
-    if (xf >= -5.0f && xf <= -1.0f) worst_rel_near = std::max(worst_rel_near, err / ref);
-    if (xf >= -12.5f && xf < -5.0f) worst_rel_far = std::max(worst_rel_far, err / ref);
+    testing::raise_worst(worst_abs, err);
+    if (xf >= -5.0f && xf <= -1.0f) testing::raise_worst(worst_rel_near, err / ref);
+    if (xf >= -12.5f && xf < -5.0f) testing::raise_worst(worst_rel_far, err / ref);
   }
   CHECK(worst_abs <= 1.5e-7);
   CHECK(worst_rel_near <= 2e-6);
@@ -88,7 +89,7 @@ TEST_CASE("activations match double-precision references", "[ops][activation]") 
     double worst = 0;
     for (int64_t i = 0; i < x.numel(); ++i) {
       const double xi = x.data<float>()[i];
-      worst = std::max(worst, std::abs(y.data<float>()[i] - reference(act, xi)) / std::max(1.0, std::abs(xi)));
+      testing::raise_worst(worst, std::abs(y.data<float>()[i] - reference(act, xi)) / std::max(1.0, std::abs(xi)));
     }
     CHECK(worst <= 2e-7);
   }

@@ -5,6 +5,7 @@
 
 #include "gradcheck.h"
 #include "heed/ops/adam.h"
+#include "worst.h"
 
 using namespace heed;
 
@@ -68,9 +69,9 @@ TEST_CASE("adam_update follows torch's Adam and AdamW step by step", "[ops][adam
       for (size_t s = 0; s < slots.size(); ++s) {
         double dp = 0, dm = 0, dv = 0;
         for (int64_t i = 0; i < slots[s].param.numel(); ++i) {
-          dp = std::max(dp, std::abs(slots[s].param.item(i) - ref[s][i].p));
-          dm = std::max(dm, std::abs(slots[s].m.item(i) - ref[s][i].m));
-          dv = std::max(dv, std::abs(slots[s].v.item(i) - ref[s][i].v));
+          testing::raise_worst(dp, std::abs(slots[s].param.item(i) - ref[s][i].p));
+          testing::raise_worst(dm, std::abs(slots[s].m.item(i) - ref[s][i].m));
+          testing::raise_worst(dv, std::abs(slots[s].v.item(i) - ref[s][i].v));
         }
         INFO("slot " << s);
         CHECK(dp <= 1e-6);

@@ -24,6 +24,7 @@
 #include "gradcheck.h"
 #include "heed/ops/attention.h"
 #include "heed/ops/dropout.h"
+#include "worst.h"
 
 using namespace heed;
 using heed::testing::random_tensor;
@@ -139,7 +140,7 @@ void check_close(const Tensor& got, const std::vector<double>& want, const char*
       continue;
     }
     const double err = std::abs(x - want[n]) / (1e-5 * std::max(1.0, largest) + 1e-5 * std::abs(want[n]));
-    if (err > worst) worst = err, worst_at = static_cast<int64_t>(n);
+    if (testing::raise_worst(worst, err)) worst_at = static_cast<int64_t>(n);
   }
   INFO(what << ": worst element " << worst_at << " is off by " << worst << " tolerances (largest |value| "
             << largest << ")");

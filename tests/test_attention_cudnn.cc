@@ -19,6 +19,7 @@
 #include "heed/ops/attention.h"
 #include "kernel_testing.h"
 #include "ops/attention_cudnn.h"
+#include "worst.h"
 
 using namespace heed;
 using ops::cudnn::SdpaProblem;
@@ -116,8 +117,8 @@ TEST_CASE("cuDNN's attention matches the CPU op as closely as Heed's kernels do"
         const std::vector<float> w = testing::values(want[i]), f = testing::values(fused[i]), c = testing::values(cudnn[i]);
         double fused_error = 0, cudnn_error = 0, largest = 0;
         for (size_t j = 0; j < w.size(); ++j) {
-          fused_error = std::max(fused_error, std::abs(double(f[j]) - w[j]));
-          cudnn_error = std::max(cudnn_error, std::abs(double(c[j]) - w[j]));
+          testing::raise_worst(fused_error, std::abs(double(f[j]) - w[j]));
+          testing::raise_worst(cudnn_error, std::abs(double(c[j]) - w[j]));
           largest = std::max(largest, std::abs(double(w[j])));
         }
         INFO(names[i] << ": cuDNN error " << cudnn_error << ", kernels' " << fused_error);

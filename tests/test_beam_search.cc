@@ -11,6 +11,7 @@
 #include "heed/decode/beam_search.h"
 #include "heed/nn/incremental_decoder.h"
 #include "kernel_testing.h"
+#include "worst.h"
 
 using namespace heed;
 
@@ -128,7 +129,7 @@ TEST_CASE("incremental decoding gives the teacher-forced decoder's log-probabili
       for (size_t r = 0; r < history.size(); ++r) {
         const auto expected = teacher_forced(m.model, pad_rows({sources[row_source[r]]}), pad_rows({history[r]}));
         for (int64_t v = 0; v < V; ++v)
-          worst = std::max(worst, std::abs(log_probs.data<float>()[r * V + v] - expected.back()[v]));
+          testing::raise_worst(worst, std::abs(log_probs.data<float>()[r * V + v] - expected.back()[v]));
       }
       std::vector<int64_t> from;
       if (t % 4 == 0) {  // the identity: nothing to copy
@@ -179,7 +180,7 @@ TEST_CASE("incremental decoding on the simulated GPU in bf16 and fp16 gives the 
         double scale = 0;
         for (int64_t v = 0; v < V; ++v) scale = std::max(scale, double(std::abs(want.data<float>()[r * V + v])));
         for (int64_t v = 0; v < V; ++v)
-          worst = std::max(worst, std::abs(got.data<float>()[r * V + v] - want.data<float>()[r * V + v]) / scale);
+          testing::raise_worst(worst, std::abs(got.data<float>()[r * V + v] - want.data<float>()[r * V + v]) / scale);
       }
       std::vector<int64_t> from;
       const size_t rows = 1 + rng() % max_rows;

@@ -16,6 +16,7 @@
 #include "heed/nn/transformer.h"
 #include "heed/train/optimizer.h"
 #include "kernel_testing.h"
+#include "worst.h"
 
 using namespace heed;
 
@@ -127,7 +128,7 @@ TEST_CASE("training steps on the simulated GPU in bf16 and fp16 mixed precision 
       for (const auto& [name, p] : cpu.store.all()) {
         REQUIRE(sim.store.get(name).grad().defined());
         CHECK(sim.store.get(name).grad().dtype() == DType::F32);  // master gradients stay fp32
-        if (const double d = gradient_error(name, sim.store, cpu.store); d > worst) worst = d, worst_name = name;
+        if (testing::raise_worst(worst, gradient_error(name, sim.store, cpu.store))) worst_name = name;
       }
       INFO("worst gradient " << worst_name << ": " << worst / u << " u");
       CHECK(worst <= 16 * u);
