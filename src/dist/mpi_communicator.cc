@@ -94,7 +94,7 @@ class Watchdog {
       if (operation_ == nullptr) continue;
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - since_).count();
       if (waited > timeout_) {
-        spdlog::error("rank {} waited {:.0f} s in {} for the other ranks (training.collective_timeout {} s): a rank "
+        spdlog::error("rank {} waited {:.1f} s in {} for the other ranks (training.collective_timeout {} s): a rank "
                       "has died or hangs; ending the job",
                       rank_, waited, operation_, timeout_);
         std::_Exit(1);  // MPI_Abort is not callable from this thread; the launcher ends the other ranks

@@ -1,5 +1,8 @@
 #include "heed/train/optimizer.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cmath>
 
 #include "heed/ops/elementwise.h"
@@ -24,6 +27,13 @@ AdamOptimizer::AdamOptimizer(const nn::ParameterStore& params, ops::AdamHyper hy
     shard_ = (total + shards_->world() - 1) / shards_->world();
     m_ = Tensor::zeros({shard_});
     v_ = Tensor::zeros({shard_});
+    // Every rank's range, since only rank 0 logs info lines: the log shows that the state is sharded.
+    std::vector<std::string> ranges;
+    for (int64_t r = 0; r < shards_->world(); ++r)
+      ranges.push_back(
+          fmt::format("rank {} [{}, {})", r, std::min(total, r * shard_), std::min(total, (r + 1) * shard_)));
+    spdlog::info("optimizer: Adam's moments of the {} trainable values sharded over {} ranks: {}", total,
+                 shards_->world(), fmt::join(ranges, ", "));
   }
 }
 
