@@ -503,7 +503,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_dq_kernel(Attenti
   // The warp's own Q rows carry its dQ rows to 16-byte global stores (no other warp reads them now). With
   // no key tile, the Q copy, made by threads of every warp, may still be in flight: the wait and a barrier.
   cp_async_wait<0>();
-  __syncthreads();  // no schedule can show its loss, only ThreadSanitizer (tests/barrier_mutations.py)
+  __syncthreads();
   T* const dq_rows = q_tile + warp_row0 * QTile::kStride;
 #pragma unroll
   for (int n = 0; n < D / 8; ++n)

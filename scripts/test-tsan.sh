@@ -4,10 +4,10 @@
 # CUDA guarantees (src/sim/tsan.h). A missing __syncthreads or a prefetch racing its readers is then
 # reported at its source line even when the result happens to come out right. Part of scripts/test.sh.
 #
-# Three checks: the kernels' tests run without a single report; the two planted races of
-# tests/test_sim.cc ([deliberate-race]) are reported at their lines, so the check is known to bite; and
-# every __syncthreads and __syncwarp of kernels/, dropped in turn by the simulator
-# (tests/barrier_mutations.py), makes ThreadSanitizer report a race in its kernel's tests.
+# Three checks: the kernels' tests run without a single report, under every schedule of the simulator;
+# the two planted races of tests/test_sim.cc ([deliberate-race]) are reported at their lines, so the
+# check is known to bite; and every __syncthreads and __syncwarp of kernels/, dropped in turn by the
+# simulator (tests/barrier_mutations.py), makes its kernel's tests fail or ThreadSanitizer report a race.
 # Debian 12's default clang 14 lacks _Float16 on x86 (include/heed/core/half.h); clang-16 has it.
 # OpenMP and OpenBLAS run single-threaded here: their runtimes are not instrumented, and the threads
 # under test are the simulator's own.
@@ -22,8 +22,12 @@ cmake --build build-tsan -j "$(nproc)" --target heed_tests
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export TSAN_OPTIONS="external_symbolizer_path=/usr/lib/llvm-16/bin/llvm-symbolizer"
 
-echo "test-tsan: the simulated kernels, under ThreadSanitizer"
-build-tsan/tests/heed_tests "[sim]~[deliberate-race]"
+# Under each schedule: the adversarial ones land half of the cp.async copies at issue, the moment a
+# prefetch into a buffer that other warps still read races with them.
+for schedule in inorder warp-ahead random; do
+  echo "test-tsan: the simulated kernels, under ThreadSanitizer, schedule $schedule"
+  HEED_SIM_SCHEDULE=$schedule build-tsan/tests/heed_tests "[sim]~[deliberate-race]"
+done
 
 echo "test-tsan: the planted races must be reported at their source lines"
 log=build-tsan/deliberate-race.log

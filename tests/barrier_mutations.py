@@ -4,8 +4,10 @@ one at a time, must make that kernel's simulator tests fail. The simulator drops
 
   --mode schedules  the tests run under the schedule that lets one warp run ahead, then under the random
                     one; the barrier is shown to be needed when either run fails (CTest runs this).
-  --mode tsan       a ThreadSanitizer build of heed_tests runs them in order, and ThreadSanitizer must report
-                    a data race (scripts/test-tsan.sh runs this).
+  --mode tsan       the same with a ThreadSanitizer build of heed_tests, where a race report counts too,
+                    even when the results come out right (scripts/test-tsan.sh runs this). The adversarial
+                    schedules matter here as well: they land half of the cp.async copies at issue, which
+                    is when a prefetch into a buffer that other warps still read races with them.
 
 A barrier whose removal no test notices is a test that is missing (or a barrier that is not needed): the
 run fails and names it. Some races cannot show in the simulator's results: a cp.async copy that another
@@ -68,19 +70,16 @@ def caught(binary, spec, site, mode, timeout):
     env = dict(os.environ, HEED_SIM_DROP_BARRIER=site)
     if mode == "tsan":
         env["TSAN_OPTIONS"] = (env.get("TSAN_OPTIONS", "") + " halt_on_error=1").strip()
-        env["HEED_SIM_SCHEDULE"] = "inorder"
-        code, text, seconds = run_tests(binary, spec, env, timeout)
-        if code == 66 and "ThreadSanitizer: data race" in text:
-            return True, f"ThreadSanitizer reported a race ({seconds:.0f} s)"
-        return False, f"no ThreadSanitizer report (exit {code}): {text[-1500:]}"
     for schedule in ("warp-ahead", "random"):
         env["HEED_SIM_SCHEDULE"] = schedule
         code, text, seconds = run_tests(binary, spec, env, timeout)
         if code is None:
             return False, f"{schedule}: {text}"
+        if "ThreadSanitizer: data race" in text:
+            return True, f"ThreadSanitizer reported a race under {schedule} ({seconds:.0f} s)"
         if code != 0:
             return True, f"failed under {schedule} ({seconds:.0f} s)"
-    return False, "the tests passed under warp-ahead and random"
+    return False, "the tests passed under warp-ahead and random" + (", with no race report" if mode == "tsan" else "")
 
 
 def main():

@@ -54,6 +54,8 @@ const AttentionCase kBackwardCases[] = {
     {1, 2, 7, 1, 32, false, KeyPadding::None, 0.0f, Half::BF16, true},
     {2, 1, 64, 65, 128, true, KeyPadding::SomeAndFullRow, 0.2f, Half::BF16, true},
     {1, 1, 200, 127, 128, false, KeyPadding::None, 0.0f, Half::FP16, false},
+    // Causal with Lq - Lk > 64: the first query tile sees no key, in both dQ kernels.
+    {2, 1, 130, 63, 64, true, KeyPadding::Some, 0.0f, Half::FP16, true},
     // Several heads and batch rows, every feature at once.
     {2, 3, 200, 130, 128, true, KeyPadding::SomeAndFullRow, 0.1f, Half::FP16, false},
     {2, 2, 130, 200, 32, false, KeyPadding::Some, 0.1f, Half::BF16, true},
