@@ -3,10 +3,12 @@
 // - Names: apart from the tied embeddings, MarianMT's names are Heed's with a "model." prefix
 //   (lm_head.weight and final_logits_bias keep theirs), so one rule renames in both directions, and the
 //   set of names to expect comes from building the Heed model itself, never from a second list here.
-// - Configs: config.json mixes what defines the function (sizes, activation, ties, scaling) with
-//   generation defaults and bookkeeping. Every key falls into exactly one of: mapped onto a ModelConfig
-//   field, checked to hold the one value Heed supports, or explicitly ignored. Anything else is listed in
-//   an error, so a future MarianConfig option cannot slip through unnoticed.
+// - Configs: config.json mixes the fields that define the network (sizes, activation, ties, scaling, ids)
+//   with generation defaults and bookkeeping, and every transformers release adds some of the latter
+//   (5.x writes "dtype" where 4.x wrote "torch_dtype"). The fields that define the network are read here,
+//   each mapped onto a ModelConfig field or checked to hold the one value Heed supports; a value Heed
+//   cannot build is an error naming the field. Every other field is logged once and ignored, so a new
+//   release's bookkeeping does not lock its checkpoints out. docs/model.md lists the fields read.
 #include "heed/nn/marian_hf.h"
 
 #include <spdlog/spdlog.h>
@@ -31,36 +33,17 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Keys that do not change the function of the network: HF bookkeeping, generation settings, the
-// classification head, runtime output switches. Ignored on import.
-const std::set<std::string> kIgnoredKeys = {
-    // bookkeeping
-    "_name_or_path", "architectures", "transformers_version", "torch_dtype", "use_bfloat16", "_commit_hash",
-    "tokenizer_class", "prefix", "task_specific_params", "finetuning_task", "problem_type", "gradient_checkpointing",
-    "init_std", "num_hidden_layers", "max_position_embeddings", "bos_token_id", "sep_token_id",
-    // classification head (not part of MarianMTModel)
-    "id2label", "label2id", "num_labels", "_num_labels", "classif_dropout", "classifier_dropout",
-    // runtime switches
-    "use_cache", "return_dict", "output_hidden_states", "output_attentions", "torchscript", "tf_legacy_loss",
-    "chunk_size_feed_forward", "cross_attention_hidden_size",
-    // generation
-    "bad_words_ids", "num_beams", "max_length", "min_length", "do_sample", "early_stopping", "num_beam_groups",
-    "diversity_penalty", "temperature", "top_k", "top_p", "typical_p", "repetition_penalty", "length_penalty",
-    "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "num_return_sequences", "output_scores",
-    "return_dict_in_generate", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
-    "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "max_new_tokens",
-    "min_new_tokens", "renormalize_logits", "decoder_no_repeat_ngram_size"};
-
-// Reads config.json and remembers which keys were consulted, so the rest can be reported.
+// Reads config.json and remembers which keys were consulted, so the rest can be logged as ignored.
 class ConfigReader {
  public:
   ConfigReader(json root, std::string path) : root_(std::move(root)), path_(std::move(path)) {}
 
-  // The value of key, or nullopt when absent or null (MarianConfig then uses its default).
+  // The value of key (possibly null), or nullopt when absent: MarianConfig then uses its default. A null
+  // is HF's None, which the typed readers below refuse, since no field they read means anything as None.
   std::optional<json> get(const std::string& key) {
     used_.insert(key);
     auto it = root_.find(key);
-    if (it == root_.end() || it->is_null()) return std::nullopt;
+    if (it == root_.end()) return std::nullopt;
     return *it;
   }
   int64_t integer(const std::string& key, int64_t fallback) {
@@ -93,11 +76,14 @@ class ConfigReader {
     HEED_CHECK(!v || *v == expected, "{}: \"{}\": {} is not supported, Heed needs {} ({})", path_, key, v->dump(),
                expected.dump(), why);
   }
-  void check_all_understood() const {
-    std::vector<std::string> unknown;
+  // Every key not consulted: generation defaults, bookkeeping, and whatever later releases add.
+  void log_ignored() const {
+    std::vector<std::string> ignored;
     for (const auto& [key, value] : root_.items())
-      if (!used_.count(key) && !kIgnoredKeys.count(key)) unknown.push_back(key);
-    HEED_CHECK(unknown.empty(), "{}: config fields that Heed does not understand: {}", path_, fmt::join(unknown, ", "));
+      if (!used_.count(key)) ignored.push_back(key);
+    if (!ignored.empty())
+      spdlog::info("{}: ignoring {} (they do not define the network; docs/model.md lists the fields read)", path_,
+                   fmt::join(ignored, ", "));
   }
 
  private:
@@ -119,10 +105,10 @@ json read_json(const std::string& path) {
   return root;
 }
 
-// ModelConfig from a MarianConfig. Defaults are those of transformers' MarianConfig (4.44), because an
-// absent key means the default to from_pretrained too.
-ModelConfig config_from_hf(const std::string& path) {
-  ConfigReader c(read_json(path), path);
+// The fields of MarianConfig (transformers 4.44 and 5.x) and of older Marian/BART configs that select an
+// architecture, each of which Heed builds one way only. Legacy fields such as normalize_before are no
+// longer read by MarianMTModel, but a checkpoint that sets them was made for a different network.
+void check_architecture(ConfigReader& c) {
   c.require("model_type", "marian", "this converter reads MarianMT checkpoints only");
   c.require("is_encoder_decoder", true, "MarianMTModel is an encoder-decoder");
   c.require("is_decoder", false, "MarianMTModel is an encoder-decoder");
@@ -134,12 +120,29 @@ ModelConfig config_from_hf(const std::string& path) {
   c.require("add_final_layer_norm", false, "MarianMT has no final layer norm");
   c.require("add_bias_logits", false, "the output bias is final_logits_bias");
   c.require("static_position_embeddings", true, "Heed's positions are Marian's fixed sinusoid");
+}
+
+// What config.json says: the Heed model, and the rows of MarianMT's position tables.
+struct HfConfig {
+  ModelConfig model;
+  int64_t max_positions;
+};
+
+// HfConfig from a MarianConfig. Defaults are those of transformers' MarianConfig (4.44, unchanged in
+// 5.x), because an absent key means the default to from_pretrained too.
+HfConfig config_from_hf(const std::string& path) {
+  ConfigReader c(read_json(path), path);
+  check_architecture(c);
   for (const char* key : {"encoder_layerdrop", "decoder_layerdrop"})
     if (c.number(key, 0.0) != 0.0) spdlog::warn("{}: ignoring {} (Heed has no LayerDrop)", path, key);
 
   ModelConfig m;
   m.vocab_size = c.integer("vocab_size", 58101);
-  const int64_t decoder_vocab = c.integer("decoder_vocab_size", m.vocab_size);
+  // MarianConfig reads a null decoder_vocab_size as vocab_size.
+  const std::optional<json> decoder_vocab_field = c.get("decoder_vocab_size");
+  const int64_t decoder_vocab = decoder_vocab_field && decoder_vocab_field->is_null()
+                                    ? m.vocab_size
+                                    : c.integer("decoder_vocab_size", m.vocab_size);
   HEED_CHECK(decoder_vocab == m.vocab_size,
              "{}: decoder_vocab_size {} differs from vocab_size {}; Heed has one vocabulary for both sides", path,
              decoder_vocab, m.vocab_size);
@@ -155,6 +158,9 @@ ModelConfig config_from_hf(const std::string& path) {
   const int64_t decoder_ffn = c.integer("decoder_ffn_dim", 4096);
   HEED_CHECK(decoder_ffn == m.ffn_dim, "{}: encoder_ffn_dim {} and decoder_ffn_dim {} differ; Heed needs them equal",
              path, m.ffn_dim, decoder_ffn);
+  // Heed's sinusoid is defined at every position, so it agrees with MarianMT on every input MarianMT accepts.
+  const int64_t max_positions = c.integer("max_position_embeddings", 1024);
+  HEED_CHECK(max_positions > 0, "{}: max_position_embeddings must be positive, got {}", path, max_positions);
 
   const std::string act = c.string("activation_function", "gelu");
   HEED_CHECK(act == "relu" || act == "gelu" || act == "swish" || act == "silu",
@@ -178,13 +184,13 @@ ModelConfig config_from_hf(const std::string& path) {
   m.activation_dropout = static_cast<float>(c.number("activation_dropout", 0.0));
   m.layer_norm_eps = 1e-5f;  // torch.nn.LayerNorm's default, which MarianMT uses
   m.label_smoothing = 0.0f;  // a training setting, not part of the checkpoint
-  c.check_all_understood();
+  c.log_ignored();
   try {
     m.validate();
   } catch (const Error& e) {
     HEED_CHECK(false, "{}: {}", path, e.what());
   }
-  return m;
+  return {m, max_positions};
 }
 
 // MarianMT name of a Heed parameter: "model." + name, except the two that live outside MarianModel.
@@ -222,11 +228,13 @@ bool same_values(const Tensor& a, const Tensor& b) {
 
 // `stored` is the file's dtype: a table saved in 16 bits carries that type's rounding (values are in
 // [-1, 1], so at most 2^-12 for F16 and 2^-9 for BF16); fp32 tables must match to 1e-5.
-void check_positions(const Tensor& table, DType stored, const std::string& name, int64_t d_model,
+void check_positions(const Tensor& table, DType stored, const std::string& name, const HfConfig& config,
                      const std::string& path) {
   const float tolerance = stored == DType::F32 ? 1e-5f : stored == DType::F16 ? 5e-4f : 4e-3f;
-  HEED_CHECK(table.dim() == 2 && table.size(1) == d_model, "{}: {} has shape {}, expected [positions, {}]", path, name,
-             shape_str(table.shape()), d_model);
+  const int64_t d_model = config.model.d_model;
+  HEED_CHECK(table.dim() == 2 && table.size(0) == config.max_positions && table.size(1) == d_model,
+             "{}: {} has shape {}, expected [{}, {}] (max_position_embeddings, d_model)", path, name,
+             shape_str(table.shape()), config.max_positions, d_model);
   const Tensor expected = sinusoidal_positions(table.size(0), d_model);
   const float* got = table.data<float>();
   const float* want = expected.data<float>();
@@ -272,7 +280,8 @@ ModelDir import_marian_hf(const std::string& hf_dir) {
              "{} has no model.safetensors (sharded checkpoints and pytorch_model.bin are not supported: "
              "save_pretrained(..., safe_serialization=True) writes one)",
              hf_dir);
-  ModelConfig config = config_from_hf(config_path);
+  const HfConfig hf_config = config_from_hf(config_path);
+  ModelConfig config = hf_config.model;
   io::TensorMap hf = io::load_safetensors(weights_path);
   // MarianMT always has the bias, as a buffer that training never changes. When it is all zeros (as in
   // the OPUS-MT conversions, or absent) the Heed model has none: the same function, and nothing to train
@@ -300,7 +309,7 @@ ModelDir import_marian_hf(const std::string& hf_dir) {
     }
     Tensor t = tensor.to(DType::F32);
     if (name == "model.encoder.embed_positions.weight" || name == "model.decoder.embed_positions.weight") {
-      check_positions(t, dt, name, config.d_model, weights_path);
+      check_positions(t, dt, name, hf_config, weights_path);
       continue;
     }
     std::string target;

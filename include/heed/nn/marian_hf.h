@@ -1,11 +1,12 @@
 // Conversion between Heed model directories and Hugging Face MarianMT checkpoints (the section
 // "Hugging Face MarianMT names" of docs/model.md).
 //
-// Import is strict: a config field or tensor that the converter does not understand is an error that
-// lists every one of them, because silently dropping something that changes the model's function (a
-// layer norm, a different position scheme, a tie mode Heed lacks) would give a model that loads and
-// translates worse for no visible reason. Fields that only matter to HF's generation or bookkeeping are
-// named in an explicit allow-list and ignored.
+// Import is strict about what defines the network: a config field that changes the function (sizes,
+// activation, ties, scaling, ids, a layer norm or position scheme Heed lacks) is read, and a value Heed
+// cannot build is an error naming the field, as is a tensor the converter does not understand, because
+// silently dropping such a thing would give a model that loads and translates worse for no visible reason.
+// All other config fields (generation defaults, bookkeeping such as transformers_version or dtype, and
+// whatever later releases add) are logged once and ignored; docs/model.md lists the fields read.
 #pragma once
 
 #include <string>
@@ -18,7 +19,8 @@ namespace heed::nn {
 // Reads hf_dir/config.json (MarianConfig; absent fields take MarianConfig's defaults, as
 // from_pretrained does) and hf_dir/model.safetensors. Tied copies that save_pretrained dropped are
 // restored from the one kept; copies that are present must be equal. Position tables, if present, must be
-// Marian's sinusoid. A non-zero final_logits_bias becomes Heed's; an all-zero one is dropped.
+// Marian's sinusoid with max_position_embeddings rows. A non-zero final_logits_bias becomes Heed's; an
+// all-zero one is dropped.
 ModelDir import_marian_hf(const std::string& hf_dir);
 
 // Writes hf_dir/config.json and hf_dir/model.safetensors for MarianMTModel.from_pretrained: every tied
