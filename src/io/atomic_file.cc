@@ -64,7 +64,7 @@ void sync_directory(const std::string& dir) {
   HEED_CHECK(rc == 0, "cannot sync directory {}: {}", dir, std::strerror(errno));
 }
 
-uint32_t file_crc32(const std::string& path) {
+uint32_t crc32(const void* data, size_t n, uint32_t previous) {
   static const std::array<uint32_t, 256> table = [] {
     std::array<uint32_t, 256> t{};
     for (uint32_t i = 0; i < 256; ++i) {
@@ -74,17 +74,22 @@ uint32_t file_crc32(const std::string& path) {
     }
     return t;
   }();
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  uint32_t crc = previous ^ 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ bytes[i]) & 0xFF] ^ (crc >> 8);
+  return crc ^ 0xFFFFFFFFu;
+}
+
+uint32_t file_crc32(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   HEED_CHECK(in.good(), "cannot read {}: {}", path, std::strerror(errno));
   std::vector<char> buffer(1 << 20);
-  uint32_t crc = 0xFFFFFFFFu;
+  uint32_t crc = 0;
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const std::streamsize n = in.gcount();
-    for (std::streamsize i = 0; i < n; ++i)
-      crc = table[(crc ^ static_cast<unsigned char>(buffer[i])) & 0xFF] ^ (crc >> 8);
+    crc = crc32(buffer.data(), static_cast<size_t>(in.gcount()), crc);
   }
-  return crc ^ 0xFFFFFFFFu;
+  return crc;
 }
 
 }  // namespace heed::io

@@ -166,12 +166,13 @@ TensorMap load_safetensors(const std::string& path, Metadata* metadata) {
   HEED_CHECK(header.is_object(), "{}: the header must be a JSON object, got {}", path, header.type_name());
 
   std::vector<Entry> entries;
+  Metadata found;
   for (const auto& [name, value] : header.items()) {
     if (name == "__metadata__") {
       HEED_CHECK(value.is_object(), "{}: __metadata__ must be an object of strings", path);
       for (const auto& [key, v] : value.items()) {
         HEED_CHECK(v.is_string(), "{}: __metadata__ entry '{}' must be a string, got {}", path, key, v.dump());
-        if (metadata) (*metadata)[key] = v.get<std::string>();
+        found[key] = v.get<std::string>();
       }
       continue;
     }
@@ -181,17 +182,28 @@ TensorMap load_safetensors(const std::string& path, Metadata* metadata) {
   check_layout(path, entries, file_size - data_start);
 
   TensorMap tensors;
+  uint32_t crc = 0;  // of the data section: the entries are in file order after check_layout
   for (const Entry& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
     file.seekg(static_cast<std::streamoff>(data_start + e.begin));
     file.read(static_cast<char*>(t.raw_data()), static_cast<std::streamsize>(e.end - e.begin));
     HEED_CHECK(file.good(), "{}: cannot read the data of tensor '{}'", path, e.name);
+    crc = crc32(t.raw_data(), e.end - e.begin, crc);
     tensors.emplace(e.name, std::move(t));
   }
+  const auto recorded = found.find(kDataCrc32Key);
+  if (recorded != found.end()) {
+    const std::string expected = fmt::format("{:08x}", crc);
+    HEED_CHECK(recorded->second == expected,
+               "{}: the tensor data fails its checksum (CRC-32 {}, recorded {}): the file is damaged", path, expected,
+               recorded->second);
+  }
+  if (metadata) metadata->insert(found.begin(), found.end());
   return tensors;
 }
 
-void save_safetensors(const std::string& path, const TensorMap& tensors, const Metadata& metadata) {
+void save_safetensors(const std::string& path, const TensorMap& tensors, const Metadata& metadata,
+                      bool data_checksum) {
   std::vector<std::pair<const std::string*, Tensor>> order;
   for (const auto& [name, t] : tensors) {
     HEED_CHECK(name != "__metadata__", "{}: '__metadata__' cannot be a tensor name", path);
@@ -202,8 +214,19 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
     return dtype_size(a.second.dtype()) > dtype_size(b.second.dtype());
   });
 
+  Metadata full = metadata;
+  std::vector<char> buffer;
+  if (data_checksum) {  // gathers the data twice (the header, with the checksum, comes first) to hold none of it
+    uint32_t crc = 0;
+    for (const auto& [name, t] : order) {
+      buffer.resize(t.nbytes());
+      if (!buffer.empty()) gather_bytes(t, buffer.data());
+      crc = crc32(buffer.data(), buffer.size(), crc);
+    }
+    full[kDataCrc32Key] = fmt::format("{:08x}", crc);
+  }
   json header = json::object();  // std::map underneath: keys come out sorted
-  if (!metadata.empty()) header["__metadata__"] = metadata;
+  if (!full.empty()) header["__metadata__"] = full;
   uint64_t offset = 0;
   for (const auto& [name, t] : order) {
     header[*name] = {{"dtype", dtype_name(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
@@ -217,7 +240,6 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
   AtomicFile out(path);
   out.write(length_bytes, 8);
   out.write(header_text.data(), header_text.size());
-  std::vector<char> buffer;
   for (const auto& [name, t] : order) {
     buffer.resize(t.nbytes());
     if (!buffer.empty()) gather_bytes(t, buffer.data());

@@ -16,7 +16,7 @@ void save_model_dir(const std::string& dir, const ModelConfig& config, const io:
   namespace fs = std::filesystem;
   fs::create_directories(dir);
   save_model_config(config, (fs::path(dir) / "model.yaml").string());
-  io::save_safetensors((fs::path(dir) / "model.safetensors").string(), weights);
+  io::save_safetensors((fs::path(dir) / "model.safetensors").string(), weights, {}, /*data_checksum=*/true);
 }
 
 }  // namespace heed::nn

@@ -1,5 +1,6 @@
 #include "heed/nn/parameters.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -76,8 +77,15 @@ void ParameterStore::load(const io::TensorMap& tensors, const std::string& sourc
              missing.empty() ? "" : fmt::format("\n  missing parameters: {}", fmt::join(missing, ", ")),
              extra.empty() ? "" : fmt::format("\n  unexpected parameters: {}", fmt::join(extra, ", ")),
              mismatched.empty() ? "" : fmt::format("\n  {}", fmt::join(mismatched, "\n  ")));
-  for (const auto& [name, v] : params_)
-    v.set_value(tensors.at(name).to(DType::F32).to(v.value().device()).contiguous());
+  for (const auto& [name, v] : params_) {
+    const Tensor value = tensors.at(name).to(Device::cpu()).to(DType::F32).contiguous();
+    // A NaN or Inf weight turns every translation into garbage without an error: refused by name.
+    const float* p = value.data<float>();
+    const int64_t bad = std::find_if(p, p + value.numel(), [](float x) { return !std::isfinite(x); }) - p;
+    HEED_CHECK(bad == value.numel(), "{}: parameter {} holds {} at index {}: the weights are broken (a diverged "
+               "run, or a damaged file)", source, name, p[bad], bad);
+    v.set_value(value.to(v.value().device()));
+  }
 }
 
 io::TensorMap ParameterStore::values() const {

@@ -28,6 +28,8 @@ class AtomicFile {
 void write_file_atomic(const std::string& path, const std::string& content);
 // fsync of a directory, after renames inside it.
 void sync_directory(const std::string& dir);
+// CRC-32 (IEEE) of n bytes; pass the CRC of the bytes before them as `previous` to continue it.
+uint32_t crc32(const void* data, size_t n, uint32_t previous = 0);
 // CRC-32 (IEEE) of a whole file, to detect truncated or corrupted checkpoints.
 uint32_t file_crc32(const std::string& path);
 

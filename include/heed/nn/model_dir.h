@@ -1,5 +1,7 @@
 // A model directory: model.yaml (the ModelConfig) and model.safetensors (the weights by Heed's names).
-// Training writes its checkpoints in this form, with more files beside these.
+// Training writes its checkpoints in this form, with more files beside these. The weights carry the CRC-32
+// of their data (io::kDataCrc32Key), checked on load, so a model directory without a checkpoint manifest
+// (one copied out of a run, one from import-hf) is still verified.
 #pragma once
 
 #include <string>

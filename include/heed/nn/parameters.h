@@ -34,7 +34,8 @@ class ParameterStore {
   const std::vector<std::pair<std::string, Variable>>& all() const { return params_; }
   int64_t numel() const;
 
-  // Replaces every value from `tensors`; missing, extra, or mis-shaped entries are errors that list them.
+  // Replaces every value from `tensors`; missing, extra, or mis-shaped entries are errors that list them,
+  // and so is a NaN or Inf value (naming the parameter).
   void load(const io::TensorMap& tensors, const std::string& source);
   io::TensorMap values() const;
   // Gradients by name; a parameter without one (e.g. unused) gets zeros.
