@@ -2,6 +2,7 @@
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
@@ -27,8 +28,7 @@ std::vector<std::string> read_stdin() {
   std::vector<std::string> lines;
   for (std::string line; std::getline(std::cin, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    const size_t bad = data::find_invalid_utf8(line);
-    HEED_CHECK(bad == std::string::npos, "stdin:{}: invalid UTF-8 at byte {}", lines.size() + 1, bad + 1);
+    data::check_text_line(line, "stdin", lines.size() + 1);
     lines.push_back(std::move(line));
   }
   return lines;
@@ -46,6 +46,15 @@ void run_translate(const TranslateCommand& cmd) {
   store.load(saved.weights, dir);
   const Device device = resolve_device(cmd.device, "--device");
   decode::TranslateOptions options = cmd.options;
+  // Each step keeps the beam_size best of beam_size * vocabulary continuations: a beam wider than the
+  // vocabulary costs minutes per sentence and finds nothing a beam as wide as the vocabulary misses.
+  const int vocabulary = static_cast<int>(saved.config.vocab_size);
+  if (options.search.beam_size > vocabulary) {
+    spdlog::warn("--beam-size {} is larger than the vocabulary ({} pieces): using {}", options.search.beam_size,
+                 vocabulary, vocabulary);
+    options.search.beam_size = vocabulary;
+    options.search.n_best = std::min(options.search.n_best, vocabulary);
+  }
   options.search.compute = nn::resolve_precision(cmd.precision, device, "--precision");
   store.to(device);
   spdlog::info("translating with {} on {} in {}", dir, device.str(), dtype_name(options.search.compute));
@@ -60,7 +69,7 @@ void run_translate(const TranslateCommand& cmd) {
   }
   std::ostream& os = cmd.output.empty() ? std::cout : file;
   for (size_t i = 0; i < out.size(); ++i) {
-    if (cmd.options.search.n_best <= 1) {
+    if (options.search.n_best <= 1) {
       os << out[i].text << '\n';
       continue;
     }
@@ -82,7 +91,9 @@ void add_translate_command(CLI::App& app) {
       ->required();
   sub->add_option("--input", cmd->input, "Source text, one sentence per line (default: stdin)");
   sub->add_option("--output", cmd->output, "Translations (default: stdout)");
-  sub->add_option("--beam-size", s.beam_size, "Beam size; 1 is greedy decoding")->capture_default_str();
+  sub->add_option("--beam-size", s.beam_size, "Beam size; 1 is greedy decoding; at most the vocabulary size")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_option("--length-penalty", s.length_penalty, "Score = log-probability / length^penalty")
       ->capture_default_str();
   sub->add_option("--max-length-ratio", s.max_length_ratio, "Longest output as a multiple of the source length")
@@ -90,9 +101,13 @@ void add_translate_command(CLI::App& app) {
   sub->add_option("--max-length", s.max_length, "Longest output in tokens")->capture_default_str();
   sub->add_option("--n-best", s.n_best, "Print the N best translations: 'line ||| text ||| score'")
       ->capture_default_str();
-  sub->add_option("--batch-tokens", cmd->options.batch_tokens, "Source tokens per batch")->capture_default_str();
-  sub->add_option("--metric", cmd->metric, "Which best checkpoint of a run directory to use")->capture_default_str();
-  sub->add_option("--threads", cmd->threads, "CPU threads (default: all cores)");
+  sub->add_option("--batch-tokens", cmd->options.batch_tokens, "Source tokens per batch")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--metric", cmd->metric,
+                  "A run directory's checkpoint: best-<metric> (else any best-*, else the latest), or latest")
+      ->capture_default_str();
+  sub->add_option("--threads", cmd->threads, "CPU threads (default 0: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--device", cmd->device, "cpu, cuda, cuda:N, sim (the simulated GPU), or auto")->capture_default_str();
   sub->add_option("--precision", cmd->precision, "fp32, bf16, fp16, or auto (bf16 on a GPU, fp32 on the CPU)")
       ->capture_default_str();

@@ -48,6 +48,15 @@ size_t find_invalid_utf8(std::string_view text) {
   return std::string_view::npos;
 }
 
+void check_text_line(std::string_view line, const std::string& origin, size_t line_number) {
+  const size_t bad = find_invalid_utf8(line);
+  HEED_CHECK(bad == std::string_view::npos, "{}:{}: invalid UTF-8 at byte {} of the line", origin, line_number,
+             bad + 1);
+  const size_t nul = line.find('\0');
+  HEED_CHECK(nul == std::string_view::npos, "{}:{}: NUL byte at byte {} of the line (a binary file?)", origin,
+             line_number, nul + 1);
+}
+
 std::vector<std::string> read_lines(const std::string& path) {
   HEED_CHECK(!std::filesystem::is_directory(path), "cannot read {}: it is a directory", path);
   std::ifstream file(path, std::ios::binary);
@@ -64,9 +73,7 @@ std::vector<std::string> read_lines(const std::string& path) {
     std::string_view line = content.substr(0, end);
     content.remove_prefix(std::min(end + 1, content.size()));
     if (line.ends_with('\r')) line.remove_suffix(1);
-    const size_t bad = find_invalid_utf8(line);
-    HEED_CHECK(bad == std::string_view::npos, "{}:{}: invalid UTF-8 at byte {} of the line", path, lines.size() + 1,
-               bad + 1);
+    check_text_line(line, path, lines.size() + 1);
     lines.emplace_back(line);
   }
   return lines;

@@ -60,6 +60,10 @@ void Vocab::train(const std::vector<std::string>& text_files, const std::string&
     std::vector<std::string> file_lines = read_lines(file);
     lines.insert(lines.end(), std::make_move_iterator(file_lines.begin()), std::make_move_iterator(file_lines.end()));
   }
+  // SentencePiece would fail on an internal assertion instead.
+  HEED_CHECK(std::any_of(lines.begin(), lines.end(),
+                         [](const std::string& l) { return l.find_first_not_of(" \t") != std::string::npos; }),
+             "cannot train the vocabulary {}: {} hold no text", model_path, fmt::join(text_files, ", "));
   if (static_cast<int64_t>(lines.size()) > options.max_sentences) {
     std::mt19937_64 rng = seeded_rng(options.seed, 0);
     seeded_shuffle(lines, rng);

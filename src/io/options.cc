@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "heed/core/error.h"
@@ -58,11 +59,17 @@ void check_scalar(const OptionValue& v, const OptionSpec& spec, const std::strin
   HEED_CHECK(!v.is_list, "{}: {} expects a single {}, got a list", origin, spec.key, spec.type);
 }
 
-// Walks nested maps down to their leaves, collecting "group.key" -> node.
+// Walks nested maps down to their leaves, collecting "group.key" -> node. yaml-cpp keeps both entries of
+// a key written twice, and the later one would silently win: refused instead.
 void flatten(const YAML::Node& node, const std::string& prefix, const std::vector<OptionSpec>& specs,
              const std::string& path, std::vector<std::pair<std::string, YAML::Node>>& out) {
+  std::map<std::string, int> first_line;
   for (const auto& kv : node) {
     const std::string key = prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>();
+    const int line = kv.first.Mark().line + 1;
+    const auto [first, fresh] = first_line.emplace(key, line);
+    HEED_CHECK(fresh, "{}:{}: duplicate key '{}' (first at line {}): remove one of them", path, line, key,
+               first->second);
     const bool is_group = std::any_of(specs.begin(), specs.end(),
                                       [&](const OptionSpec& s) { return s.key.rfind(key + ".", 0) == 0; });
     if (kv.second.IsMap() && is_group) {
@@ -166,6 +173,7 @@ std::string Codec<std::vector<std::string>>::show(const std::vector<std::string>
 }
 
 void load_file(const std::vector<OptionSpec>& specs, void* root, const std::string& path) {
+  HEED_CHECK(!std::filesystem::is_directory(path), "config file {} is a directory, not a YAML file", path);
   HEED_CHECK(std::filesystem::is_regular_file(path), "config file {} does not exist", path);
   YAML::Node doc;
   try {
