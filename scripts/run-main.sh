@@ -4,7 +4,8 @@
 #
 #   bash scripts/run-main.sh [CONFIG]     (default: configs/bible-en-es.yaml, about 30 minutes on 2 cores;
 #                                          configs/bible-en-es-quick.yaml takes a few minutes)
-# Re-running continues: a finished run is not trained again, an interrupted one resumes.
+# Re-running continues: a finished run is not trained again, an interrupted one resumes, and one stopped
+# before its first checkpoint (nothing to resume) starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-configs/bible-en-es.yaml}
@@ -18,7 +19,9 @@ start=$(date +%s)
 if [ -d "$run_dir/checkpoints" ] && ls "$run_dir"/checkpoints/step-* >/dev/null 2>&1; then
   "$heed" train "$config" --resume "$run_dir"
 else
-  "$heed" train "$config"
+  # heed train refuses a run directory that holds a run; without a step checkpoint there is nothing here to
+  # resume or to keep (at most the logs of a few first updates), so this replaces it.
+  "$heed" train "$config" --overwrite
 fi
 echo "training: $(( $(date +%s) - start )) s"
 

@@ -1,5 +1,4 @@
 // heed train: a translation model from a YAML config (src/train/trainer.cc does the work).
-#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -26,10 +25,7 @@ void run_train(const TrainCommand& cmd) {
   HEED_CHECK(!cmd.config.empty(), "heed train needs a config file (see heed train --help-config)");
   std::vector<std::string> overrides = cmd.overrides;
   std::string run_dir = cmd.run_dir;
-  if (run_dir.empty() && !cmd.run.resume.empty()) {  // resuming writes into the run being resumed
-    const std::filesystem::path p(cmd.run.resume);
-    run_dir = std::filesystem::exists(p / "manifest.json") ? p.parent_path().parent_path().string() : p.string();
-  }
+  if (run_dir.empty() && !cmd.run.resume.empty()) run_dir = train::resumed_run_dir(cmd.run.resume);
   if (!run_dir.empty()) overrides.push_back("run_dir=" + run_dir);
   const train::TrainConfig config = train::load_train_config(cmd.config, overrides);
   if (cmd.dump_config) {
@@ -52,6 +48,10 @@ void add_train_command(CLI::App& app) {
   sub->add_option("--init-from", cmd->run.init_from,
                   "Fine-tune: weights only, from a Heed checkpoint/run directory or a Hugging Face MarianMT "
                   "directory; fresh optimizer and schedule")
+      ->excludes(resume);
+  sub->add_flag("--overwrite", cmd->run.overwrite,
+                "Replace the run in the run directory: remove its checkpoints/, config.yaml, metrics.jsonl, "
+                "train.log and vocabulary files first (without it, a directory holding a run is refused)")
       ->excludes(resume);
   sub->add_flag("--help-config", cmd->help_config, "Print every config key with its type, default and help");
   sub->add_flag("--dump-config", cmd->dump_config, "Print the effective config and exit");

@@ -107,35 +107,59 @@ std::vector<fs::path> step_checkpoints(const std::string& run_dir) {
   return dirs;
 }
 
+// Runs `fill` on a fresh temporary directory beside `target`, then installs it. A failure (a full disk)
+// removes the temporary directory before the error goes on, so no half-written checkpoint stays behind.
+template <typename Fill>
+void assemble(const fs::path& target, const Fill& fill) {
+  const fs::path temp = temp_beside(target);
+  try {
+    fill(temp);
+    install_directory(temp, target);
+  } catch (...) {
+    std::error_code ignored;  // the error to report is the one that stopped the save
+    fs::remove_all(temp, ignored);
+    throw;
+  }
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& dir, const CheckpointContents& c) {
-  const fs::path target(dir);
-  const fs::path temp = temp_beside(target);
-
-  nn::save_model_dir(temp.string(), c.model, c.weights);
-  io::save_safetensors((temp / "optimizer.safetensors").string(), c.optimizer);
-  io::write_file_atomic((temp / "state.json").string(), state_to_json(c.state).dump(2) + "\n");
-  for (const std::string& file : c.files) {  // small files: the config and the vocabularies
-    std::ifstream in(file, std::ios::binary);
-    HEED_CHECK(in.good(), "cannot read {} to put it into checkpoint {}", file, dir);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    io::write_file_atomic((temp / fs::path(file).filename()).string(), bytes);
-  }
-  json manifest = json::object();
-  for (const auto& entry : fs::directory_iterator(temp)) {
-    const std::string name = entry.path().filename().string();
-    manifest[name] = {{"bytes", fs::file_size(entry.path())}, {"crc32", io::file_crc32(entry.path().string())}};
-  }
-  io::write_file_atomic((temp / kManifest).string(), manifest.dump(2) + "\n");
-  install_directory(temp, target);
+  assemble(fs::path(dir), [&](const fs::path& temp) {
+    nn::save_model_dir(temp.string(), c.model, c.weights);
+    io::save_safetensors((temp / "optimizer.safetensors").string(), c.optimizer);
+    io::write_file_atomic((temp / "state.json").string(), state_to_json(c.state).dump(2) + "\n");
+    for (const std::string& file : c.files) {  // small files: the config and the vocabularies
+      std::ifstream in(file, std::ios::binary);
+      HEED_CHECK(in.good(), "cannot read {} to put it into checkpoint {}", file, dir);
+      const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      io::write_file_atomic((temp / fs::path(file).filename()).string(), bytes);
+    }
+    json manifest = json::object();
+    for (const auto& entry : fs::directory_iterator(temp)) {
+      const std::string name = entry.path().filename().string();
+      manifest[name] = {{"bytes", fs::file_size(entry.path())}, {"crc32", io::file_crc32(entry.path().string())}};
+    }
+    io::write_file_atomic((temp / kManifest).string(), manifest.dump(2) + "\n");
+  });
 }
 
 void copy_checkpoint(const std::string& from, const std::string& to) {
-  const fs::path target(to);
-  const fs::path temp = temp_beside(target);
-  for (const auto& entry : fs::directory_iterator(from)) link_or_copy(entry.path(), temp / entry.path().filename());
-  install_directory(temp, target);
+  assemble(fs::path(to), [&](const fs::path& temp) {
+    for (const auto& entry : fs::directory_iterator(from)) link_or_copy(entry.path(), temp / entry.path().filename());
+  });
+}
+
+void remove_abandoned_saves(const std::string& run_dir) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(root)) return;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with(".") && (name.find(".tmp.") != std::string::npos || name.find(".old.") != std::string::npos)) {
+      spdlog::info("removing {}, left by a checkpoint save that did not finish", entry.path().string());
+      fs::remove_all(entry.path());
+    }
+  }
 }
 
 void verify_checkpoint(const std::string& dir) {
@@ -193,16 +217,20 @@ void prune_checkpoints(const std::string& run_dir, int64_t keep) {
 }
 
 std::string resolve_model_dir(const std::string& path, const std::string& metric) {
+  HEED_CHECK(std::find(kCheckpointMetrics.begin(), kCheckpointMetrics.end(), metric) != kCheckpointMetrics.end(),
+             "no checkpoint is chosen by the metric '{}': use one of {}", metric, fmt::join(kCheckpointMetrics, ", "));
   const fs::path p(path);
   HEED_CHECK(fs::is_directory(p), "model directory {} does not exist", path);
   if (fs::exists(p / "model.yaml")) return path;
   const fs::path root = p / "checkpoints";
   HEED_CHECK(fs::is_directory(root), "{} is neither a model directory (model.yaml) nor a run directory (checkpoints/)",
              path);
-  if (fs::exists(root / ("best-" + metric) / "model.yaml")) return (root / ("best-" + metric)).string();
-  for (const auto& entry : fs::directory_iterator(root))
-    if (entry.path().filename().string().rfind("best-", 0) == 0 && fs::exists(entry.path() / "model.yaml"))
-      return entry.path().string();
+  if (metric != "latest") {
+    if (fs::exists(root / ("best-" + metric) / "model.yaml")) return (root / ("best-" + metric)).string();
+    for (const auto& entry : fs::directory_iterator(root))
+      if (entry.path().filename().string().rfind("best-", 0) == 0 && fs::exists(entry.path() / "model.yaml"))
+        return entry.path().string();
+  }
   const std::string latest = latest_checkpoint(path);
   HEED_CHECK(!latest.empty(), "run directory {} has no usable checkpoint yet", path);
   return latest;

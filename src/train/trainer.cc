@@ -1,16 +1,20 @@
 #include "heed/train/trainer.h"
 
+#include <fcntl.h>
 #include <omp.h>
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <nlohmann/json.hpp>
 
@@ -39,12 +43,33 @@ using json = nlohmann::json;
 namespace {
 
 std::atomic<int> g_signal{0};
-// The first SIGINT/SIGTERM asks for a checkpoint and a clean exit; a second one kills as usual, for a user
-// who does not want to wait for the save.
+std::atomic<bool> g_saving{false};  // the leader is writing a checkpoint
+// The first SIGINT/SIGTERM asks for a checkpoint and a clean exit. A second one kills as usual, for a user
+// who does not want to wait for the save; during a save, though, it says that the save finishes first, as
+// being killed then would cost the very checkpoint the first signal asked for (SIGKILL still abandons it).
 extern "C" void on_signal(int signal) {
-  g_signal = signal;
+  if (g_signal == 0) {
+    g_signal = signal;
+    return;
+  }
+  if (g_saving) {
+    static constexpr char kMessage[] = "heed: signal received during a checkpoint save: finishing the save, then "
+                                       "exiting (SIGKILL abandons it)\n";
+    [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+    return;
+  }
   std::signal(signal, SIG_DFL);
+  std::raise(signal);
 }
+
+// Marks a checkpoint save for the signal handler.
+class SavingScope {
+ public:
+  SavingScope() { g_saving = true; }
+  ~SavingScope() { g_saving = false; }
+  SavingScope(const SavingScope&) = delete;
+  SavingScope& operator=(const SavingScope&) = delete;
+};
 
 // Restores the previous handlers when training ends, so a library user's own handlers survive.
 class SignalScope {
@@ -239,30 +264,75 @@ std::string clock(double seconds) {
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60);
 }
 
-// metrics.jsonl, cut back to the checkpoint's step on resume so that it reads as one uninterrupted run.
+// metrics.jsonl: a fresh run starts it empty; a resumed one cuts it back to the checkpoint's step, so that it
+// reads as one uninterrupted run. Every record is flushed and checked: on a full disk training stops at once
+// instead of going on with a log that has a torn last line.
 class MetricsFile {
  public:
-  MetricsFile(const fs::path& path, int64_t keep_through_step) : path_(path) {
-    std::string kept;
-    if (fs::exists(path)) {
+  MetricsFile(const fs::path& path, std::optional<int64_t> resumed_at) : path_(path) {
+    if (resumed_at) {
+      std::string kept;
       std::ifstream in(path);
       for (std::string line; std::getline(in, line);) {
         if (line.empty()) continue;
         const json j = json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.value("step", int64_t{0}) <= keep_through_step) kept += line + "\n";
+        if (!j.is_discarded() && j.value("step", int64_t{0}) <= *resumed_at) kept += line + "\n";
       }
+      io::write_file_atomic(path.string(), kept);
     }
-    io::write_file_atomic(path.string(), kept);
-    out_.open(path, std::ios::app);
+    out_.open(path, resumed_at ? std::ios::app : std::ios::trunc);
+    HEED_CHECK(out_.good(), "cannot write {}: {}", path.string(), std::strerror(errno));
   }
   void write(const json& record) {
     out_ << record.dump() << "\n";
     out_.flush();
+    HEED_CHECK(out_.good(), "cannot write {}: {} (disk full?)", path_.string(), std::strerror(errno));
   }
 
  private:
   fs::path path_;
   std::ofstream out_;
+};
+
+// train.log. spdlog catches what a sink throws and goes on, so this sink writes each line with one
+// unbuffered write and keeps the first failure, which check() turns into an error.
+class TrainLogSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit TrainLogSink(const fs::path& path) : path_(path.string()) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    HEED_CHECK(fd_ >= 0, "cannot write {}: {}", path_, std::strerror(errno));
+  }
+  ~TrainLogSink() override { ::close(fd_); }
+  TrainLogSink(const TrainLogSink&) = delete;
+  TrainLogSink& operator=(const TrainLogSink&) = delete;
+
+  void check() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    HEED_CHECK(error_.empty(), "cannot write {}: {} (disk full?)", path_, error_);
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    const char* p = line.data();
+    for (size_t n = line.size(); n > 0 && error_.empty();) {
+      const ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        error_ = w < 0 ? std::strerror(errno) : "nothing written";
+      } else {
+        p += w;
+        n -= static_cast<size_t>(w);
+      }
+    }
+  }
+  void flush_() override {}
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::string error_;
 };
 
 struct ValidationResult {
@@ -378,7 +448,79 @@ std::string resume_checkpoint(const std::string& path) {
   return latest;
 }
 
+bool same_path(const fs::path& a, const fs::path& b) { return fs::weakly_canonical(a) == fs::weakly_canonical(b); }
+
+bool lies_inside(const fs::path& path, const fs::path& dir) {
+  const fs::path relative = fs::weakly_canonical(path).lexically_relative(fs::weakly_canonical(dir));
+  return !relative.empty() && *relative.begin() != "..";
+}
+
+// What `heed train` writes into a run directory, and all that --overwrite removes: other files there (a
+// translation written next to the run) stay.
+const std::vector<std::string> kRunFiles = {"checkpoints",     "config.yaml",     "metrics.jsonl", "train.log",
+                                            "vocab.model",     "vocab.src.model", "vocab.tgt.model",
+                                            "source.spm",      "target.spm",      "vocab.json"};
+
+// Whether a run directory holds what a new run would destroy: a checkpoint or logged metrics. One with only
+// a vocabulary and a config, left by a run that failed before its first update, does not.
+bool holds_run(const fs::path& run_dir) {
+  const fs::path metrics = run_dir / "metrics.jsonl";
+  if (fs::is_regular_file(metrics) && fs::file_size(metrics) > 0) return true;
+  const fs::path checkpoints = run_dir / "checkpoints";
+  if (!fs::is_directory(checkpoints)) return false;
+  for (const auto& entry : fs::directory_iterator(checkpoints))
+    if (!entry.path().filename().string().starts_with(".")) return true;  // hidden: an abandoned save
+  return false;
+}
+
+// A new run must not mix its checkpoints and logs with another run's: a directory that holds one is only
+// continued (--resume) or, with --overwrite, cleared first.
+void claim_run_dir(const TrainConfig& c, const RunOptions& run, const fs::path& run_dir) {
+  if (!run.resume.empty() && same_path(resumed_run_dir(run.resume), run_dir)) return;
+  if (!run.overwrite) {
+    HEED_CHECK(!holds_run(run_dir),
+               "{} already holds a run (checkpoints, metrics.jsonl) that training into it would replace: continue "
+               "it with --resume {}, train into a new --run-dir, or replace it with --overwrite",
+               run_dir.string(), run_dir.string());
+    return;
+  }
+  std::vector<fs::path> inputs;  // what this run reads, which --overwrite must not remove
+  for (const std::string& input : {run.init_from, c.data.src_vocab, c.data.tgt_vocab})
+    if (!input.empty()) inputs.emplace_back(input);
+  std::vector<std::string> removed;
+  for (const std::string& name : kRunFiles) {
+    const fs::path path = run_dir / name;
+    if (!fs::exists(fs::symlink_status(path))) continue;
+    if (std::any_of(inputs.begin(), inputs.end(), [&](const fs::path& in) { return same_path(in, path); })) continue;
+    for (const fs::path& input : inputs)
+      HEED_CHECK(!lies_inside(input, path), "--overwrite would remove {}, which this run reads: copy it elsewhere "
+                 "first, or train into a new --run-dir", input.string());
+    fs::remove_all(path);
+    removed.push_back(name);
+  }
+  if (!removed.empty())
+    spdlog::info("--overwrite: removed the previous run's {} from {}", fmt::join(removed, ", "), run_dir.string());
+}
+
+// A resume is checked against its checkpoint before anything is written, so that a refused one leaves the
+// run directory (its config.yaml and vocabulary) as it was.
+void check_resumable(const TrainConfig& c, const std::string& checkpoint) {
+  const Vocabs theirs = load_vocabularies(checkpoint);
+  if (!c.data.src_vocab.empty()) {
+    const data::Vocab src = data::Vocab::load(c.data.src_vocab);
+    const data::Vocab tgt = c.data.joint_vocab ? src : data::Vocab::load(c.data.tgt_vocab);
+    check_same_vocabulary({src, tgt, {c.data.src_vocab, c.data.tgt_vocab}}, checkpoint);
+  }
+  check_compatible(nn::load_model_config((fs::path(checkpoint) / "model.yaml").string()), model_config(c, theirs),
+                   checkpoint);
+}
+
 }  // namespace
+
+std::string resumed_run_dir(const std::string& resume) {
+  const fs::path path(resume);
+  return fs::exists(path / "manifest.json") ? path.parent_path().parent_path().string() : path.string();
+}
 
 Vocabularies load_vocabularies(const std::string& dir) {
   const fs::path d(dir);
@@ -433,14 +575,18 @@ Placement placement(const TrainConfig& c, int world) {
 void train(TrainConfig c, const RunOptions& run) {
   validate(c);
   HEED_CHECK(run.resume.empty() || run.init_from.empty(), "--resume and --init-from exclude each other");
+  HEED_CHECK(run.resume.empty() || !run.overwrite, "--resume and --overwrite exclude each other");
   std::unique_ptr<dist::Communicator> comm = dist::make_communicator(c.training.collective_timeout);
   // Rank 0 writes the run directory and logs; the others log only their warnings and errors.
   const bool leader = comm->rank() == 0;
   const fs::path run_dir(c.run_dir);
+  std::shared_ptr<TrainLogSink> log_file;
   if (leader) {
+    claim_run_dir(c, run, run_dir);
     fs::create_directories(run_dir / "checkpoints");
-    spdlog::default_logger()->sinks().push_back(
-        std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string()));
+    remove_abandoned_saves(run_dir.string());
+    log_file = std::make_shared<TrainLogSink>(run_dir / "train.log");
+    spdlog::default_logger()->sinks().push_back(log_file);
   }
   const spdlog::level::level_enum level = spdlog::level::from_str(c.logging.level);
   spdlog::set_level(leader ? level : std::max(level, spdlog::level::warn));
@@ -453,7 +599,10 @@ void train(TrainConfig c, const RunOptions& run) {
   }
 
   const std::string resume_from = run.resume.empty() ? "" : resume_checkpoint(run.resume);
-  if (!resume_from.empty()) verify_checkpoint(resume_from);
+  if (!resume_from.empty()) {
+    verify_checkpoint(resume_from);
+    check_resumable(c, resume_from);
+  }
   std::string vocab_source = resume_from;
   if (!run.init_from.empty())  // a Hugging Face directory brings its tokenizer, a run its best checkpoint's
     vocab_source = fs::exists(fs::path(run.init_from) / "config.json") ? run.init_from : resolve_model_dir(run.init_from);
@@ -464,7 +613,7 @@ void train(TrainConfig c, const RunOptions& run) {
   }
   comm->barrier();
   const Vocabs vocabs = load_vocabs(c, run_dir);
-  if (!vocab_source.empty()) check_same_vocabulary(vocabs, vocab_source);
+  if (!run.init_from.empty()) check_same_vocabulary(vocabs, vocab_source);
   const nn::ModelConfig mc = model_config(c, vocabs);
   std::vector<std::string> checkpoint_files = vocabs.files;
   checkpoint_files.push_back(config_copy);
@@ -476,7 +625,6 @@ void train(TrainConfig c, const RunOptions& run) {
   TrainState state;
   if (!resume_from.empty()) {
     const nn::ModelDir saved = nn::load_model_dir(resume_from);
-    check_compatible(saved.config, mc, resume_from);
     store.load(saved.weights, resume_from);
     state = load_train_state(resume_from);
     if (state.world_size != comm->world())  // positions and moments do not depend on it; the batch size does
@@ -530,7 +678,8 @@ void train(TrainConfig c, const RunOptions& run) {
   if (!c.data.valid_src.empty()) validator = std::make_unique<Validator>(c, vocabs, *comm);
 
   std::optional<MetricsFile> metrics;
-  if (leader) metrics.emplace(run_dir / "metrics.jsonl", state.step);
+  if (leader)
+    metrics.emplace(run_dir / "metrics.jsonl", resume_from.empty() ? std::nullopt : std::optional<int64_t>(state.step));
   state.world_size = comm->world();
   const SignalScope signals;
   const bool progress_bar = c.logging.progress_bar && isatty(STDERR_FILENO);
@@ -553,6 +702,7 @@ void train(TrainConfig c, const RunOptions& run) {
     saved_step = state.step;
     io::TensorMap moments = optimizer.state();  // a collective when the optimizer is sharded
     if (!leader) return dir;                    // every rank holds the same weights and state
+    const SavingScope saving;
     save_checkpoint(dir, {mc, store.values(), std::move(moments), saved, checkpoint_files});
     prune_checkpoints(run_dir.string(), c.checkpoints.keep_last);
     spdlog::info("saved {} ({})", dir, reason);
@@ -587,6 +737,7 @@ void train(TrainConfig c, const RunOptions& run) {
     state.bad_validations = key_improved ? 0 : state.bad_validations + 1;
     if (!improved.empty() && c.checkpoints.keep_best) {
       const std::string dir = save("validation");
+      const SavingScope saving;
       for (const std::string& name : improved)
         if (leader) copy_checkpoint(dir, (run_dir / "checkpoints" / ("best-" + name)).string());
       spdlog::info("new best: {}", fmt::join(improved, ", "));
@@ -598,6 +749,7 @@ void train(TrainConfig c, const RunOptions& run) {
   const int64_t accumulate = c.optimizer.update_freq;
   bool early_stop = false, stop = false;
   while (state.step < c.training.max_steps && !stop && !early_stop) {
+    if (log_file) log_file->check();  // a full disk stops training at once, not after a torn log
     if (c.training.max_epochs > 0 && batcher.position().epoch >= c.training.max_epochs) break;
     std::vector<data::LoadedBatch> micro(static_cast<size_t>(accumulate));
     int64_t tokens = 0;
@@ -699,7 +851,10 @@ void train(TrainConfig c, const RunOptions& run) {
   }
   if (saved_step != state.step && state.step > 0) save(stop ? "signal" : "end of training");
   spdlog::info("training finished at step {} after {}", state.step, clock(elapsed()));
-  if (leader) spdlog::default_logger()->sinks().pop_back();
+  if (leader) {
+    spdlog::default_logger()->sinks().pop_back();
+    log_file->check();
+  }
 }
 
 }  // namespace heed::train

@@ -10,7 +10,8 @@
 //
 // A checkpoint is assembled in a hidden temporary directory, every file fsynced, then renamed into place
 // and the parent directory synced: a crash at any moment leaves the previous checkpoints intact and at most
-// a stray temporary directory, which is ignored. Loading verifies the manifest first, so a truncated or
+// a stray temporary directory, which is ignored and removed when training starts again. A save that fails
+// (a full disk) removes its temporary directory itself. Loading verifies the manifest first, so a truncated or
 // corrupted checkpoint is refused with the name of the damaged file.
 #pragma once
 
@@ -54,6 +55,9 @@ struct CheckpointContents {
 void save_checkpoint(const std::string& dir, const CheckpointContents& contents);
 // Installs a copy of a verified checkpoint under a new name (best-bleu, ...), with the same atomicity.
 void copy_checkpoint(const std::string& from, const std::string& to);
+// Removes the temporary directories (.step-*.tmp.*, .best-*.old.*) of saves that a crash or a kill cut
+// short; only the process that trains into the run may call it.
+void remove_abandoned_saves(const std::string& run_dir);
 // Checks every file against the manifest; throws naming the checkpoint and the damaged file.
 void verify_checkpoint(const std::string& dir);
 TrainState load_train_state(const std::string& dir);
@@ -65,8 +69,11 @@ std::string step_checkpoint_name(int64_t step);
 std::string latest_checkpoint(const std::string& run_dir);
 // Removes all but the newest `keep` step checkpoints.
 void prune_checkpoints(const std::string& run_dir, int64_t keep);
+// What resolve_model_dir's `metric` may name: a validation metric with best-<metric> checkpoints, or latest.
+inline const std::vector<std::string> kCheckpointMetrics = {"bleu", "chrf", "loss", "latest"};
 // A model directory for translation: `path` itself when it holds model.yaml, else in a run directory the
-// best checkpoint for `metric` (best-<metric>), any best-*, then the latest step checkpoint.
+// best checkpoint for `metric` (best-<metric>), any best-*, then the latest step checkpoint; for "latest",
+// the latest step checkpoint.
 std::string resolve_model_dir(const std::string& path, const std::string& metric = "bleu");
 
 }  // namespace heed::train

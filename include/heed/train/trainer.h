@@ -18,7 +18,14 @@ namespace heed::train {
 struct RunOptions {
   std::string resume;     // a run directory (its latest checkpoint) or a checkpoint directory
   std::string init_from;  // weights only: a Heed checkpoint/model directory or a Hugging Face MarianMT directory
+  // Train into a run directory that holds another run (checkpoints or metrics.jsonl), which is otherwise
+  // refused: first remove what training wrote there (checkpoints/, config.yaml, metrics.jsonl, train.log,
+  // the vocabulary files); other files stay.
+  bool overwrite = false;
 };
+
+// The run directory that --resume continues: the run of a checkpoint directory, else the path itself.
+std::string resumed_run_dir(const std::string& resume);
 
 // Trains until max_steps, max_epochs, early stopping or a signal. After SIGINT/SIGTERM it writes a
 // checkpoint and returns normally, so the process exits 0, as cluster pre-emption expects.
