@@ -9,9 +9,11 @@
   architecture is refused with the differences listed
 - fine-tuning from a Hugging Face MarianMT directory (export-hf of a Heed checkpoint) keeps the weights
 - early stopping ends training after `patience` validations without improvement
-- SIGTERM saves a checkpoint and exits 0; the run then resumes from it
-- a corrupt checkpoint is refused by name; killing the process while it writes checkpoints (SIGKILL at
-  random moments) always leaves the last complete checkpoint loadable
+- SIGTERM saves a checkpoint and exits 0; the run then resumes from it; a second SIGTERM during that save
+  lets the save finish, and says so
+- killing the process while it writes checkpoints (SIGKILL at random moments, 6 times) always leaves the
+  last complete checkpoint loadable, and each resume gets further; a checkpoint with one flipped data byte
+  or a truncated one is refused by name
 
 Standard library only, so this test never skips.
 """
@@ -233,34 +235,106 @@ def step_checkpoints(run):
     return sorted(d for d in os.listdir(root) if d.startswith("step-")) if os.path.isdir(root) else []
 
 
+def newest_step(run):
+    steps = step_checkpoints(run)
+    return int(steps[-1][5:]) if steps else 0
+
+
+def flip_data_byte(path):
+    """Flips one byte in the middle of the first tensor's data: the file keeps its size and its header, so
+    only a checksum can tell."""
+    header, _ = read_safetensors(path)
+    with open(path, "rb") as f:
+        data_start = 8 + int.from_bytes(f.read(8), "little")
+    begin, end = min(v["data_offsets"] for v in header.values())
+    with open(path, "r+b") as f:
+        f.seek(data_start + (begin + end) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0x10]))
+
+
 def damaged_checkpoints(r):
     run = r.path("run-crash")
     config = r.config("crash.yaml", "run-crash", 100000, ckpt=1)
     rng = random.Random(7)
     for attempt in range(6):
+        before = newest_step(run)
         proc = subprocess.Popen([r.heed, "train", config] + (["--resume", run] if attempt else []),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # Wait for the first checkpoint of this attempt, then kill at a random moment of the steady state, in
+        # Wait for this attempt's first checkpoint, then kill at a random moment of the steady state, in
         # which a checkpoint is being written most of the time.
         deadline = time.time() + 120
-        while time.time() < deadline and not step_checkpoints(run):
+        while time.time() < deadline and newest_step(run) <= before:
             time.sleep(0.05)
         time.sleep(rng.uniform(0.3, 1.5))
         proc.kill()
         proc.wait()
-        out = r.heed_run("translate", "--model", run, "--metric", "none", stdin="the cat sees the dog\n")
-        r.check(f"SIGKILL #{attempt + 1}: the newest complete checkpoint loads", out.returncode == 0, out.stderr[-1500:])
+        after = newest_step(run)
+        out = r.heed_run("translate", "--model", run, "--metric", "latest", stdin="the cat sees the dog\n")
+        r.check(f"SIGKILL #{attempt + 1}: training got on (newest checkpoint step {before} -> {after}) and the "
+                "newest complete checkpoint loads", after > before and out.returncode == 0,
+                f"steps {before} -> {after}\n{out.stderr[-1500:]}")
 
     newest = os.path.join(run, "checkpoints", step_checkpoints(run)[-1])
     weights = os.path.join(newest, "model.safetensors")
-    with open(weights, "r+b") as f:
-        f.truncate(os.path.getsize(weights) // 2)
+    intact = open(weights, "rb").read()
+    flip_data_byte(weights)
+    out = r.heed_run("translate", "--model", newest, stdin="the cat\n")
+    r.expect_error("a checkpoint with one flipped data byte is refused by name", out,
+                   "is damaged: model.safetensors fails its checksum")
+    out = r.heed_run("train", config, "--set", "training.max_steps=1000000", "--resume", newest)
+    r.expect_error("resume from a checkpoint with one flipped data byte is refused", out,
+                   "is damaged: model.safetensors fails its checksum")
+    with open(weights, "wb") as f:
+        f.write(intact[:len(intact) // 2])
     out = r.heed_run("translate", "--model", newest, stdin="the cat\n")
     r.expect_error("a truncated checkpoint is refused by name", out, "is damaged: model.safetensors has")
-    with open(weights, "r+b") as f:  # same size as recorded, one byte changed
-        f.truncate(0)
-    out = r.heed_run("train", config, "--set", "training.max_steps=1000000", "--resume", newest)
-    r.expect_error("resume from a corrupt checkpoint is refused", out, "is damaged: model.safetensors")
+
+
+def second_sigterm_during_save(r):
+    """A second SIGTERM that lands while the first one's checkpoint is being written: the save finishes, and
+    says so. The process is stopped (SIGSTOP) while the save's temporary directory exists, so the signal
+    arrives during the save for sure; a big model makes the save long enough to catch."""
+    config = r.config("big.yaml", "run-big", 100000, extra="")
+    with open(config) as f:
+        text = f.read().replace("d_model: 64", "d_model: 256").replace("ffn_dim: 128", "ffn_dim: 1024")
+    with open(config, "w") as f:
+        f.write(text)
+    run = r.path("run-big")
+    checkpoints = os.path.join(run, "checkpoints")
+    for attempt in range(5):
+        proc = subprocess.Popen([r.heed, "train", config, "--overwrite"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        metrics = os.path.join(run, "metrics.jsonl")
+        deadline = time.time() + 120
+        while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        caught = False
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if any(".tmp." in d for d in os.listdir(checkpoints)):
+                proc.send_signal(signal.SIGSTOP)
+                caught = any(".tmp." in d for d in os.listdir(checkpoints))
+                if caught:
+                    proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGCONT)
+                break
+        _, err = proc.communicate(timeout=300)
+        if not caught:
+            continue
+        saved = step_checkpoints(run)
+        r.check("a second SIGTERM during the save: it finishes, says so, and exits 0",
+                proc.returncode == 0 and "finishing the save" in err and len(saved) == 1,
+                f"exit {proc.returncode}, checkpoints {saved}\n{err[-2000:]}")
+        if saved:
+            step = int(saved[0][5:])
+            again = r.heed_run("train", config, "--set", f"training.max_steps={step + 1}", "--resume", run)
+            r.check("the checkpoint saved through the second signal resumes",
+                    again.returncode == 0 and f"at step {step}" in again.stderr, again.stderr[-2000:])
+        return
+    r.check("a second SIGTERM reached a checkpoint save", False, "the save was never caught in 5 attempts")
 
 
 def checks(r):
@@ -274,6 +348,7 @@ def checks(r):
     early_stopping(r)
     resume_is_exact(r)
     sigterm_saves(r)
+    second_sigterm_during_save(r)
     damaged_checkpoints(r)
 
 
