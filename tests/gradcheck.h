@@ -29,6 +29,17 @@ inline Tensor random_tensor(const Shape& shape, uint32_t seed, float lo = -1.0f,
   return t;
 }
 
+// (f(x + h e_i) - f(x - h e_i)) / 2h, with x restored after. f must read x afresh on each call.
+inline double central_difference(const std::function<double()>& f, float* x, int64_t i, double h) {
+  const float saved = x[i];
+  x[i] = saved + static_cast<float>(h);
+  const double plus = f();
+  x[i] = saved - static_cast<float>(h);
+  const double minus = f();
+  x[i] = saved;
+  return (plus - minus) / (2 * h);
+}
+
 // Checks `analytic` (the gradient of f at x) against central differences of f on up to max_checks
 // coordinates of x (all of them when x is small). f must read x afresh on each call.
 inline void check_gradient(const std::function<double()>& f, Tensor& x, const Tensor& analytic,
@@ -39,13 +50,7 @@ inline void check_gradient(const std::function<double()>& f, Tensor& x, const Te
   const int64_t n = x.numel();
   const int64_t step = std::max<int64_t>(1, n / max_checks);
   for (int64_t i = 0; i < n; i += step) {
-    const float saved = xp[i];
-    xp[i] = saved + static_cast<float>(h);
-    const double plus = f();
-    xp[i] = saved - static_cast<float>(h);
-    const double minus = f();
-    xp[i] = saved;
-    const double numeric = (plus - minus) / (2 * h);
+    const double numeric = central_difference(f, xp, i, h);
     const double got = g.data<float>()[i];
     INFO("coordinate " << i << ": analytic " << got << ", numeric " << numeric);
     CHECK(std::abs(got - numeric) <= atol + rtol * std::abs(numeric));
@@ -71,13 +76,7 @@ inline SampledGradient sample_gradient(const std::function<double()>& f, Tensor&
   double error2 = 0, numeric2 = 0;
   SampledGradient out;
   for (int64_t i = 0; i < n; i += step, ++out.checked) {
-    const float saved = xp[i];
-    xp[i] = saved + static_cast<float>(h);
-    const double plus = f();
-    xp[i] = saved - static_cast<float>(h);
-    const double minus = f();
-    xp[i] = saved;
-    const double numeric = (plus - minus) / (2 * h);
+    const double numeric = central_difference(f, xp, i, h);
     error2 += (g.data<float>()[i] - numeric) * (g.data<float>()[i] - numeric);
     numeric2 += numeric * numeric;
   }
