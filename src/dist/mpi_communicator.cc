@@ -1,6 +1,6 @@
 // Collectives over MPI (Open MPI from Debian) for CPU tensors. MPI is initialised on first use and
 // finalised at process exit; errors come back as return codes (MPI_ERRORS_RETURN) so that each failure
-// names the call, file and line instead of aborting inside the library.
+// names the call and MPI's reason instead of aborting inside the library.
 //
 // MPI has no timeouts: a rank that dies inside a collective is noticed by the launcher, but one that hangs
 // (a stuck filesystem, a deadlocked GPU) leaves the others waiting forever. A watchdog thread therefore
@@ -13,25 +13,25 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "dist/mpi_communicator.h"
 #include "heed/core/error.h"
 
-#define HEED_MPI_CHECK(call)                                                               \
-  do {                                                                                     \
-    const int heed_mpi_rc = (call);                                                        \
-    if (heed_mpi_rc != MPI_SUCCESS) {                                                      \
-      char heed_mpi_text[MPI_MAX_ERROR_STRING];                                            \
-      int heed_mpi_length = 0;                                                             \
-      MPI_Error_string(heed_mpi_rc, heed_mpi_text, &heed_mpi_length);                      \
-      HEED_CHECK(false, "{} failed at {}:{}: {}", #call, __FILE__, __LINE__, heed_mpi_text); \
-    }                                                                                      \
-  } while (0)
+#define HEED_MPI_CHECK(call) HEED_CHECK_CALL("MPI", #call, call, MPI_SUCCESS, mpi_error_text)
 
 namespace heed::dist {
 
 namespace {
+
+// MPI's text for an error code, for HEED_MPI_CHECK's message.
+std::string mpi_error_text(int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) return fmt::format("MPI error code {}", code);
+  return std::string(text, static_cast<size_t>(length));
+}
 
 // Process-wide: MPI may be initialised once and must be finalised before exit.
 struct MpiSession {

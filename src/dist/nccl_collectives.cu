@@ -11,12 +11,7 @@
 #include "dist/device_communicator.h"
 #include "kernels/common/cuda_check.h"
 
-#define HEED_NCCL_CHECK(call)                                                                         \
-  do {                                                                                                \
-    ncclResult_t heed_nccl_status_ = (call);                                                          \
-    HEED_CHECK(heed_nccl_status_ == ncclSuccess, "NCCL call {} failed at {}:{}: {}", #call, __FILE__, \
-               __LINE__, ncclGetErrorString(heed_nccl_status_));                                      \
-  } while (0)
+#define HEED_NCCL_CHECK(call) HEED_CHECK_CALL("NCCL", #call, call, ncclSuccess, ncclGetErrorString)
 
 namespace heed::dist {
 

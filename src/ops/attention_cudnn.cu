@@ -20,12 +20,7 @@
 #include "heed/ops/elementwise.h"
 #include "ops/attention_cudnn.h"
 
-#define HEED_CUDNN_CHECK(call)                                                                                    \
-  do {                                                                                                            \
-    cudnnStatus_t heed_status_ = (call);                                                                          \
-    HEED_CHECK(heed_status_ == CUDNN_STATUS_SUCCESS, "cuDNN call {} failed at {}:{}: {}", #call, __FILE__, __LINE__, \
-               cudnnGetErrorString(heed_status_));                                                                \
-  } while (0)
+#define HEED_CUDNN_CHECK(call) HEED_CHECK_CALL("cuDNN", #call, call, CUDNN_STATUS_SUCCESS, cudnnGetErrorString)
 
 namespace heed::ops::cudnn {
 

@@ -1,4 +1,5 @@
-// Heed's one way to report an error: HEED_CHECK(condition, "format {}", args...).
+// Heed's one way to report an error: HEED_CHECK(condition, "format {}", args...), and for calls into a
+// library that returns a status code (CUDA, cuBLASLt, cuDNN, NCCL, MPI), HEED_CHECK_CALL on top of it.
 //
 // A failed check throws heed::Error carrying the formatted message and the C++ source location. The
 // message is written for the person at the keyboard: it names the file, line or config key at fault and
@@ -31,4 +32,16 @@ class Error : public std::runtime_error {
   do {                                                                    \
     if (!(condition)) [[unlikely]]                                        \
       ::heed::throw_error(__FILE__, __LINE__, ::fmt::format(__VA_ARGS__)); \
+  } while (0)
+
+// Checks a library call's status: HEED_CHECK_CALL("cuDNN", #call, call, CUDNN_STATUS_SUCCESS,
+// cudnnGetErrorString) throws "cuDNN call <call's text> failed: <describe(status)>" unless the call returned
+// `success`. Each library's checker (HEED_CUDA_CHECK, HEED_CUDNN_CHECK, ...) is this one line, so every
+// failure reads alike and keeps the source location in where(), out of the message. The checker passes its
+// argument's text, taken before the preprocessor expands macros such as MPI_COMM_WORLD inside it.
+#define HEED_CHECK_CALL(library, call_text, call, success, describe)                               \
+  do {                                                                                             \
+    const auto heed_call_status_ = (call);                                                         \
+    HEED_CHECK(heed_call_status_ == (success), "{} call {} failed: {}", library, call_text,        \
+               describe(heed_call_status_));                                                       \
   } while (0)
