@@ -27,8 +27,7 @@ Tensor activation_forward(const Tensor& x, Activation act) {
   check_float(x, "activation", "x");
   Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  auto run = [&] { HEED_DISPATCH(x.device(), "activation", activation_forward(xc, y, act)); };
-  run();
+  HEED_DISPATCH(x.device(), "activation", activation_forward(xc, y, act));
   return y;
 }
 
@@ -43,8 +42,7 @@ Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation act) {
              x.device().str());
   Tensor dyc = dy.contiguous(), xc = x.contiguous();
   Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-  auto run = [&] { HEED_DISPATCH(x.device(), "activation_backward", activation_backward(dyc, xc, dx, act)); };
-  run();
+  HEED_DISPATCH(x.device(), "activation_backward", activation_backward(dyc, xc, dx, act));
   return dx;
 }
 

@@ -65,7 +65,7 @@ AttentionOptions check_inputs(const Tensor& q, const Tensor& k, const Tensor& v,
 
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
   const AttentionOptions checked = check_inputs(q, k, v, opt, "attention_forward");
-  HEED_DISPATCH(q.device(), "attention_forward", attention_forward(q, k, v, checked));
+  return HEED_DISPATCH(q.device(), "attention_forward", attention_forward(q, k, v, checked));
 }
 
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -86,7 +86,7 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
     HEED_CHECK(t->device() == q.device(), "{}: all tensors must be on {}, got one on {}", op, q.device().str(),
                t->device().str());
   const AttentionResult saved{fwd.out, fwd.lse.contiguous()};
-  HEED_DISPATCH(q.device(), op, attention_backward(dout, q, k, v, saved, checked));
+  return HEED_DISPATCH(q.device(), op, attention_backward(dout, q, k, v, saved, checked));
 }
 
 }  // namespace heed::ops

@@ -58,11 +58,8 @@ CrossEntropyResult cross_entropy_forward(const Tensor& logits, const Tensor& tar
   r.lse = Tensor::empty({logits.size(0)}, DType::F32, logits.device());
   r.loss_sum = Tensor::empty({}, DType::F32, logits.device());
   r.nll_sum = Tensor::empty({}, DType::F32, logits.device());
-  auto run = [&] {
-    HEED_DISPATCH(logits.device(), "cross_entropy",
-                  cross_entropy_forward(lc, tc, ignore_index, smoothing, r.lse, r.loss_sum, r.nll_sum));
-  };
-  run();
+  HEED_DISPATCH(logits.device(), "cross_entropy",
+                cross_entropy_forward(lc, tc, ignore_index, smoothing, r.lse, r.loss_sum, r.nll_sum));
   return r;
 }
 
@@ -79,11 +76,8 @@ Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, const
              logits.device().str());
   const Tensor lc = logits.contiguous(), lsec = lse.contiguous();
   Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-  auto run = [&] {
-    HEED_DISPATCH(logits.device(), "cross_entropy_backward",
-                  cross_entropy_backward(lc, tc, lsec, ignore_index, smoothing, grad_scale, dlogits));
-  };
-  run();
+  HEED_DISPATCH(logits.device(), "cross_entropy_backward",
+                cross_entropy_backward(lc, tc, lsec, ignore_index, smoothing, grad_scale, dlogits));
   return dlogits;
 }
 

@@ -2,22 +2,28 @@
 //
 // Each op X has src/ops/X.cc (argument checks, shapes, dispatch), X_kernels.h (the backend entry points,
 // declared once), X_cpu.cc, and X_gpu.cc for the GPU path, which runs on a real GPU and on the simulated
-// one (Device::sim). HEED_DISPATCH(device, "X", fn(args...)) calls cpu::fn or gpu::fn; any other device is
-// an error that names the op, never a silent copy to another device.
+// one (Device::sim). HEED_DISPATCH(device, "X", fn(args...)) is an expression: it calls cpu::fn or gpu::fn
+// and has that call's value, so an op writes `return HEED_DISPATCH(...);` for a result and
+// `HEED_DISPATCH(...);` for none. Any other device is an error that names the op, never a silent copy to
+// another device.
 #pragma once
 
 #include "heed/core/device.h"
 #include "heed/core/error.h"
 #include "heed/core/tensor.h"
 
-#define HEED_DISPATCH(device, op_name, call)                                                       \
-  do {                                                                                             \
-    if ((device).is_cpu()) return cpu::call;                                                       \
-    if ((device).is_gpu()) return gpu::call;                                                       \
-    HEED_CHECK(false, "op {} has no implementation for {} in this build", op_name, (device).str()); \
-  } while (0)
+#define HEED_DISPATCH(device, op_name, call)                                                  \
+  ((device).is_cpu()   ? cpu::call                                                             \
+   : (device).is_gpu() ? gpu::call                                                             \
+                       : throw ::heed::error_at(__FILE__, __LINE__,                            \
+                                                ::heed::ops::no_backend_message(op_name, (device))))
 
 namespace heed::ops {
+
+// HEED_DISPATCH's error for a device with no backend.
+inline std::string no_backend_message(const char* op, const Device& device) {
+  return fmt::format("op {} has no implementation for {} in this build", op, device.str());
+}
 
 // The checks every floating-point op input goes through: fp32 on the CPU; fp32, bf16 or fp16 on the GPU
 // path, whose kernels load 16-bit values and compute in fp32.

@@ -16,8 +16,7 @@ Tensor apply(const Tensor& x, float p, const RandomKey& key, const char* op) {
   if (p == 0.0f) return x;
   Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  auto run = [&] { HEED_DISPATCH(x.device(), op, dropout_apply(xc, y, p, key)); };
-  run();
+  HEED_DISPATCH(x.device(), op, dropout_apply(xc, y, p, key));
   return y;
 }
 

@@ -28,8 +28,7 @@ Tensor binary(const Tensor& a, const Tensor& b, Binary op, const char* name) {
   HEED_CHECK(a.dtype() == b.dtype(), "{}: operands of {} and {}", name, dtype_name(a.dtype()), dtype_name(b.dtype()));
   const Shape shape = broadcast_shape(a.shape(), b.shape());
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
-  auto run = [&] { HEED_DISPATCH(a.device(), name, binary(a.expand(shape), b.expand(shape), out, op)); };
-  run();
+  HEED_DISPATCH(a.device(), name, binary(a.expand(shape), b.expand(shape), out, op));
   return out;
 }
 
@@ -48,8 +47,7 @@ Tensor scale(const Tensor& x, float alpha) {
   check_float(x, "scale", "x");
   Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  auto run = [&] { HEED_DISPATCH(x.device(), "scale", scale(xc, out, alpha)); };
-  run();
+  HEED_DISPATCH(x.device(), "scale", scale(xc, out, alpha));
   return out;
 }
 
@@ -68,16 +66,14 @@ Tensor sum_to(const Tensor& grad, const Shape& shape) {
   check_float(grad, "sum_to", "grad");
   if (shape.size() == 1 && grad.dim() >= 1 && shape[0] == grad.size(-1)) return sum_rows(grad);
   Tensor out = Tensor::zeros(shape, grad.dtype(), grad.device());
-  auto run = [&] { HEED_DISPATCH(grad.device(), "sum_to", sum_to(grad, out.expand(grad.shape()))); };
-  run();
+  HEED_DISPATCH(grad.device(), "sum_to", sum_to(grad, out.expand(grad.shape())));
   return out;
 }
 
 Tensor sum(const Tensor& x) {
   check_float(x, "sum", "x");
   Tensor out = Tensor::empty({}, DType::F32, x.device());
-  auto run = [&] { HEED_DISPATCH(x.device(), "sum", sum(x.contiguous(), out)); };
-  run();
+  HEED_DISPATCH(x.device(), "sum", sum(x.contiguous(), out));
   return out;
 }
 
@@ -86,8 +82,7 @@ Tensor sum_rows(const Tensor& x) {
   HEED_CHECK(x.dim() >= 1, "sum_rows needs at least one dimension");
   Tensor out = Tensor::empty({x.size(-1)}, x.dtype(), x.device());
   Tensor xc = x.contiguous();
-  auto run = [&] { HEED_DISPATCH(x.device(), "sum_rows", sum_rows(xc, out)); };
-  run();
+  HEED_DISPATCH(x.device(), "sum_rows", sum_rows(xc, out));
   return out;
 }
 

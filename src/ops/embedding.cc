@@ -46,8 +46,7 @@ Tensor embedding_forward(const Tensor& ids, const Tensor& weight, float scale) {
   Shape shape = ids.shape();
   shape.push_back(weight.size(1));
   Tensor out = Tensor::empty(shape, weight.dtype(), weight.device());
-  auto run = [&] { HEED_DISPATCH(weight.device(), "embedding", embedding_forward(idc, wc, out, scale)); };
-  run();
+  HEED_DISPATCH(weight.device(), "embedding", embedding_forward(idc, wc, out, scale));
   return out;
 }
 
@@ -65,10 +64,7 @@ Tensor embedding_backward(const Tensor& dy, const Tensor& ids, int64_t vocab_siz
   const Tensor idc = checked_ids(ids, vocab_size, "embedding_backward");
   const Tensor dyc = dy.contiguous();
   Tensor dweight = Tensor::empty({vocab_size, dy.size(-1)}, DType::F32, dy.device());
-  auto run = [&] {
-    HEED_DISPATCH(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, pad_id, scale));
-  };
-  run();
+  HEED_DISPATCH(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, pad_id, scale));
   return dweight;
 }
 

@@ -31,8 +31,7 @@ LayerNormResult layer_norm_forward(const Tensor& x, const Tensor& gamma, const T
   const int64_t rows = rows_of(x);
   LayerNormResult r{Tensor::empty(x.shape(), x.dtype(), x.device()), Tensor::empty({rows}, DType::F32, x.device()),
                     Tensor::empty({rows}, DType::F32, x.device())};
-  auto run = [&] { HEED_DISPATCH(x.device(), "layer_norm", layer_norm_forward(xc, gc, bc, eps, r.y, r.mean, r.rstd)); };
-  run();
+  HEED_DISPATCH(x.device(), "layer_norm", layer_norm_forward(xc, gc, bc, eps, r.y, r.mean, r.rstd));
   return r;
 }
 
@@ -62,10 +61,7 @@ LayerNormGrads layer_norm_backward(const Tensor& dy, const Tensor& x, const Tens
   LayerNormGrads g{Tensor::empty(x.shape(), x.dtype(), x.device()),
                    Tensor::empty({x.size(-1)}, DType::F32, x.device()),
                    Tensor::empty({x.size(-1)}, DType::F32, x.device())};
-  auto run = [&] {
-    HEED_DISPATCH(x.device(), "layer_norm_backward", layer_norm_backward(dyc, xc, gc, mc, rc, g.dx, g.dgamma, g.dbeta));
-  };
-  run();
+  HEED_DISPATCH(x.device(), "layer_norm_backward", layer_norm_backward(dyc, xc, gc, mc, rc, g.dx, g.dgamma, g.dbeta));
   return g;
 }
 

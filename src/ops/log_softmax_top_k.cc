@@ -21,8 +21,8 @@ TopK log_softmax_top_k(const Tensor& logits, const std::vector<float>& prefix, i
   const Tensor x = logits.contiguous();
   const Tensor prefix_on_device = Tensor::from_vector(prefix, {rows}).to(device);
   Tensor scores = Tensor::empty({rows, k}, DType::F32, device), tokens = Tensor::empty({rows, k}, DType::I32, device);
-  auto run = [&] { HEED_DISPATCH(device, "log_softmax_top_k", log_softmax_top_k(x, prefix_on_device, exclude, scores, tokens)); };
-  if (rows > 0) run();
+  if (rows > 0)
+    HEED_DISPATCH(device, "log_softmax_top_k", log_softmax_top_k(x, prefix_on_device, exclude, scores, tokens));
   return {scores.to(Device::cpu()), tokens.to(Device::cpu())};
 }
 

@@ -13,8 +13,7 @@ Tensor softmax_forward(const Tensor& x) {
              shape_str(x.shape()));
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  auto run = [&] { HEED_DISPATCH(x.device(), "softmax", softmax_forward(xc, y)); };
-  run();
+  HEED_DISPATCH(x.device(), "softmax", softmax_forward(xc, y));
   return y;
 }
 
@@ -29,8 +28,7 @@ Tensor softmax_backward(const Tensor& dy, const Tensor& y) {
   HEED_CHECK(dy.device() == y.device(), "softmax_backward: dy on {}, y on {}", dy.device().str(), y.device().str());
   const Tensor dyc = dy.contiguous(), yc = y.contiguous();
   Tensor dx = Tensor::empty(y.shape(), y.dtype(), y.device());
-  auto run = [&] { HEED_DISPATCH(y.device(), "softmax_backward", softmax_backward(dyc, yc, dx)); };
-  run();
+  HEED_DISPATCH(y.device(), "softmax_backward", softmax_backward(dyc, yc, dx));
   return dx;
 }
 

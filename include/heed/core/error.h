@@ -24,6 +24,9 @@ class Error : public std::runtime_error {
   std::string where_;
 };
 
+// The Error HEED_CHECK throws, for a place that must throw from inside an expression (a ?: operand).
+Error error_at(const char* file, int line, std::string message);
+
 [[noreturn]] void throw_error(const char* file, int line, std::string message);
 
 }  // namespace heed
