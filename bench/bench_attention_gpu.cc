@@ -111,12 +111,12 @@ void run(const Options& opt) {
         a.q_strides = a.k_strides = a.v_strides = a.out_strides = a.dout_strides = strides;
         a.dq_strides = a.dk_strides = a.dv_strides = strides;
         Tensor workspace = Tensor::empty(
-            {static_cast<int64_t>(kernels::attention_backward_workspace_bytes<Backend::Gpu>(a))}, DType::U8, device);
+            {static_cast<int64_t>(kernels::attention_backward_workspace_bytes<Backend::Cuda>(a))}, DType::U8, device);
         a.workspace = workspace.raw_data();
 
         const double fwd_flops = 4.0 * batch * heads * len * len * d * (causal ? 0.5 : 1.0);
-        const double fused_fwd = time_ms(opt.device, opt.iters, [&] { kernels::attention_forward<Backend::Gpu>(a); });
-        const double fused_bwd = time_ms(opt.device, opt.iters, [&] { kernels::attention_backward<Backend::Gpu>(a); });
+        const double fused_fwd = time_ms(opt.device, opt.iters, [&] { kernels::attention_forward<Backend::Cuda>(a); });
+        const double fused_bwd = time_ms(opt.device, opt.iters, [&] { kernels::attention_backward<Backend::Cuda>(a); });
         auto tflops = [](double flops, double ms) { return flops / (ms * 1e-3) / 1e12; };
         std::string cudnn_fwd = "-", cudnn_bwd = "-";
 #ifdef HEED_WITH_CUDNN
@@ -147,14 +147,14 @@ void run(const Options& opt) {
           const double nf = time_ms(opt.device, opt.iters, [&] {
             batched_gemm(device, qf, false, kf, true, s, a.scale);
             sm.x = s.raw_data(), sm.out = p.raw_data();
-            kernels::softmax_forward<Backend::Gpu>(sm);
+            kernels::softmax_forward<Backend::Cuda>(sm);
             batched_gemm(device, p, false, vf, false, of, 1.0f);
           });
           const double nb = time_ms(opt.device, opt.iters, [&] {
             batched_gemm(device, p, true, dof, false, dvf, 1.0f);   // dV = P^T dO
             batched_gemm(device, dof, false, vf, true, s, 1.0f);    // dP = dO V^T
             sm.y = p.raw_data(), sm.dy = s.raw_data(), sm.out = s.raw_data();
-            kernels::softmax_backward<Backend::Gpu>(sm);             // dS, in place of dP
+            kernels::softmax_backward<Backend::Cuda>(sm);             // dS, in place of dP
             batched_gemm(device, s, false, kf, false, dqf, a.scale);  // dQ = dS K
             batched_gemm(device, s, true, qf, false, dkf, a.scale);   // dK = dS^T Q
           });

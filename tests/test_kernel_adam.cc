@@ -42,7 +42,7 @@ TEST_CASE("adam kernel matches the CPU op on the simulator", "[kernel][sim][adam
 
 TEST_CASE("adam kernel matches the CPU op on the GPU", "[kernel][adam][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_all(Backend::Gpu);
+  check_all(Backend::Cuda);
 }
 
 TEST_CASE("selftest --adam reads its cases and refuses others, saying what it expected", "[selftest]") {

@@ -91,6 +91,6 @@ TEST_CASE("attention backward kernels match the CPU op on the simulator", "[kern
 
 TEST_CASE("attention kernels match the CPU op on the GPU", "[kernel][attention][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_forward_cases(Backend::Gpu);
-  check_backward_cases(Backend::Gpu);
+  check_forward_cases(Backend::Cuda);
+  check_backward_cases(Backend::Cuda);
 }

@@ -49,7 +49,7 @@ TEST_CASE("bias_act_dropout kernels match the CPU ops on the simulator", "[kerne
 
 TEST_CASE("bias_act_dropout kernels match the CPU ops on the GPU", "[kernel][bias_act_dropout][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_all(Backend::Gpu);
+  check_all(Backend::Cuda);
 }
 
 TEST_CASE("selftest --bias-act reads its cases and refuses others, saying what it expected", "[selftest]") {

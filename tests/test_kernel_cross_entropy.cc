@@ -41,7 +41,7 @@ TEST_CASE("cross_entropy kernels match the CPU op on the simulator", "[kernel][s
 
 TEST_CASE("cross_entropy kernels match the CPU op on the GPU", "[kernel][cross_entropy][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_all_shapes(Backend::Gpu);
+  check_all_shapes(Backend::Cuda);
 }
 
 TEST_CASE("selftest --xent reads its cases and refuses others, saying what it expected", "[selftest]") {

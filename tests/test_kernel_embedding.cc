@@ -43,7 +43,7 @@ TEST_CASE("embedding kernels match the CPU op on the simulator", "[kernel][sim][
 
 TEST_CASE("embedding kernels match the CPU op on the GPU", "[kernel][embedding][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_all(Backend::Gpu);
+  check_all(Backend::Cuda);
 }
 
 TEST_CASE("selftest --embedding reads its cases and refuses others, saying what it expected", "[selftest]") {

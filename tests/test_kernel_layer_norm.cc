@@ -46,7 +46,7 @@ TEST_CASE("layer_norm kernels match the CPU op on the simulator", "[kernel][sim]
 
 TEST_CASE("layer_norm kernels match the CPU op on the GPU", "[kernel][layer_norm][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_all_shapes(Backend::Gpu);
+  check_all_shapes(Backend::Cuda);
 }
 
 TEST_CASE("selftest --layernorm reads its cases and refuses others, saying what it expected", "[selftest]") {

@@ -96,5 +96,5 @@ TEST_CASE("log_softmax_top_k kernel matches the CPU op on the simulator", "[kern
 
 TEST_CASE("log_softmax_top_k kernel matches the CPU op on the GPU", "[kernel][top_k][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_all(Backend::Gpu);
+  check_all(Backend::Cuda);
 }

@@ -164,9 +164,9 @@ TEST_CASE("matmul on the simulated GPU matches the naive product in fp32, bf16 a
 
 TEST_CASE("matmul on the GPU (cuBLASLt) matches the naive product in fp32, bf16 and fp16", "[ops][matmul][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_gpu_matmul(kernels::Backend::Gpu);
-  check_gemm_epilogues(kernels::Backend::Gpu);
-  check_linear_forward(kernels::Backend::Gpu);
+  check_gpu_matmul(kernels::Backend::Cuda);
+  check_gemm_epilogues(kernels::Backend::Cuda);
+  check_linear_forward(kernels::Backend::Cuda);
 }
 
 TEST_CASE("broadcasting add and mul, and their reductions", "[ops][elementwise]") {

@@ -31,7 +31,7 @@ TEST_CASE("selftest op checks pass on the simulator for every kernel", "[selftes
 
 TEST_CASE("selftest op checks pass on the GPU for every kernel", "[selftest][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_all_ops(kernels::Backend::Gpu);
+  check_all_ops(kernels::Backend::Cuda);
 }
 
 TEST_CASE("selftest --op refuses text it cannot read, saying what it expected", "[selftest]") {

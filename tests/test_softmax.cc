@@ -103,5 +103,5 @@ TEST_CASE("softmax on the simulated GPU matches the CPU op in fp32, bf16 and fp1
 
 TEST_CASE("softmax on the GPU matches the CPU op in fp32, bf16 and fp16", "[ops][softmax][gpu]") {
   if (!testing::gpu_or_skip()) return;
-  check_gpu_softmax(kernels::Backend::Gpu);
+  check_gpu_softmax(kernels::Backend::Cuda);
 }

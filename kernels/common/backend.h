@@ -4,8 +4,9 @@
 
 namespace heed::kernels {
 
-// Which build of a kernel a caller wants: nvcc's for the GPU, or the host compiler's for the simulator.
-enum class Backend { Gpu, Sim };
+// Which build of a kernel a caller wants: nvcc's for a real GPU (Device::cuda), or the host compiler's for
+// the simulated one (Device::sim). Both are the GPU path of src/ops (ops::gpu).
+enum class Backend { Cuda, Sim };
 
 // A cudaStream_t on the GPU (nullptr is the default stream); the simulator runs launches synchronously
 // and ignores it.

@@ -3,7 +3,7 @@
 // Each kernel source is compiled twice. nvcc builds it for the GPU (sm_80, sm_90); the host compiler builds
 // it against src/sim/cuda_sim.h, which provides the same builtins, types and intrinsics on CPU fibers, so CI
 // runs every kernel without a GPU. Both builds link into one program (`heed selftest` compares them), so
-// each build's code lives in its own namespace, heed::kernels::HEED_BACKEND (gpu or sim), and a kernel's
+// each build's code lives in its own namespace, heed::kernels::HEED_BACKEND (cuda or sim), and a kernel's
 // host entry point is an explicit specialisation for its Backend:
 //
 //   template <> void layer_norm_forward<kBackend>(const LayerNormArgs& a) { ... launch(...) ... }
@@ -21,7 +21,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#define HEED_BACKEND gpu
+#define HEED_BACKEND cuda
 #elif defined(HEED_SIM)
 #include "sim/cuda_sim.h"
 #define HEED_BACKEND sim
@@ -32,7 +32,7 @@
 namespace heed::kernels {
 
 #if defined(__CUDACC__)
-inline constexpr Backend kBackend = Backend::Gpu;
+inline constexpr Backend kBackend = Backend::Cuda;
 #else
 inline constexpr Backend kBackend = Backend::Sim;
 #endif

@@ -105,8 +105,8 @@ struct SelftestOptions {
 
 int run_selftest(const SelftestOptions& opt) {
   HEED_CHECK(opt.device == "sim" || opt.device == "cuda", "--device '{}': expected sim or cuda", opt.device);
-  const kernels::Backend backend = opt.device == "sim" ? kernels::Backend::Sim : kernels::Backend::Gpu;
-  if (backend == kernels::Backend::Gpu)
+  const kernels::Backend backend = opt.device == "sim" ? kernels::Backend::Sim : kernels::Backend::Cuda;
+  if (backend == kernels::Backend::Cuda)
     HEED_CHECK(cuda_device_count() > 0, "--device cuda: no usable CUDA device here (try --device sim)");
   bool any_given = false;
   for (const auto& [option, texts] : opt.cases) any_given = any_given || !texts.empty();

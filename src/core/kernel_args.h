@@ -25,12 +25,12 @@ inline kernels::TensorLayout kernel_layout(const Tensor& t) {
 
 inline kernels::Backend kernel_backend(Device device) {
   HEED_CHECK(device.is_gpu(), "no GPU kernels run on {}", device.str());
-  return device.is_sim() ? kernels::Backend::Sim : kernels::Backend::Gpu;
+  return device.is_sim() ? kernels::Backend::Sim : kernels::Backend::Cuda;
 }
 
 }  // namespace heed
 
-// Runs kernels::kernel<Backend::Sim>(args) or kernels::kernel<Backend::Gpu>(args) for a tensor on
+// Runs kernels::kernel<Backend::Sim>(args) or kernels::kernel<Backend::Cuda>(args) for a tensor on
 // `device`. Without CUDA the GPU build of the kernels does not exist, and only the simulated GPU runs.
 #ifdef HEED_WITH_CUDA
 #define HEED_RUN_KERNEL(device, kernel, args)                                 \
@@ -38,7 +38,7 @@ inline kernels::Backend kernel_backend(Device device) {
     if (::heed::kernel_backend(device) == ::heed::kernels::Backend::Sim)      \
       ::heed::kernels::kernel<::heed::kernels::Backend::Sim>(args);           \
     else                                                                      \
-      ::heed::kernels::kernel<::heed::kernels::Backend::Gpu>(args);           \
+      ::heed::kernels::kernel<::heed::kernels::Backend::Cuda>(args);          \
   } while (0)
 #else
 #define HEED_RUN_KERNEL(device, kernel, args)                                                        \

@@ -2,7 +2,7 @@
 // the GPU path, kernels/bias_act_dropout.cu.
 #include "heed/ops/activation.h"
 
-#include "ops/activation_kernels.h"
+#include "ops/activation_backends.h"
 #include "ops/dispatch.h"
 
 namespace heed::ops {

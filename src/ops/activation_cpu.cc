@@ -3,7 +3,7 @@
 // One flat loop per activation, templated on the function so that each instantiation is a single
 // `parallel for simd` loop with the math inlined; GELU and SiLU use the vectorisable exp and normal CDF
 // of cpu_math.h, so these loops run at SIMD width instead of one libm call per element.
-#include "ops/activation_kernels.h"
+#include "ops/activation_backends.h"
 #include "ops/cpu_math.h"
 
 namespace heed::ops::cpu {

@@ -13,7 +13,7 @@
 
 #include <cmath>
 
-#include "ops/adam_kernels.h"
+#include "ops/adam_backends.h"
 #include "ops/dispatch.h"
 
 namespace heed::ops {

@@ -4,7 +4,7 @@
 // vectorises the loop only under -fno-math-errno: otherwise sqrtf keeps a scalar errno branch.
 #include <cmath>
 
-#include "ops/adam_kernels.h"
+#include "ops/adam_backends.h"
 
 namespace heed::ops::cpu {
 

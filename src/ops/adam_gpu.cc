@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "core/kernel_args.h"
-#include "ops/adam_kernels.h"
+#include "ops/adam_backends.h"
 
 namespace heed::ops::gpu {
 

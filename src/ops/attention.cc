@@ -8,7 +8,7 @@
 
 #include <cmath>
 
-#include "ops/attention_kernels.h"
+#include "ops/attention_backends.h"
 #include "ops/dispatch.h"
 
 namespace heed::ops {

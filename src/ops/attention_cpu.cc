@@ -32,7 +32,7 @@
 #include <limits>
 
 #include "heed/ops/dropout.h"
-#include "ops/attention_kernels.h"
+#include "ops/attention_backends.h"
 #include "ops/cpu_math.h"
 
 namespace heed::ops::cpu {

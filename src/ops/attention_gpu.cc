@@ -4,7 +4,7 @@
 // heed/ops/attention.h promises.
 #include "core/kernel_args.h"
 #include "kernels/attention.h"
-#include "ops/attention_kernels.h"
+#include "ops/attention_backends.h"
 #ifdef HEED_WITH_CUDNN
 #include "ops/attention_cudnn.h"
 #endif

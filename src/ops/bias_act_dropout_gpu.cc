@@ -3,8 +3,8 @@
 // their last dimension, so the dropout index of an element is its flat index, as on the CPU.
 #include "core/kernel_args.h"
 #include "kernels/bias_act_dropout.h"
-#include "ops/activation_kernels.h"
-#include "ops/dropout_kernels.h"
+#include "ops/activation_backends.h"
+#include "ops/dropout_backends.h"
 
 namespace heed::ops::gpu {
 

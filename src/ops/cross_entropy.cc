@@ -3,7 +3,7 @@
 // Targets are validated here, on the host, where a bad one can be reported by value and row.
 #include "heed/ops/cross_entropy.h"
 
-#include "ops/cross_entropy_kernels.h"
+#include "ops/cross_entropy_backends.h"
 #include "ops/dispatch.h"
 
 namespace heed::ops {

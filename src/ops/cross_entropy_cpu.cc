@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "ops/cpu_math.h"
-#include "ops/cross_entropy_kernels.h"
+#include "ops/cross_entropy_backends.h"
 
 namespace heed::ops::cpu {
 

@@ -2,8 +2,8 @@
 // by the deterministic sum kernel (in double), so the result is the same on every run.
 #include "core/kernel_args.h"
 #include "kernels/cross_entropy.h"
-#include "ops/cross_entropy_kernels.h"
-#include "ops/elementwise_kernels.h"
+#include "ops/cross_entropy_backends.h"
+#include "ops/elementwise_backends.h"
 
 namespace heed::ops::gpu {
 

@@ -1,11 +1,19 @@
 // Device dispatch for ops: one macro at the boundary between an op's checks and its backends.
 //
-// Each op X has src/ops/X.cc (argument checks, shapes, dispatch), X_kernels.h (the backend entry points,
-// declared once), X_cpu.cc, and X_gpu.cc for the GPU path, which runs on a real GPU and on the simulated
-// one (Device::sim). HEED_DISPATCH(device, "X", fn(args...)) is an expression: it calls cpu::fn or gpu::fn
-// and has that call's value, so an op writes `return HEED_DISPATCH(...);` for a result and
-// `HEED_DISPATCH(...);` for none. Any other device is an error that names the op, never a silent copy to
-// another device.
+// Each op X has src/ops/X.cc (argument checks, shapes, dispatch), X_backends.h (the backend entry points,
+// declared by hand in each backend's namespace), X_cpu.cc, and X_gpu.cc for the GPU path.
+// HEED_DISPATCH(device, "X", fn(args...)) is an expression: it calls cpu::fn or gpu::fn and has that call's
+// value, so an op writes `return HEED_DISPATCH(...);` for a result and `HEED_DISPATCH(...);` for none. As
+// it compiles both calls, a backend whose declaration drifts from the other fails to build. Any other
+// device is an error that names the op, never a silent copy to another device.
+//
+// The names, one meaning each:
+//   ops::cpu      the CPU backend (Device::cpu).
+//   ops::gpu      the GPU path, as in Device::is_gpu(): a real GPU (Device::cuda) or the simulated one
+//                 (Device::sim). Its code launches kernels of kernels/ through HEED_RUN_KERNEL
+//                 (core/kernel_args.h), which picks the kernels' build from the tensor's device:
+//   kernels::cuda the kernels built by nvcc, for a real GPU (Backend::Cuda; CUDA builds only);
+//   kernels::sim  the same kernels built by the host compiler for the CUDA simulator (Backend::Sim).
 #pragma once
 
 #include "heed/core/device.h"

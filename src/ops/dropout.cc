@@ -4,7 +4,7 @@
 #include "heed/ops/dropout.h"
 
 #include "ops/dispatch.h"
-#include "ops/dropout_kernels.h"
+#include "ops/dropout_backends.h"
 
 namespace heed::ops {
 

@@ -7,7 +7,7 @@
 // load of x is unconditional, which the vectoriser needs. The scalar dropout_keep() finishes a trailing
 // partial group.
 #include "heed/ops/dropout.h"
-#include "ops/dropout_kernels.h"
+#include "ops/dropout_backends.h"
 
 namespace heed::ops::cpu {
 

@@ -3,7 +3,7 @@
 #include "heed/ops/elementwise.h"
 
 #include "ops/dispatch.h"
-#include "ops/elementwise_kernels.h"
+#include "ops/elementwise_backends.h"
 
 namespace heed::ops {
 

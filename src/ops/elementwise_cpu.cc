@@ -7,7 +7,7 @@
 
 #include <omp.h>
 
-#include "ops/elementwise_kernels.h"
+#include "ops/elementwise_backends.h"
 
 namespace heed::ops::cpu {
 

@@ -4,7 +4,7 @@
 #include "core/kernel_args.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
-#include "ops/elementwise_kernels.h"
+#include "ops/elementwise_backends.h"
 
 namespace heed::ops::gpu {
 

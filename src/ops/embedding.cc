@@ -4,7 +4,7 @@
 #include "heed/ops/embedding.h"
 
 #include "ops/dispatch.h"
-#include "ops/embedding_kernels.h"
+#include "ops/embedding_backends.h"
 
 namespace heed::ops {
 

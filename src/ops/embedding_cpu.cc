@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include "ops/embedding_kernels.h"
+#include "ops/embedding_backends.h"
 
 namespace heed::ops::cpu {
 

@@ -1,7 +1,7 @@
 // The embedding op on the GPU path: kernels/embedding.cu.
 #include "core/kernel_args.h"
 #include "kernels/embedding.h"
-#include "ops/embedding_kernels.h"
+#include "ops/embedding_backends.h"
 
 namespace heed::ops::gpu {
 

@@ -3,7 +3,7 @@
 #include "heed/ops/layer_norm.h"
 
 #include "ops/dispatch.h"
-#include "ops/layer_norm_kernels.h"
+#include "ops/layer_norm_backends.h"
 
 namespace heed::ops {
 

@@ -12,7 +12,7 @@
 #include <cmath>
 #include <vector>
 
-#include "ops/layer_norm_kernels.h"
+#include "ops/layer_norm_backends.h"
 
 namespace heed::ops::cpu {
 

@@ -1,7 +1,7 @@
 // LayerNorm on the GPU path: kernels/layer_norm.cu over the contiguous rows layer_norm.cc hands over.
 #include "core/kernel_args.h"
 #include "kernels/layer_norm.h"
-#include "ops/layer_norm_kernels.h"
+#include "ops/layer_norm_backends.h"
 
 namespace heed::ops::gpu {
 

@@ -3,7 +3,7 @@
 #include "heed/ops/log_softmax_top_k.h"
 
 #include "ops/dispatch.h"
-#include "ops/log_softmax_top_k_kernels.h"
+#include "ops/log_softmax_top_k_backends.h"
 
 namespace heed::ops {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "ops/cpu_math.h"
-#include "ops/log_softmax_top_k_kernels.h"
+#include "ops/log_softmax_top_k_backends.h"
 
 namespace heed::ops::cpu {
 

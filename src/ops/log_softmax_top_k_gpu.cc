@@ -1,7 +1,7 @@
 // log_softmax_top_k on the GPU path: one launch of kernels/log_softmax_top_k.cu over all rows.
 #include "core/kernel_args.h"
 #include "kernels/log_softmax_top_k.h"
-#include "ops/log_softmax_top_k_kernels.h"
+#include "ops/log_softmax_top_k_backends.h"
 
 namespace heed::ops::gpu {
 

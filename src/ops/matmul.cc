@@ -2,7 +2,7 @@
 #include "heed/ops/matmul.h"
 
 #include "ops/dispatch.h"
-#include "ops/matmul_kernels.h"
+#include "ops/matmul_backends.h"
 
 namespace heed::ops {
 

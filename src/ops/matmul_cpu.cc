@@ -1,5 +1,5 @@
 // Matrix products on the CPU: cblas_sgemm per batch entry, with transposed views folded into CblasTrans
-// by matmul_layout (matmul_kernels.h), so attention heads and weight transposes go in without a copy.
+// by matmul_layout (matmul_backends.h), so attention heads and weight transposes go in without a copy.
 //
 // Threads: for products with enough rows, rather than letting OpenBLAS split each product over the
 // OpenMP threads, we give each thread a block of rows and it runs a single-threaded sgemm on its block
@@ -20,7 +20,7 @@
 
 #include <algorithm>
 
-#include "ops/matmul_kernels.h"
+#include "ops/matmul_backends.h"
 
 namespace heed::ops::cpu {
 

@@ -5,7 +5,7 @@
 // as needed. Leading dimensions that collapse to one stride become one strided-batched call; others
 // (views with holes) are walked with one call per outer index.
 #include "core/gemm.h"
-#include "ops/matmul_kernels.h"
+#include "ops/matmul_backends.h"
 
 namespace heed::ops::gpu {
 

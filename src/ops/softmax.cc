@@ -3,7 +3,7 @@
 #include "heed/ops/softmax.h"
 
 #include "ops/dispatch.h"
-#include "ops/softmax_kernels.h"
+#include "ops/softmax_backends.h"
 
 namespace heed::ops {
 

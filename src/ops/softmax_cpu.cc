@@ -4,7 +4,7 @@
 // summing, then a scale by 1 / sum. Three vectorised sweeps over a row that stays in cache; rows are
 // split over threads. exp is cpu_math.h's vectorisable one.
 #include "ops/cpu_math.h"
-#include "ops/softmax_kernels.h"
+#include "ops/softmax_backends.h"
 
 namespace heed::ops::cpu {
 

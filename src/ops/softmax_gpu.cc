@@ -1,7 +1,7 @@
 // Softmax on the GPU path: kernels/softmax.cu over the contiguous rows softmax.cc hands over.
 #include "core/kernel_args.h"
 #include "kernels/softmax.h"
-#include "ops/softmax_kernels.h"
+#include "ops/softmax_backends.h"
 
 namespace heed::ops::gpu {
 

@@ -8,7 +8,7 @@
 #include "core/kernel_args.h"
 #include "heed/ops/adam.h"
 #include "kernels/adam.h"
-#include "ops/adam_kernels.h"
+#include "ops/adam_backends.h"
 #include "selftest/case_text.h"
 
 namespace heed::selftest {

@@ -99,7 +99,7 @@ Tensor round_to(const Tensor& x, kernels::Half half) { return round_to(x, dtype_
 Tensor round_to(const Tensor& x, DType dtype) { return x.to(dtype).to(DType::F32); }
 
 Device backend_device(kernels::Backend backend) {
-  return backend == kernels::Backend::Gpu ? Device::cuda() : Device::sim();
+  return backend == kernels::Backend::Cuda ? Device::cuda() : Device::sim();
 }
 
 }  // namespace heed::selftest
