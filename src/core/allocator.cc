@@ -3,6 +3,7 @@
 #include <bit>
 #include <cstdlib>
 
+#include "core/per_device.h"
 #include "heed/core/error.h"
 #ifdef HEED_WITH_CUDA
 #include "core/cuda_runtime.h"
@@ -98,13 +99,9 @@ Allocator& allocator_for(Device device) {
   if (device.is_cpu()) return *cpu;
   static Allocator* sim = new Allocator(Device::sim());  // its own pool, so its peak is the GPU path's
   if (device.is_sim()) return *sim;
-  constexpr int kMaxDevices = 16;
-  static Allocator* cuda[kMaxDevices] = {};
-  static std::mutex mutex;
-  HEED_CHECK(device.index >= 0 && device.index < kMaxDevices, "device index {} out of range", device.index);
-  std::lock_guard lock(mutex);
-  if (!cuda[device.index]) cuda[device.index] = new Allocator(device);
-  return *cuda[device.index];
+  static auto& cuda = *new PerDevice<Allocator>(
+      [](int index) { return std::make_unique<Allocator>(Device::cuda(index)); });
+  return cuda.get(device.index);
 }
 
 }  // namespace heed

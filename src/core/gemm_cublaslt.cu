@@ -4,15 +4,19 @@
 //
 // Descriptors and the heuristic's choice are cached per distinct problem (training repeats a few dozen
 // shapes), so the steady state makes one cublasLtMatmul call per GEMM. Each device gets a handle and a
-// 32 MiB workspace from the caching allocator once.
+// 32 MiB workspace from the caching allocator once (PerDevice). Only finding or making a plan takes the
+// device's lock; GEMMs run unlocked. They all go to the default stream, so on one device they run one
+// after another and share the workspace.
 #include <cublasLt.h>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
 
 #include "common/cuda_check.h"
 #include "core/gemm.h"
+#include "core/per_device.h"
 #include "heed/core/allocator.h"
 
 namespace heed::cuda {
@@ -33,6 +37,9 @@ struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  // The bias pointer is an attribute of `op`: a GEMM with a bias sets it and runs under this lock, so that
+  // two threads cannot swap each other's bias in between. GEMMs without a bias share the plan unlocked.
+  std::mutex bias_mutex;
 };
 
 using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int, bool, bool, int64_t, int64_t, int64_t,
@@ -41,7 +48,8 @@ using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int, bool, b
 struct DeviceState {
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
-  std::map<PlanKey, Plan> plans;
+  std::mutex plans_mutex;  // guards finding and inserting plans; a plan, once made, is never moved
+  std::map<PlanKey, std::unique_ptr<Plan>> plans;
 };
 
 cublasLtMatrixLayout_t layout(DType dtype, int64_t rows, int64_t cols, int64_t ld, int64_t batch,
@@ -57,8 +65,9 @@ cublasLtMatrixLayout_t layout(DType dtype, int64_t rows, int64_t cols, int64_t l
   return l;
 }
 
-Plan make_plan(DeviceState& state, const GemmDesc& d) {
-  Plan p;
+std::unique_ptr<Plan> make_plan(DeviceState& state, const GemmDesc& d) {
+  auto plan = std::make_unique<Plan>();
+  Plan& p = *plan;
   HEED_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   // Column-major: A' = b, B' = a.
   cublasOperation_t ta = d.b.trans ? CUBLAS_OP_T : CUBLAS_OP_N, tb = d.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -86,30 +95,42 @@ Plan make_plan(DeviceState& state, const GemmDesc& d) {
   HEED_CHECK(found > 0, "cuBLASLt has no algorithm for a {}x{}x{} GEMM (batch {}) of {} into {}", d.m, d.n, d.k,
              d.batch, dtype_name(d.a.dtype), dtype_name(d.out_dtype));
   p.algo = result.algo;
-  return p;
+  return plan;
+}
+
+DeviceState& state_for(int device) {
+  static auto& states = *new PerDevice<DeviceState>([](int index) {
+    auto state = std::make_unique<DeviceState>();
+    HEED_CUDA_CHECK(cudaSetDevice(index));
+    HEED_CUBLAS_CHECK(cublasLtCreate(&state->handle));
+    state->workspace = allocator_for(Device::cuda(index)).allocate(kWorkspaceBytes);
+    return state;
+  });
+  return states.get(device);
+}
+
+Plan& plan_for(DeviceState& state, const GemmDesc& d) {
+  const PlanKey key{static_cast<int>(d.a.dtype), d.m, d.n, d.k, d.batch, static_cast<int>(d.out_dtype), d.a.trans,
+                    d.b.trans, d.a.ld, d.b.ld, d.ldo, d.a.batch_stride, d.b.batch_stride, d.out_batch_stride,
+                    d.bias != nullptr, d.relu};
+  std::lock_guard lock(state.plans_mutex);
+  std::unique_ptr<Plan>& plan = state.plans[key];
+  if (!plan) plan = make_plan(state, d);
+  return *plan;
 }
 
 }  // namespace
 
 void gemm_cublaslt(int device, const GemmDesc& d) {
-  static std::mutex mutex;
-  static std::map<int, DeviceState> states;
-  std::lock_guard lock(mutex);
+  DeviceState& state = state_for(device);
   HEED_CUDA_CHECK(cudaSetDevice(device));
-  DeviceState& state = states[device];
-  if (!state.handle) {
-    HEED_CUBLAS_CHECK(cublasLtCreate(&state.handle));
-    state.workspace = allocator_for(Device::cuda(device)).allocate(kWorkspaceBytes);
-  }
-  PlanKey key{static_cast<int>(d.a.dtype), d.m, d.n, d.k, d.batch, static_cast<int>(d.out_dtype), d.a.trans,
-              d.b.trans, d.a.ld, d.b.ld, d.ldo, d.a.batch_stride, d.b.batch_stride, d.out_batch_stride,
-              d.bias != nullptr, d.relu};
-  auto it = state.plans.find(key);
-  if (it == state.plans.end()) it = state.plans.emplace(key, make_plan(state, d)).first;
-  Plan& p = it->second;
-  if (d.bias)
+  Plan& p = plan_for(state, d);
+  std::unique_lock<std::mutex> bias_lock;  // held only by a GEMM that sets the plan's bias pointer
+  if (d.bias) {
+    bias_lock = std::unique_lock<std::mutex>(p.bias_mutex);
     HEED_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &d.bias, sizeof(d.bias)));
+  }
   HEED_CUBLAS_CHECK(cublasLtMatmul(state.handle, p.op, &d.alpha, d.b.data, p.a, d.a.data, p.b, &d.beta, d.out, p.c,
                                    d.out, p.c, &p.algo, state.workspace, kWorkspaceBytes, nullptr));
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/cuda_check.h"
+#include "core/per_device.h"
 #include "heed/core/error.h"
 #include "heed/ops/elementwise.h"
 #include "ops/attention_cudnn.h"
@@ -377,19 +378,15 @@ struct DeviceState {
 };
 
 DeviceState& state_for(int device) {
-  static std::mutex mutex;
-  // Leaked on purpose, like the cuBLASLt handles: at exit the CUDA runtime may be gone before it.
-  static auto* states = new std::map<int, std::unique_ptr<DeviceState>>;
-  std::lock_guard lock(mutex);
-  std::unique_ptr<DeviceState>& s = (*states)[device];
-  if (!s) {
-    s = std::make_unique<DeviceState>();
-    HEED_CUDA_CHECK(cudaSetDevice(device));
+  static auto& states = *new PerDevice<DeviceState>([](int index) {
+    auto s = std::make_unique<DeviceState>();
+    HEED_CUDA_CHECK(cudaSetDevice(index));
     HEED_CUDNN_CHECK(cudnnCreate(&s->handle));  // its stream is the default one, where every kernel goes
     Desc properties(CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR);
     s->properties = properties.set(CUDNN_ATTR_DEVICEPROP_HANDLE, CUDNN_TYPE_HANDLE, 1, &s->handle).finalize();
-  }
-  return *s;
+    return s;
+  });
+  return states.get(device);
 }
 
 const Plan& plan_for(DeviceState& s, const SdpaProblem& p, bool backward, double keep) {
