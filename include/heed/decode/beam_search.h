@@ -12,15 +12,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "heed/decode/defaults.h"
 #include "heed/nn/transformer.h"
 
 namespace heed::decode {
 
 struct SearchOptions {
-  int beam_size = 4;
+  int beam_size = kDefaultBeamSize;
   // Hypothesis score = sum of log-probabilities / length^length_penalty, as in HF generate; the length
   // counts the generated tokens including eos.
-  float length_penalty = 1.0f;
+  float length_penalty = kDefaultLengthPenalty;
   // Maximum generated tokens (eos included) for a source of n ids (eos included):
   // min(floor(max_length_ratio * n) + max_length_offset, max_length).
   float max_length_ratio = 2.0f;

@@ -9,13 +9,14 @@
 
 #include "heed/data/vocab.h"
 #include "heed/decode/beam_search.h"
+#include "heed/decode/defaults.h"
 #include "heed/nn/transformer.h"
 
 namespace heed::decode {
 
 struct TranslateOptions {
   SearchOptions search;
-  int64_t batch_tokens = 2048;  // source tokens per beam-search batch
+  int64_t batch_tokens = kDefaultBatchTokens;  // source tokens per beam-search batch
 };
 
 struct Translation {

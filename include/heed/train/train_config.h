@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "heed/decode/defaults.h"
 #include "heed/io/options.h"
 #include "heed/nn/model_config.h"
 
@@ -62,10 +63,10 @@ struct ValidationConfig {
   std::vector<std::string> metrics = {"loss", "bleu", "chrf"};
   std::string early_stopping_metric = "bleu";
   int64_t patience = 0;  // validations without improvement before stopping; 0: never stop early
-  int64_t beam_size = 4;
-  double length_penalty = 1.0;
+  int64_t beam_size = decode::kDefaultBeamSize;
+  double length_penalty = decode::kDefaultLengthPenalty;
   int64_t max_sentences = 0;  // decode only the first N validation sentences for BLEU; 0: all
-  int64_t batch_tokens = 2048;  // source tokens per beam-search batch
+  int64_t batch_tokens = decode::kDefaultBatchTokens;  // source tokens per beam-search batch
 };
 
 struct CheckpointConfig {
