@@ -97,7 +97,7 @@ void run(const BenchConfig& c, int steps, double gemm, Device device, DType comp
   store.to(device);
   train::AdamOptimizer adam(store, ops::AdamHyper{.lr = 1e-4f});
   std::mt19937 rng(1234);
-  nn::Batch batch{random_ids(rng, c.batch, c.src_len, c.model.vocab_size),
+  data::Batch batch{random_ids(rng, c.batch, c.src_len, c.model.vocab_size),
                   random_ids(rng, c.batch, c.tgt_len, c.model.vocab_size),
                   random_ids(rng, c.batch, c.tgt_len, c.model.vocab_size)};
   std::vector<double> times;

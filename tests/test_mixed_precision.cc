@@ -43,7 +43,7 @@ nn::ModelConfig small_config(const std::string& norm) {
 }
 
 // Three pairs, padded on both sides; ids from a fixed pattern that covers the vocabulary.
-nn::Batch make_batch(int shift) {
+data::Batch make_batch(int shift) {
   const int64_t rows = 3, ls = 9, lt = 7;
   std::vector<int32_t> src(rows * ls, 0), tin(rows * lt, 0), tout(rows * lt, 0);
   const int64_t src_len[] = {9, 6, 4}, tgt_len[] = {7, 5, 3};
@@ -89,7 +89,7 @@ struct Run {
       : model(config, store), adam(moved(store, device), ops::AdamHyper{.lr = 3e-3f}), compute(compute_type) {}
 
   // Forward and backward of step `step`; returns the loss.
-  double forward_backward(const nn::Batch& batch, uint64_t step) {
+  double forward_backward(const data::Batch& batch, uint64_t step) {
     store.zero_grads();
     nn::ForwardContext ctx{.training = true, .compute = compute, .seed = 9, .step = step};
     nn::LossResult r = model.loss(batch, ctx);
@@ -118,7 +118,7 @@ TEST_CASE("training steps on the simulated GPU in bf16 and fp16 mixed precision 
       const nn::ModelConfig config = small_config(norm);
       Run cpu(config, Device::cpu(), DType::F32), sim(config, Device::sim(), compute);
       REQUIRE(sim.store.get("decoder.embed_tokens.weight").value().device() == Device::sim());
-      const nn::Batch batch = make_batch(0);
+      const data::Batch batch = make_batch(0);
 
       // Step 0 from identical weights: the loss and every gradient.
       double loss_cpu = cpu.forward_backward(batch, 0), loss_sim = sim.forward_backward(batch, 0);

@@ -29,7 +29,7 @@ nn::ModelConfig tiny_config(const std::string& norm, const std::string& tie, con
 }
 
 // Two sentence pairs, the second padded on both sides.
-nn::Batch tiny_batch() {
+data::Batch tiny_batch() {
   return {Tensor::from_vector<int32_t>({5, 6, 7, 8, 2, 9, 4, 2, 0, 0}, {2, 5}),
           Tensor::from_vector<int32_t>({0, 3, 4, 5, 0, 10, 11, 0}, {2, 4}),
           Tensor::from_vector<int32_t>({3, 4, 5, 2, 10, 11, 2, 0}, {2, 4})};
@@ -64,7 +64,7 @@ TEST_CASE("whole Transformer: loss gradient matches finite differences on sample
     for (const auto& [name, p] : store.all())
       if (name.find("bias") != std::string::npos || name.find("norm") != std::string::npos)
         p.set_value(testing::random_tensor(p.shape(), seed++, 0.5f, 1.5f));
-    const nn::Batch batch = tiny_batch();
+    const data::Batch batch = tiny_batch();
     nn::ForwardContext ctx;
     nn::LossResult r = model.loss(batch, ctx);
     CHECK(r.tokens == 7);
@@ -136,7 +136,7 @@ TEST_CASE("a batch with an id outside the vocabulary is refused with its positio
   nn::ModelConfig config = tiny_config("post", "all", "relu");
   nn::ParameterStore store(3);
   nn::Transformer model(config, store);
-  nn::Batch batch = tiny_batch();
+  data::Batch batch = tiny_batch();
   batch.src.data<int32_t>()[6] = 13;
   nn::ForwardContext ctx;
   CHECK_THROWS_WITH(model.loss(batch, ctx), Catch::Contains("batch.src[1][1] = 13 is outside the vocabulary"));

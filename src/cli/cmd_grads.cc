@@ -35,7 +35,7 @@ Tensor read_id_rows(const nlohmann::json& root, const std::string& key, const st
   return Tensor::from_vector(ids, {static_cast<int64_t>(rows.size()), static_cast<int64_t>(length)});
 }
 
-nn::Batch read_batch(const std::string& path) {
+data::Batch read_batch(const std::string& path) {
   std::ifstream file(path);
   HEED_CHECK(file.good(), "cannot read batch file {}", path);
   nlohmann::json root;
@@ -74,7 +74,7 @@ void run_grads(const GradsOptions& opt) {
   if (!weights.empty()) store.load(weights, opt.model_dir.empty() ? opt.weights : opt.model_dir);
   if (!opt.save_weights.empty()) io::save_safetensors(opt.save_weights, store.values());
 
-  const nn::Batch batch = read_batch(opt.batch);
+  const data::Batch batch = read_batch(opt.batch);
   nn::ForwardContext ctx;  // training = false: dropout off
   nn::LossResult result = model.loss(batch, ctx);
   HEED_CHECK(result.tokens > 0, "{}: every target token is padding; the loss is undefined", opt.batch);

@@ -108,7 +108,7 @@ Variable Transformer::logits(const Variable& hidden) const {
                           final_logits_bias_.defined() ? autograd::cast(final_logits_bias_, t) : final_logits_bias_);
 }
 
-LossResult Transformer::loss(const Batch& batch, ForwardContext& ctx, double normalizer) const {
+LossResult Transformer::loss(const data::Batch& batch, ForwardContext& ctx, double normalizer) const {
   validate_batch(batch, config_);
   Tensor src_padding;
   Variable memory = encode(batch.src, &src_padding, ctx);
@@ -119,7 +119,7 @@ LossResult Transformer::loss(const Batch& batch, ForwardContext& ctx, double nor
   return {ce.loss, ce.nll_sum, ce.count};
 }
 
-void validate_batch(const Batch& batch, const ModelConfig& config) {
+void validate_batch(const data::Batch& batch, const ModelConfig& config) {
   auto check_ids = [&](const Tensor& t, const char* name) {
     HEED_CHECK(t.defined() && t.dtype() == DType::I32 && t.dim() == 2, "batch.{} must be int32 [batch, length]",
                name);

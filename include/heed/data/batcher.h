@@ -27,8 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include "heed/data/batch.h"
 #include "heed/data/corpus.h"
-#include "heed/nn/transformer.h"
 
 namespace heed::data {
 
@@ -51,7 +51,7 @@ struct BatchPosition {
 };
 
 struct LoadedBatch {
-  nn::Batch batch;  // src = ids + eos; tgt_in = decoder start + ids; tgt_out = ids + eos; right-padded
+  Batch batch;  // src = ids + eos; tgt_in = decoder start + ids; tgt_out = ids + eos; right-padded
   std::vector<int64_t> pairs;  // the corpus index of each row
   int64_t sentences = 0;
   int64_t src_tokens = 0, tgt_tokens = 0;  // real tokens, eos included, padding not

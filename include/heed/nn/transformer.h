@@ -3,17 +3,11 @@
 
 #include <vector>
 
+#include "heed/data/batch.h"
 #include "heed/nn/model_config.h"
 #include "heed/nn/modules.h"
 
 namespace heed::nn {
-
-// One batch of sentence pairs as token ids, right-padded with pad_id.
-struct Batch {
-  Tensor src;      // int32 [B, Ls]
-  Tensor tgt_in;   // int32 [B, Lt]: decoder inputs (start token, then the target shifted right)
-  Tensor tgt_out;  // int32 [B, Lt]: the tokens to predict; pad positions are not counted
-};
 
 struct LossResult {
   autograd::Variable loss;  // 0-d; label-smoothed cross-entropy divided by the normaliser
@@ -41,7 +35,7 @@ class Transformer {
   // [N, d] -> [N, V].
   Variable logits(const Variable& hidden) const;
   // Label-smoothed cross-entropy over non-pad target tokens; normalizer <= 0 averages over them.
-  LossResult loss(const Batch& batch, ForwardContext& ctx, double normalizer = 0) const;
+  LossResult loss(const data::Batch& batch, ForwardContext& ctx, double normalizer = 0) const;
 
  private:
   // Runs the decoder layers one position at a time with cached keys and values (incremental_decoder.h).
@@ -73,6 +67,6 @@ class Transformer {
 };
 
 // Checks a batch against the model: int32, matching shapes, ids inside the vocabulary.
-void validate_batch(const Batch& batch, const ModelConfig& config);
+void validate_batch(const data::Batch& batch, const ModelConfig& config);
 
 }  // namespace heed::nn
