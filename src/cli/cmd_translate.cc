@@ -8,10 +8,9 @@
 
 #include "cli/commands.h"
 #include "heed/data/text.h"
+#include "heed/data/vocab_dir.h"
 #include "heed/decode/translator.h"
-#include "heed/nn/model_dir.h"
-#include "heed/train/checkpoint.h"
-#include "heed/train/trainer.h"
+#include "heed/nn/open_model.h"
 
 namespace heed::cli {
 
@@ -36,31 +35,25 @@ std::vector<std::string> read_stdin() {
 
 void run_translate(const TranslateCommand& cmd) {
   if (cmd.threads > 0) omp_set_num_threads(cmd.threads);
-  const std::string dir = train::resolve_model_dir(cmd.model, cmd.metric);
-  if (std::filesystem::exists(std::filesystem::path(dir) / "manifest.json")) train::verify_checkpoint(dir);
-  const train::Vocabularies vocab = train::load_vocabularies(dir);
-  const data::Vocab &src_vocab = vocab.src, &tgt_vocab = vocab.tgt;
-  const nn::ModelDir saved = nn::load_model_dir(dir);
-  nn::ParameterStore store;
-  const nn::Transformer model(saved.config, store);
-  store.load(saved.weights, dir);
   const Device device = resolve_device(cmd.device, "--device");
+  const nn::OpenedModel opened = nn::open_model(cmd.model, device, cmd.precision, "--precision", cmd.metric);
+  const data::Vocabularies vocab = data::load_vocabularies(opened.dir);
+  const data::Vocab &src_vocab = vocab.src, &tgt_vocab = vocab.tgt;
   decode::TranslateOptions options = cmd.options;
   // Each step keeps the beam_size best of beam_size * vocabulary continuations: a beam wider than the
   // vocabulary costs minutes per sentence and finds nothing a beam as wide as the vocabulary misses.
-  const int vocabulary = static_cast<int>(saved.config.vocab_size);
+  const int vocabulary = static_cast<int>(opened.config.vocab_size);
   if (options.search.beam_size > vocabulary) {
     spdlog::warn("--beam-size {} is larger than the vocabulary ({} pieces): using {}", options.search.beam_size,
                  vocabulary, vocabulary);
     options.search.beam_size = vocabulary;
     options.search.n_best = std::min(options.search.n_best, vocabulary);
   }
-  options.search.compute = nn::resolve_precision(cmd.precision, device, "--precision");
-  store.to(device);
-  spdlog::info("translating with {} on {} in {}", dir, device.str(), dtype_name(options.search.compute));
+  options.search.compute = opened.compute;
+  spdlog::info("translating with {} on {} in {}", opened.dir, device.str(), dtype_name(options.search.compute));
 
   const std::vector<std::string> lines = cmd.input.empty() ? read_stdin() : data::read_lines(cmd.input);
-  const std::vector<decode::Translation> out = decode::translate(model, src_vocab, tgt_vocab, lines, options);
+  const std::vector<decode::Translation> out = decode::translate(*opened.model, src_vocab, tgt_vocab, lines, options);
 
   std::ofstream file;
   if (!cmd.output.empty()) {
@@ -87,7 +80,8 @@ void add_translate_command(CLI::App& app) {
   decode::SearchOptions& s = cmd->options.search;
   CLI::App* sub = app.add_subcommand("translate", "Translate text with a trained model (stdin to stdout by default)");
   sub->add_option("--model", cmd->model,
-                  "A checkpoint directory, or a run directory (its best checkpoint for --metric, else the latest)")
+                  "A checkpoint directory, a run directory (its best checkpoint for --metric, else the latest), or a "
+                  "Hugging Face MarianMT directory with its tokenizer")
       ->required();
   sub->add_option("--input", cmd->input, "Source text, one sentence per line (default: stdin)");
   sub->add_option("--output", cmd->output, "Translations (default: stdout)");

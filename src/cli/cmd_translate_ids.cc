@@ -14,7 +14,7 @@
 
 #include "cli/commands.h"
 #include "heed/decode/beam_search.h"
-#include "heed/nn/model_dir.h"
+#include "heed/nn/open_model.h"
 
 namespace heed::cli {
 
@@ -65,16 +65,14 @@ std::string join_ids(const std::vector<int32_t>& ids) {
 
 void run_translate_ids(const TranslateIdsOptions& opt) {
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
-  nn::ModelDir dir = nn::load_model_dir(opt.model_dir);
-  nn::ParameterStore store;
-  const nn::Transformer model(dir.config, store);
-  store.load(dir.weights, opt.model_dir);
+  const nn::OpenedModel opened = nn::open_model(opt.model_dir, Device::cpu(), "fp32", "--precision");
 
-  const std::vector<std::vector<int32_t>> sources = read_id_lines(std::cin, dir.config.vocab_size);
+  const std::vector<std::vector<int32_t>> sources = read_id_lines(std::cin, opened.config.vocab_size);
   for (size_t first = 0; first < sources.size(); first += static_cast<size_t>(opt.batch_size)) {
     const size_t end = std::min(sources.size(), first + static_cast<size_t>(opt.batch_size));
     const std::vector<std::vector<int32_t>> batch(sources.begin() + first, sources.begin() + end);
-    const std::vector<std::vector<decode::Hypothesis>> results = decode::beam_search(model, batch, opt.search);
+    const std::vector<std::vector<decode::Hypothesis>> results =
+        decode::beam_search(*opened.model, batch, opt.search);
     for (size_t i = 0; i < results.size(); ++i) {
       if (!opt.n_best) {
         std::cout << (results[i].empty() ? "" : join_ids(results[i].front().tokens)) << '\n';
@@ -93,7 +91,9 @@ void add_translate_ids_command(CLI::App& app) {
   auto opt = std::make_shared<TranslateIdsOptions>();
   CLI::App* cmd = app.add_subcommand(
       "translate-ids", "Beam search over token ids read from stdin (one sentence per line, eos included)");
-  cmd->add_option("--model", opt->model_dir, "Model directory (model.yaml + model.safetensors)")
+  cmd->add_option("--model", opt->model_dir,
+                  "A model or checkpoint directory, a run directory (its best checkpoint), or a Hugging Face "
+                  "MarianMT directory")
       ->required()
       ->check(CLI::ExistingDirectory);
   decode::SearchOptions& s = opt->search;

@@ -19,8 +19,6 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* kManifest = "manifest.json";
-
 json state_to_json(const TrainState& s) {
   return {{"step", s.step},
           {"optimizer_steps", s.optimizer_steps},
@@ -67,16 +65,6 @@ void link_or_copy(const fs::path& from, const fs::path& to) {
   if (ec) fs::copy_file(from, to, fs::copy_options::overwrite_existing);
 }
 
-int64_t step_of(const fs::path& dir) {
-  const std::string name = dir.filename().string();
-  if (name.rfind("step-", 0) != 0) return -1;
-  try {
-    return std::stoll(name.substr(5));
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
 // A fresh hidden directory next to `target`; the leading dot keeps it out of checkpoint listings.
 fs::path temp_beside(const fs::path& target) {
   fs::create_directories(target.parent_path());
@@ -95,16 +83,6 @@ void install_directory(const fs::path& temp, const fs::path& target) {
   fs::rename(temp, target);
   io::sync_directory(parent.string());
   fs::remove_all(old);
-}
-
-std::vector<fs::path> step_checkpoints(const std::string& run_dir) {
-  std::vector<fs::path> dirs;
-  const fs::path root = fs::path(run_dir) / "checkpoints";
-  if (!fs::is_directory(root)) return dirs;
-  for (const auto& entry : fs::directory_iterator(root))
-    if (entry.is_directory() && step_of(entry.path()) >= 0) dirs.push_back(entry.path());
-  std::sort(dirs.begin(), dirs.end(), [](const fs::path& a, const fs::path& b) { return step_of(a) > step_of(b); });
-  return dirs;
 }
 
 // Runs `fill` on a fresh temporary directory beside `target`, then installs it. A failure (a full disk)
@@ -140,7 +118,7 @@ void save_checkpoint(const std::string& dir, const CheckpointContents& c) {
       const std::string name = entry.path().filename().string();
       manifest[name] = {{"bytes", fs::file_size(entry.path())}, {"crc32", io::file_crc32(entry.path().string())}};
     }
-    io::write_file_atomic((temp / kManifest).string(), manifest.dump(2) + "\n");
+    io::write_file_atomic((temp / nn::kCheckpointManifest).string(), manifest.dump(2) + "\n");
   });
 }
 
@@ -162,28 +140,6 @@ void remove_abandoned_saves(const std::string& run_dir) {
   }
 }
 
-void verify_checkpoint(const std::string& dir) {
-  const fs::path manifest_path = fs::path(dir) / kManifest;
-  HEED_CHECK(fs::is_regular_file(manifest_path), "checkpoint {} has no {}: it is incomplete or not a checkpoint", dir,
-             kManifest);
-  json manifest;
-  try {
-    manifest = json::parse(std::ifstream(manifest_path));
-  } catch (const json::exception& e) {
-    HEED_CHECK(false, "checkpoint {}: {} is corrupt: {}", dir, kManifest, e.what());
-  }
-  for (const auto& [name, entry] : manifest.items()) {
-    const fs::path file = fs::path(dir) / name;
-    HEED_CHECK(fs::is_regular_file(file), "checkpoint {} is damaged: {} is missing", dir, name);
-    const uint64_t bytes = entry.at("bytes"), size = fs::file_size(file);
-    HEED_CHECK(size == bytes, "checkpoint {} is damaged: {} has {} bytes, the manifest says {} (truncated?)", dir,
-               name, size, bytes);
-    const uint32_t crc = entry.at("crc32"), actual = io::file_crc32(file.string());
-    HEED_CHECK(crc == actual, "checkpoint {} is damaged: {} fails its checksum (CRC-32 {:08x}, expected {:08x})", dir,
-               name, actual, crc);
-  }
-}
-
 TrainState load_train_state(const std::string& dir) {
   const fs::path path = fs::path(dir) / "state.json";
   try {
@@ -197,43 +153,9 @@ io::TensorMap load_optimizer_state(const std::string& dir) {
   return io::load_safetensors((fs::path(dir) / "optimizer.safetensors").string());
 }
 
-std::string step_checkpoint_name(int64_t step) { return fmt::format("step-{:08d}", step); }
-
-std::string latest_checkpoint(const std::string& run_dir) {
-  for (const fs::path& dir : step_checkpoints(run_dir)) {
-    try {
-      verify_checkpoint(dir.string());
-      return dir.string();
-    } catch (const Error& e) {
-      spdlog::warn("skipping {}", e.what());
-    }
-  }
-  return "";
-}
-
 void prune_checkpoints(const std::string& run_dir, int64_t keep) {
-  const std::vector<fs::path> dirs = step_checkpoints(run_dir);
+  const std::vector<fs::path> dirs = nn::step_checkpoints(run_dir);
   for (size_t i = static_cast<size_t>(keep); i < dirs.size(); ++i) fs::remove_all(dirs[i]);
-}
-
-std::string resolve_model_dir(const std::string& path, const std::string& metric) {
-  HEED_CHECK(std::find(kCheckpointMetrics.begin(), kCheckpointMetrics.end(), metric) != kCheckpointMetrics.end(),
-             "no checkpoint is chosen by the metric '{}': use one of {}", metric, fmt::join(kCheckpointMetrics, ", "));
-  const fs::path p(path);
-  HEED_CHECK(fs::is_directory(p), "model directory {} does not exist", path);
-  if (fs::exists(p / "model.yaml")) return path;
-  const fs::path root = p / "checkpoints";
-  HEED_CHECK(fs::is_directory(root), "{} is neither a model directory (model.yaml) nor a run directory (checkpoints/)",
-             path);
-  if (metric != "latest") {
-    if (fs::exists(root / ("best-" + metric) / "model.yaml")) return (root / ("best-" + metric)).string();
-    for (const auto& entry : fs::directory_iterator(root))
-      if (entry.path().filename().string().rfind("best-", 0) == 0 && fs::exists(entry.path() / "model.yaml"))
-        return entry.path().string();
-  }
-  const std::string latest = latest_checkpoint(path);
-  HEED_CHECK(!latest.empty(), "run directory {} has no usable checkpoint yet", path);
-  return latest;
 }
 
 }  // namespace heed::train

@@ -21,12 +21,13 @@
 #include "heed/core/error.h"
 #include "heed/data/batcher.h"
 #include "heed/data/text.h"
+#include "heed/data/vocab_dir.h"
 #include "heed/decode/metrics.h"
 #include "heed/dist/communicator.h"
 #include "heed/decode/translator.h"
 #include "heed/io/atomic_file.h"
-#include "heed/nn/marian_hf.h"
 #include "heed/nn/model_dir.h"
+#include "heed/nn/open_model.h"
 #include "heed/nn/transformer.h"
 #include "heed/ops/elementwise.h"
 #include "heed/train/checkpoint.h"
@@ -91,7 +92,7 @@ class SignalScope {
 
 bool stop_requested() { return g_signal != 0; }
 
-using Vocabs = Vocabularies;
+using Vocabs = data::Vocabularies;
 
 // Copies a vocabulary file into the run directory under `name`, unless it is already there.
 std::string adopt(const std::string& from, const fs::path& run_dir, const std::string& name) {
@@ -105,13 +106,9 @@ std::string adopt(const std::string& from, const fs::path& run_dir, const std::s
   return to.string();
 }
 
-std::vector<std::string> vocab_names(bool joint) {
-  return joint ? std::vector<std::string>{"vocab.model"}
-               : std::vector<std::string>{"vocab.src.model", "vocab.tgt.model"};
-}
-
-// A MarianMT (OPUS-MT) model's tokenizer, as save_pretrained writes it.
-const std::vector<std::string> kMarianVocab = {"source.spm", "target.spm", "vocab.json"};
+using data::kMarianVocab;
+using data::load_vocabularies;
+using data::vocab_names;
 
 bool has_all(const fs::path& dir, const std::vector<std::string>& names) {
   return std::all_of(names.begin(), names.end(), [&](const std::string& n) { return fs::exists(dir / n); });
@@ -202,17 +199,6 @@ void check_same_vocabulary(const Vocabs& v, const std::string& checkpoint) {
                "the vocabulary {} differs from the checkpoint's {}: the model's ids would mean other pieces",
                mine->path(), other->path());
   }
-}
-
-nn::ModelDir load_init_weights(const std::string& path) {
-  if (fs::exists(fs::path(path) / "config.json")) {
-    spdlog::info("initialising from the Hugging Face MarianMT model {}", path);
-    return nn::import_marian_hf(path);
-  }
-  const std::string dir = resolve_model_dir(path);
-  if (fs::exists(fs::path(dir) / "manifest.json")) verify_checkpoint(dir);
-  spdlog::info("initialising from {}", dir);
-  return nn::load_model_dir(dir);
 }
 
 // '*' matches any run of characters; everything else matches itself.
@@ -522,26 +508,6 @@ std::string resumed_run_dir(const std::string& resume) {
   return fs::exists(path / "manifest.json") ? path.parent_path().parent_path().string() : path.string();
 }
 
-Vocabularies load_vocabularies(const std::string& dir) {
-  const fs::path d(dir);
-  auto path = [&](const std::string& name) { return (d / name).string(); };
-  if (has_all(d, kMarianVocab)) {
-    return {data::Vocab::load_marian(path("source.spm"), path("vocab.json")),
-            data::Vocab::load_marian(path("target.spm"), path("vocab.json")),
-            {path("source.spm"), path("target.spm"), path("vocab.json")}};
-  }
-  if (has_all(d, {"vocab.model"})) {
-    const data::Vocab joint = data::Vocab::load(path("vocab.model"));
-    return {joint, joint, {path("vocab.model")}};
-  }
-  HEED_CHECK(has_all(d, vocab_names(false)),
-             "{} holds no vocabulary (vocab.model; vocab.src.model and vocab.tgt.model; or MarianMT's source.spm, "
-             "target.spm and vocab.json)",
-             dir);
-  return {data::Vocab::load(path("vocab.src.model")), data::Vocab::load(path("vocab.tgt.model")),
-          {path("vocab.src.model"), path("vocab.tgt.model")}};
-}
-
 // Where a run trains (training.device) and the type of its activations (training.precision).
 struct Placement {
   Device device;
@@ -631,9 +597,10 @@ void train(TrainConfig c, const RunOptions& run) {
       spdlog::warn("{} was written by {} processes and continues on {}: the global batch changes with them",
                    resume_from, state.world_size, comm->world());
   } else if (!run.init_from.empty()) {
-    const nn::ModelDir init = load_init_weights(run.init_from);
+    const nn::OpenedModel init = nn::open_model(run.init_from, Device::cpu(), "fp32", "--init-from");
+    spdlog::info("initialising from {}", init.dir);
     check_compatible(init.config, mc, run.init_from);
-    store.load(init.weights, run.init_from);
+    store.load(init.store->values(), run.init_from);
   }
   freeze(store, c.training.freeze);
   if (!where.device.is_cpu()) {

@@ -12,7 +12,7 @@
 // and the parent directory synced: a crash at any moment leaves the previous checkpoints intact and at most
 // a stray temporary directory, which is ignored and removed when training starts again. A save that fails
 // (a full disk) removes its temporary directory itself. Loading verifies the manifest first, so a truncated or
-// corrupted checkpoint is refused with the name of the damaged file.
+// corrupted checkpoint is refused with the name of the damaged file (nn::verify_checkpoint).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,7 @@
 
 #include "heed/data/batcher.h"
 #include "heed/io/safetensors.h"
-#include "heed/nn/model_config.h"
+#include "heed/nn/model_dir.h"
 
 namespace heed::train {
 
@@ -58,22 +58,17 @@ void copy_checkpoint(const std::string& from, const std::string& to);
 // Removes the temporary directories (.step-*.tmp.*, .best-*.old.*) of saves that a crash or a kill cut
 // short; only the process that trains into the run may call it.
 void remove_abandoned_saves(const std::string& run_dir);
-// Checks every file against the manifest; throws naming the checkpoint and the damaged file.
-void verify_checkpoint(const std::string& dir);
 TrainState load_train_state(const std::string& dir);
 io::TensorMap load_optimizer_state(const std::string& dir);
 
-// "step-00001000" for step 1000; the step directories sort by name.
-std::string step_checkpoint_name(int64_t step);
-// The newest step checkpoint of a run that verifies (damaged ones are skipped with a warning); "" if none.
-std::string latest_checkpoint(const std::string& run_dir);
 // Removes all but the newest `keep` step checkpoints.
 void prune_checkpoints(const std::string& run_dir, int64_t keep);
-// What resolve_model_dir's `metric` may name: a validation metric with best-<metric> checkpoints, or latest.
-inline const std::vector<std::string> kCheckpointMetrics = {"bleu", "chrf", "loss", "latest"};
-// A model directory for translation: `path` itself when it holds model.yaml, else in a run directory the
-// best checkpoint for `metric` (best-<metric>), any best-*, then the latest step checkpoint; for "latest",
-// the latest step checkpoint.
-std::string resolve_model_dir(const std::string& path, const std::string& metric = "bleu");
+
+// Reading a checkpoint is reading a model directory (heed/nn/model_dir.h).
+using nn::kCheckpointMetrics;
+using nn::latest_checkpoint;
+using nn::resolve_model_dir;
+using nn::step_checkpoint_name;
+using nn::verify_checkpoint;
 
 }  // namespace heed::train

@@ -10,7 +10,6 @@
 
 #include <string>
 
-#include "heed/data/vocab.h"
 #include "heed/train/train_config.h"
 
 namespace heed::train {
@@ -30,13 +29,5 @@ std::string resumed_run_dir(const std::string& resume);
 // Trains until max_steps, max_epochs, early stopping or a signal. After SIGINT/SIGTERM it writes a
 // checkpoint and returns normally, so the process exits 0, as cluster pre-emption expects.
 void train(TrainConfig config, const RunOptions& options);
-
-// The tokenizers of a run or checkpoint directory: vocab.model (joint), vocab.src.model and
-// vocab.tgt.model, or a MarianMT model's source.spm, target.spm and vocab.json. Throws when none is there.
-struct Vocabularies {
-  data::Vocab src, tgt;
-  std::vector<std::string> files;
-};
-Vocabularies load_vocabularies(const std::string& dir);
 
 }  // namespace heed::train
