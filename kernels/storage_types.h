@@ -1,4 +1,4 @@
-// The activation storage types of the fused training kernels (layer_norm, cross_entropy, bias_act_dropout,
+// The activation storage types of the fused training kernels (layer_norm, cross_entropy, activation_dropout,
 // embedding): fp32, bf16 or fp16 in memory, always fp32 in registers.
 //
 // Kernels are templates on the storage type T, so each instantiation converts with one instruction and

@@ -2,7 +2,7 @@
 //
 // A kernel's arguments are raw pointers; these helpers put a host tensor where the backend under test
 // reads it (the simulator reads host memory, the GPU its own) and bring results back. Most come from the
-// kernel checks of heed/selftest/check.h, which the kernel tests share with `heed selftest`. GPU test cases
+// kernel checks of selftest/check.h, which the kernel tests share with `heed selftest`. GPU test cases
 // are tagged [gpu]; tests/CMakeLists.txt gives them the ctest label `gpu`, and they are reported as skipped
 // on a machine without a GPU, unless HEED_REQUIRE_GPU=1 says that this machine must have one.
 #pragma once
@@ -15,7 +15,7 @@
 
 #include "heed/core/device.h"
 #include "heed/core/tensor.h"
-#include "heed/selftest/check.h"
+#include "selftest/check.h"
 #include "kernels/common/backend.h"
 #include "skip.h"
 

@@ -1,5 +1,5 @@
 // The multi-tensor Adam kernel (kernels/adam.cu) against the CPU op, on the simulator and, when there is
-// one, on the GPU, through the check of heed/selftest/adam_check.h (which `heed selftest --adam` runs too;
+// one, on the GPU, through the check of selftest/adam_check.h (which `heed selftest --adam` runs too;
 // its header explains the inputs and the tolerances).
 //
 // One launch updates six tensors: sizes 37, 0 (an empty tensor between others, which the chunk search must
@@ -8,7 +8,7 @@
 // decay), at step 1 (the largest bias correction) and step 7, with grad_scale != 1, in bf16 and fp16 copies.
 #include <catch2/catch.hpp>
 
-#include "heed/selftest/adam_check.h"
+#include "selftest/adam_check.h"
 #include "kernel_testing.h"
 #include "sim/cuda_sim.h"
 

@@ -1,4 +1,4 @@
-// The FlashAttention-2 kernels against the CPU op, through the checks of heed/selftest/attention_check.h
+// The FlashAttention-2 kernels against the CPU op, through the checks of selftest/attention_check.h
 // (which `heed selftest --attn` runs too; its header explains the tolerances).
 //
 // The cases cover, without the full cross product (the simulator runs every CUDA thread as a fiber): every
@@ -13,7 +13,7 @@
 // can show in full.
 #include <catch2/catch.hpp>
 
-#include "heed/selftest/attention_check.h"
+#include "selftest/attention_check.h"
 #include "kernel_testing.h"
 #include "sim/cuda_sim.h"
 

@@ -1,5 +1,5 @@
 // The fused cross-entropy kernels (kernels/cross_entropy.cu) against the CPU op, on the simulator and, when
-// there is one, on the GPU, through the check of heed/selftest/cross_entropy_check.h (which `heed selftest
+// there is one, on the GPU, through the check of selftest/cross_entropy_check.h (which `heed selftest
 // --xent` runs too; its header explains the inputs and the tolerances).
 //
 // Vocabulary sizes cover V = 1, V below, at and above the 256 threads of a block (thread tails that see no
@@ -7,7 +7,7 @@
 // row; smoothing 0 and 0.1; each in every storage type.
 #include <catch2/catch.hpp>
 
-#include "heed/selftest/cross_entropy_check.h"
+#include "selftest/cross_entropy_check.h"
 #include "kernel_testing.h"
 #include "sim/cuda_sim.h"
 

@@ -1,5 +1,5 @@
 // The embedding kernels (kernels/embedding.cu) against the CPU op, on the simulator and, when there is
-// one, on the GPU, through the check of heed/selftest/embedding_check.h (which `heed selftest --embedding`
+// one, on the GPU, through the check of selftest/embedding_check.h (which `heed selftest --embedding`
 // runs too; its header explains the inputs and the tolerances).
 //
 // Ids repeat heavily (vocabularies of 1, 7 and 33 under 50-64 positions) and sparsely (1000 under 300),
@@ -9,7 +9,7 @@
 
 #include <cmath>
 
-#include "heed/selftest/embedding_check.h"
+#include "selftest/embedding_check.h"
 #include "kernel_testing.h"
 #include "sim/cuda_sim.h"
 

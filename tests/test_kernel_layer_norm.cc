@@ -1,5 +1,5 @@
 // The LayerNorm kernels (kernels/layer_norm.cu) against the CPU op, on the simulator and, when there is
-// one, on the GPU, through the check of heed/selftest/layer_norm_check.h (which `heed selftest
+// one, on the GPU, through the check of selftest/layer_norm_check.h (which `heed selftest
 // --layernorm` runs too; its header explains the inputs and the tolerances).
 //
 // Shapes cover one warp's row path (D <= 1024: D = 1, 37, 64, 1024) with row counts that are not
@@ -11,7 +11,7 @@
 // have none (each block writes its own rows, its own chunk's partials, or its own columns).
 #include <catch2/catch.hpp>
 
-#include "heed/selftest/layer_norm_check.h"
+#include "selftest/layer_norm_check.h"
 #include "kernel_testing.h"
 #include "sim/cuda_sim.h"
 

@@ -1,11 +1,11 @@
-// The op checks that `heed selftest --op` runs (heed/selftest/op_check.h): every kernel other than
+// The op checks that `heed selftest --op` runs (selftest/op_check.h): every kernel other than
 // attention through its op, on the simulator and on a GPU when there is one, at shapes that are and are
 // not multiples of a warp or a block, in each storage type. Their failure on a broken kernel was shown by
 // hand when they were written (LayerNorm's eps scaled, one extra class in the smoothing, a 1e-4 error in
 // the embedding's gradient scale: each check reported EXCEEDS); the kernel tests hold the finer bounds.
 #include <catch2/catch.hpp>
 
-#include "heed/selftest/op_check.h"
+#include "selftest/op_check.h"
 #include "kernel_testing.h"
 
 using namespace heed;

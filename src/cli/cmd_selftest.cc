@@ -14,13 +14,13 @@
 #include "cli/commands.h"
 #include "heed/core/device.h"
 #include "heed/core/error.h"
-#include "heed/selftest/adam_check.h"
-#include "heed/selftest/attention_check.h"
-#include "heed/selftest/bias_act_dropout_check.h"
-#include "heed/selftest/cross_entropy_check.h"
-#include "heed/selftest/embedding_check.h"
-#include "heed/selftest/layer_norm_check.h"
-#include "heed/selftest/op_check.h"
+#include "selftest/adam_check.h"
+#include "selftest/attention_check.h"
+#include "selftest/activation_dropout_check.h"
+#include "selftest/cross_entropy_check.h"
+#include "selftest/embedding_check.h"
+#include "selftest/layer_norm_check.h"
+#include "selftest/op_check.h"
 
 namespace heed::cli {
 
@@ -76,12 +76,12 @@ const std::vector<CheckKind>& check_kinds() {
        "(h: that tensor also writes a 16-bit copy; AdamW unless adam; scale: the gradient scale)",
        {"37h/0h/4096/1h/9000/4097h,1,adamw,bf16,scale=0.5", "5h/4097h,7,adam,fp16"},
        case_reader<selftest::AdamCase>(selftest::parse_adam_case, {selftest::check_adam})},
-      {"--bias-act",
-       "Bias + activation + dropout + residual forward and backward, "
-       "ROWS,COLS,none|relu|gelu|silu[,bias][,residual][,dropout=P][,bf16|fp16|fp32]",
-       {"130,37,gelu,bias,residual,dropout=0.25,bf16", "7,64,silu,bias,fp16", "3,1027,relu,residual,dropout=0.5,fp32",
-        "260,67,gelu,bias,residual,dropout=0.1,fp32"},
-       case_reader<selftest::BiasActCase>(selftest::parse_bias_act_case, {selftest::check_bias_act_dropout})},
+      {"--act-dropout",
+       "Activation + dropout forward and backward, ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32]",
+       {"130,37,gelu,dropout=0.25,bf16", "7,64,silu,fp16", "3,1027,relu,dropout=0.5,fp32",
+        "260,67,none,dropout=0.1,fp32"},
+       case_reader<selftest::ActivationDropoutCase>(selftest::parse_activation_dropout_case,
+                                                    {selftest::check_activation_dropout})},
       {"--embedding",
        "Embedding lookup and its deterministic and atomic backward, "
        "POSITIONS,VOCAB,DIM[,pad=ID][,scale=S|sqrt][,bf16|fp16|fp32] (sqrt: the square root of DIM)",

@@ -1,5 +1,5 @@
 // Names, checks and dispatch for the feed-forward activations; the loops are in activation_cpu.cc and, on
-// the GPU path, kernels/bias_act_dropout.cu.
+// the GPU path, kernels/activation_dropout.cu.
 #include "heed/ops/activation.h"
 
 #include "ops/activation_backends.h"

@@ -14,8 +14,8 @@ void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activati
 
 namespace heed::ops::gpu {
 
-// As on the CPU; the tensors may also be bf16 or fp16 (kernels/bias_act_dropout.cu, without bias,
-// dropout or residual).
+// As on the CPU; the tensors may also be bf16 or fp16 (kernels/activation_dropout.cu, without
+// dropout).
 void activation_forward(const Tensor& x, Tensor& y, Activation act);
 void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act);
 

@@ -1,5 +1,5 @@
 // Checks and dispatch for dropout; the mask and the loop are in dropout_cpu.cc and, on the GPU path,
-// kernels/bias_act_dropout.cu. Forward and backward are one map (multiply by the mask and 1 / (1 - p)),
+// kernels/activation_dropout.cu. Forward and backward are one map (multiply by the mask and 1 / (1 - p)),
 // applied to x and to dy.
 #include "heed/ops/dropout.h"
 

@@ -1,6 +1,6 @@
-// The Adam check of heed/selftest/adam_check.h: inputs from Philox, the CPU op as the reference, the
+// The Adam check of selftest/adam_check.h: inputs from Philox, the CPU op as the reference, the
 // kernel launched on its raw arguments (a device table of the tensors, as a trainer uploads it).
-#include "heed/selftest/adam_check.h"
+#include "selftest/adam_check.h"
 
 #include <cmath>
 #include <cstring>

@@ -1,6 +1,6 @@
-// The attention checks of heed/selftest/attention_check.h: inputs from Philox, the CPU op as the reference
+// The attention checks of selftest/attention_check.h: inputs from Philox, the CPU op as the reference
 // and the plain 16-bit implementations that set the bounds, the kernels launched on their raw arguments.
-#include "heed/selftest/attention_check.h"
+#include "selftest/attention_check.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
-// The shared pieces of the kernel checks (heed/selftest/check.h).
-#include "heed/selftest/check.h"
+// The shared pieces of the kernel checks (selftest/check.h).
+#include "selftest/check.h"
 
 #include <cmath>
 #include <limits>

@@ -1,6 +1,6 @@
-// The cross-entropy check of heed/selftest/cross_entropy_check.h: inputs from Philox, the CPU op as the
+// The cross-entropy check of selftest/cross_entropy_check.h: inputs from Philox, the CPU op as the
 // reference, the kernels launched on their raw arguments.
-#include "heed/selftest/cross_entropy_check.h"
+#include "selftest/cross_entropy_check.h"
 
 #include <cmath>
 

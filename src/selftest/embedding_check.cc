@@ -1,6 +1,6 @@
-// The embedding check of heed/selftest/embedding_check.h: inputs from Philox, the CPU op as the
+// The embedding check of selftest/embedding_check.h: inputs from Philox, the CPU op as the
 // reference, the kernels launched on their raw arguments.
-#include "heed/selftest/embedding_check.h"
+#include "selftest/embedding_check.h"
 
 #include <cmath>
 

@@ -1,6 +1,6 @@
-// The LayerNorm check of heed/selftest/layer_norm_check.h: inputs from Philox, the CPU op as the
+// The LayerNorm check of selftest/layer_norm_check.h: inputs from Philox, the CPU op as the
 // reference, the kernels launched on their raw arguments.
-#include "heed/selftest/layer_norm_check.h"
+#include "selftest/layer_norm_check.h"
 
 #include <cmath>
 

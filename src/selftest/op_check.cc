@@ -1,6 +1,6 @@
-// The op checks of heed/selftest/op_check.h: inputs from Philox, the CPU op as the reference, the device op
+// The op checks of selftest/op_check.h: inputs from Philox, the CPU op as the reference, the device op
 // compared output by output under the header's rule.
-#include "heed/selftest/op_check.h"
+#include "selftest/op_check.h"
 
 #include <algorithm>
 #include <cmath>

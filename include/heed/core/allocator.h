@@ -1,7 +1,7 @@
 // One caching allocator per device.
 //
-// Training repeats the same shapes step after step, and on this class of machine the first touch of a
-// fresh 4 KiB page costs about 7.5 us; on a GPU, cudaMalloc synchronises the device. So freed blocks are
+// Training repeats the same shapes step after step, and the first touch of each fresh 4 KiB page costs a
+// page fault; on a GPU, cudaMalloc synchronises the device. So freed blocks are
 // kept in free lists keyed by size class (four classes per power of two, so at most ~19% is wasted) and
 // handed out again, and memory is only returned to the system by release_cached().
 #pragma once

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "heed/selftest/check.h"
+#include "selftest/check.h"
 
 namespace heed::selftest {
 

@@ -15,7 +15,7 @@
 #include <optional>
 #include <string>
 
-#include "heed/selftest/check.h"
+#include "selftest/check.h"
 
 namespace heed::selftest {
 

@@ -1,0 +1,112 @@
+// The activation + dropout check of selftest/activation_dropout_check.h: inputs from Philox, the CPU ops
+// composed as the reference, the kernels launched on their raw arguments.
+#include "selftest/activation_dropout_check.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/kernel_args.h"
+#include "heed/ops/activation.h"
+#include "heed/ops/dropout.h"
+#include "selftest/case_text.h"
+
+namespace heed::selftest {
+
+namespace {
+
+using kernels::Activation;
+
+constexpr std::pair<Activation, const char*> kActivations[] = {
+    {Activation::None, "none"}, {Activation::ReLU, "relu"}, {Activation::GELU, "gelu"},
+    {Activation::SiLU, "silu"}};
+
+ops::Activation cpu_activation(Activation act) {
+  return act == Activation::ReLU ? ops::Activation::ReLU
+                                 : act == Activation::GELU ? ops::Activation::GELU : ops::Activation::SiLU;
+}
+
+// Each element within its own allowance plus twice the plain 16-bit error of the whole tensor.
+Comparison compare_elements(const std::string& name, const Tensor& got, const Tensor& reference, DType dtype,
+                            const std::vector<double>& allowance) {
+  const std::vector<float> g = host_values(got), want = host_values(reference);
+  const double plain = plain_error(reference, dtype);
+  WorstRatio check(name, "element");
+  for (size_t i = 0; i < want.size(); ++i)
+    check.add(g[i], want[i], 2 * plain + allowance[i], [&] { return fmt::format("element {}", i); });
+  return check.comparison();
+}
+
+}  // namespace
+
+std::string ActivationDropoutCase::str() const {
+  const char* act_name = "";
+  for (const auto& [a, n] : kActivations)
+    if (a == act) act_name = n;
+  return fmt::format("{},{},{}{},{}", rows, cols, act_name, dropout > 0 ? fmt::format(",dropout={}", dropout) : "",
+                     detail::dtype_text(dtype));
+}
+
+std::optional<ActivationDropoutCase> parse_activation_dropout_case(const std::string& text, std::string* error) {
+  return detail::read_case(
+      "--act-dropout", "ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32]", text, 3, error,
+      [](const std::vector<std::string>& fields) {
+        ActivationDropoutCase c;
+        c.rows = detail::read_size(fields[0]);
+        c.cols = detail::read_size(fields[1]);
+        const auto* act = std::find_if(std::begin(kActivations), std::end(kActivations),
+                                       [&](const auto& a) { return fields[2] == a.second; });
+        if (act == std::end(kActivations))
+          throw detail::CaseTextError{fmt::format("unknown activation '{}'", fields[2])};
+        c.act = act->first;
+        for (size_t i = 3; i < fields.size(); ++i) {
+          const std::string& f = fields[i];
+          if (const std::optional<DType> dtype = detail::read_dtype(f)) c.dtype = *dtype;
+          else if (const std::optional<float> p = detail::read_dropout(f)) c.dropout = *p;
+          else throw detail::CaseTextError{fmt::format("unknown flag '{}'", f)};
+        }
+        return c;
+      });
+}
+
+CheckResult check_activation_dropout(kernels::Backend backend, const ActivationDropoutCase& c, uint64_t seed) {
+  const RandomKey key{seed, 5, 9};
+  const Tensor x = random_uniform({c.rows, c.cols}, seed, 0, -3.0f, 3.0f).to(c.dtype).to(DType::F32);
+  const Tensor dy = random_uniform({c.rows, c.cols}, seed, 2).to(c.dtype).to(DType::F32);
+
+  // The CPU composition.
+  const Tensor activated = c.act == Activation::None ? x : ops::activation_forward(x, cpu_activation(c.act));
+  const Tensor y_ref = c.dropout > 0 ? ops::dropout_forward(activated, c.dropout, key) : activated;
+  const Tensor g = c.dropout > 0 ? ops::dropout_backward(dy, c.dropout, key) : dy;
+  const Tensor dx_ref = c.act == Activation::None ? g : ops::activation_backward(g, x, cpu_activation(c.act));
+
+  const Device device = backend_device(backend);
+  const Tensor x_dev = to_backend(x, backend, c.dtype), dy_dev = to_backend(dy, backend, c.dtype);
+  const Tensor y = nan_tensor({c.rows, c.cols}, backend, c.dtype), dx = nan_tensor({c.rows, c.cols}, backend, c.dtype);
+
+  kernels::ActivationDropoutArgs args;
+  args.n = c.rows * c.cols;
+  args.dtype = c.dtype;
+  args.x = x_dev.raw_data();
+  args.act = c.act;
+  args.dropout_p = c.dropout;
+  args.dropout_key = key;
+  args.y = y.raw_data();
+  HEED_RUN_KERNEL(device, activation_dropout_forward, args);
+  args.dy = dy_dev.raw_data();
+  args.dx = dx.raw_data();
+  HEED_RUN_KERNEL(device, activation_dropout_backward, args);
+
+  const float scale = c.dropout > 0 ? 1.0f / (1.0f - c.dropout) : 1.0f;
+  const std::vector<float> x_v = host_values(x), y_want = host_values(y_ref), dy_v = host_values(dy);
+  const int64_t n = c.rows * c.cols;
+  std::vector<double> y_allowance(n), dx_allowance(n);
+  for (int64_t i = 0; i < n; ++i) {
+    y_allowance[i] = 16 * kFp32Unit * (scale * (1 + std::fabs(x_v[i])) + std::fabs(y_want[i]));
+    dx_allowance[i] = 16 * kFp32Unit * scale * std::fabs(dy_v[i]) * (1 + std::fabs(x_v[i]));
+  }
+  return {"act-dropout " + c.str(),
+          {compare_elements("y", y, y_ref, c.dtype, y_allowance),
+           compare_elements("dx", dx, dx_ref, c.dtype, dx_allowance)}};
+}
+
+}  // namespace heed::selftest
