@@ -1,6 +1,6 @@
 #include "core/cuda_runtime.h"
 
-#include "common/cuda_check.h"
+#include "kernels/common/cuda_check.h"
 
 namespace heed::cuda {
 

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <tuple>
 
-#include "common/cuda_check.h"
+#include "kernels/common/cuda_check.h"
 #include "core/gemm.h"
 #include "core/per_device.h"
 #include "heed/core/allocator.h"

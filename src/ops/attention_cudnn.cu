@@ -15,10 +15,10 @@
 #include <optional>
 #include <vector>
 
-#include "common/cuda_check.h"
 #include "core/per_device.h"
 #include "heed/core/error.h"
 #include "heed/ops/elementwise.h"
+#include "kernels/common/cuda_check.h"
 #include "ops/attention_cudnn.h"
 
 #define HEED_CUDNN_CHECK(call) HEED_CHECK_CALL("cuDNN", #call, call, CUDNN_STATUS_SUCCESS, cudnnGetErrorString)
