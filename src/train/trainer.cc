@@ -1,96 +1,35 @@
 #include "heed/train/trainer.h"
 
-#include <fcntl.h>
 #include <omp.h>
-#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
-#include <chrono>
-#include <cmath>
-#include <csignal>
-#include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <optional>
-#include <nlohmann/json.hpp>
 
 #include "heed/core/error.h"
 #include "heed/data/batcher.h"
-#include "heed/data/text.h"
 #include "heed/data/vocab_dir.h"
-#include "heed/decode/metrics.h"
 #include "heed/dist/communicator.h"
-#include "heed/decode/translator.h"
 #include "heed/io/atomic_file.h"
 #include "heed/nn/model_dir.h"
 #include "heed/nn/open_model.h"
 #include "heed/nn/transformer.h"
-#include "heed/ops/elementwise.h"
 #include "heed/train/checkpoint.h"
-#include "heed/train/gradient_sync.h"
 #include "heed/train/loss_scaler.h"
 #include "heed/train/optimizer.h"
-#include "heed/train/schedule.h"
+#include "heed/train/reporter.h"
+#include "heed/train/scheduler.h"
+#include "heed/train/stop_signal.h"
+#include "heed/train/update_step.h"
+#include "heed/train/validator.h"
 
 namespace heed::train {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 
 namespace {
-
-std::atomic<int> g_signal{0};
-std::atomic<bool> g_saving{false};  // the leader is writing a checkpoint
-// The first SIGINT/SIGTERM asks for a checkpoint and a clean exit. A second one kills as usual, for a user
-// who does not want to wait for the save; during a save, though, it says that the save finishes first, as
-// being killed then would cost the very checkpoint the first signal asked for (SIGKILL still abandons it).
-extern "C" void on_signal(int signal) {
-  if (g_signal == 0) {
-    g_signal = signal;
-    return;
-  }
-  if (g_saving) {
-    static constexpr char kMessage[] = "heed: signal received during a checkpoint save: finishing the save, then "
-                                       "exiting (SIGKILL abandons it)\n";
-    [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
-    return;
-  }
-  std::signal(signal, SIG_DFL);
-  std::raise(signal);
-}
-
-// Marks a checkpoint save for the signal handler.
-class SavingScope {
- public:
-  SavingScope() { g_saving = true; }
-  ~SavingScope() { g_saving = false; }
-  SavingScope(const SavingScope&) = delete;
-  SavingScope& operator=(const SavingScope&) = delete;
-};
-
-// Restores the previous handlers when training ends, so a library user's own handlers survive.
-class SignalScope {
- public:
-  SignalScope() {
-    g_signal = 0;
-    previous_int_ = std::signal(SIGINT, on_signal);
-    previous_term_ = std::signal(SIGTERM, on_signal);
-  }
-  ~SignalScope() {
-    std::signal(SIGINT, previous_int_);
-    std::signal(SIGTERM, previous_term_);
-  }
-
- private:
-  void (*previous_int_)(int);
-  void (*previous_term_)(int);
-};
-
-bool stop_requested() { return g_signal != 0; }
 
 using Vocabs = data::Vocabularies;
 
@@ -235,196 +174,6 @@ void freeze(const nn::ParameterStore& store, const std::vector<std::string>& pat
   spdlog::info("frozen: {} of {} parameters ({})", frozen, store.numel(), fmt::join(patterns, ", "));
 }
 
-double global_grad_norm(const nn::ParameterStore& store) {
-  double sum = 0;
-  for (const auto& [name, p] : store.all()) {
-    if (!p.grad().defined()) continue;
-    const Tensor g = p.grad();
-    sum += static_cast<double>(ops::sum(ops::mul(g, g)).to(Device::cpu()).item());
-  }
-  return std::sqrt(sum);
-}
-
-std::string clock(double seconds) {
-  const int64_t s = static_cast<int64_t>(seconds);
-  return fmt::format("{}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60);
-}
-
-// metrics.jsonl: a fresh run starts it empty; a resumed one cuts it back to the checkpoint's step, so that it
-// reads as one uninterrupted run. Every record is flushed and checked: on a full disk training stops at once
-// instead of going on with a log that has a torn last line.
-class MetricsFile {
- public:
-  MetricsFile(const fs::path& path, std::optional<int64_t> resumed_at) : path_(path) {
-    if (resumed_at) {
-      std::string kept;
-      std::ifstream in(path);
-      for (std::string line; std::getline(in, line);) {
-        if (line.empty()) continue;
-        const json j = json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.value("step", int64_t{0}) <= *resumed_at) kept += line + "\n";
-      }
-      io::write_file_atomic(path.string(), kept);
-    }
-    out_.open(path, resumed_at ? std::ios::app : std::ios::trunc);
-    HEED_CHECK(out_.good(), "cannot write {}: {}", path.string(), std::strerror(errno));
-  }
-  void write(const json& record) {
-    out_ << record.dump() << "\n";
-    out_.flush();
-    HEED_CHECK(out_.good(), "cannot write {}: {} (disk full?)", path_.string(), std::strerror(errno));
-  }
-
- private:
-  fs::path path_;
-  std::ofstream out_;
-};
-
-// train.log. spdlog catches what a sink throws and goes on, so this sink writes each line with one
-// unbuffered write and keeps the first failure, which check() turns into an error.
-class TrainLogSink : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  explicit TrainLogSink(const fs::path& path) : path_(path.string()) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-    HEED_CHECK(fd_ >= 0, "cannot write {}: {}", path_, std::strerror(errno));
-  }
-  ~TrainLogSink() override { ::close(fd_); }
-  TrainLogSink(const TrainLogSink&) = delete;
-  TrainLogSink& operator=(const TrainLogSink&) = delete;
-
-  void check() {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    HEED_CHECK(error_.empty(), "cannot write {}: {} (disk full?)", path_, error_);
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t line;
-    formatter_->format(msg, line);
-    const char* p = line.data();
-    for (size_t n = line.size(); n > 0 && error_.empty();) {
-      const ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        error_ = w < 0 ? std::strerror(errno) : "nothing written";
-      } else {
-        p += w;
-        n -= static_cast<size_t>(w);
-      }
-    }
-  }
-  void flush_() override {}
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  std::string error_;
-};
-
-struct ValidationResult {
-  std::map<std::string, double> metrics;  // loss, ppl, bleu, chrf
-  std::string bleu_text, chrf_text;
-};
-
-// Validation split across ranks: rank r scores every world-th pair and translates every world-th
-// sentence; the sums are reduced and the translations gathered, so every rank gets the single-process
-// result (BLEU exactly; the loss up to the order of its sums) and takes the same decisions from it.
-class Validator {
- public:
-  Validator(const TrainConfig& c, const Vocabs& v, dist::Communicator& comm) : config_(c), vocabs_(v), comm_(comm) {
-    data::CorpusOptions options;
-    options.max_length = c.data.max_length;
-    const data::ParallelCorpus all =
-        data::load_parallel_corpus(c.data.valid_src, c.data.valid_tgt, v.src, v.tgt, options);
-    for (int64_t i = comm.rank(); i < all.size(); i += comm.world()) {
-      corpus_.src.push_back(all.src[static_cast<size_t>(i)]);
-      corpus_.tgt.push_back(all.tgt[static_cast<size_t>(i)]);
-      corpus_.line_index.push_back(all.line_index[static_cast<size_t>(i)]);
-    }
-    std::vector<std::string> sources = data::read_lines(c.data.valid_src);
-    references_ = data::read_lines(c.data.valid_tgt);
-    if (c.validation.max_sentences > 0 && static_cast<int64_t>(sources.size()) > c.validation.max_sentences) {
-      sources.resize(static_cast<size_t>(c.validation.max_sentences));
-      references_.resize(sources.size());
-    }
-    for (size_t i = static_cast<size_t>(comm.rank()); i < sources.size(); i += static_cast<size_t>(comm.world()))
-      sources_.push_back(sources[i]);
-  }
-
-  bool wants(const std::string& metric) const {
-    const auto& m = config_.validation.metrics;
-    return std::find(m.begin(), m.end(), metric) != m.end();
-  }
-
-  ValidationResult run(const nn::Transformer& model, DType compute) const {
-    autograd::NoGradGuard no_grad;
-    ValidationResult r;
-    if (wants("loss")) {
-      data::BatcherOptions options;
-      options.max_tokens = config_.data.max_tokens;
-      options.shuffle = false;
-      options.repeat = false;
-      options.pad_id = static_cast<int32_t>(model.config().pad_id);
-      options.eos_id = static_cast<int32_t>(model.config().eos_id);
-      options.decoder_start_id = static_cast<int32_t>(model.config().decoder_start_id);
-      std::vector<double> sums(3, 0.0);  // loss, nll, tokens
-      if (corpus_.size() > 0) {  // a rank can hold no pair when there are more ranks than pairs
-        data::Batcher batcher(corpus_, options);
-        for (data::LoadedBatch b; batcher.next(b);) {
-          nn::ForwardContext ctx;
-          ctx.compute = compute;
-          const nn::LossResult l = model.loss(b.batch, ctx, 1.0);  // sums, normalised below
-          sums[0] += l.loss.value().to(Device::cpu()).item();
-          sums[1] += l.nll_sum;
-          sums[2] += static_cast<double>(l.tokens);
-        }
-      }
-      comm_.all_reduce(sums, dist::ReduceOp::Sum);
-      r.metrics["loss"] = sums[0] / std::max(sums[2], 1.0);
-      r.metrics["ppl"] = std::exp(sums[1] / std::max(sums[2], 1.0));
-    }
-    if (wants("bleu") || wants("chrf")) {
-      decode::TranslateOptions options;
-      options.search.beam_size = static_cast<int>(config_.validation.beam_size);
-      options.search.length_penalty = static_cast<float>(config_.validation.length_penalty);
-      options.batch_tokens = config_.validation.batch_tokens;
-      // A signal cuts a single process's validation short; ranks would disagree on where, so with several
-      // they finish it and stop at the next update.
-      const bool single = comm_.world() == 1;
-      options.search.compute = compute;
-      const std::vector<decode::Translation> out = decode::translate(
-          model, vocabs_.src, vocabs_.tgt, sources_, options, [single] { return !single || !stop_requested(); });
-      if (single && stop_requested()) return r;
-      std::vector<std::string> mine;
-      for (const auto& t : out) mine.push_back(t.text);
-      const std::vector<std::vector<std::string>> gathered = dist::all_gather_strings(comm_, mine);
-      std::vector<std::string> hyps(references_.size());
-      for (size_t i = 0; i < hyps.size(); ++i)
-        hyps[i] = gathered[i % gathered.size()][i / gathered.size()];
-      if (wants("bleu")) {
-        const decode::BleuScore bleu = decode::corpus_bleu(hyps, references_);
-        r.metrics["bleu"] = bleu.score;
-        r.bleu_text = bleu.format(2, bleu.signature());
-      }
-      if (wants("chrf")) {
-        const decode::ChrfScore chrf = decode::corpus_chrf(hyps, references_);
-        r.metrics["chrf"] = chrf.score;
-        r.chrf_text = chrf.format(2, chrf.signature());
-      }
-    }
-    return r;
-  }
-
- private:
-  const TrainConfig& config_;
-  const Vocabs& vocabs_;
-  dist::Communicator& comm_;
-  data::ParallelCorpus corpus_;
-  std::vector<std::string> sources_, references_;
-};
-
-bool higher_is_better(const std::string& metric) { return metric == "bleu" || metric == "chrf"; }
-
 // Where --resume points: a checkpoint directory, or a run directory (its newest good checkpoint).
 std::string resume_checkpoint(const std::string& path) {
   if (fs::exists(fs::path(path) / "manifest.json")) return path;
@@ -538,22 +287,117 @@ Placement placement(const TrainConfig& c, int world) {
   return p;
 }
 
-void train(TrainConfig c, const RunOptions& run) {
-  validate(c);
-  HEED_CHECK(run.resume.empty() || run.init_from.empty(), "--resume and --init-from exclude each other");
-  HEED_CHECK(run.resume.empty() || !run.overwrite, "--resume and --overwrite exclude each other");
-  std::unique_ptr<dist::Communicator> comm = dist::make_communicator(c.training.collective_timeout);
-  // Rank 0 writes the run directory and logs; the others log only their warnings and errors.
+
+namespace {
+
+ops::AdamHyper adam_hyper(const OptimizerConfig& o) {
+  ops::AdamHyper hyper;
+  hyper.beta1 = static_cast<float>(o.beta1);
+  hyper.beta2 = static_cast<float>(o.beta2);
+  hyper.eps = static_cast<float>(o.eps);
+  hyper.weight_decay = static_cast<float>(o.weight_decay);
+  hyper.decoupled = o.type == "adamw";
+  return hyper;
+}
+
+// This rank's share of the training data, shuffled per epoch.
+data::BatcherOptions batcher_options(const TrainConfig& c, const nn::ModelConfig& mc, const dist::Communicator& comm) {
+  data::BatcherOptions options;
+  options.max_tokens = c.data.max_tokens;
+  options.max_sentences = c.data.max_sentences;
+  options.shuffle = c.data.shuffle;
+  options.seed = static_cast<uint64_t>(c.training.seed);
+  options.pad_id = static_cast<int32_t>(mc.pad_id);
+  options.eos_id = static_cast<int32_t>(mc.eos_id);
+  options.decoder_start_id = static_cast<int32_t>(mc.decoder_start_id);
+  options.prefetch = static_cast<int>(c.data.prefetch);
+  options.rank = comm.rank();
+  options.world = comm.world();
+  return options;
+}
+
+// The loop of a run (Marian's Train::run), over the parts that train() builds: the update step trains,
+// the scheduler decides when to log, validate, save and stop, and the reporter tells.
+struct TrainingLoop {
+  const TrainConfig& config;
+  const fs::path& run_dir;
+  bool leader;           // writes the checkpoints and train.log
+  const TrainLog* log;   // the leader's
+  TrainState& state;
+  data::Batcher& batcher;
+  UpdateStep& update;
+  const Validator* validator;  // none without validation data
+  Scheduler& scheduler;
+  Reporter& reporter;
+  const StopSignal& stop;
+  // What the validator runs and a checkpoint holds besides the state.
+  const nn::Transformer& model;
+  DType compute;
+  const nn::ParameterStore& store;
+  const AdamOptimizer& optimizer;
+  const LossScaler& scaler;
+  const std::vector<std::string>& checkpoint_files;  // the config and the vocabularies
+
+  void run() {
+    while (scheduler.keep_going()) {
+      if (log) log->check();  // a full disk stops training at once, not after a torn log
+      if (scheduler.epochs_done(batcher.position().epoch)) break;
+      const Update u = update.run(batcher, state, stop.requested());
+      if (u.stop) scheduler.stop();
+      if (!u.applied) continue;
+      reporter.add(u);
+      if (scheduler.log_due()) reporter.log_window(batcher.position().epoch + 1);
+      if (scheduler.validate_due()) validate();
+      if (scheduler.save_due()) save("scheduled");
+    }
+    if (scheduler.stopped()) reporter.stopping(stop.signal());
+    if (scheduler.final_save_due()) save(scheduler.stopped() ? "signal" : "end of training");
+    reporter.finished();
+  }
+
+  void validate() {
+    const std::optional<ValidationResult> result =
+        validator->run(model, compute, [this] { return stop.requested(); });
+    if (!result) return;
+    reporter.validation(*result);
+    const std::vector<std::string> improved = scheduler.record_validation(result->metrics);
+    if (!improved.empty() && config.checkpoints.keep_best) {
+      const std::string dir = save("validation");
+      const auto saving = stop.saving();
+      for (const std::string& name : improved)
+        if (leader) copy_checkpoint(dir, (run_dir / "checkpoints" / ("best-" + name)).string());
+      spdlog::info("new best: {}", fmt::join(improved, ", "));
+    }
+    if (scheduler.early_stopped())
+      spdlog::info("early stopping: {} did not improve in {} validations", config.validation.early_stopping_metric,
+                   state.bad_validations);
+  }
+
+  // Every rank saves, as a sharded optimizer gathers its moments; the leader writes. Returns the directory.
+  std::string save(const std::string& reason) {
+    TrainState saved = state;
+    saved.optimizer_steps = optimizer.steps();
+    saved.data = batcher.position();
+    saved.elapsed_s = reporter.elapsed();
+    saved.loss_scale = scaler.enabled() ? scaler.saved_scale() : 0;
+    saved.loss_scale_good_steps = scaler.saved_good_steps();
+    const std::string dir = (run_dir / "checkpoints" / step_checkpoint_name(state.step)).string();
+    scheduler.saved();
+    io::TensorMap moments = optimizer.state();  // a collective when the optimizer is sharded
+    if (!leader) return dir;                    // every rank holds the same weights and state
+    const auto saving = stop.saving();
+    save_checkpoint(dir, {model.config(), store.values(), std::move(moments), saved, checkpoint_files});
+    prune_checkpoints(run_dir.string(), config.checkpoints.keep_last);
+    spdlog::info("saved {} ({})", dir, reason);
+    return dir;
+  }
+};
+
+// train() once the run directory is claimed and its log open.
+void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<dist::Communicator> comm,
+                   const TrainLog* log) {
   const bool leader = comm->rank() == 0;
   const fs::path run_dir(c.run_dir);
-  std::shared_ptr<TrainLogSink> log_file;
-  if (leader) {
-    claim_run_dir(c, run, run_dir);
-    fs::create_directories(run_dir / "checkpoints");
-    remove_abandoned_saves(run_dir.string());
-    log_file = std::make_shared<TrainLogSink>(run_dir / "train.log");
-    spdlog::default_logger()->sinks().push_back(log_file);
-  }
   const spdlog::level::level_enum level = spdlog::level::from_str(c.logging.level);
   spdlog::set_level(leader ? level : std::max(level, spdlog::level::warn));
   if (c.training.threads > 0) omp_set_num_threads(static_cast<int>(c.training.threads));
@@ -608,13 +452,7 @@ void train(TrainConfig c, const RunOptions& run) {
     spdlog::info("training on {} in {} (fp32 master weights)", where.device.str(), dtype_name(where.compute));
   }
 
-  ops::AdamHyper hyper;
-  hyper.beta1 = static_cast<float>(c.optimizer.beta1);
-  hyper.beta2 = static_cast<float>(c.optimizer.beta2);
-  hyper.eps = static_cast<float>(c.optimizer.eps);
-  hyper.weight_decay = static_cast<float>(c.optimizer.weight_decay);
-  hyper.decoupled = c.optimizer.type == "adamw";
-  AdamOptimizer optimizer(store, hyper, c.optimizer.shard_state ? comm.get() : nullptr);
+  AdamOptimizer optimizer(store, adam_hyper(c.optimizer), c.optimizer.shard_state ? comm.get() : nullptr);
   if (!resume_from.empty()) {
     optimizer.load_state(load_optimizer_state(resume_from), state.optimizer_steps, resume_from);
     spdlog::info("resuming from {} at step {} (epoch {}, batch {})", resume_from, state.step, state.data.epoch + 1,
@@ -625,203 +463,55 @@ void train(TrainConfig c, const RunOptions& run) {
 
   data::CorpusOptions corpus_options;
   corpus_options.max_length = c.data.max_length;
-  data::BatcherOptions batch_options;
-  batch_options.max_tokens = c.data.max_tokens;
-  batch_options.max_sentences = c.data.max_sentences;
-  batch_options.shuffle = c.data.shuffle;
-  batch_options.seed = static_cast<uint64_t>(c.training.seed);
-  batch_options.pad_id = static_cast<int32_t>(mc.pad_id);
-  batch_options.eos_id = static_cast<int32_t>(mc.eos_id);
-  batch_options.decoder_start_id = static_cast<int32_t>(mc.decoder_start_id);
-  batch_options.prefetch = static_cast<int>(c.data.prefetch);
-  batch_options.rank = comm->rank();
-  batch_options.world = comm->world();
   data::Batcher batcher(
       data::load_parallel_corpus(c.data.train_src, c.data.train_tgt, vocabs.src, vocabs.tgt, corpus_options),
-      batch_options, state.data);
+      batcher_options(c, mc, *comm), state.data);
   spdlog::info("training data: {} batches per epoch of at most {} tokens", batcher.batches_per_epoch(),
                c.data.max_tokens);
   std::unique_ptr<Validator> validator;
   if (!c.data.valid_src.empty()) validator = std::make_unique<Validator>(c, vocabs, *comm);
 
-  std::optional<MetricsFile> metrics;
-  if (leader)
-    metrics.emplace(run_dir / "metrics.jsonl", resume_from.empty() ? std::nullopt : std::optional<int64_t>(state.step));
+  const bool resumed = !resume_from.empty();
+  const fs::path metrics_path = leader ? run_dir / "metrics.jsonl" : fs::path();
   state.world_size = comm->world();
-  const SignalScope signals;
-  const bool progress_bar = c.logging.progress_bar && isatty(STDERR_FILENO);
-  const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] {
-    return state.elapsed_s + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-  double window_start = elapsed();
-  const int64_t first_step = state.step;
-  int64_t saved_step = resume_from.empty() ? -1 : state.step;
+  const StopSignal stop;
+  Reporter reporter(c, state, metrics_path, resumed);
+  Scheduler scheduler(c, state, validator != nullptr, resumed);
+  nn::ForwardContext context;
+  context.compute = where.compute;
+  context.attention = where.attention;
+  context.seed = static_cast<uint64_t>(c.training.seed);
+  UpdateStep update(c, model, store, optimizer, scaler, *comm, context);
+  TrainingLoop{.config = c, .run_dir = run_dir, .leader = leader, .log = log, .state = state, .batcher = batcher,
+               .update = update, .validator = validator.get(), .scheduler = scheduler, .reporter = reporter,
+               .stop = stop, .model = model, .compute = where.compute, .store = store, .optimizer = optimizer,
+               .scaler = scaler, .checkpoint_files = checkpoint_files}
+      .run();
+}
 
-  auto save = [&](const std::string& reason) {
-    TrainState saved = state;
-    saved.optimizer_steps = optimizer.steps();
-    saved.data = batcher.position();
-    saved.elapsed_s = elapsed();
-    saved.loss_scale = scaler.enabled() ? scaler.saved_scale() : 0;
-    saved.loss_scale_good_steps = scaler.saved_good_steps();
-    const std::string dir = (run_dir / "checkpoints" / step_checkpoint_name(state.step)).string();
-    saved_step = state.step;
-    io::TensorMap moments = optimizer.state();  // a collective when the optimizer is sharded
-    if (!leader) return dir;                    // every rank holds the same weights and state
-    const SavingScope saving;
-    save_checkpoint(dir, {mc, store.values(), std::move(moments), saved, checkpoint_files});
-    prune_checkpoints(run_dir.string(), c.checkpoints.keep_last);
-    spdlog::info("saved {} ({})", dir, reason);
-    return dir;
-  };
+}  // namespace
 
-  auto validate_now = [&] {
-    const ValidationResult r = validator->run(model, where.compute);
-    if (comm->world() == 1 && stop_requested()) return false;
-    json record = {{"kind", "valid"}, {"step", state.step}};
-    std::string line = fmt::format("validation at step {}:", state.step);
-    for (const auto& [name, value] : r.metrics) {
-      record[name] = value;
-      line += fmt::format(" {} {:.4g}", name, value);
-    }
-    spdlog::info("{}", line);
-    if (!r.bleu_text.empty()) spdlog::info("{}", r.bleu_text);
-    if (!r.chrf_text.empty()) spdlog::info("{}", r.chrf_text);
-    if (metrics) metrics->write(record);
-    std::vector<std::string> improved;
-    for (const auto& [name, value] : r.metrics) {
-      if (name == "ppl") continue;
-      auto it = state.best.find(name);
-      const bool better = it == state.best.end() || (higher_is_better(name) ? value > it->second : value < it->second);
-      if (better) {
-        state.best[name] = value;
-        improved.push_back(name);
-      }
-    }
-    const std::string& key = c.validation.early_stopping_metric;
-    const bool key_improved = std::find(improved.begin(), improved.end(), key) != improved.end();
-    state.bad_validations = key_improved ? 0 : state.bad_validations + 1;
-    if (!improved.empty() && c.checkpoints.keep_best) {
-      const std::string dir = save("validation");
-      const SavingScope saving;
-      for (const std::string& name : improved)
-        if (leader) copy_checkpoint(dir, (run_dir / "checkpoints" / ("best-" + name)).string());
-      spdlog::info("new best: {}", fmt::join(improved, ", "));
-    }
-    return true;
-  };
-
-  GradientSync gradient_sync(store, *comm, static_cast<int64_t>(c.training.bucket_mb * (1 << 20)));
-  const int64_t accumulate = c.optimizer.update_freq;
-  bool early_stop = false, stop = false;
-  while (state.step < c.training.max_steps && !stop && !early_stop) {
-    if (log_file) log_file->check();  // a full disk stops training at once, not after a torn log
-    if (c.training.max_epochs > 0 && batcher.position().epoch >= c.training.max_epochs) break;
-    std::vector<data::LoadedBatch> micro(static_cast<size_t>(accumulate));
-    int64_t tokens = 0;
-    for (auto& b : micro) {
-      batcher.next(b);
-      tokens += b.tgt_tokens;
-    }
-    // The loss is normalised by the target tokens of the whole update on every rank, as fairseq and Marian
-    // do, so N ranks with batch b train the model that one process with batch N*b trains.
-    std::vector<double> global{static_cast<double>(tokens)};
-    comm->all_reduce(global, dist::ReduceOp::Sum);
-    const double update_tokens = global[0];
-    store.zero_grads();
-    double loss_sum = 0, nll_sum = 0;
-    for (int64_t i = 0; i < accumulate; ++i) {
-      nn::ForwardContext ctx;
-      ctx.training = true;
-      ctx.compute = where.compute;
-      ctx.attention = where.attention;
-      ctx.seed = static_cast<uint64_t>(c.training.seed);
-      // Micro-batch k of the update has the same dropout key whichever rank runs it.
-      ctx.step = static_cast<uint64_t>((state.step * accumulate + i) * comm->world() + comm->rank());
-      const nn::LossResult l = model.loss(micro[static_cast<size_t>(i)].batch, ctx, update_tokens);
-      loss_sum += static_cast<double>(l.loss.value().to(Device::cpu()).item()) * update_tokens;
-      nll_sum += l.nll_sum;
-      // Only the last batch of an update communicates; the others only accumulate. A sharded optimizer
-      // reduce-scatters the gradients itself.
-      if (i + 1 < accumulate || optimizer.sharded())
-        autograd::backward(l.loss, scaler.scale());
-      else
-        gradient_sync.backward_and_reduce(l.loss, scaler.scale());
-    }
-    // The stop vote rides along, so that every rank stops after the same update.
-    std::vector<double> sums{loss_sum, nll_sum, stop_requested() ? 1.0 : 0.0};
-    comm->all_reduce(sums, dist::ReduceOp::Sum);
-    loss_sum = sums[0];
-    nll_sum = sums[1];
-    stop = sums[2] > 0;
-    const double scaled_norm = optimizer.sharded() ? optimizer.reduce_gradients() : global_grad_norm(store);
-    const double loss_scale = scaler.scale();
-    if (!scaler.update(scaled_norm)) {
-      HEED_CHECK(scaler.enabled(), "step {}: the gradient norm is {} in {}: training diverged (try a lower "
-                 "optimizer.lr or optimizer.clip_norm)", state.step + 1, scaled_norm, dtype_name(where.compute));
-      ++state.skipped_updates;
-      spdlog::warn("step {}: fp16 gradients overflowed at loss scale {}; update skipped ({} so far), scale now {}",
-                   state.step + 1, loss_scale, state.skipped_updates, scaler.scale());
-      continue;
-    }
-    const double norm = scaled_norm / loss_scale;
-    const float scale = static_cast<float>(
-        (c.optimizer.clip_norm > 0 && norm > c.optimizer.clip_norm ? c.optimizer.clip_norm / norm : 1.0) / loss_scale);
-    ++state.step;
-    const double lr = learning_rate(c.schedule, c.optimizer.lr, state.step, c.training.max_steps);
-    optimizer.hyper().lr = static_cast<float>(lr);
-    optimizer.step(scale);
-
-    state.window_loss += loss_sum;
-    state.window_nll += nll_sum;
-    state.window_tokens += static_cast<int64_t>(update_tokens);
-    state.window_grad_norm += norm;
-    ++state.window_steps;
-    if (progress_bar) {
-      const int64_t in_window = state.step % c.logging.every;
-      fmt::print(stderr, "\r[{:>{}}] step {} loss {:.3f}", std::string(in_window * 30 / c.logging.every, '#'), 30,
-                 state.step, loss_sum / update_tokens);
-    }
-    if (state.step % c.logging.every == 0 || state.step == c.training.max_steps) {
-      if (progress_bar) fmt::print(stderr, "\r{:60}\r", "");
-      const double now = elapsed(), n = static_cast<double>(state.window_tokens);
-      const double tok_s = n / std::max(1e-9, now - window_start);
-      const double loss = state.window_loss / n, ppl = std::exp(state.window_nll / n);
-      const double eta = (now - state.elapsed_s) / static_cast<double>(state.step - first_step) *
-                         static_cast<double>(c.training.max_steps - state.step);
-      const int64_t epoch = batcher.position().epoch + 1;
-      spdlog::info("epoch {} step {}/{} loss {:.4f} ppl {:.2f} lr {:.3e} gnorm {:.3f} {:.0f} tgt tok/s elapsed {} eta {}",
-                   epoch, state.step, c.training.max_steps, loss, ppl, lr,
-                   state.window_grad_norm / static_cast<double>(state.window_steps), tok_s, clock(now), clock(eta));
-      if (metrics) metrics->write({{"kind", "train"}, {"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"ppl", ppl},
-                     {"lr", lr}, {"grad_norm", state.window_grad_norm / static_cast<double>(state.window_steps)},
-                     {"tgt_tok_s", tok_s}, {"elapsed_s", now}});
-      state.window_loss = state.window_nll = state.window_grad_norm = 0;
-      state.window_tokens = state.window_steps = 0;
-      window_start = now;
-    }
-    const bool last = state.step == c.training.max_steps;
-    if (validator && ((c.validation.every > 0 && state.step % c.validation.every == 0) || last)) {
-      if (validate_now() && c.validation.patience > 0 && state.bad_validations >= c.validation.patience) {
-        spdlog::info("early stopping: {} did not improve in {} validations", c.validation.early_stopping_metric,
-                     state.bad_validations);
-        early_stop = true;
-      }
-    }
-    if (saved_step != state.step && (state.step % c.checkpoints.every == 0 || last || early_stop)) save("scheduled");
+void train(TrainConfig c, const RunOptions& run) {
+  validate(c);
+  HEED_CHECK(run.resume.empty() || run.init_from.empty(), "--resume and --init-from exclude each other");
+  HEED_CHECK(run.resume.empty() || !run.overwrite, "--resume and --overwrite exclude each other");
+  std::unique_ptr<dist::Communicator> comm = dist::make_communicator(c.training.collective_timeout);
+  // Rank 0 writes the run directory and logs; the others log only their warnings and errors.
+  std::optional<TrainLog> log;
+  if (comm->rank() == 0) {
+    const fs::path run_dir(c.run_dir);
+    claim_run_dir(c, run, run_dir);
+    fs::create_directories(run_dir / "checkpoints");
+    remove_abandoned_saves(run_dir.string());
+    log.emplace(run_dir / "train.log");
   }
-  if (stop) {
-    if (progress_bar) fmt::print(stderr, "\n");
-    spdlog::warn("{}: saving and exiting",
-                 g_signal == SIGINT ? "received SIGINT" : g_signal == SIGTERM ? "received SIGTERM" : "another rank was signalled");
+  try {
+    train_claimed(c, run, std::move(comm), log ? &*log : nullptr);
+  } catch (const std::exception& e) {
+    if (log) log->error(e.what());  // why training ended belongs in its log, which closes with this scope
+    throw;
   }
-  if (saved_step != state.step && state.step > 0) save(stop ? "signal" : "end of training");
-  spdlog::info("training finished at step {} after {}", state.step, clock(elapsed()));
-  if (leader) {
-    spdlog::default_logger()->sinks().pop_back();
-    log_file->check();
-  }
+  if (log) log->check();
 }
 
 }  // namespace heed::train

@@ -1,6 +1,8 @@
 // The training loop of `heed train`: vocabulary, data, model, optimizer and schedule from a TrainConfig;
 // updates with gradient accumulation and clipping; logging, validation, checkpoints, early stopping, and a
-// clean save-and-exit on SIGINT/SIGTERM.
+// clean save-and-exit on SIGINT/SIGTERM. The loop's parts have headers of their own: scheduler.h decides when
+// to log, validate, save and stop; update_step.h trains; validator.h and reporter.h measure and tell;
+// stop_signal.h catches the signals.
 //
 // A run is a pure function of its config and seed, so a run that is interrupted and resumed from a
 // checkpoint logs the same losses, bit for bit, as one that never stopped (same thread count): batches

@@ -1,0 +1,59 @@
+// One update of training (Marian's GraphGroup::update): forward and backward over optimizer.update_freq
+// batches, the gradients summed over the ranks, fp16 loss scaling, clipping, the learning rate of the step
+// and the optimizer step.
+#pragma once
+
+#include <cstdint>
+
+#include "heed/data/batcher.h"
+#include "heed/dist/communicator.h"
+#include "heed/nn/modules.h"
+#include "heed/nn/parameters.h"
+#include "heed/nn/transformer.h"
+#include "heed/train/checkpoint.h"
+#include "heed/train/gradient_sync.h"
+#include "heed/train/loss_scaler.h"
+#include "heed/train/optimizer.h"
+#include "heed/train/train_config.h"
+
+namespace heed::train {
+
+// What an update did, summed over the ranks.
+struct Update {
+  bool applied = false;      // false: the fp16 gradients overflowed and the update was skipped
+  bool stop = false;         // some rank asked to stop: every rank stops after this update
+  double tokens = 0;         // target tokens
+  double loss_sum = 0;       // the loss times `tokens`
+  double nll_sum = 0;        // summed over the tokens
+  double grad_norm = 0;      // of the gradients, before clipping
+  double lr = 0;             // the learning rate of the step
+};
+
+class UpdateStep {
+ public:
+  // `context`: what every batch's forward pass starts from (compute type, attention backend, seed); the
+  // step, which keys dropout, is set per batch.
+  UpdateStep(const TrainConfig& config, const nn::Transformer& model, nn::ParameterStore& store,
+             AdamOptimizer& optimizer, LossScaler& scaler, dist::Communicator& comm, nn::ForwardContext context);
+
+  // Runs update state.step + 1 on the next batches of `batcher`. An applied update advances state.step, a
+  // skipped one state.skipped_updates. `stop_requested`, this rank's vote, rides along with the loss sums.
+  Update run(data::Batcher& batcher, TrainState& state, bool stop_requested);
+
+ private:
+  // The losses of the update's batches, backward into the gradients, which end up summed over the ranks.
+  void forward_backward(std::vector<data::LoadedBatch>& batches, int64_t step, Update& update);
+  // Clips, sets the learning rate and steps the optimizer; false when the loss scaler rejects the gradients.
+  bool apply(TrainState& state, Update& update);
+
+  const TrainConfig& config_;
+  const nn::Transformer& model_;
+  nn::ParameterStore& store_;
+  AdamOptimizer& optimizer_;
+  LossScaler& scaler_;
+  dist::Communicator& comm_;
+  nn::ForwardContext context_;
+  GradientSync gradient_sync_;
+};
+
+}  // namespace heed::train

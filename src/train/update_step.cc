@@ -1,0 +1,106 @@
+#include "heed/train/update_step.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+#include "heed/autograd/functions.h"
+#include "heed/core/error.h"
+#include "heed/ops/elementwise.h"
+#include "heed/train/schedule.h"
+
+namespace heed::train {
+
+namespace {
+
+double global_grad_norm(const nn::ParameterStore& store) {
+  double sum = 0;
+  for (const auto& [name, p] : store.all()) {
+    if (!p.grad().defined()) continue;
+    const Tensor g = p.grad();
+    sum += static_cast<double>(ops::sum(ops::mul(g, g)).to(Device::cpu()).item());
+  }
+  return std::sqrt(sum);
+}
+
+}  // namespace
+
+UpdateStep::UpdateStep(const TrainConfig& config, const nn::Transformer& model, nn::ParameterStore& store,
+                       AdamOptimizer& optimizer, LossScaler& scaler, dist::Communicator& comm,
+                       nn::ForwardContext context)
+    : config_(config),
+      model_(model),
+      store_(store),
+      optimizer_(optimizer),
+      scaler_(scaler),
+      comm_(comm),
+      context_(context),
+      gradient_sync_(store, comm, static_cast<int64_t>(config.training.bucket_mb * (1 << 20))) {}
+
+Update UpdateStep::run(data::Batcher& batcher, TrainState& state, bool stop_requested) {
+  std::vector<data::LoadedBatch> batches(static_cast<size_t>(config_.optimizer.update_freq));
+  int64_t tokens = 0;
+  for (auto& b : batches) {
+    batcher.next(b);
+    tokens += b.tgt_tokens;
+  }
+  // The loss is normalised by the target tokens of the whole update on every rank, as fairseq and Marian
+  // do, so N ranks with batch b train the model that one process with batch N*b trains.
+  std::vector<double> global{static_cast<double>(tokens)};
+  comm_.all_reduce(global, dist::ReduceOp::Sum);
+  Update update;
+  update.tokens = global[0];
+  forward_backward(batches, state.step, update);
+  // The stop vote rides along, so that every rank stops after the same update.
+  std::vector<double> sums{update.loss_sum, update.nll_sum, stop_requested ? 1.0 : 0.0};
+  comm_.all_reduce(sums, dist::ReduceOp::Sum);
+  update.loss_sum = sums[0];
+  update.nll_sum = sums[1];
+  update.stop = sums[2] > 0;
+  update.applied = apply(state, update);
+  return update;
+}
+
+void UpdateStep::forward_backward(std::vector<data::LoadedBatch>& batches, int64_t step, Update& update) {
+  const int64_t accumulate = static_cast<int64_t>(batches.size());
+  store_.zero_grads();
+  for (int64_t i = 0; i < accumulate; ++i) {
+    nn::ForwardContext ctx = context_;
+    ctx.training = true;
+    // Batch k of the update has the same dropout key whichever rank runs it.
+    ctx.step = static_cast<uint64_t>((step * accumulate + i) * comm_.world() + comm_.rank());
+    const nn::LossResult l = model_.loss(batches[static_cast<size_t>(i)].batch, ctx, update.tokens);
+    update.loss_sum += static_cast<double>(l.loss.value().to(Device::cpu()).item()) * update.tokens;
+    update.nll_sum += l.nll_sum;
+    // Only the last batch of an update communicates; the others only accumulate. A sharded optimizer
+    // reduce-scatters the gradients itself.
+    if (i + 1 < accumulate || optimizer_.sharded())
+      autograd::backward(l.loss, scaler_.scale());
+    else
+      gradient_sync_.backward_and_reduce(l.loss, scaler_.scale());
+  }
+}
+
+bool UpdateStep::apply(TrainState& state, Update& update) {
+  const double scaled_norm = optimizer_.sharded() ? optimizer_.reduce_gradients() : global_grad_norm(store_);
+  const double loss_scale = scaler_.scale();
+  if (!scaler_.update(scaled_norm)) {
+    HEED_CHECK(scaler_.enabled(), "step {}: the gradient norm is {} in {}: training diverged (try a lower "
+               "optimizer.lr or optimizer.clip_norm)", state.step + 1, scaled_norm, dtype_name(context_.compute));
+    ++state.skipped_updates;
+    spdlog::warn("step {}: fp16 gradients overflowed at loss scale {}; update skipped ({} so far), scale now {}",
+                 state.step + 1, loss_scale, state.skipped_updates, scaler_.scale());
+    return false;
+  }
+  update.grad_norm = scaled_norm / loss_scale;
+  const double clip = config_.optimizer.clip_norm;
+  const float grad_scale =
+      static_cast<float>((clip > 0 && update.grad_norm > clip ? clip / update.grad_norm : 1.0) / loss_scale);
+  ++state.step;
+  update.lr = learning_rate(config_.schedule, config_.optimizer.lr, state.step, config_.training.max_steps);
+  optimizer_.hyper().lr = static_cast<float>(update.lr);
+  optimizer_.step(grad_scale);
+  return true;
+}
+
+}  // namespace heed::train
