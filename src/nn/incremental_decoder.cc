@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "heed/ops/attention.h"
-#include "ops/cpu_math.h"
+#include "heed/ops/log_softmax.h"
 
 namespace heed::nn {
 
@@ -180,17 +180,7 @@ Tensor IncrementalDecoder::step(const std::vector<int32_t>& tokens) {
 }
 
 Tensor IncrementalDecoder::step_log_probs(const std::vector<int32_t>& tokens) {
-  Tensor log_probs = step(tokens).to(Device::cpu()).to(DType::F32).contiguous();
-  const int64_t rows = log_probs.size(0), width = log_probs.size(1);
-  float* base = log_probs.data<float>();
-#pragma omp parallel for if (rows * width > 65536)
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = base + r * width;
-    const ops::cpu::LogSoftmaxShift shift = ops::cpu::log_softmax_shift(row, width);
-#pragma omp simd
-    for (int64_t i = 0; i < width; ++i) row[i] = shift.log_prob(row[i]);
-  }
-  return log_probs;
+  return ops::log_softmax(step(tokens).to(Device::cpu()).to(DType::F32));
 }
 
 void IncrementalDecoder::reorder(const std::vector<int64_t>& from) {
