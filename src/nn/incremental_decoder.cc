@@ -1,12 +1,8 @@
-// The incremental decoder: Transformer::decode restated for one new position per call, over caches.
-// Each layer reads the same parameters through the same modules as the training path; only the attention
-// inputs differ (cached keys and values, one query per row), so the two cannot drift apart in their math.
+// The incremental decoder: Transformer::decode run one new position per call over the decoder layers'
+// key/value caches. The layers are the training path's own (DecoderLayer); this file only owns the cache
+// buffers: their growth, the reorder between steps and the rows' key padding.
 #include "heed/nn/incremental_decoder.h"
 
-#include <cmath>
-#include <limits>
-
-#include "heed/ops/attention.h"
 #include "heed/ops/log_softmax.h"
 
 namespace heed::nn {
@@ -79,15 +75,13 @@ IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& s
   const Variable memory = model.encode(src, &padding, ctx);
   source_padding_ = padding.to_vector<uint8_t>();
   const Shape cross_shape{max_rows, source_length_, config.heads, head_dim_};
-  for (const Transformer::DecoderLayer& layer : model.decoder_) {
+  for (int64_t i = 0; i < config.decoder_layers; ++i) {
     LayerCache cache;
     cache.cross_k = Tensor::empty(cross_shape, compute, memory.value().device());
     cache.cross_v = Tensor::empty(cross_shape, compute, memory.value().device());
-    const Shape memory_heads{rows_, source_length_, config.heads, head_dim_};
-    cache.cross_k.narrow(0, 0, rows_).copy_from(layer.encoder_attn.k_proj()(memory).value().view(memory_heads));
-    cache.cross_v.narrow(0, 0, rows_).copy_from(layer.encoder_attn.v_proj()(memory).value().view(memory_heads));
     layers_.push_back(std::move(cache));
   }
+  model.cache_memory(memory, live_caches());
   slot_source_.assign(max_rows, -1);
   for (int64_t i = 0; i < rows_; ++i) {
     row_source_.push_back(i);
@@ -102,7 +96,7 @@ void IncrementalDecoder::update_row_padding() {
   uint8_t* p = padding.data<uint8_t>();
   for (int64_t r = 0; r < rows_; ++r)
     std::copy_n(source_padding_.begin() + row_source_[r] * source_length_, source_length_, p + r * source_length_);
-  row_padding_ = padding.to(layers_.empty() ? Device::cpu() : layers_[0].cross_k.device());
+  row_padding_ = padding.to(model_.device());
 }
 
 void IncrementalDecoder::reserve_step() {
@@ -117,34 +111,21 @@ void IncrementalDecoder::reserve_step() {
       *buffer = grown;
     }
   }
-  positions_ = sinusoidal_positions(capacity, config.d_model).to(model_.tgt_embed_.value().device());
   capacity_ = capacity;
 }
 
-Variable IncrementalDecoder::attend(const MultiHeadAttention& attn, const Variable& q, const Tensor& keys,
-                                    const Tensor& values, int64_t length, const Tensor& key_padding) const {
-  const int64_t d = q.size(-1), heads = attn.heads();
-  ops::AttentionOptions options;
-  options.scale = 1.0f / std::sqrt(static_cast<float>(d / heads));  // as MultiHeadAttention computes it
-  options.key_padding = key_padding;
-  // [slots, L, H, Dh] caches -> [rows, H, length, Dh] views, read in place by the op.
-  auto split = [&](const Tensor& cache) { return cache.narrow(0, 0, rows_).narrow(1, 0, length).transpose(1, 2); };
-  const Tensor qh = q.value().view({rows_, 1, heads, d / heads}).transpose(1, 2);
-  const ops::AttentionResult result = ops::attention_forward(qh, split(keys), split(values), options);
-  return attn.out_proj()(Variable(result.out.transpose(1, 2).reshape({rows_, 1, d})));
-}
-
-Variable IncrementalDecoder::self_attention(const MultiHeadAttention& attn, LayerCache& cache, const Variable& h) {
-  const Shape new_position{rows_, 1, attn.heads(), head_dim_};
-  cache.self_k.narrow(0, 0, rows_).narrow(1, steps_, 1).copy_from(attn.k_proj()(h).value().view(new_position));
-  cache.self_v.narrow(0, 0, rows_).narrow(1, steps_, 1).copy_from(attn.v_proj()(h).value().view(new_position));
-  // The new position sees every cached one, so no causal mask is needed.
-  return attend(attn, attn.q_proj()(h), cache.self_k, cache.self_v, steps_ + 1, Tensor());
-}
-
-Variable IncrementalDecoder::cross_attention(const MultiHeadAttention& attn, const LayerCache& cache,
-                                             const Variable& h) const {
-  return attend(attn, attn.q_proj()(h), cache.cross_k, cache.cross_v, source_length_, row_padding_);
+std::vector<DecoderLayerCache> IncrementalDecoder::live_caches() const {
+  std::vector<DecoderLayerCache> caches;
+  for (const LayerCache& cache : layers_) {
+    DecoderLayerCache live;
+    live.encoder_attn = {cache.cross_k.narrow(0, 0, rows_), cache.cross_v.narrow(0, 0, rows_)};
+    // Once reserve_step has made room: the positions so far and the one this step decodes.
+    if (capacity_ > steps_)
+      live.self_attn = {cache.self_k.narrow(0, 0, rows_).narrow(1, 0, steps_ + 1),
+                        cache.self_v.narrow(0, 0, rows_).narrow(1, 0, steps_ + 1)};
+    caches.push_back(std::move(live));
+  }
+  return caches;
 }
 
 Tensor IncrementalDecoder::step(const std::vector<int32_t>& tokens) {
@@ -153,30 +134,13 @@ Tensor IncrementalDecoder::step(const std::vector<int32_t>& tokens) {
              rows_);
   autograd::NoGradGuard no_grad;
   reserve_step();
-  const ModelConfig& config = model_.config();
-  // Transformer::residual without dropout (this is inference).
-  auto residual = [&](const Variable& x, const LayerNorm& norm, auto&& f) {
-    return model_.pre_norm_ ? autograd::add(x, f(norm(x))) : norm(autograd::add(x, f(x)));
-  };
-  ForwardContext ctx;
+  ForwardContext ctx;  // training = false: no dropout
   ctx.compute = compute_;
-
-  const float scale = config.scale_embedding ? std::sqrt(static_cast<float>(config.d_model)) : 1.0f;
-  const Tensor ids = Tensor::from_vector(tokens, {rows_, 1}).to(model_.tgt_embed_.value().device());
-  Variable y = autograd::embedding(ids, model_.tgt_embed_, scale, config.pad_id);
-  y = autograd::cast(autograd::add_constant(y, positions_.narrow(0, steps_, 1)), compute_);
-  for (size_t i = 0; i < model_.decoder_.size(); ++i) {
-    const Transformer::DecoderLayer& layer = model_.decoder_[i];
-    LayerCache& cache = layers_[i];
-    y = residual(y, layer.self_attn_layer_norm,
-                 [&](const Variable& h) { return self_attention(layer.self_attn, cache, h); });
-    y = residual(y, layer.encoder_attn_layer_norm,
-                 [&](const Variable& h) { return cross_attention(layer.encoder_attn, cache, h); });
-    y = residual(y, layer.final_layer_norm, [&](const Variable& h) { return layer.ffn(h, ctx); });
-  }
-  if (model_.pre_norm_) y = model_.decoder_norm_(y);
+  // The encoder output is already in the caches (cache_memory), so the layers get no memory.
+  const Variable y = model_.decode(Tensor::from_vector(tokens, {rows_, 1}), Variable(), row_padding_, ctx,
+                                   live_caches(), steps_);
   ++steps_;
-  return model_.logits(autograd::reshape(y, {rows_, config.d_model})).value();
+  return model_.logits(autograd::reshape(y, {rows_, model_.config().d_model})).value();
 }
 
 Tensor IncrementalDecoder::step_log_probs(const std::vector<int32_t>& tokens) {

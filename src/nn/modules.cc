@@ -47,7 +47,11 @@ MultiHeadAttention::MultiHeadAttention(ParameterStore& store, const std::string&
       dropout_(dropout) {}
 
 Variable MultiHeadAttention::operator()(const Variable& x_q, const Variable& x_kv, const Tensor& key_padding,
-                                        bool causal, ForwardContext& ctx) const {
+                                        bool causal, ForwardContext& ctx, const KeyValueCache* cache) const {
+  if (cache) {
+    if (x_kv.defined()) cache_keys_values(x_kv, *cache);
+    return attend_cached(x_q, *cache, key_padding, ctx);
+  }
   ops::AttentionOptions options;
   options.scale = 1.0f / std::sqrt(static_cast<float>(x_q.size(-1) / heads_));
   options.causal = causal;
@@ -59,6 +63,34 @@ Variable MultiHeadAttention::operator()(const Variable& x_q, const Variable& x_k
   }
   Variable o = autograd::attention(q_proj_(x_q), k_proj_(x_kv), v_proj_(x_kv), heads_, options);
   return out_proj_(o);
+}
+
+void MultiHeadAttention::cache_keys_values(const Variable& x_kv, const KeyValueCache& cache) const {
+  const int64_t batch = x_kv.size(0), length = x_kv.size(1), d = x_kv.size(-1);
+  const Shape heads_shape{batch, length, heads_, d / heads_};
+  const int64_t first = cache.keys.size(1) - length;
+  HEED_CHECK(cache.keys.size(0) == batch && first >= 0,
+             "attention cache {} cannot take the keys of {} new positions for {} rows", shape_str(cache.keys.shape()),
+             length, batch);
+  cache.keys.narrow(1, first, length).copy_from(k_proj_(x_kv).value().view(heads_shape));
+  cache.values.narrow(1, first, length).copy_from(v_proj_(x_kv).value().view(heads_shape));
+}
+
+Variable MultiHeadAttention::attend_cached(const Variable& x_q, const KeyValueCache& cache,
+                                           const Tensor& key_padding, ForwardContext& ctx) const {
+  HEED_CHECK(!ctx.training && !autograd::grad_enabled(),
+             "attention with a key/value cache is for inference: no training, no gradients");
+  const int64_t rows = x_q.size(0), d = x_q.size(-1);
+  HEED_CHECK(x_q.size(1) == 1, "attention with a key/value cache takes one new position, got {}", x_q.size(1));
+  ops::AttentionOptions options;
+  options.scale = 1.0f / std::sqrt(static_cast<float>(d / heads_));
+  options.key_padding = key_padding;
+  options.backend = ctx.attention;
+  // [B, L, H, Dh] caches -> [B, H, L, Dh] views, read in place by the op.
+  const Tensor q = q_proj_(x_q).value().view({rows, 1, heads_, d / heads_}).transpose(1, 2);
+  const ops::AttentionResult result =
+      ops::attention_forward(q, cache.keys.transpose(1, 2), cache.values.transpose(1, 2), options);
+  return out_proj_(Variable(result.out.transpose(1, 2).reshape({rows, 1, d})));
 }
 
 FeedForward::FeedForward(ParameterStore& store, const std::string& prefix, int64_t d_model, int64_t ffn_dim,

@@ -6,7 +6,61 @@
 
 namespace heed::nn {
 
-using autograd::add;
+namespace {
+
+MultiHeadAttention attention(ParameterStore& store, const std::string& name, const ModelConfig& config) {
+  return MultiHeadAttention(store, name, config.d_model, config.heads, config.attention_dropout);
+}
+
+FeedForward feed_forward(ParameterStore& store, const std::string& prefix, const ModelConfig& config) {
+  return FeedForward(store, prefix, config.d_model, config.ffn_dim, ops::parse_activation(config.activation),
+                     config.activation_dropout);
+}
+
+LayerNorm layer_norm(ParameterStore& store, const std::string& name, const ModelConfig& config) {
+  return LayerNorm(store, name, config.d_model, config.layer_norm_eps);
+}
+
+}  // namespace
+
+// The members are initialised in declaration order, which is the order the parameters are created in and
+// so the order they draw from the store's seed.
+EncoderLayer::EncoderLayer(ParameterStore& store, const std::string& prefix, const ModelConfig& config)
+    : residual_{config.norm == "pre", config.dropout},
+      self_attn_(attention(store, prefix + ".self_attn", config)),
+      self_attn_layer_norm_(layer_norm(store, prefix + ".self_attn_layer_norm", config)),
+      ffn_(feed_forward(store, prefix, config)),
+      final_layer_norm_(layer_norm(store, prefix + ".final_layer_norm", config)) {}
+
+Variable EncoderLayer::operator()(const Variable& x, const Tensor& padding, ForwardContext& ctx) const {
+  const Variable h = residual_(x, self_attn_layer_norm_, ctx,
+                               [&](const Variable& in) { return self_attn_(in, in, padding, false, ctx); });
+  return residual_(h, final_layer_norm_, ctx, [&](const Variable& in) { return ffn_(in, ctx); });
+}
+
+DecoderLayer::DecoderLayer(ParameterStore& store, const std::string& prefix, const ModelConfig& config)
+    : residual_{config.norm == "pre", config.dropout},
+      self_attn_(attention(store, prefix + ".self_attn", config)),
+      self_attn_layer_norm_(layer_norm(store, prefix + ".self_attn_layer_norm", config)),
+      encoder_attn_(attention(store, prefix + ".encoder_attn", config)),
+      encoder_attn_layer_norm_(layer_norm(store, prefix + ".encoder_attn_layer_norm", config)),
+      ffn_(feed_forward(store, prefix, config)),
+      final_layer_norm_(layer_norm(store, prefix + ".final_layer_norm", config)) {}
+
+Variable DecoderLayer::operator()(const Variable& y, const Variable& memory, const Tensor& memory_padding,
+                                  ForwardContext& ctx, const DecoderLayerCache* cache) const {
+  Variable h = residual_(y, self_attn_layer_norm_, ctx, [&](const Variable& in) {
+    return self_attn_(in, in, Tensor(), true, ctx, cache ? &cache->self_attn : nullptr);
+  });
+  h = residual_(h, encoder_attn_layer_norm_, ctx, [&](const Variable& in) {
+    return encoder_attn_(in, memory, memory_padding, false, ctx, cache ? &cache->encoder_attn : nullptr);
+  });
+  return residual_(h, final_layer_norm_, ctx, [&](const Variable& in) { return ffn_(in, ctx); });
+}
+
+void DecoderLayer::cache_memory(const Variable& memory, const DecoderLayerCache& cache) const {
+  encoder_attn_.cache_keys_values(memory, cache.encoder_attn);
+}
 
 Transformer::Transformer(const ModelConfig& config, ParameterStore& store)
     : config_(config), pre_norm_(config.norm == "pre") {
@@ -21,54 +75,25 @@ Transformer::Transformer(const ModelConfig& config, ParameterStore& store)
   }
   if (config.final_logits_bias) final_logits_bias_ = store.create("final_logits_bias", {V}, Init::Zeros);
 
-  const ops::Activation act = ops::parse_activation(config.activation);
-  const float eps = config.layer_norm_eps;
-  auto attn = [&](const std::string& name) {
-    return MultiHeadAttention(store, name, d, config.heads, config.attention_dropout);
-  };
-  auto ffn = [&](const std::string& prefix) {
-    return FeedForward(store, prefix, d, config.ffn_dim, act, config.activation_dropout);
-  };
-  for (int64_t i = 0; i < config.encoder_layers; ++i) {
-    const std::string p = fmt::format("encoder.layers.{}", i);
-    EncoderLayer layer;
-    layer.self_attn = attn(p + ".self_attn");
-    layer.self_attn_layer_norm = LayerNorm(store, p + ".self_attn_layer_norm", d, eps);
-    layer.ffn = ffn(p);
-    layer.final_layer_norm = LayerNorm(store, p + ".final_layer_norm", d, eps);
-    encoder_.push_back(std::move(layer));
-  }
-  for (int64_t i = 0; i < config.decoder_layers; ++i) {
-    const std::string p = fmt::format("decoder.layers.{}", i);
-    DecoderLayer layer;
-    layer.self_attn = attn(p + ".self_attn");
-    layer.self_attn_layer_norm = LayerNorm(store, p + ".self_attn_layer_norm", d, eps);
-    layer.encoder_attn = attn(p + ".encoder_attn");
-    layer.encoder_attn_layer_norm = LayerNorm(store, p + ".encoder_attn_layer_norm", d, eps);
-    layer.ffn = ffn(p);
-    layer.final_layer_norm = LayerNorm(store, p + ".final_layer_norm", d, eps);
-    decoder_.push_back(std::move(layer));
-  }
+  for (int64_t i = 0; i < config.encoder_layers; ++i)
+    encoder_.emplace_back(store, fmt::format("encoder.layers.{}", i), config);
+  for (int64_t i = 0; i < config.decoder_layers; ++i)
+    decoder_.emplace_back(store, fmt::format("decoder.layers.{}", i), config);
   if (pre_norm_) {
-    encoder_norm_ = LayerNorm(store, "encoder.layer_norm", d, eps);
-    decoder_norm_ = LayerNorm(store, "decoder.layer_norm", d, eps);
+    encoder_norm_ = layer_norm(store, "encoder.layer_norm", config);
+    decoder_norm_ = layer_norm(store, "decoder.layer_norm", config);
   }
 }
 
-Variable Transformer::embed(const Tensor& ids, const Variable& table, ForwardContext& ctx) const {
+Variable Transformer::embed(const Tensor& ids, const Variable& table, int64_t first_position,
+                            ForwardContext& ctx) const {
   const float scale = config_.scale_embedding ? std::sqrt(static_cast<float>(config_.d_model)) : 1.0f;
   Variable x = autograd::embedding(ids.to(device()), table, scale, config_.pad_id);
-  const int64_t length = ids.size(1);
-  if (!positions_.defined() || positions_.size(0) < length || positions_.device() != device())
-    positions_ = sinusoidal_positions(std::max<int64_t>(length, 256), config_.d_model).to(device());
-  x = autograd::add_constant(x, positions_.narrow(0, 0, length));
+  const int64_t end = first_position + ids.size(1);
+  if (!positions_.defined() || positions_.size(0) < end || positions_.device() != device())
+    positions_ = sinusoidal_positions(std::max<int64_t>(2 * end, 256), config_.d_model).to(device());
+  x = autograd::add_constant(x, positions_.narrow(0, first_position, ids.size(1)));
   return ctx.dropout(autograd::cast(x, ctx.compute), config_.dropout);
-}
-
-template <typename F>
-Variable Transformer::residual(const Variable& x, const LayerNorm& norm, ForwardContext& ctx, F&& f) const {
-  if (pre_norm_) return add(x, ctx.dropout(f(norm(x)), config_.dropout));
-  return norm(add(x, ctx.dropout(f(x), config_.dropout)));
 }
 
 Variable Transformer::encode(const Tensor& src, Tensor* src_padding, ForwardContext& ctx) const {
@@ -80,26 +105,26 @@ Variable Transformer::encode(const Tensor& src, Tensor* src_padding, ForwardCont
   mask = mask.to(device());
   *src_padding = mask;
 
-  Variable x = embed(src, src_embed_, ctx);
-  for (const EncoderLayer& layer : encoder_) {
-    x = residual(x, layer.self_attn_layer_norm, ctx,
-                 [&](const Variable& h) { return layer.self_attn(h, h, mask, false, ctx); });
-    x = residual(x, layer.final_layer_norm, ctx, [&](const Variable& h) { return layer.ffn(h, ctx); });
-  }
+  Variable x = embed(src, src_embed_, 0, ctx);
+  for (const EncoderLayer& layer : encoder_) x = layer(x, mask, ctx);
   return pre_norm_ ? encoder_norm_(x) : x;
 }
 
 Variable Transformer::decode(const Tensor& tgt_in, const Variable& memory, const Tensor& src_padding,
-                             ForwardContext& ctx) const {
-  Variable y = embed(tgt_in, tgt_embed_, ctx);
-  for (const DecoderLayer& layer : decoder_) {
-    y = residual(y, layer.self_attn_layer_norm, ctx,
-                 [&](const Variable& h) { return layer.self_attn(h, h, Tensor(), true, ctx); });
-    y = residual(y, layer.encoder_attn_layer_norm, ctx,
-                 [&](const Variable& h) { return layer.encoder_attn(h, memory, src_padding, false, ctx); });
-    y = residual(y, layer.final_layer_norm, ctx, [&](const Variable& h) { return layer.ffn(h, ctx); });
-  }
+                             ForwardContext& ctx, std::span<const DecoderLayerCache> caches,
+                             int64_t first_position) const {
+  HEED_CHECK(caches.empty() || caches.size() == decoder_.size(), "decode: {} caches for {} decoder layers",
+             caches.size(), decoder_.size());
+  Variable y = embed(tgt_in, tgt_embed_, first_position, ctx);
+  for (size_t i = 0; i < decoder_.size(); ++i)
+    y = decoder_[i](y, memory, src_padding, ctx, caches.empty() ? nullptr : &caches[i]);
   return pre_norm_ ? decoder_norm_(y) : y;
+}
+
+void Transformer::cache_memory(const Variable& memory, std::span<const DecoderLayerCache> caches) const {
+  HEED_CHECK(caches.size() == decoder_.size(), "cache_memory: {} caches for {} decoder layers", caches.size(),
+             decoder_.size());
+  for (size_t i = 0; i < decoder_.size(); ++i) decoder_[i].cache_memory(memory, caches[i]);
 }
 
 Variable Transformer::logits(const Variable& hidden) const {

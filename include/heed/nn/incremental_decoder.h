@@ -53,11 +53,8 @@ class IncrementalDecoder {
     Tensor cross_k, cross_v;  // [max_rows, Ls, H, Dh]: row r holds the projection of source slot_source_[r]
   };
 
-  Variable self_attention(const MultiHeadAttention& attn, LayerCache& cache, const Variable& h);
-  Variable cross_attention(const MultiHeadAttention& attn, const LayerCache& cache, const Variable& h) const;
-  // Attention of q [rows, 1, d] over the first `length` positions of the cached keys and values.
-  Variable attend(const MultiHeadAttention& attn, const Variable& q, const Tensor& keys, const Tensor& values,
-                  int64_t length, const Tensor& key_padding) const;
+  // Views of the caches for the live rows, as the decoder layers read and write them (DecoderLayerCache).
+  std::vector<DecoderLayerCache> live_caches() const;
   // Grows the self-attention caches (doubling) so that position `steps_` fits.
   void reserve_step();
   void update_row_padding();
@@ -66,7 +63,6 @@ class IncrementalDecoder {
   int64_t max_rows_, rows_, steps_ = 0, capacity_ = 0, source_length_, head_dim_;
   DType compute_;
   std::vector<LayerCache> layers_;
-  Tensor positions_;                     // sinusoidal table, grown with the caches
   std::vector<uint8_t> source_padding_;  // [B, Ls] host copy of the encoder's key-padding mask
   std::vector<int64_t> row_source_;      // source sentence of each live row
   std::vector<int64_t> slot_source_;     // source sentence whose cross K/V each of the max_rows slots holds

@@ -60,22 +60,29 @@ class LayerNorm {
   float eps_ = 1e-5f;
 };
 
+// Keys and values an attention has already projected, for incremental decoding: [B, L, H, Dh] views into
+// buffers that the caller owns (IncrementalDecoder grows and reorders them), read and written in place.
+struct KeyValueCache {
+  Tensor keys, values;
+};
+
 class MultiHeadAttention {
  public:
   MultiHeadAttention() = default;
   MultiHeadAttention(ParameterStore& store, const std::string& name, int64_t d_model, int64_t heads, float dropout);
-  // x_q: [B, Lq, d], x_kv: [B, Lk, d]; key_padding: optional U8 [B, Lk].
+  // x_q: [B, Lq, d], x_kv: [B, Lk, d]; key_padding: optional U8 [B, Lk] (Lk: the cache's length with a cache).
+  // With a cache (inference only): x_q is one new position [B, 1, d]. If x_kv is defined, its keys and values
+  // are first written into the cache's last Lk positions (self-attention: the new position's own); then the
+  // query attends over every cached position, which it may all see, so `causal` needs no mask.
   Variable operator()(const Variable& x_q, const Variable& x_kv, const Tensor& key_padding, bool causal,
-                      ForwardContext& ctx) const;
-
-  // The parts, for the incremental decoder, which projects each key and value once and caches it.
-  const Linear& q_proj() const { return q_proj_; }
-  const Linear& k_proj() const { return k_proj_; }
-  const Linear& v_proj() const { return v_proj_; }
-  const Linear& out_proj() const { return out_proj_; }
-  int64_t heads() const { return heads_; }
+                      ForwardContext& ctx, const KeyValueCache* cache = nullptr) const;
+  // Writes the keys and values of x_kv [B, Lk, d] into the cache's last Lk positions.
+  void cache_keys_values(const Variable& x_kv, const KeyValueCache& cache) const;
 
  private:
+  Variable attend_cached(const Variable& x_q, const KeyValueCache& cache, const Tensor& key_padding,
+                         ForwardContext& ctx) const;
+
   Linear q_proj_, k_proj_, v_proj_, out_proj_;
   int64_t heads_ = 1;
   float dropout_ = 0.0f;

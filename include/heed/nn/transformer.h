@@ -1,6 +1,8 @@
 // The encoder-decoder Transformer of docs/model.md.
 #pragma once
 
+#include <span>
+#include <string>
 #include <vector>
 
 #include "heed/data/batch.h"
@@ -15,7 +17,61 @@ struct LossResult {
   int64_t tokens = 0;       // target tokens counted
 };
 
-class IncrementalDecoder;
+// How a sublayer joins the residual stream: post-norm x = LN(x + drop(f(x))), pre-norm x = x + drop(f(LN(x))).
+struct Residual {
+  bool pre_norm = false;
+  float dropout = 0.0f;
+
+  template <typename F>
+  Variable operator()(const Variable& x, const LayerNorm& norm, ForwardContext& ctx, F&& f) const {
+    if (pre_norm) return autograd::add(x, ctx.dropout(f(norm(x)), dropout));
+    return norm(autograd::add(x, ctx.dropout(f(x), dropout)));
+  }
+};
+
+class EncoderLayer {
+ public:
+  // Creates the parameters under `prefix` (encoder.layers.<i>).
+  EncoderLayer(ParameterStore& store, const std::string& prefix, const ModelConfig& config);
+  // x: [B, Ls, d]; padding: U8 [B, Ls], 1 at padding.
+  Variable operator()(const Variable& x, const Tensor& padding, ForwardContext& ctx) const;
+
+ private:
+  Residual residual_;
+  MultiHeadAttention self_attn_;
+  LayerNorm self_attn_layer_norm_;
+  FeedForward ffn_;
+  LayerNorm final_layer_norm_;
+};
+
+// What one decoder layer keeps between incremental decoding steps (see MultiHeadAttention): the keys and
+// values of the target positions so far, and those of the encoder output.
+struct DecoderLayerCache {
+  KeyValueCache self_attn, encoder_attn;
+};
+
+// The decoder block, the same for training and decoding. Without a cache it runs teacher-forced over the
+// whole target (causal self-attention); with one, it runs one new position over the cached keys and values.
+class DecoderLayer {
+ public:
+  // Creates the parameters under `prefix` (decoder.layers.<i>).
+  DecoderLayer(ParameterStore& store, const std::string& prefix, const ModelConfig& config);
+  // y: [B, Lt, d]; memory: the encoder output [B, Ls, d], undefined with a cache (cache_memory has already
+  // projected it); memory_padding: U8 [B, Ls], 1 at padding.
+  Variable operator()(const Variable& y, const Variable& memory, const Tensor& memory_padding, ForwardContext& ctx,
+                      const DecoderLayerCache* cache = nullptr) const;
+  // Writes the cross-attention keys and values of memory [B, Ls, d] into cache.encoder_attn.
+  void cache_memory(const Variable& memory, const DecoderLayerCache& cache) const;
+
+ private:
+  Residual residual_;
+  MultiHeadAttention self_attn_;
+  LayerNorm self_attn_layer_norm_;
+  MultiHeadAttention encoder_attn_;
+  LayerNorm encoder_attn_layer_norm_;
+  FeedForward ffn_;
+  LayerNorm final_layer_norm_;
+};
 
 class Transformer {
  public:
@@ -30,32 +86,21 @@ class Transformer {
 
   // Encoder output [B, Ls, d]. src_padding receives the U8 [B, Ls] key-padding mask.
   Variable encode(const Tensor& src, Tensor* src_padding, ForwardContext& ctx) const;
-  // Decoder output before the vocabulary projection, [B, Lt, d].
-  Variable decode(const Tensor& tgt_in, const Variable& memory, const Tensor& src_padding, ForwardContext& ctx) const;
+  // Decoder output before the vocabulary projection, [B, Lt, d], for target tokens whose first sits at
+  // position `first_position`. Training passes no caches; incremental decoding (incremental_decoder.h)
+  // passes one per decoder layer, one position at a time, after cache_memory.
+  Variable decode(const Tensor& tgt_in, const Variable& memory, const Tensor& src_padding, ForwardContext& ctx,
+                  std::span<const DecoderLayerCache> caches = {}, int64_t first_position = 0) const;
+  // Writes each decoder layer's cross-attention keys and values of memory [B, Ls, d] into its cache.
+  void cache_memory(const Variable& memory, std::span<const DecoderLayerCache> caches) const;
   // [N, d] -> [N, V].
   Variable logits(const Variable& hidden) const;
   // Label-smoothed cross-entropy over non-pad target tokens; normalizer <= 0 averages over them.
   LossResult loss(const data::Batch& batch, ForwardContext& ctx, double normalizer = 0) const;
 
  private:
-  // Runs the decoder layers one position at a time with cached keys and values (incremental_decoder.h).
-  friend class IncrementalDecoder;
-
-  struct EncoderLayer {
-    MultiHeadAttention self_attn;
-    LayerNorm self_attn_layer_norm, final_layer_norm;
-    FeedForward ffn;
-  };
-  struct DecoderLayer {
-    MultiHeadAttention self_attn, encoder_attn;
-    LayerNorm self_attn_layer_norm, encoder_attn_layer_norm, final_layer_norm;
-    FeedForward ffn;
-  };
-
-  Variable embed(const Tensor& ids, const Variable& table, ForwardContext& ctx) const;
-  // One residual block: post-norm x = LN(x + drop(f(x))), pre-norm x = x + drop(f(LN(x))).
-  template <typename F>
-  Variable residual(const Variable& x, const LayerNorm& norm, ForwardContext& ctx, F&& f) const;
+  // Token embeddings plus the positions [first_position, first_position + L), in the compute type.
+  Variable embed(const Tensor& ids, const Variable& table, int64_t first_position, ForwardContext& ctx) const;
 
   ModelConfig config_;
   Variable src_embed_, tgt_embed_, out_embed_, final_logits_bias_;
