@@ -26,8 +26,10 @@ debian_pins=(
   huggingface-hub==0.24.7
   safetensors==0.4.5
   sacrebleu==2.4.3
+  sentencepiece==0.2.0  # MarianTokenizer (test_export_ctranslate2.py)
+  ctranslate2==4.6.2    # the last whose converter runs on transformers 4.44 (4.6.3 passes dtype=)
 )
-debian_check="import torch, transformers, safetensors, sacrebleu, yaml
+debian_check="import torch, transformers, safetensors, sacrebleu, yaml, sentencepiece, ctranslate2
 from transformers import MarianMTModel, MarianConfig
 print(f'setup-python: .venv: torch {torch.__version__}, transformers {transformers.__version__}, '
       f'safetensors {safetensors.__version__}, sacrebleu {sacrebleu.__version__}')"

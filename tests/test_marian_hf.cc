@@ -3,6 +3,7 @@
 // name the culprits. (tests/python/test_parity_hf.py checks the same files against transformers itself.)
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -77,7 +78,18 @@ TEST_CASE("export-hf writes MarianMT's names and import-hf reads them back uncha
     const std::string out_source = std::string(tie) == "none" ? "lm_head.weight" : std::string(tie) == "all"
                                                                                         ? "shared.weight"
                                                                                         : "decoder.embed_tokens.weight";
-    CHECK(same(hf.at("lm_head.weight"), model.weights.at(out_source)));
+    // The output matrix in OPUS-MT's order: row i is the model's row order[i]; the pad row is zero where it is
+    // also the decoder's input table (its embedding moved into the positions, below).
+    const std::vector<int64_t> order = nn::opus_order(model.config);
+    {
+      const std::vector<float> out = hf.at("lm_head.weight").to_vector<float>();
+      const std::vector<float> original = model.weights.at(out_source).to_vector<float>();
+      for (int64_t i = 0; i < 24; ++i)
+        for (int64_t j = 0; j < 8; ++j) {
+          const float want = i == 23 && std::string(tie) != "none" ? 0.0f : original[order[i] * 8 + j];
+          CHECK(out[i * 8 + j] == want);
+        }
+    }
 
     const nlohmann::json config = read_json(dir.file("hf/config.json"));
     CHECK(config["model_type"] == "marian");
@@ -86,20 +98,104 @@ TEST_CASE("export-hf writes MarianMT's names and import-hf reads them back uncha
     CHECK(config["dropout"].dump() == "0.1");
     CHECK(config["max_position_embeddings"] == 32);
 
+    // OPUS-MT's numbering: eos (2) first, pad (3) last, the rest in order.
+    CHECK(order.front() == 2);
+    CHECK(order[1] == 0);
+    CHECK(order[2] == 1);
+    CHECK(order[3] == 4);
+    CHECK(order.back() == 3);
+    CHECK(config["pad_token_id"] == 23);
+    CHECK(config["eos_token_id"] == 0);
+    CHECK(config["decoder_start_token_id"] == 23);
+    const std::string decoder_table = std::string(tie) == "all" ? "shared.weight" : "decoder.embed_tokens.weight";
+    // The start token's embedding moved into row 0 of the decoder's positions; the encoder's are the sinusoid.
+    const std::vector<float> start = model.weights.at(decoder_table).narrow(0, 3, 1).to_vector<float>();
+    const std::vector<float> sinusoid = nn::sinusoidal_positions(1, 8).to_vector<float>();
+    const std::vector<float> row0 = hf.at("model.decoder.embed_positions.weight").narrow(0, 0, 1).to_vector<float>();
+    const std::vector<float> exported_start = hf.at("model.decoder.embed_tokens.weight").narrow(0, 23, 1).to_vector<float>();
+    float worst = 0;
+    for (int j = 0; j < 8; ++j) {
+      const float e = std::abs(row0[j] - (sinusoid[j] + std::sqrt(8.0f) * start[j]));
+      if (!(e <= worst)) worst = e;
+      CHECK(exported_start[j] == 0.0f);
+    }
+    CHECK(worst <= 1e-6f);
+    CHECK(same(hf.at("model.encoder.embed_positions.weight"), nn::sinusoidal_positions(32, 8)));
+
     const nn::ModelDir back = nn::import_marian_hf(dir.file("hf"));
     CHECK(back.config.tie_embeddings == tie);
     CHECK(back.config.final_logits_bias == bias);
     CHECK(back.config.activation == "gelu");
-    CHECK(back.config.pad_id == 3);
-    CHECK(back.config.decoder_start_id == 3);
+    CHECK(back.config.pad_id == 23);
+    CHECK(back.config.eos_id == 0);
+    CHECK(back.config.decoder_start_id == 23);
     CHECK(back.config.heads == 2);
     REQUIRE(back.weights.size() == model.weights.size());
     for (const auto& [name, t] : model.weights) {
       INFO(name);
       REQUIRE(back.weights.count(name) == 1);
-      CHECK(same(back.weights.at(name), t));
+      const Tensor& got = back.weights.at(name);
+      const bool by_token = name == "final_logits_bias" || name.ends_with("embed_tokens.weight") ||
+                            name == "shared.weight" || name == "lm_head.weight";
+      if (!by_token) {
+        CHECK(same(got, t));
+        continue;
+      }
+      // Row i of the import is row order[i] of the model: exactly, but for the start row, which went through
+      // (position + scale * start - position) / scale in float.
+      const int64_t row = t.numel() / t.size(0);
+      const std::vector<float> want = t.to_vector<float>(), have = got.to_vector<float>();
+      REQUIRE(got.shape() == t.shape());
+      float start_error = 0;
+      for (int64_t i = 0; i < t.size(0); ++i)
+        for (int64_t j = 0; j < row; ++j) {
+          const float a = have[i * row + j], b = want[order[i] * row + j];
+          if (name == decoder_table && i == 23) {
+            if (!(std::abs(a - b) <= start_error)) start_error = std::abs(a - b);
+          } else {
+            CHECK(a == b);
+          }
+        }
+      CHECK(start_error <= 1e-6f);
     }
   }
+}
+
+TEST_CASE("import-hf reads Heed's earlier exports: pad 0, positions the sinusoid", "[io][hf]") {
+  TempDir dir;
+  nn::ModelConfig config = tiny_config("all", false);
+  config.pad_id = 0;
+  config.eos_id = 2;
+  config.decoder_start_id = 0;
+  const nn::ModelDir model = random_model(config, 9);
+  nn::export_marian_hf(model, "test model", dir.file("hf"), 32);
+  // Rewrite the export as the earlier export-hf wrote it: the model's own ids, the plain sinusoid.
+  io::TensorMap hf = io::load_safetensors(dir.file("hf/model.safetensors"));
+  for (const char* name : {"model.shared.weight", "model.encoder.embed_tokens.weight",
+                           "model.decoder.embed_tokens.weight", "lm_head.weight"})
+    hf[name] = model.weights.at("shared.weight");
+  hf["model.decoder.embed_positions.weight"] = nn::sinusoidal_positions(32, 8);
+  io::save_safetensors(dir.file("hf/model.safetensors"), hf);
+  nlohmann::json hf_config = read_json(dir.file("hf/config.json"));
+  hf_config["pad_token_id"] = 0;
+  hf_config["decoder_start_token_id"] = 0;
+  hf_config["eos_token_id"] = 2;
+  write_json(dir.file("hf/config.json"), hf_config);
+
+  const nn::ModelDir back = nn::import_marian_hf(dir.file("hf"));
+  CHECK(back.config.pad_id == 0);
+  CHECK(back.config.eos_id == 2);
+  for (const auto& [name, t] : model.weights) {
+    INFO(name);
+    CHECK(same(back.weights.at(name), t));
+  }
+  // A folded start embedding needs a zero start row to go back to.
+  hf["model.decoder.embed_positions.weight"] = nn::sinusoidal_positions(32, 8).clone();
+  hf["model.decoder.embed_positions.weight"].data<float>()[0] += 0.5f;
+  io::save_safetensors(dir.file("hf/model.safetensors"), hf);
+  CHECK_THROWS_WITH(nn::import_marian_hf(dir.file("hf")),
+                    Catch::Contains("row 0 of model.decoder.embed_positions.weight differs from Marian's sinusoid, but "
+                                    "the decoder start token 0 has an embedding of its own"));
 }
 
 TEST_CASE("export-hf --names-only renames Heed names and rejects others", "[io][hf]") {

@@ -228,9 +228,12 @@ bool same_values(const Tensor& a, const Tensor& b) {
 
 // `stored` is the file's dtype: a table saved in 16 bits carries that type's rounding (values are in
 // [-1, 1], so at most 2^-12 for F16 and 2^-9 for BF16); fp32 tables must match to 1e-5.
+float position_tolerance(DType stored) { return stored == DType::F32 ? 1e-5f : stored == DType::F16 ? 5e-4f : 4e-3f; }
+
+// Rows from `first_row` on; the decoder's row 0 may hold a folded start embedding (export_marian_hf).
 void check_positions(const Tensor& table, DType stored, const std::string& name, const HfConfig& config,
-                     const std::string& path) {
-  const float tolerance = stored == DType::F32 ? 1e-5f : stored == DType::F16 ? 5e-4f : 4e-3f;
+                     const std::string& path, int64_t first_row) {
+  const float tolerance = position_tolerance(stored);
   const int64_t d_model = config.model.d_model;
   HEED_CHECK(table.dim() == 2 && table.size(0) == config.max_positions && table.size(1) == d_model,
              "{}: {} has shape {}, expected [{}, {}] (max_position_embeddings, d_model)", path, name,
@@ -238,7 +241,7 @@ void check_positions(const Tensor& table, DType stored, const std::string& name,
   const Tensor expected = sinusoidal_positions(table.size(0), d_model);
   const float* got = table.data<float>();
   const float* want = expected.data<float>();
-  for (int64_t i = 0; i < table.numel(); ++i)
+  for (int64_t i = first_row * d_model; i < table.numel(); ++i)
     HEED_CHECK(std::abs(got[i] - want[i]) <= tolerance,
                "{}: {} differs from Marian's sinusoidal table (docs/model.md) at position {}, column {}: {} instead "
                "of {}; Heed supports static sinusoidal positions only",
@@ -270,7 +273,80 @@ void write_text(const std::string& path, const std::string& text) {
   HEED_CHECK(file.good(), "error writing {}", path);
 }
 
+float embedding_scale(const ModelConfig& c) {
+  return c.scale_embedding ? std::sqrt(static_cast<float>(c.d_model)) : 1.0f;
+}
+
+// The Heed parameter whose rows embed the decoder's input tokens.
+std::string decoder_table(const ModelConfig& c) {
+  return c.tie_embeddings == "all" ? "shared.weight" : "decoder.embed_tokens.weight";
+}
+
+// Undoes export_marian_hf's fold: row 0 of the decoder's position table minus the sinusoid, unscaled, is
+// the start token's embedding, whose own row the export zeroed. A table that is the sinusoid there too
+// (OPUS-MT's, Heed's earlier exports) changes nothing.
+void unfold_start_embedding(const Tensor& positions, DType stored, const ModelConfig& c, io::TensorMap& weights,
+                            const std::string& path) {
+  const Tensor sinusoid = sinusoidal_positions(1, c.d_model);
+  const float* row0 = positions.data<float>();
+  const float* want = sinusoid.data<float>();
+  bool folded = false;
+  for (int64_t j = 0; j < c.d_model; ++j) folded |= !(std::abs(row0[j] - want[j]) <= position_tolerance(stored));
+  if (!folded) return;
+  Tensor& table = weights.at(decoder_table(c));
+  float* start = table.data<float>() + c.decoder_start_id * c.d_model;
+  HEED_CHECK(std::all_of(start, start + c.d_model, [](float v) { return v == 0.0f; }),
+             "{}: row 0 of model.decoder.embed_positions.weight differs from Marian's sinusoid, but the decoder "
+             "start token {} has an embedding of its own: only a zero start row can take a start embedding folded "
+             "into the positions (docs/model.md)",
+             path, c.decoder_start_id);
+  const float scale = embedding_scale(c);
+  for (int64_t j = 0; j < c.d_model; ++j) start[j] = (row0[j] - want[j]) / scale;
+  spdlog::info("{}: moved the decoder start embedding from row 0 of the decoder's positions back to token {}", path,
+               c.decoder_start_id);
+}
+
+// Rows of a [V, ...] tensor in the export's order: row i of the result is row order[i] of t.
+Tensor permute_rows(const Tensor& t, const std::vector<int64_t>& order) {
+  Tensor out = t.clone();
+  const int64_t row = t.numel() / t.size(0);
+  for (size_t i = 0; i < order.size(); ++i)
+    std::memcpy(out.data<float>() + i * row, t.data<float>() + order[i] * row, row * sizeof(float));
+  return out;
+}
+
+// vocab.json, tokenizer_config.json and the SentencePiece models: what MarianTokenizer reads.
+void write_tokenizer(const HfTokenizer& tokenizer, const ModelConfig& c, const std::vector<int64_t>& order,
+                     const std::string& source, const fs::path& dir) {
+  HEED_CHECK(static_cast<int64_t>(tokenizer.pieces.size()) == c.vocab_size,
+             "{}: the vocabulary has {} pieces but the model {} ids", source, tokenizer.pieces.size(), c.vocab_size);
+  for (const auto& [id, piece] : {std::pair{c.eos_id, "</s>"}, {c.pad_id, "<pad>"}})
+    HEED_CHECK(tokenizer.pieces[id] == piece, "{}: id {} is '{}' in the vocabulary, but MarianTokenizer needs '{}' there",
+               source, id, tokenizer.pieces[id], piece);
+  HEED_CHECK(std::count(tokenizer.pieces.begin(), tokenizer.pieces.end(), "<unk>") == 1,
+             "{}: the vocabulary has no <unk> piece, which MarianTokenizer needs", source);
+  json vocab = json::object();
+  for (size_t i = 0; i < order.size(); ++i) vocab[tokenizer.pieces[order[i]]] = i;
+  HEED_CHECK(vocab.size() == order.size(), "{}: the vocabulary holds a piece twice", source);
+  fs::copy_file(tokenizer.source_spm, dir / "source.spm", fs::copy_options::overwrite_existing);
+  fs::copy_file(tokenizer.target_spm, dir / "target.spm", fs::copy_options::overwrite_existing);
+  write_text((dir / "vocab.json").string(), vocab.dump(2, ' ', false) + "\n");
+  const json config = {{"tokenizer_class", "MarianTokenizer"}, {"source_lang", tokenizer.source_lang},
+                       {"target_lang", tokenizer.target_lang}, {"separate_vocabs", false},
+                       {"eos_token", "</s>"}, {"unk_token", "<unk>"}, {"pad_token", "<pad>"},
+                       {"model_max_length", 512}};
+  write_text((dir / "tokenizer_config.json").string(), config.dump(2) + "\n");
+}
+
 }  // namespace
+
+std::vector<int64_t> opus_order(const ModelConfig& c) {
+  std::vector<int64_t> order = {c.eos_id};
+  for (int64_t id = 0; id < c.vocab_size; ++id)
+    if (id != c.eos_id && id != c.pad_id) order.push_back(id);
+  order.push_back(c.pad_id);
+  return order;
+}
 
 ModelDir import_marian_hf(const std::string& hf_dir) {
   const std::string config_path = (fs::path(hf_dir) / "config.json").string();
@@ -301,6 +377,7 @@ ModelDir import_marian_hf(const std::string& hf_dir) {
   io::TensorMap weights;
   std::map<std::string, std::string> source_of;  // Heed name -> the HF tensor it came from
   std::vector<std::string> unknown, problems;
+  std::optional<std::pair<Tensor, DType>> decoder_positions;
   for (auto& [name, tensor] : hf) {
     const DType dt = tensor.dtype();
     if (dt != DType::F32 && dt != DType::F16 && dt != DType::BF16) {
@@ -308,8 +385,13 @@ ModelDir import_marian_hf(const std::string& hf_dir) {
       continue;
     }
     Tensor t = tensor.to(DType::F32);
-    if (name == "model.encoder.embed_positions.weight" || name == "model.decoder.embed_positions.weight") {
-      check_positions(t, dt, name, hf_config, weights_path);
+    if (name == "model.encoder.embed_positions.weight") {
+      check_positions(t, dt, name, hf_config, weights_path, 0);
+      continue;
+    }
+    if (name == "model.decoder.embed_positions.weight") {
+      check_positions(t, dt, name, hf_config, weights_path, 1);
+      decoder_positions = {t, dt};
       continue;
     }
     std::string target;
@@ -343,6 +425,8 @@ ModelDir import_marian_hf(const std::string& hf_dir) {
   for (const auto& [name, shape] : expected)
     if (!weights.count(name)) problems.push_back(fmt::format("{} is missing", hf_name(name)));
   HEED_CHECK(problems.empty(), "{}: {}", weights_path, fmt::join(problems, "; "));
+  if (decoder_positions) unfold_start_embedding(decoder_positions->first, decoder_positions->second, config, weights,
+                                                weights_path);
   spdlog::info("imported {}: {} tensors, d_model {}, {}+{} layers, tie_embeddings {}, final_logits_bias {}", hf_dir,
                hf.size(), config.d_model, config.encoder_layers, config.decoder_layers, config.tie_embeddings,
                config.final_logits_bias);
@@ -350,7 +434,7 @@ ModelDir import_marian_hf(const std::string& hf_dir) {
 }
 
 void export_marian_hf(const ModelDir& model, const std::string& source, const std::string& hf_dir,
-                      int64_t max_positions) {
+                      int64_t max_positions, const HfTokenizer* tokenizer, const HfGeneration& generation) {
   const ModelConfig& c = model.config;
   HEED_CHECK(c.norm == "post",
              "{}: a pre-norm model (norm: pre) cannot be represented in MarianMT, which is post-norm and has no final "
@@ -364,7 +448,31 @@ void export_marian_hf(const ModelDir& model, const std::string& source, const st
   ParameterStore store;
   Transformer transformer(c, store);
   store.load(model.weights, source);
-  const io::TensorMap values = store.values();
+  io::TensorMap values = store.values();
+
+  // Every tensor indexed by token id, in the export's numbering.
+  const std::vector<int64_t> order = opus_order(c);
+  std::vector<int64_t> new_id(order.size());
+  for (size_t i = 0; i < order.size(); ++i) new_id[order[i]] = static_cast<int64_t>(i);
+  for (auto& [name, t] : values)
+    if (name == "final_logits_bias" || name.ends_with("embed_tokens.weight") || name == "shared.weight" ||
+        name == "lm_head.weight")
+      t = permute_rows(t, order);
+
+  Tensor decoder_positions = sinusoidal_positions(max_positions, c.d_model);
+  if (c.decoder_start_id == c.pad_id) {
+    float* start = values.at(decoder_table(c)).data<float>() + new_id[c.decoder_start_id] * c.d_model;
+    float* row0 = decoder_positions.data<float>();
+    const float scale = embedding_scale(c);
+    for (int64_t j = 0; j < c.d_model; ++j) {
+      row0[j] += scale * start[j];
+      start[j] = 0.0f;
+    }
+  } else {
+    spdlog::warn("{}: the decoder starts from token {}, not pad ({}): CTranslate2 and Marian, which start from a zero "
+                 "vector, will not compute this model's function",
+                 source, c.decoder_start_id, c.pad_id);
+  }
 
   io::TensorMap hf;
   for (const auto& [name, t] : values)
@@ -374,10 +482,10 @@ void export_marian_hf(const ModelDir& model, const std::string& source, const st
   for (const auto& [heed, name] : embedding_copies(c.tie_embeddings)) hf[name] = values.at(heed);
   hf["final_logits_bias"] = c.final_logits_bias ? values.at("final_logits_bias").view({1, c.vocab_size})
                                                  : Tensor::zeros({1, c.vocab_size});
-  const Tensor positions = sinusoidal_positions(max_positions, c.d_model);
-  hf["model.encoder.embed_positions.weight"] = positions;
-  hf["model.decoder.embed_positions.weight"] = positions;
+  hf["model.encoder.embed_positions.weight"] = sinusoidal_positions(max_positions, c.d_model);
+  hf["model.decoder.embed_positions.weight"] = decoder_positions;
 
+  const int64_t pad = new_id[c.pad_id], eos = new_id[c.eos_id], start = new_id[c.decoder_start_id];
   const json config = {
       {"model_type", "marian"},
       {"architectures", {"MarianMTModel"}},
@@ -396,10 +504,10 @@ void export_marian_hf(const ModelDir& model, const std::string& source, const st
       {"scale_embedding", c.scale_embedding},
       {"share_encoder_decoder_embeddings", c.tie_embeddings == "all"},
       {"tie_word_embeddings", c.tie_embeddings != "none"},
-      {"pad_token_id", c.pad_id},
-      {"eos_token_id", c.eos_id},
-      {"forced_eos_token_id", c.eos_id},
-      {"decoder_start_token_id", c.decoder_start_id},
+      {"pad_token_id", pad},
+      {"eos_token_id", eos},
+      {"forced_eos_token_id", eos},
+      {"decoder_start_token_id", start},
       {"dropout", shortest(c.dropout)},
       {"attention_dropout", shortest(c.attention_dropout)},
       {"activation_dropout", shortest(c.activation_dropout)},
@@ -408,10 +516,20 @@ void export_marian_hf(const ModelDir& model, const std::string& source, const st
       {"is_encoder_decoder", true},
       {"torch_dtype", "float32"},
   };
-  fs::create_directories(hf_dir);
-  io::save_safetensors((fs::path(hf_dir) / "model.safetensors").string(), hf, {{"format", "pt"}});
-  write_text((fs::path(hf_dir) / "config.json").string(), config.dump(2) + "\n");
-  spdlog::info("exported {} to {}: {} tensors, tie_embeddings {}", source, hf_dir, hf.size(), c.tie_embeddings);
+  // As in OPUS-MT's: Heed never generates pad, so neither does generate().
+  const json generation_config = {{"bad_words_ids", {{pad}}},  {"decoder_start_token_id", start},
+                                  {"eos_token_id", eos},       {"forced_eos_token_id", eos},
+                                  {"pad_token_id", pad},       {"max_length", max_positions},
+                                  {"num_beams", generation.beam_size},
+                                  {"length_penalty", generation.length_penalty}};
+  const fs::path dir(hf_dir);
+  fs::create_directories(dir);
+  io::save_safetensors((dir / "model.safetensors").string(), hf, {{"format", "pt"}});
+  write_text((dir / "config.json").string(), config.dump(2) + "\n");
+  write_text((dir / "generation_config.json").string(), generation_config.dump(2) + "\n");
+  if (tokenizer) write_tokenizer(*tokenizer, c, order, source, dir);
+  spdlog::info("exported {} to {}: {} tensors, tie_embeddings {}, {}", source, hf_dir, hf.size(), c.tie_embeddings,
+               tokenizer ? "with its tokenizer" : "without a tokenizer");
 }
 
 io::TensorMap rename_to_hf(const io::TensorMap& tensors, const std::string& source) {

@@ -179,8 +179,8 @@ def fine_tune_from_hugging_face(r):
     out = r.heed_run("export-hf", os.path.join(base, "checkpoints", "best-bleu"), hf)
     r.check("export-hf of a trained checkpoint", out.returncode == 0, out.stderr[-1500:])
     config = r.config("tune-hf.yaml", "run-tune-hf", 1)
-    out = r.heed_run("train", config, "--init-from", hf, "--set", f"data.src_vocab={base}/vocab.model",
-                     "--set", "optimizer.lr=1e-9")
+    # The export carries its tokenizer (OPUS-MT's numbering, pad last), which --init-from takes along.
+    out = r.heed_run("train", config, "--init-from", hf, "--set", "optimizer.lr=1e-9")
     r.check("fine-tuning from a MarianMT directory exits 0", out.returncode == 0, out.stderr[-2000:])
     if out.returncode == 0:
         loss = r.losses("run-tune-hf")[0][1]
