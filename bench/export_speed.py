@@ -1,7 +1,8 @@
 """Translation speed of one model in three runtimes, side by side: `heed translate`, CTranslate2 (float32
 and int8, converted from `heed export-hf`'s directory by CTranslate2's own converter) and Hugging Face
-MarianMTModel.generate. Same sentences, same beam size, same number of threads; each runtime translates
-the whole set once after loading (loading and conversion are not timed).
+MarianMTModel.generate. Same sentences, same beam size, same number of threads, and Heed's default length
+limit (2 x source tokens + 10, per batch of its longest source for CTranslate2 and HF); each runtime
+translates the whole set once after loading (loading and conversion are not timed).
 
     .venv/bin/python bench/export_speed.py --heed build/heed --model RUN_DIR \\
         --input data/bible-en-es/test.en --lines 200 --beam-size 4 --threads 2
@@ -50,6 +51,11 @@ def main():
         results.append(("heed translate (fp32)", time.perf_counter() - start, run.stdout.splitlines()))
 
         tokens = [tokenizer.convert_ids_to_tokens(tokenizer(s).input_ids) for s in sources]
+        batches = [range(i, min(i + args.batch_size, len(sources))) for i in range(0, len(sources), args.batch_size)]
+
+        def limit(batch):  # Heed's default max_length_ratio 2, offset 10, for the batch's longest source
+            return 2 * max(len(tokens[i]) for i in batch) + 10
+
         for compute_type in ("float32", "int8"):
             ct2_dir = os.path.join(tmp, f"ct2-{compute_type}")
             ctranslate2.converters.TransformersConverter(hf_dir).convert(
@@ -57,8 +63,11 @@ def main():
             translator = ctranslate2.Translator(ct2_dir, device="cpu", compute_type=compute_type,
                                                 intra_threads=args.threads, inter_threads=1)
             start = time.perf_counter()
-            out = translator.translate_batch(tokens, beam_size=args.beam_size, max_batch_size=args.batch_size)
-            texts = [tokenizer.convert_tokens_to_string(o.hypotheses[0]) for o in out]
+            texts = []
+            for batch in batches:
+                out = translator.translate_batch([tokens[i] for i in batch], beam_size=args.beam_size,
+                                                 max_decoding_length=limit(batch))
+                texts += [tokenizer.convert_tokens_to_string(o.hypotheses[0]) for o in out]
             results.append((f"CTranslate2 {compute_type}", time.perf_counter() - start, texts))
 
         torch.set_num_threads(args.threads)
@@ -66,10 +75,10 @@ def main():
         start = time.perf_counter()
         texts = []
         with torch.no_grad():
-            for i in range(0, len(sources), args.batch_size):
-                batch = tokenizer(sources[i: i + args.batch_size], return_tensors="pt", padding=True)
-                texts += tokenizer.batch_decode(model.generate(**batch, num_beams=args.beam_size),
-                                                skip_special_tokens=True)
+            for batch in batches:
+                inputs = tokenizer([sources[i] for i in batch], return_tensors="pt", padding=True)
+                generated = model.generate(**inputs, num_beams=args.beam_size, max_new_tokens=limit(batch))
+                texts += tokenizer.batch_decode(generated, skip_special_tokens=True)
         results.append((f"HF generate (transformers {transformers.__version__})", time.perf_counter() - start, texts))
 
     heed = results[0][2]
