@@ -5,6 +5,7 @@
 
 #include "heed/core/error.h"
 #include "heed/io/atomic_file.h"
+#include "heed/nn/model_dir.h"
 #include "heed/train/checkpoint.h"
 #include "heed/train/schedule.h"
 #include "heed/train/train_config.h"
@@ -107,14 +108,14 @@ TEST_CASE("checkpoint: the manifest catches truncation and corruption", "[config
   c.state.step = 7;
   c.state.data = {2, 5};
   c.state.best["bleu"] = 12.5;
-  const std::string ckpt = (dir.path / "checkpoints" / train::step_checkpoint_name(7)).string();
+  const std::string ckpt = (dir.path / "checkpoints" / nn::step_checkpoint_name(7)).string();
   train::save_checkpoint(ckpt, c);
-  CHECK_NOTHROW(train::verify_checkpoint(ckpt));
+  CHECK_NOTHROW(nn::verify_checkpoint(ckpt));
   const train::TrainState s = train::load_train_state(ckpt);
   CHECK(s.step == 7);
   CHECK(s.data == data::BatchPosition{2, 5});
   CHECK(s.best.at("bleu") == 12.5);
-  CHECK(train::latest_checkpoint(dir.path.string()) == ckpt);
+  CHECK(nn::latest_checkpoint(dir.path.string()) == ckpt);
 
   const std::string weights = ckpt + "/model.safetensors";
   {  // one flipped byte, same size
@@ -122,9 +123,9 @@ TEST_CASE("checkpoint: the manifest catches truncation and corruption", "[config
     f.seekp(-1, std::ios::end);
     f.put('\x7f');
   }
-  CHECK_THAT(error_of([&] { train::verify_checkpoint(ckpt); }),
+  CHECK_THAT(error_of([&] { nn::verify_checkpoint(ckpt); }),
              Contains("is damaged: model.safetensors fails its checksum"));
-  CHECK(train::latest_checkpoint(dir.path.string()).empty());  // the only checkpoint is skipped
+  CHECK(nn::latest_checkpoint(dir.path.string()).empty());  // the only checkpoint is skipped
   std::filesystem::resize_file(weights, 10);
-  CHECK_THAT(error_of([&] { train::verify_checkpoint(ckpt); }), Contains("model.safetensors has 10 bytes"));
+  CHECK_THAT(error_of([&] { nn::verify_checkpoint(ckpt); }), Contains("model.safetensors has 10 bytes"));
 }

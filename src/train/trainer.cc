@@ -177,7 +177,7 @@ void freeze(const nn::ParameterStore& store, const std::vector<std::string>& pat
 // Where --resume points: a checkpoint directory, or a run directory (its newest good checkpoint).
 std::string resume_checkpoint(const std::string& path) {
   if (fs::exists(fs::path(path) / "manifest.json")) return path;
-  const std::string latest = latest_checkpoint(path);
+  const std::string latest = nn::latest_checkpoint(path);
   HEED_CHECK(!latest.empty(), "--resume {}: no complete checkpoint there (expected {}/checkpoints/step-*/)", path,
              path);
   return latest;
@@ -381,7 +381,7 @@ struct TrainingLoop {
     saved.elapsed_s = reporter.elapsed();
     saved.loss_scale = scaler.enabled() ? scaler.saved_scale() : 0;
     saved.loss_scale_good_steps = scaler.saved_good_steps();
-    const std::string dir = (run_dir / "checkpoints" / step_checkpoint_name(state.step)).string();
+    const std::string dir = (run_dir / "checkpoints" / nn::step_checkpoint_name(state.step)).string();
     scheduler.saved();
     io::TensorMap moments = optimizer.state();  // a collective when the optimizer is sharded
     if (!leader) return dir;                    // every rank holds the same weights and state
@@ -410,12 +410,12 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
 
   const std::string resume_from = run.resume.empty() ? "" : resume_checkpoint(run.resume);
   if (!resume_from.empty()) {
-    verify_checkpoint(resume_from);
+    nn::verify_checkpoint(resume_from);
     check_resumable(c, resume_from);
   }
   std::string vocab_source = resume_from;
   if (!run.init_from.empty())  // a Hugging Face directory brings its tokenizer, a run its best checkpoint's
-    vocab_source = fs::exists(fs::path(run.init_from) / "config.json") ? run.init_from : resolve_model_dir(run.init_from);
+    vocab_source = fs::exists(fs::path(run.init_from) / "config.json") ? run.init_from : nn::resolve_model_dir(run.init_from);
   const std::string config_copy = (run_dir / "config.yaml").string();
   if (leader) {
     prepare_vocab_files(c, run_dir, vocab_source);

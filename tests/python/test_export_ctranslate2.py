@@ -5,7 +5,8 @@ A small post-norm model is trained here on a synthetic corpus (test_train_cli's 
 exported from its run directory, and the export is loaded offline by each runtime. With greedy search on 50
 held-out sentences:
 - CTranslate2 (float32) and Heed's `translate` agree on at least 95% of the lines;
-- HF generate and the translation pipeline, on raw text, agree with Heed on at least 95% of the lines too;
+- HF generate and the translation pipeline, on raw text, agree with Heed on at least 95% of the lines too
+  (transformers 5 has no translation pipeline: there generate alone is checked);
 - MarianTokenizer gives Heed's pieces (vocab.json numbers them OPUS-MT's way: </s> 0, <pad> last) and
   decodes its ids back to the text.
 The three runtimes differ only in float rounding, so a disagreement is a near-tie, and the bound leaves room
@@ -98,10 +99,14 @@ def checks(r):
     hf = tokenizer.batch_decode(generated, skip_special_tokens=True)
     r.check(f"HF generate agrees with heed translate on {agreement(hf, heed):.0%} of lines",
             agreement(hf, heed) >= AGREEMENT, differences(hf, heed))
-    translate = pipeline("translation", model=hf_dir, tokenizer=hf_dir, device=-1)
-    piped = [o["translation_text"] for o in translate(sources, num_beams=1, max_new_tokens=64)]
-    r.check(f"pipeline('translation') on raw text agrees with heed translate on {agreement(piped, heed):.0%} of lines",
-            agreement(piped, heed) >= AGREEMENT, differences(piped, heed))
+    if "translation" in transformers.pipelines.SUPPORTED_TASKS:
+        translate = pipeline("translation", model=hf_dir, tokenizer=hf_dir, device=-1)
+        piped = [o["translation_text"] for o in translate(sources, num_beams=1, max_new_tokens=64)]
+        r.check(f"pipeline('translation') on raw text agrees with heed translate on "
+                f"{agreement(piped, heed):.0%} of lines", agreement(piped, heed) >= AGREEMENT,
+                differences(piped, heed))
+    else:  # transformers 5 removed the translation pipeline; generate above is what it ran
+        print(f"not checked: transformers {transformers.__version__} has no pipeline('translation')")
 
     ct2_dir = r.path("ct2")
     try:

@@ -64,11 +64,4 @@ io::TensorMap load_optimizer_state(const std::string& dir);
 // Removes all but the newest `keep` step checkpoints.
 void prune_checkpoints(const std::string& run_dir, int64_t keep);
 
-// Reading a checkpoint is reading a model directory (heed/nn/model_dir.h).
-using nn::kCheckpointMetrics;
-using nn::latest_checkpoint;
-using nn::resolve_model_dir;
-using nn::step_checkpoint_name;
-using nn::verify_checkpoint;
-
 }  // namespace heed::train
