@@ -50,8 +50,10 @@ hf5_pins=(
   safetensors==0.8.0
   numpy==2.4.6
   pyyaml==6.0.4
+  sentencepiece==0.2.0  # MarianTokenizer (test_export_ctranslate2.py)
+  ctranslate2==4.8.5    # the newest; its converter passes dtype=, which transformers 5 takes
 )
-hf5_check="import torch, transformers, safetensors, yaml
+hf5_check="import torch, transformers, safetensors, yaml, sentencepiece, ctranslate2
 from transformers import MarianMTModel, MarianConfig
 print(f'setup-python: .venv-hf5: torch {torch.__version__}, transformers {transformers.__version__}, '
       f'safetensors {safetensors.__version__}')"
