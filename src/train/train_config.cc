@@ -66,6 +66,13 @@ io::Options<TrainConfig> declare() {
   o.add<bool>("optimizer.shard_state", bind(&T::optimizer, &O::shard_state),
               "with several processes, ZeRO-1: each keeps Adam's moments for 1/N of the parameters, gradients are "
               "reduce-scattered and the updated parameters all-gathered");
+  o.add<double>("optimizer.ema_decay", bind(&T::optimizer, &O::ema_decay),
+                "keep an exponential moving average of the weights, updated after every update: average = decay "
+                "* average + (1 - decay) * weights, starting from the initial weights (e.g. 0.9999; Marian's "
+                "exponential-smoothing is 1 - decay). Validation, best-* checkpoints and every checkpoint's "
+                "model.safetensors use the average; training continues from the raw weights. 0: off")
+      .at_least(0)
+      .at_most(0.999999);
 
   using S = ScheduleConfig;
   o.add<std::string>("schedule.type", bind(&T::schedule, &S::type),

@@ -17,6 +17,7 @@
 #include "heed/nn/open_model.h"
 #include "heed/nn/transformer.h"
 #include "heed/train/checkpoint.h"
+#include "heed/train/ema.h"
 #include "heed/train/loss_scaler.h"
 #include "heed/train/optimizer.h"
 #include "heed/train/reporter.h"
@@ -335,6 +336,7 @@ struct TrainingLoop {
   DType compute;
   const nn::ParameterStore& store;
   const AdamOptimizer& optimizer;
+  ExponentialMovingAverage& average;  // what validation scores and the checkpoints' model files hold
   const LossScaler& scaler;
   const std::vector<std::string>& checkpoint_files;  // the config and the vocabularies
 
@@ -356,8 +358,7 @@ struct TrainingLoop {
   }
 
   void validate() {
-    const std::optional<ValidationResult> result =
-        validator->run(model, compute, [this] { return stop.requested(); });
+    const std::optional<ValidationResult> result = validate_averaged();
     if (!result) return;
     reporter.validation(*result);
     const std::vector<std::string> improved = scheduler.record_validation(result->metrics);
@@ -373,6 +374,12 @@ struct TrainingLoop {
                    state.bad_validations);
   }
 
+  // Validation scores the weights that a checkpoint's model file holds: the average, when there is one.
+  std::optional<ValidationResult> validate_averaged() {
+    const auto averaged = average.swap_in();
+    return validator->run(model, compute, [this] { return stop.requested(); });
+  }
+
   // Every rank saves, as a sharded optimizer gathers its moments; the leader writes. Returns the directory.
   std::string save(const std::string& reason) {
     TrainState saved = state;
@@ -386,7 +393,8 @@ struct TrainingLoop {
     io::TensorMap moments = optimizer.state();  // a collective when the optimizer is sharded
     if (!leader) return dir;                    // every rank holds the same weights and state
     const auto saving = stop.saving();
-    save_checkpoint(dir, {model.config(), store.values(), std::move(moments), saved, checkpoint_files});
+    save_checkpoint(dir, {model.config(), average.values(), std::move(moments), saved, checkpoint_files,
+                          average.enabled() ? store.values() : io::TensorMap()});
     prune_checkpoints(run_dir.string(), config.checkpoints.keep_last);
     spdlog::info("saved {} ({})", dir, reason);
     return dir;
@@ -433,9 +441,11 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
   spdlog::info("model: {} parameters, d_model {}, {}+{} layers, vocabulary {}", store.numel(), mc.d_model,
                mc.encoder_layers, mc.decoder_layers, mc.vocab_size);
   TrainState state;
+  io::TensorMap averaged;  // the resumed checkpoint's model weights: the average, if it kept one
   if (!resume_from.empty()) {
-    const nn::ModelDir saved = nn::load_model_dir(resume_from);
-    store.load(saved.weights, resume_from);
+    nn::ModelDir saved = nn::load_model_dir(resume_from);
+    store.load(load_training_weights(resume_from, saved), resume_from);
+    averaged = std::move(saved.weights);
     state = load_train_state(resume_from);
     if (state.world_size != comm->world())  // positions and moments do not depend on it; the batch size does
       spdlog::warn("{} was written by {} processes and continues on {}: the global batch changes with them",
@@ -453,6 +463,10 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
   }
 
   AdamOptimizer optimizer(store, adam_hyper(c.optimizer), c.optimizer.shard_state ? comm.get() : nullptr);
+  // A checkpoint written without an average resumes one from its weights, as a new run starts one.
+  ExponentialMovingAverage average(store, c.optimizer.ema_decay);
+  if (!averaged.empty()) average.load(averaged, resume_from);
+  averaged.clear();  // not a second copy of the weights for the whole run
   if (!resume_from.empty()) {
     optimizer.load_state(load_optimizer_state(resume_from), state.optimizer_steps, resume_from);
     spdlog::info("resuming from {} at step {} (epoch {}, batch {})", resume_from, state.step, state.data.epoch + 1,
@@ -481,11 +495,11 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
   context.compute = where.compute;
   context.attention = where.attention;
   context.seed = static_cast<uint64_t>(c.training.seed);
-  UpdateStep update(c, model, store, optimizer, scaler, *comm, context);
+  UpdateStep update(c, model, store, optimizer, average, scaler, *comm, context);
   TrainingLoop{.config = c, .run_dir = run_dir, .leader = leader, .log = log, .state = state, .batcher = batcher,
                .update = update, .validator = validator.get(), .scheduler = scheduler, .reporter = reporter,
                .stop = stop, .model = model, .compute = where.compute, .store = store, .optimizer = optimizer,
-               .scaler = scaler, .checkpoint_files = checkpoint_files}
+               .average = average, .scaler = scaler, .checkpoint_files = checkpoint_files}
       .run();
 }
 

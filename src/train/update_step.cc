@@ -26,12 +26,13 @@ double global_grad_norm(const nn::ParameterStore& store) {
 }  // namespace
 
 UpdateStep::UpdateStep(const TrainConfig& config, const nn::Transformer& model, nn::ParameterStore& store,
-                       AdamOptimizer& optimizer, LossScaler& scaler, dist::Communicator& comm,
-                       nn::ForwardContext context)
+                       AdamOptimizer& optimizer, ExponentialMovingAverage& average, LossScaler& scaler,
+                       dist::Communicator& comm, nn::ForwardContext context)
     : config_(config),
       model_(model),
       store_(store),
       optimizer_(optimizer),
+      average_(average),
       scaler_(scaler),
       comm_(comm),
       context_(context),
@@ -100,6 +101,7 @@ bool UpdateStep::apply(TrainState& state, Update& update) {
   update.lr = learning_rate(config_.schedule, config_.optimizer.lr, state.step, config_.training.max_steps);
   optimizer_.hyper().lr = static_cast<float>(update.lr);
   optimizer_.step(grad_scale);
+  average_.update();
   return true;
 }
 

@@ -2,7 +2,10 @@
 // it as it is) plus everything an exact resume needs.
 //
 //   checkpoints/step-00001000/
-//     model.yaml, model.safetensors   the model, by Heed's parameter names
+//     model.yaml, model.safetensors   the model, by Heed's parameter names: with optimizer.ema_decay,
+//                                     the averaged weights (what translate and export-hf deploy)
+//     training_weights.safetensors    with optimizer.ema_decay only: the raw weights, which resume
+//                                     continues from
 //     optimizer.safetensors           Adam's moments
 //     state.json                      step, data position, logging window, best metrics, patience
 //     config.yaml, vocab*.model       the training config and the SentencePiece models of the run
@@ -50,6 +53,7 @@ struct CheckpointContents {
   io::TensorMap optimizer;
   TrainState state;
   std::vector<std::string> files;  // copied in by their file names: config.yaml, vocabularies
+  io::TensorMap training_weights;  // when `weights` are averaged: the weights training continues from
 };
 
 void save_checkpoint(const std::string& dir, const CheckpointContents& contents);
@@ -60,6 +64,9 @@ void copy_checkpoint(const std::string& from, const std::string& to);
 void remove_abandoned_saves(const std::string& run_dir);
 TrainState load_train_state(const std::string& dir);
 io::TensorMap load_optimizer_state(const std::string& dir);
+// The weights training continues from: training_weights.safetensors where the checkpoint has one (it was
+// written with optimizer.ema_decay), else the model's weights, `saved`.
+io::TensorMap load_training_weights(const std::string& dir, const nn::ModelDir& saved);
 
 // Removes all but the newest `keep` step checkpoints.
 void prune_checkpoints(const std::string& run_dir, int64_t keep);

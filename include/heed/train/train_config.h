@@ -34,6 +34,7 @@ struct OptimizerConfig {
   double clip_norm = 0.0;      // global gradient-norm clipping; 0: off
   int64_t update_freq = 1;     // batches accumulated per update
   bool shard_state = false;    // ZeRO-1 over the processes of a data-parallel job
+  double ema_decay = 0.0;      // exponential moving average of the weights; 0: off
 };
 
 struct ScheduleConfig {

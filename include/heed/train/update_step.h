@@ -1,6 +1,6 @@
 // One update of training (Marian's GraphGroup::update): forward and backward over optimizer.update_freq
-// batches, the gradients summed over the ranks, fp16 loss scaling, clipping, the learning rate of the step
-// and the optimizer step.
+// batches, the gradients summed over the ranks, fp16 loss scaling, clipping, the learning rate of the step,
+// the optimizer step and the moving average of the weights.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include "heed/nn/parameters.h"
 #include "heed/nn/transformer.h"
 #include "heed/train/checkpoint.h"
+#include "heed/train/ema.h"
 #include "heed/train/gradient_sync.h"
 #include "heed/train/loss_scaler.h"
 #include "heed/train/optimizer.h"
@@ -34,7 +35,8 @@ class UpdateStep {
   // `context`: what every batch's forward pass starts from (compute type, attention backend, seed); the
   // step, which keys dropout, is set per batch.
   UpdateStep(const TrainConfig& config, const nn::Transformer& model, nn::ParameterStore& store,
-             AdamOptimizer& optimizer, LossScaler& scaler, dist::Communicator& comm, nn::ForwardContext context);
+             AdamOptimizer& optimizer, ExponentialMovingAverage& average, LossScaler& scaler,
+             dist::Communicator& comm, nn::ForwardContext context);
 
   // Runs update state.step + 1 on the next batches of `batcher`. An applied update advances state.step, a
   // skipped one state.skipped_updates. `stop_requested`, this rank's vote, rides along with the loss sums.
@@ -43,13 +45,15 @@ class UpdateStep {
  private:
   // The losses of the update's batches, backward into the gradients, which end up summed over the ranks.
   void forward_backward(std::vector<data::LoadedBatch>& batches, int64_t step, Update& update);
-  // Clips, sets the learning rate and steps the optimizer; false when the loss scaler rejects the gradients.
+  // Clips, sets the learning rate, steps the optimizer and the average; false when the loss scaler rejects the
+  // gradients.
   bool apply(TrainState& state, Update& update);
 
   const TrainConfig& config_;
   const nn::Transformer& model_;
   nn::ParameterStore& store_;
   AdamOptimizer& optimizer_;
+  ExponentialMovingAverage& average_;
   LossScaler& scaler_;
   dist::Communicator& comm_;
   nn::ForwardContext context_;
