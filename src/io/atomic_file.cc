@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -54,6 +55,61 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   AtomicFile file(path);
   file.write(content.data(), content.size());
   file.commit();
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh hidden directory next to `target`; the leading dot keeps it out of checkpoint listings.
+fs::path temp_beside(const fs::path& target) {
+  fs::create_directories(target.parent_path());
+  const fs::path temp = target.parent_path() / fmt::format(".{}.tmp.{}", target.filename().string(), getpid());
+  fs::remove_all(temp);
+  fs::create_directories(temp);
+  return temp;
+}
+
+// Swaps a finished directory into place; an existing one (a re-saved best checkpoint) moves aside first.
+void install_directory(const fs::path& temp, const fs::path& target) {
+  sync_directory(temp.string());
+  const fs::path parent = target.parent_path();
+  const fs::path old = parent / fmt::format(".{}.old.{}", target.filename().string(), getpid());
+  if (fs::exists(target)) fs::rename(target, old);
+  fs::rename(temp, target);
+  sync_directory(parent.string());
+  fs::remove_all(old);
+}
+
+// Puts a finished directory in place unless `target` exists by then: RENAME_NOREPLACE decides in the
+// kernel, so a directory that appears while `fill` ran is not replaced either.
+void install_new_directory(const fs::path& temp, const fs::path& target) {
+  sync_directory(temp.string());
+  HEED_CHECK(::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) == 0,
+             "cannot rename {} to {}: {}", temp.string(), target.string(), std::strerror(errno));
+  sync_directory(target.parent_path().string());
+}
+
+}  // namespace
+
+void write_directory_atomic(const fs::path& target_path, const std::function<void(const fs::path& temp)>& fill,
+                            bool replace) {
+  HEED_CHECK(replace || !fs::exists(target_path), "{} exists already: it is not overwritten; choose a new name",
+             target_path.string());
+  // The temporary directory's name and place come from the target's: "out/" and "out" name the same one.
+  fs::path target = target_path.lexically_normal();
+  if (!target.has_filename()) target = target.parent_path();
+  if (!target.has_parent_path()) target = fs::path(".") / target;
+  const fs::path temp = temp_beside(target);
+  try {
+    fill(temp);
+    if (replace) install_directory(temp, target);
+    else install_new_directory(temp, target);
+  } catch (...) {
+    std::error_code ignored;  // the error to report is the one that stopped the write
+    fs::remove_all(temp, ignored);
+    throw;
+  }
 }
 
 void sync_directory(const std::string& dir) {

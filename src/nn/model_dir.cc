@@ -45,6 +45,15 @@ int64_t step_of(const fs::path& dir) {
 
 }  // namespace
 
+void write_checkpoint_manifest(const std::string& dir) {
+  json manifest = json::object();
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    manifest[name] = {{"bytes", fs::file_size(entry.path())}, {"crc32", io::file_crc32(entry.path().string())}};
+  }
+  io::write_file_atomic((fs::path(dir) / kCheckpointManifest).string(), manifest.dump(2) + "\n");
+}
+
 void verify_checkpoint(const std::string& dir) {
   const fs::path manifest_path = fs::path(dir) / kCheckpointManifest;
   HEED_CHECK(fs::is_regular_file(manifest_path), "checkpoint {} has no {}: it is incomplete or not a checkpoint", dir,

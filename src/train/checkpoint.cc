@@ -1,7 +1,6 @@
 #include "heed/train/checkpoint.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -67,45 +66,10 @@ void link_or_copy(const fs::path& from, const fs::path& to) {
   if (ec) fs::copy_file(from, to, fs::copy_options::overwrite_existing);
 }
 
-// A fresh hidden directory next to `target`; the leading dot keeps it out of checkpoint listings.
-fs::path temp_beside(const fs::path& target) {
-  fs::create_directories(target.parent_path());
-  const fs::path temp = target.parent_path() / fmt::format(".{}.tmp.{}", target.filename().string(), getpid());
-  fs::remove_all(temp);
-  fs::create_directories(temp);
-  return temp;
-}
-
-// Swaps a finished directory into place; an existing one (a re-saved best checkpoint) moves aside first.
-void install_directory(const fs::path& temp, const fs::path& target) {
-  io::sync_directory(temp.string());
-  const fs::path parent = target.parent_path();
-  const fs::path old = parent / fmt::format(".{}.old.{}", target.filename().string(), getpid());
-  if (fs::exists(target)) fs::rename(target, old);
-  fs::rename(temp, target);
-  io::sync_directory(parent.string());
-  fs::remove_all(old);
-}
-
-// Runs `fill` on a fresh temporary directory beside `target`, then installs it. A failure (a full disk)
-// removes the temporary directory before the error goes on, so no half-written checkpoint stays behind.
-template <typename Fill>
-void assemble(const fs::path& target, const Fill& fill) {
-  const fs::path temp = temp_beside(target);
-  try {
-    fill(temp);
-    install_directory(temp, target);
-  } catch (...) {
-    std::error_code ignored;  // the error to report is the one that stopped the save
-    fs::remove_all(temp, ignored);
-    throw;
-  }
-}
-
 }  // namespace
 
 void save_checkpoint(const std::string& dir, const CheckpointContents& c) {
-  assemble(fs::path(dir), [&](const fs::path& temp) {
+  io::write_directory_atomic(fs::path(dir), [&](const fs::path& temp) {
     nn::save_model_dir(temp.string(), c.model, c.weights);
     io::save_safetensors((temp / "optimizer.safetensors").string(), c.optimizer);
     if (!c.training_weights.empty())
@@ -117,19 +81,18 @@ void save_checkpoint(const std::string& dir, const CheckpointContents& c) {
       const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       io::write_file_atomic((temp / fs::path(file).filename()).string(), bytes);
     }
-    json manifest = json::object();
-    for (const auto& entry : fs::directory_iterator(temp)) {
-      const std::string name = entry.path().filename().string();
-      manifest[name] = {{"bytes", fs::file_size(entry.path())}, {"crc32", io::file_crc32(entry.path().string())}};
-    }
-    io::write_file_atomic((temp / nn::kCheckpointManifest).string(), manifest.dump(2) + "\n");
-  });
+    nn::write_checkpoint_manifest(temp.string());
+  }, /*replace=*/true);
 }
 
 void copy_checkpoint(const std::string& from, const std::string& to) {
-  assemble(fs::path(to), [&](const fs::path& temp) {
-    for (const auto& entry : fs::directory_iterator(from)) link_or_copy(entry.path(), temp / entry.path().filename());
-  });
+  io::write_directory_atomic(
+      fs::path(to),
+      [&](const fs::path& temp) {
+        for (const auto& entry : fs::directory_iterator(from))
+          link_or_copy(entry.path(), temp / entry.path().filename());
+      },
+      /*replace=*/true);
 }
 
 void remove_abandoned_saves(const std::string& run_dir) {

@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <string>
 
 namespace heed::io {
@@ -26,6 +28,17 @@ class AtomicFile {
 };
 
 void write_file_atomic(const std::string& path, const std::string& content);
+
+// The same for a whole directory (a checkpoint, a model directory): `fill` writes the files into a fresh
+// hidden directory beside `target`, ".<name>.tmp.<pid>", whose files it writes durably itself
+// (write_file_atomic, save_safetensors); then that directory is synced, renamed to `target`, and the parent
+// synced. A crash at any moment leaves at most the hidden directory, which listings of step-* directories
+// ignore and train::remove_abandoned_saves finds by its ".tmp." (and ".old.") names. A failure (a full disk)
+// removes it before the error goes on. An existing `target` is replaced when `replace` is true (moved aside
+// to ".<name>.old.<pid>", removed once the new one is in place), and refused, naming it, when false.
+void write_directory_atomic(const std::filesystem::path& target,
+                            const std::function<void(const std::filesystem::path& temp)>& fill, bool replace);
+
 // fsync of a directory, after renames inside it.
 void sync_directory(const std::string& dir);
 // CRC-32 (IEEE) of n bytes; pass the CRC of the bytes before them as `previous` to continue it.

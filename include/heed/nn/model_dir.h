@@ -27,6 +27,8 @@ void save_model_dir(const std::string& dir, const ModelConfig& config, const io:
 
 // A checkpoint's list of its files with their sizes and CRC-32s, written last.
 inline constexpr const char* kCheckpointManifest = "manifest.json";
+// Writes the manifest of every file in `dir`; the last file written, so that its presence means the rest is.
+void write_checkpoint_manifest(const std::string& dir);
 // Checks every file against the manifest; throws naming the checkpoint and the damaged file.
 void verify_checkpoint(const std::string& dir);
 
