@@ -5,6 +5,8 @@
 
 namespace heed::cli {
 
+// heed average: the mean of several checkpoints' weights, as a new model directory (cmd_average.cc).
+void add_average_command(CLI::App& app);
 // heed grads: loss and parameter gradients of one batch (cmd_grads.cc).
 void add_grads_command(CLI::App& app);
 // heed import-hf / export-hf: Hugging Face MarianMT conversion (cmd_hf.cc).

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   heed::cli::add_train_command(app);
   heed::cli::add_translate_command(app);
+  heed::cli::add_average_command(app);
   heed::cli::add_grads_command(app);
   heed::cli::add_hf_commands(app);
   heed::cli::add_translate_ids_command(app);

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -40,6 +41,18 @@ void ModelConfig::validate() const {
                         {activation_dropout, "activation_dropout"}, {label_smoothing, "label_smoothing"}})
     HEED_CHECK(v >= 0.0f && v < 1.0f, "model.{} must be in [0, 1), got {}", key, v);
   HEED_CHECK(layer_norm_eps > 0.0f, "model.layer_norm_eps must be positive, got {}", layer_norm_eps);
+}
+
+std::vector<ConfigDifference> architecture_differences(const ModelConfig& first, const ModelConfig& second) {
+  static const std::vector<std::string> training_only = {"dropout", "attention_dropout", "activation_dropout",
+                                                         "label_smoothing"};
+  std::vector<ConfigDifference> differences;
+  for (const io::OptionSpec& spec : model_yaml_options().specs()) {
+    if (std::find(training_only.begin(), training_only.end(), spec.key) != training_only.end()) continue;
+    std::string a = spec.get(&first), b = spec.get(&second);
+    if (a != b) differences.push_back({spec.key, std::move(a), std::move(b)});
+  }
+  return differences;
 }
 
 ModelConfig load_model_config(const std::string& path) {

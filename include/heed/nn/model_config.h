@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "heed/io/options.h"
 
@@ -82,6 +83,14 @@ void declare_model_options(io::Options<Root>& o, const std::string& prefix, Acce
       .at_least(0).at_most(0.999);
   o.template add<float>(prefix + "layer_norm_eps", field(&C::layer_norm_eps), "LayerNorm epsilon").positive();
 }
+
+// A model.yaml key whose value differs between two configs, with both values as model.yaml writes them.
+struct ConfigDifference {
+  std::string key, first, second;
+};
+// Where `first` and `second` differ in what their weights compute, in model.yaml's order: every key but
+// the dropouts and label smoothing, which only training reads.
+std::vector<ConfigDifference> architecture_differences(const ModelConfig& first, const ModelConfig& second);
 
 // model.yaml: every field above under its own name; unknown keys are errors with a did-you-mean.
 ModelConfig load_model_config(const std::string& path);
