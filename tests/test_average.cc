@@ -52,7 +52,7 @@ std::string save_step(const fs::path& run, int64_t step, io::TensorMap weights,
   train::TrainState state;
   state.step = step;
   train::save_checkpoint(
-      dir, {config, std::move(weights), {}, state, {(run / "vocab.model").string(), (run / "config.yaml").string()}});
+      dir, {config, std::move(weights), {}, state, {(run / "vocab.model").string(), (run / "config.yaml").string()}, {}});
   return dir;
 }
 

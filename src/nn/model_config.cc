@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include "heed/core/error.h"
+#include "heed/io/atomic_file.h"
 
 namespace heed::nn {
 
@@ -69,10 +69,7 @@ ModelConfig load_model_config(const std::string& path) {
 }
 
 void save_model_config(const ModelConfig& config, const std::string& path) {
-  std::ofstream file(path);
-  HEED_CHECK(file.good(), "cannot write model config {}", path);
-  file << model_yaml_options().dump(config);
-  HEED_CHECK(file.good(), "error writing model config {}", path);
+  io::write_file_atomic(path, model_yaml_options().dump(config));
 }
 
 }  // namespace heed::nn
