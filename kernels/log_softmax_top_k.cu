@@ -12,6 +12,13 @@
 // than moving rows x vocabulary logits to the host each step. The total order makes the result independent
 // of the thread count and of the reduction's pairing, and equal scores resolve to the lower token as on
 // the CPU.
+//
+// An ensemble has a kernel of its own, so that a single model's keeps its arguments and code. It computes
+// each model's statistics and log-probabilities with the single kernel's expressions, in the same order,
+// and a score as the models' fp32 log-probabilities weighted and summed in double, rounded once to fp32:
+// for copies of one model with weights summing to one, the single kernel's score bit for bit
+// (heed/ops/log_softmax_top_k.h). The models' pointers, weights and statistics sit in shared memory,
+// because a loop cannot index the launch arguments, and every round reads every model's row.
 #include "common/elements.h"
 #include "common/launch.h"
 #include "common/reductions.h"
@@ -93,6 +100,60 @@ __global__ void __launch_bounds__(kThreads) log_softmax_top_k_kernel(LogSoftmaxT
   }
 }
 
+// (kThreads, 1): given no minimum of blocks per SM, ptxas held this kernel to 32 registers for sm_80 and
+// spilled; it takes 48, which still fits 5 blocks of 256 threads on an SM.
+__global__ void __launch_bounds__(kThreads, 1) ensemble_log_softmax_top_k_kernel(EnsembleLogSoftmaxTopKArgs e) {
+  __shared__ float scratch[32];
+  __shared__ float warp_s[kWarps];
+  __shared__ int32_t warp_j[kWarps];
+  __shared__ const void* logits[kMaxTopKModels];
+  __shared__ double weights[kMaxTopKModels];
+  __shared__ float row_max[kMaxTopKModels], row_log_sum[kMaxTopKModels];
+  const LogSoftmaxTopKArgs& p = e.row;
+  const int64_t row = blockIdx.x, base = row * p.vocab;
+  const int models = e.models;
+
+  // The single kernel's statistics, model by model.
+  for (int m = 0; m < models; ++m) {
+    const void* x = e.logits[m];
+    float mx = -INFINITY;
+    for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) mx = fmaxf(mx, load_element(x, base + j, p.dtype));
+    mx = block_max(mx, scratch);
+    float sum = 0.0f;
+    for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) sum += expf(load_element(x, base + j, p.dtype) - mx);
+    const float log_sum = logf(block_sum(sum, scratch));
+    if (threadIdx.x == 0) logits[m] = x, weights[m] = e.weights[m], row_max[m] = mx, row_log_sum[m] = log_sum;
+  }
+  __syncthreads();
+  const float prefix = p.prefix[row];
+
+  // The single kernel's rounds, over the ensemble's scores.
+  float last_s = INFINITY;
+  int32_t last_j = -1;
+  for (int round = 0; round < p.k; ++round) {
+    float best_s = -INFINITY;
+    int32_t best_j = kNoToken;
+    for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) {
+      if (j == p.exclude) continue;
+      double weighted = 0.0;
+      for (int m = 0; m < models; ++m)
+        weighted += weights[m] * static_cast<double>((load_element(logits[m], base + j, p.dtype) - row_max[m]) -
+                                                     row_log_sum[m]);
+      const float s = prefix + static_cast<float>(weighted);
+      const int32_t token = static_cast<int32_t>(j);
+      const bool after_last = s < last_s || (s == last_s && token > last_j);
+      if (after_last && s > -INFINITY && ranks_before(s, token, best_s, best_j)) best_s = s, best_j = token;
+    }
+    block_best(best_s, best_j, warp_s, warp_j);
+    if (threadIdx.x == 0) {
+      const bool found = best_j != kNoToken;
+      p.scores[row * p.k + round] = found ? best_s : -INFINITY;
+      p.tokens[row * p.k + round] = found ? best_j : -1;
+    }
+    last_s = best_s, last_j = best_j;
+  }
+}
+
 }  // namespace HEED_BACKEND
 
 template <>
@@ -100,6 +161,15 @@ void log_softmax_top_k<kBackend>(const LogSoftmaxTopKArgs& args) {
   if (args.rows == 0 || args.k == 0) return;
   HEED_BACKEND::launch(HEED_BACKEND::log_softmax_top_k_kernel, dim3(static_cast<unsigned>(args.rows)),
                        dim3(kThreads), 0, args.stream, args);
+}
+
+template <>
+void ensemble_log_softmax_top_k<kBackend>(const EnsembleLogSoftmaxTopKArgs& args) {
+  HEED_CHECK(args.models >= 1 && args.models <= kMaxTopKModels,
+             "ensemble_log_softmax_top_k: {} models, expected 1 to {}", args.models, kMaxTopKModels);
+  if (args.row.rows == 0 || args.row.k == 0) return;
+  HEED_BACKEND::launch(HEED_BACKEND::ensemble_log_softmax_top_k_kernel, dim3(static_cast<unsigned>(args.row.rows)),
+                       dim3(kThreads), 0, args.row.stream, args);
 }
 
 }  // namespace heed::kernels

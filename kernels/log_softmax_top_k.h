@@ -1,7 +1,8 @@
 // The k best continuations of each decoder row (log_softmax_top_k.cu), for beam search: the GPU path of
 // heed::ops::log_softmax_top_k. Each row of logits is normalised to log-probabilities, the row's prefix
 // score is added, and the k best (score, token) pairs come out, best first, so that only rows x k values
-// cross to the host per step instead of rows x vocabulary.
+// cross to the host per step instead of rows x vocabulary. An ensemble's selection scores each token by
+// the weighted sum of several models' log-probabilities, in a kernel of its own.
 #pragma once
 
 #include <cstdint>
@@ -27,5 +28,21 @@ struct LogSoftmaxTopKArgs {
 
 template <Backend B>
 void log_softmax_top_k(const LogSoftmaxTopKArgs& args);
+
+// The most models one ensemble launch combines; their arrays travel in the launch arguments, by value.
+inline constexpr int kMaxTopKModels = 8;
+
+// An ensemble's selection: score = prefix + fp32(sum over m, in double and in model order, of
+// weights[m] * the fp32 log-probability of logits[m], computed as the single kernel computes it).
+// The fields of `row` mean what they mean for one model, but for its `logits`, which the kernel ignores.
+struct EnsembleLogSoftmaxTopKArgs {
+  LogSoftmaxTopKArgs row;
+  int models = 0;                           // 1 to kMaxTopKModels
+  const void* logits[kMaxTopKModels] = {};  // each [rows, vocab], contiguous, of dtype row.dtype
+  double weights[kMaxTopKModels] = {};
+};
+
+template <Backend B>
+void ensemble_log_softmax_top_k(const EnsembleLogSoftmaxTopKArgs& args);
 
 }  // namespace heed::kernels
