@@ -1,14 +1,17 @@
 // The incremental decoder against the teacher-forced Transformer, and beam search against its definition:
-// batch independence, greedy = argmax decoding, n-best lists, length limits and the pad token.
+// batch independence, greedy = argmax decoding, n-best lists, length limits and the pad token; ensembles:
+// a model with itself is that model exactly, two models follow the weighted sum of their log-probabilities.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 #include <set>
 
 #include "gradcheck.h"
 #include "heed/decode/beam_search.h"
+#include "heed/decode/ensemble.h"
 #include "heed/nn/incremental_decoder.h"
 #include "kernel_testing.h"
 #include "worst.h"
@@ -24,11 +27,11 @@ struct TinyModel {
   nn::ParameterStore store{11};
   nn::Transformer model;
 
-  explicit TinyModel(const std::string& norm, int64_t d_model = 16)
+  // `seed` draws the weights: models of different seeds share only the vocabulary.
+  explicit TinyModel(const std::string& norm, int64_t d_model = 16, uint32_t seed = 300)
       : config(make_config(norm, d_model)), model(config, store) {
     // Non-trivial biases and norms, and a stronger signal than the initialisation gives, so that the
     // distributions are peaked enough for hypotheses of different lengths and shapes.
-    uint32_t seed = 300;
     for (const auto& [name, p] : store.all()) {
       if (name.find("bias") != std::string::npos || name.find("norm") != std::string::npos)
         p.set_value(testing::random_tensor(p.shape(), seed++, -0.5f, 0.5f));
@@ -356,4 +359,157 @@ TEST_CASE("beam search refuses bad options and empty sources, naming them", "[de
                     Catch::Contains("source sentence 1 is empty"));
   CHECK_THROWS_WITH(decode::beam_search(m.model, {{5, 23, kEos}}, decode::SearchOptions{}),
                     Catch::Contains("id 23 at position 1, outside the vocabulary [0, 23)"));
+}
+
+namespace {
+
+// Hypothesis lists compared exactly: the same tokens, and the same scores and log-probabilities, bit for bit.
+void check_identical(const std::vector<std::vector<decode::Hypothesis>>& got,
+                     const std::vector<std::vector<decode::Hypothesis>>& want) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("sentence " << i);
+    REQUIRE(got[i].size() == want[i].size());
+    for (size_t h = 0; h < want[i].size(); ++h) {
+      INFO("hypothesis " << h);
+      CHECK(got[i][h].tokens == want[i][h].tokens);
+      CHECK(got[i][h].score == want[i][h].score);
+      CHECK(got[i][h].log_prob == want[i][h].log_prob);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("an ensemble of a model with itself gives that model's output exactly", "[decode][ensemble]") {
+  // Weights summing to one over copies of one model combine to the model's own fp32 log-probabilities
+  // (heed/ops/log_softmax_top_k.h), so every choice, tie and score must be the same bits. Thirds and
+  // fifths are not exact in binary, and 0.3/0.7 are unequal: the double sum must still round back.
+  for (const std::string norm : {"post", "pre"}) {
+    TinyModel m(norm);
+    decode::SearchOptions options;
+    options.beam_size = 4;
+    options.n_best = 4;
+    options.length_penalty = 0.6f;
+    const auto alone = decode::beam_search(m.model, kSources, options);
+    const std::vector<std::vector<double>> weightings = {{}, {1, 1, 1}, {0.3, 0.7}, {2, 2, 2, 2, 2}, {5, 1, 3}};
+    for (const auto& weights : weightings) {
+      const size_t copies = weights.empty() ? 2 : weights.size();
+      INFO("norm " << norm << ", " << copies << " copies, weights " << Catch::Detail::stringify(weights));
+      const std::vector<decode::Ensemble::Member> members(copies, {&m.model, "tiny"});
+      check_identical(decode::beam_search(decode::Ensemble(members, weights), kSources, options), alone);
+    }
+    options.beam_size = options.n_best = 1;  // greedy: another stopping path
+    check_identical(decode::beam_search(decode::Ensemble({{&m.model, "a"}, {&m.model, "b"}}, {}), kSources, options),
+                    decode::beam_search(m.model, kSources, options));
+  }
+}
+
+TEST_CASE("an ensemble of a model with itself gives that model's output exactly on the simulated GPU",
+          "[decode][ensemble][sim]") {
+  // The GPU path: a single model selects with the single-model kernel, the ensemble with its own kernel,
+  // which must reproduce the former's scores bit for bit (bf16 logits, head dim 32 for the attention kernel).
+  TinyModel m("pre", 64);
+  m.store.to(Device::sim());
+  decode::SearchOptions options;
+  options.beam_size = 3;
+  options.n_best = 3;
+  options.compute = DType::BF16;
+  const std::vector<std::vector<int32_t>> sources = {kSources[0], kSources[1]};
+  check_identical(decode::beam_search(decode::Ensemble({{&m.model, "a"}, {&m.model, "b"}, {&m.model, "c"}}, {}),
+                                      sources, options),
+                  decode::beam_search(m.model, sources, options));
+}
+
+TEST_CASE("an ensemble of two models follows the weighted sum of their log-probabilities", "[decode][ensemble]") {
+  // Greedy decoding against a reference that runs both full decoders on the growing prefix and takes the
+  // argmax of w_a log p_a + w_b log p_b (pad excluded), in double. The weights are given unnormalised
+  // (4 : 1) and must act as 0.8 : 0.2; b's distributions are the more peaked, so a weighs more, and the
+  // ensemble's translations differ from each model's. The chosen token must lead the runner-up by far
+  // more than the fp32 difference between the incremental and full decoders (2e-5, the first test), so
+  // the comparison of tokens is exact; the summed log-probability agrees within 1e-4 as in the
+  // single-model tests.
+  TinyModel a("post"), b("pre", 16, 900);
+  const double wa = 0.8, wb = 0.2;
+  decode::SearchOptions options;
+  options.beam_size = 1;
+  options.length_penalty = 1.0f;
+  const decode::Ensemble ensemble({{&a.model, "a"}, {&b.model, "b"}}, {4, 1});
+  REQUIRE(ensemble.weights() == std::vector<double>{wa, wb});
+  const auto results = decode::beam_search(ensemble, kSources, options);
+  const auto only_a = decode::beam_search(a.model, kSources, options);
+  const auto only_b = decode::beam_search(b.model, kSources, options);
+  int differs_from_a = 0, differs_from_b = 0;
+  for (size_t i = 0; i < kSources.size(); ++i) {
+    INFO("sentence " << i);
+    std::vector<int32_t> tokens;
+    double log_prob = 0, closest = INFINITY;
+    bool ended = false;
+    const int64_t limit = decode::max_target_length(static_cast<int64_t>(kSources[i].size()), options);
+    while (!ended && static_cast<int64_t>(tokens.size()) < limit) {
+      std::vector<int32_t> tgt_in{kPad};
+      tgt_in.insert(tgt_in.end(), tokens.begin(), tokens.end());
+      const std::vector<double> lp_a = teacher_forced(a.model, pad_rows({kSources[i]}), pad_rows({tgt_in})).back();
+      const std::vector<double> lp_b = teacher_forced(b.model, pad_rows({kSources[i]}), pad_rows({tgt_in})).back();
+      std::vector<double> lp(lp_a.size());
+      for (size_t v = 0; v < lp.size(); ++v) lp[v] = wa * lp_a[v] + wb * lp_b[v];
+      int32_t best = -1, second = -1;
+      for (int32_t v = 0; v < a.config.vocab_size; ++v) {
+        if (v == kPad) continue;
+        if (best < 0 || lp[v] > lp[best]) {
+          second = best;
+          best = v;
+        } else if (second < 0 || lp[v] > lp[second]) {
+          second = v;
+        }
+      }
+      closest = std::min(closest, lp[best] - lp[second]);
+      log_prob += lp[best];
+      ended = best == kEos;
+      if (!ended) tokens.push_back(best);
+    }
+    REQUIRE(closest > 1e-3);
+    REQUIRE(results[i].size() == 1);
+    CHECK(results[i][0].tokens == tokens);
+    CHECK(results[i][0].log_prob == Approx(log_prob).margin(1e-4));
+    differs_from_a += results[i][0].tokens != only_a[i][0].tokens;
+    differs_from_b += results[i][0].tokens != only_b[i][0].tokens;
+  }
+  // Both models count: the ensemble's translations are neither model's alone.
+  CHECK(differs_from_a > 0);
+  CHECK(differs_from_b > 0);
+}
+
+TEST_CASE("an ensemble refuses models of different vocabularies and bad weights, naming them", "[decode][ensemble]") {
+  TinyModel m("post");
+  const decode::Ensemble::Member first{&m.model, "runs/a"};
+  for (const auto& [field, change] : std::vector<std::pair<std::string, std::function<void(nn::ModelConfig&)>>>{
+           {"vocab_size is 23 in runs/a but 24 in runs/b", [](nn::ModelConfig& c) { c.vocab_size = 24; }},
+           {"pad_id is 0 in runs/a but 1 in runs/b", [](nn::ModelConfig& c) { c.pad_id = 1; }},
+           {"eos_id is 2 in runs/a but 3 in runs/b", [](nn::ModelConfig& c) { c.eos_id = 3; }},
+           {"decoder_start_id is 0 in runs/a but 2 in runs/b", [](nn::ModelConfig& c) { c.decoder_start_id = 2; }}}) {
+    nn::ModelConfig config = m.config;
+    change(config);
+    nn::ParameterStore store(1);
+    const nn::Transformer other(config, store);
+    CHECK_THROWS_WITH(decode::Ensemble({first, {&other, "runs/b"}}, {}),
+                      Catch::Contains("cannot ensemble runs/a and runs/b: " + field));
+  }
+  // A different architecture is no obstacle.
+  TinyModel wider("pre", 32, 700);
+  CHECK_NOTHROW(decode::Ensemble({first, {&wider.model, "runs/c"}}, {}));
+
+  const std::vector<decode::Ensemble::Member> two{first, first};
+  CHECK_THROWS_WITH(decode::Ensemble(two, {1.0}), Catch::Contains("ensemble weights: 1 weights for 2 models"));
+  CHECK_THROWS_WITH(decode::Ensemble(two, {1, 2, 3}), Catch::Contains("3 weights for 2 models"));
+  CHECK_THROWS_WITH(decode::Ensemble(two, {1, 0}), Catch::Contains("weight 2 is 0; weights must be positive finite"));
+  CHECK_THROWS_WITH(decode::Ensemble(two, {-0.5, 1}), Catch::Contains("weight 1 is -0.5"));
+  CHECK_THROWS_WITH(decode::Ensemble(two, {1, NAN}), Catch::Contains("weight 2 is nan"));
+  CHECK_THROWS_WITH(decode::Ensemble(two, {INFINITY, 1}), Catch::Contains("weight 1 is inf"));
+  CHECK_THROWS_WITH(decode::Ensemble(two, {1e308, 1e308}), Catch::Contains("the weights overflow"));
+  CHECK_THROWS_WITH(decode::Ensemble({}, {}), Catch::Contains("at least one model"));
+  CHECK_THROWS_WITH(decode::Ensemble(std::vector<decode::Ensemble::Member>(9, first), {}),
+                    Catch::Contains("at most 8 models, got 9"));
+  // One model with any weight is the model alone.
+  CHECK(decode::Ensemble({first}, {0.7}).weights() == std::vector<double>{1.0});
 }

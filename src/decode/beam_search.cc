@@ -1,7 +1,8 @@
 // Beam search (beam_search.h): host-side bookkeeping per sentence around batched decoder steps.
 //
 // A step has two phases. First, ops::log_softmax_top_k gives each decoder row (one live hypothesis) its
-// 2 * beam_size best continuations, on the model's device, so only those cross to the host; the best
+// 2 * beam_size best continuations, on the model's device, so only those cross to the host (for an
+// ensemble, by the weighted sum of its models' log-probabilities, in the same call: StepScorer); the best
 // 2 * beam_size of a sentence are among the union of its rows' lists, so no sentence ever sorts
 // beam_size * V scores. Then, per sentence, those lists are merged and HF's BeamSearchScorer rules applied. Sums of log-probabilities
 // are fp32 additions as in HF, and normalised scores are computed in double as HF's Python does, so the
@@ -84,6 +85,36 @@ class FinishedHypotheses {
   std::vector<Scored> list_;
 };
 
+// The step's log-probabilities, from one model or an ensemble: one incremental decoder per model, kept in
+// lockstep (the same rows, the same reorders), whose logits one ops::log_softmax_top_k call combines and
+// selects from. A single model is one decoder with weight 1, the op's plain path.
+class StepScorer {
+ public:
+  StepScorer(const Ensemble& models, const Tensor& sources, int64_t max_rows, DType compute)
+      : weights_(models.weights()) {
+    decoders_.reserve(models.size());
+    for (size_t i = 0; i < models.size(); ++i) decoders_.emplace_back(models.model(i), sources, max_rows, compute);
+  }
+
+  int64_t rows() const { return decoders_.front().rows(); }
+
+  // Feeds each row its token and returns each row's k best continuations by prefix + log-probability,
+  // `exclude` aside.
+  ops::TopK best(const std::vector<int32_t>& inputs, const std::vector<float>& prefix, int64_t k, int64_t exclude) {
+    std::vector<Tensor> logits;
+    for (nn::IncrementalDecoder& decoder : decoders_) logits.push_back(decoder.step(inputs));
+    return ops::log_softmax_top_k(logits, weights_, prefix, k, exclude);
+  }
+
+  void reorder(const std::vector<int64_t>& parents) {
+    for (nn::IncrementalDecoder& decoder : decoders_) decoder.reorder(parents);
+  }
+
+ private:
+  std::vector<nn::IncrementalDecoder> decoders_;
+  std::vector<double> weights_;
+};
+
 struct Sentence {
   std::vector<Beam> beams;  // live hypotheses; beam i is decoder row first_row + i
   int64_t first_row = 0;
@@ -155,12 +186,12 @@ int64_t max_target_length(int64_t source_length, const SearchOptions& options) {
   return std::max<int64_t>(1, static_cast<int64_t>(std::min(by_source, static_cast<double>(options.max_length))));
 }
 
-std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
+std::vector<std::vector<Hypothesis>> beam_search(const Ensemble& models,
                                                  const std::vector<std::vector<int32_t>>& sources,
                                                  const SearchOptions& options) {
   validate(options);
   if (sources.empty()) return {};
-  const nn::ModelConfig& config = model.config();
+  const nn::ModelConfig& config = models.config();
   const int64_t batch = static_cast<int64_t>(sources.size());
   const size_t beam_size = static_cast<size_t>(options.beam_size);
 
@@ -179,14 +210,13 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
                          .max_length = max_target_length(static_cast<int64_t>(source.size()), options),
                          .finished = FinishedHypotheses(beam_size, options.length_penalty)});
   }
-  nn::IncrementalDecoder decoder(model, Tensor::from_vector(padded, {batch, longest}),
-                                 batch * static_cast<int64_t>(beam_size), options.compute);
+  StepScorer scorer(models, Tensor::from_vector(padded, {batch, longest}), batch * static_cast<int64_t>(beam_size),
+                    options.compute);
 
   std::vector<int32_t> inputs(sentences.size(), static_cast<int32_t>(config.decoder_start_id));
   std::vector<std::vector<Candidate>> row_best(static_cast<size_t>(batch) * beam_size);
   const int64_t k = 2 * static_cast<int64_t>(beam_size);
-  for (int64_t length = 1; decoder.rows() > 0; ++length) {
-    const Tensor logits = decoder.step(inputs);
+  for (int64_t length = 1; scorer.rows() > 0; ++length) {
     std::vector<float> prefix;
     std::vector<int> row_beam;
     for (const Sentence& s : sentences)
@@ -195,7 +225,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
         row_beam.push_back(static_cast<int>(b));
       }
     // Padding is never generated.
-    const ops::TopK top = ops::log_softmax_top_k(logits, prefix, k, config.pad_id);
+    const ops::TopK top = scorer.best(inputs, prefix, k, config.pad_id);
     const float* scores = top.scores.data<float>();
     const int32_t* tokens = top.tokens.data<int32_t>();
     for (size_t r = 0; r < row_beam.size(); ++r) {
@@ -211,7 +241,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
       advance(s, row_best, length, static_cast<int32_t>(config.eos_id), beam_size, parents);
       for (const Beam& b : s.beams) inputs.push_back(b.tokens.back());
     }
-    decoder.reorder(parents);
+    scorer.reorder(parents);
   }
 
   std::vector<std::vector<Hypothesis>> results;

@@ -7,7 +7,7 @@
 
 namespace heed::decode {
 
-std::vector<Translation> translate(const nn::Transformer& model, const data::Vocab& src_vocab,
+std::vector<Translation> translate(const Ensemble& models, const data::Vocab& src_vocab,
                                    const data::Vocab& tgt_vocab, const std::vector<std::string>& lines,
                                    const TranslateOptions& options, const std::function<bool()>& keep_going) {
   validate(options.search);
@@ -29,7 +29,7 @@ std::vector<Translation> translate(const nn::Transformer& model, const data::Voc
       ++end;
     std::vector<std::vector<int32_t>> batch;
     for (size_t i = begin; i < end; ++i) batch.push_back(sources[order[i]]);
-    const std::vector<std::vector<Hypothesis>> found = beam_search(model, batch, options.search);
+    const std::vector<std::vector<Hypothesis>> found = beam_search(models, batch, options.search);
     for (size_t i = begin; i < end; ++i) {
       Translation& t = out[order[i]];
       t.nbest = found[i - begin];

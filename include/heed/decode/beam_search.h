@@ -7,13 +7,14 @@
 // best_candidate_log_prob / length^length_penalty cannot beat the worst of them (HF's heuristic), or at
 // its maximum length, where its live hypotheses join the finished ones. A finished sentence leaves the
 // decoder batch, so the steps shrink as sentences end. With beam_size 1 this is greedy (argmax) decoding.
+// An ensemble (ensemble.h) runs the same search over the weighted sum of its models' log-probabilities.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "heed/decode/defaults.h"
-#include "heed/nn/transformer.h"
+#include "heed/decode/ensemble.h"
 
 namespace heed::decode {
 
@@ -45,8 +46,9 @@ int64_t max_target_length(int64_t source_length, const SearchOptions& options);
 // Translates `sources` (token ids including eos, as the batcher produces them; not padded) in one batch.
 // Returns, per sentence, its min(n_best, found) best hypotheses by score, best first. The result for a
 // sentence does not depend on the other sentences in the call. The pad id is never generated; decoding
-// starts from the model's decoder_start_id and a hypothesis ends at its eos_id.
-std::vector<std::vector<Hypothesis>> beam_search(const nn::Transformer& model,
+// starts from the model's decoder_start_id and a hypothesis ends at its eos_id. `models` is one model or
+// an ensemble; the log-probabilities of Hypothesis are then the ensemble's weighted sums.
+std::vector<std::vector<Hypothesis>> beam_search(const Ensemble& models,
                                                  const std::vector<std::vector<int32_t>>& sources,
                                                  const SearchOptions& options);
 

@@ -10,7 +10,7 @@
 #include "heed/data/vocab.h"
 #include "heed/decode/beam_search.h"
 #include "heed/decode/defaults.h"
-#include "heed/nn/transformer.h"
+#include "heed/decode/ensemble.h"
 
 namespace heed::decode {
 
@@ -25,8 +25,9 @@ struct Translation {
   std::vector<std::string> nbest_text;
 };
 
-// `keep_going` is asked between batches; returning false stops early with the sentences done so far.
-std::vector<Translation> translate(const nn::Transformer& model, const data::Vocab& src_vocab,
+// `models`: one model, or an ensemble of models that share src_vocab and tgt_vocab. `keep_going` is asked
+// between batches; returning false stops early with the sentences done so far.
+std::vector<Translation> translate(const Ensemble& models, const data::Vocab& src_vocab,
                                    const data::Vocab& tgt_vocab, const std::vector<std::string>& lines,
                                    const TranslateOptions& options,
                                    const std::function<bool()>& keep_going = [] { return true; });
