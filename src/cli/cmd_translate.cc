@@ -1,4 +1,5 @@
 // heed translate: text in, text out, with the vocabularies of the model's run or checkpoint directory.
+// Several --model options decode as an ensemble (decode/ensemble.h): models that share one vocabulary.
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
@@ -17,7 +18,9 @@ namespace heed::cli {
 namespace {
 
 struct TranslateCommand {
-  std::string model, input, output, metric = "bleu";
+  std::vector<std::string> models;
+  std::vector<double> weights;  // empty: equal
+  std::string input, output, metric = "bleu";
   decode::TranslateOptions options;
   int threads = 0;
   std::string device = "cpu", precision = "auto";
@@ -33,27 +36,47 @@ std::vector<std::string> read_stdin() {
   return lines;
 }
 
+// Refuses models whose vocabularies differ from the first one's (`vocab`), naming both and the difference.
+void check_one_vocabulary(const std::vector<nn::OpenedModel>& opened, const data::Vocabularies& vocab) {
+  for (size_t i = 1; i < opened.size(); ++i) {
+    const std::string difference =
+        data::vocabulary_difference(vocab, opened.front().dir, data::load_vocabularies(opened[i].dir), opened[i].dir);
+    HEED_CHECK(difference.empty(), "cannot ensemble {} and {}: {} (the models must share one vocabulary)",
+               opened.front().dir, opened[i].dir, difference);
+  }
+}
+
 void run_translate(const TranslateCommand& cmd) {
   if (cmd.threads > 0) omp_set_num_threads(cmd.threads);
   const Device device = resolve_device(cmd.device, "--device");
-  const nn::OpenedModel opened = nn::open_model(cmd.model, device, cmd.precision, "--precision", cmd.metric);
-  const data::Vocabularies vocab = data::load_vocabularies(opened.dir);
+  decode::Ensemble::check_weights(cmd.weights, cmd.models.size(), "--weights");  // before the models load
+  std::vector<nn::OpenedModel> opened;
+  for (const std::string& path : cmd.models)
+    opened.push_back(nn::open_model(path, device, cmd.precision, "--precision", cmd.metric));
+  const data::Vocabularies vocab = data::load_vocabularies(opened.front().dir);
+  check_one_vocabulary(opened, vocab);
+  std::vector<decode::Ensemble::Member> members;
+  for (const nn::OpenedModel& m : opened) members.push_back({m.model.get(), m.dir});
+  const decode::Ensemble models(members, cmd.weights);
   const data::Vocab &src_vocab = vocab.src, &tgt_vocab = vocab.tgt;
   decode::TranslateOptions options = cmd.options;
   // Each step keeps the beam_size best of beam_size * vocabulary continuations: a beam wider than the
   // vocabulary costs minutes per sentence and finds nothing a beam as wide as the vocabulary misses.
-  const int vocabulary = static_cast<int>(opened.config.vocab_size);
+  const int vocabulary = static_cast<int>(models.config().vocab_size);
   if (options.search.beam_size > vocabulary) {
     spdlog::warn("--beam-size {} is larger than the vocabulary ({} pieces): using {}", options.search.beam_size,
                  vocabulary, vocabulary);
     options.search.beam_size = vocabulary;
     options.search.n_best = std::min(options.search.n_best, vocabulary);
   }
-  options.search.compute = opened.compute;
-  spdlog::info("translating with {} on {} in {}", opened.dir, device.str(), dtype_name(options.search.compute));
+  options.search.compute = opened.front().compute;
+  for (size_t i = 0; i < opened.size(); ++i)
+    spdlog::info("translating with {}{} on {} in {}", opened[i].dir,
+                 opened.size() > 1 ? fmt::format(" (weight {:.4g})", models.weights()[i]) : "", device.str(),
+                 dtype_name(options.search.compute));
 
   const std::vector<std::string> lines = cmd.input.empty() ? read_stdin() : data::read_lines(cmd.input);
-  const std::vector<decode::Translation> out = decode::translate(*opened.model, src_vocab, tgt_vocab, lines, options);
+  const std::vector<decode::Translation> out = decode::translate(models, src_vocab, tgt_vocab, lines, options);
 
   std::ofstream file;
   if (!cmd.output.empty()) {
@@ -79,10 +102,15 @@ void add_translate_command(CLI::App& app) {
   auto cmd = std::make_shared<TranslateCommand>();
   decode::SearchOptions& s = cmd->options.search;
   CLI::App* sub = app.add_subcommand("translate", "Translate text with a trained model (stdin to stdout by default)");
-  sub->add_option("--model", cmd->model,
+  sub->add_option("--model", cmd->models,
                   "A checkpoint directory, a run directory (its best checkpoint for --metric, else the latest), or a "
-                  "Hugging Face MarianMT directory with its tokenizer")
+                  "Hugging Face MarianMT directory with its tokenizer. Repeat it for an ensemble: models of one "
+                  "vocabulary whose log-probabilities are added per step, weighted by --weights")
       ->required();
+  sub->add_option("--weights", cmd->weights,
+                  "An ensemble's weights, one per --model in their order, comma-separated (default: equal); each "
+                  "model's log-probabilities are multiplied by its weight divided by their sum")
+      ->delimiter(',');
   sub->add_option("--input", cmd->input, "Source text, one sentence per line (default: stdin)");
   sub->add_option("--output", cmd->output, "Translations (default: stdout)");
   sub->add_option("--beam-size", s.beam_size, "Beam size; 1 is greedy decoding; at most the vocabulary size")

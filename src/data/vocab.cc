@@ -208,4 +208,9 @@ int64_t Vocab::size() const {
   return pieces_ ? static_cast<int64_t>(pieces_->size()) : processor_->GetPieceSize();
 }
 
+std::string Vocab::piece(int32_t id) const {
+  HEED_CHECK(id >= 0 && id < size(), "token id {} is outside the vocabulary {} of {} pieces", id, path_, size());
+  return pieces_ ? (*pieces_)[static_cast<size_t>(id)] : processor_->IdToPiece(id);
+}
+
 }  // namespace heed::data

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <tuple>
 
 #include "heed/core/error.h"
 
@@ -39,6 +40,20 @@ Vocabularies load_vocabularies(const std::string& dir) {
              dir);
   return {Vocab::load(path("vocab.src.model")), Vocab::load(path("vocab.tgt.model")),
           {path("vocab.src.model"), path("vocab.tgt.model")}};
+}
+
+std::string vocabulary_difference(const Vocabularies& a, const std::string& a_name, const Vocabularies& b,
+                                  const std::string& b_name) {
+  for (const auto& [side, va, vb] : {std::tuple{"source", &a.src, &b.src}, std::tuple{"target", &a.tgt, &b.tgt}}) {
+    if (va->size() != vb->size())
+      return fmt::format("the {} vocabulary has {} pieces in {} but {} in {}", side, va->size(), a_name, vb->size(),
+                         b_name);
+    for (int32_t id = 0; id < static_cast<int32_t>(va->size()); ++id)
+      if (va->piece(id) != vb->piece(id))
+        return fmt::format("{} id {} is '{}' in {} but '{}' in {}", side, id, va->piece(id), a_name, vb->piece(id),
+                           b_name);
+  }
+  return "";
 }
 
 }  // namespace heed::data

@@ -8,6 +8,9 @@
 - fine-tuning: --init-from takes the weights and vocabulary, freezing keeps the encoder fixed, and a different
   architecture is refused with the differences listed
 - fine-tuning from a Hugging Face MarianMT directory (export-hf of a Heed checkpoint) keeps the weights
+- ensembles: `translate --model RUN --model RUN` translates and scores exactly as RUN alone, two runs
+  decode together with the weighted sum of their scores, and different vocabularies or bad --weights are
+  refused, naming the difference
 - early stopping ends training after `patience` validations without improvement
 - SIGTERM saves a checkpoint and exits 0; the run then resumes from it; a second SIGTERM during that save
   lets the save finish, and says so
@@ -187,6 +190,73 @@ def fine_tune_from_hugging_face(r):
         r.check(f"it starts from the trained weights (first loss {loss:.4f})", loss < 0.05, loss)
 
 
+def nbest_scores(out):
+    """{(line, text): score} of n-best output ('i ||| text ||| score'), without texts listed twice for a line
+    (two segmentations of one text score differently)."""
+    scores, seen = {}, set()
+    for line in out.splitlines():
+        i, text, score = line.split(" ||| ")
+        key = (int(i), text)
+        if key in seen:
+            scores.pop(key, None)
+        else:
+            scores[key] = float(score)
+        seen.add(key)
+    return scores
+
+
+def ensembles(r, pairs):
+    """translate with several --model: the run with itself, with a run of another seed, and with runs of other
+    vocabularies (run-vocab90, a BPE vocabulary of the same size, the MarianMT export's numbering)."""
+    run, other = r.path("run-overfit"), r.path("run-seed2")
+    r.heed_run("train", r.config("seed2.yaml", "run-seed2", 300), "--set", "training.seed=2")
+    src = "\n".join(en for en, _ in pairs) + "\n"
+
+    def translate(*args):
+        return r.heed_run("translate", *args, "--beam-size", "4", stdin=src)
+
+    for extra in ([], ["--n-best", "3"]):
+        alone = translate("--model", run, *extra)
+        for weights in ([], ["--weights", "0.3,0.7"], ["--weights", "1,1,1"]):
+            models = ["--model", run] * (3 if "1,1,1" in weights else 2)
+            both = translate(*models, *weights, *extra)
+            options = " ".join(weights + extra) or "defaults"
+            r.check(f"an ensemble of a run with itself ({options}) gives the run's output",
+                    alone.returncode == 0 and both.returncode == 0 and both.stdout == alone.stdout != "",
+                    both.stderr[-1500:] + "\n".join(f"{a!r} vs {b!r}" for a, b in
+                                                   zip(alone.stdout.splitlines(), both.stdout.splitlines()) if a != b))
+
+    # Two models: a hypothesis in the n-best lists of both and of their ensemble scores the weighted sum of
+    # their scores (a score is linear in the token log-probabilities, over the same length). Scores print
+    # with 6 decimals; the fp32 sums of ~10 log-probabilities agree far closer than 2e-5.
+    nbest = ["--n-best", "4"]
+    a = nbest_scores(translate("--model", run, *nbest).stdout)
+    b = nbest_scores(translate("--model", other, *nbest).stdout)
+    for weights, (wa, wb) in (([], (0.5, 0.5)), (["--weights", "1,3"], (0.25, 0.75))):
+        out = translate("--model", run, "--model", other, *weights, *nbest)
+        ens = nbest_scores(out.stdout) if out.returncode == 0 else {}
+        common = [key for key in ens if key in a and key in b]
+        apart = max((abs(a[key] - b[key]) for key in common), default=0)
+        wrong = [(key, ens[key], a[key], b[key]) for key in common
+                 if abs(ens[key] - (wa * a[key] + wb * b[key])) > 2e-5]
+        r.check(f"two runs decode together, scoring by the weighted sum ({wa}, {wb}) "
+                f"({len(common)} hypotheses in all three lists, up to {apart:.3f} apart)",
+                out.returncode == 0 and len(common) >= len(pairs) and apart > 0.1 and not wrong,
+                f"{out.stderr[-1500:]}\n{wrong[:5]}")
+
+    r.heed_run("train", r.config("bpe.yaml", "run-bpe", 1), "--set", "data.vocab_type=bpe")
+    for stranger, fragments in ((r.path("run-vocab90"), ["vocabulary has 100 pieces in", "but 90 in"]),
+                                (r.path("run-bpe"), ["source id", "is '"]),
+                                (r.path("hf-overfit"), ["source id 0 is '<pad>' in", "but '</s>' in"])):
+        r.expect_error(f"an ensemble with another vocabulary ({os.path.basename(stranger)})",
+                       translate("--model", run, "--model", stranger), "cannot ensemble", *fragments)
+    r.expect_error("--weights of the wrong count", translate("--model", run, "--model", run, "--weights", "1"),
+                   "--weights: 1 weights for 2 models")
+    r.expect_error("a negative weight", translate("--model", run, "--model", run, "--weights", "1,-2"),
+                   "--weights: weight 2 is -2; weights must be positive finite numbers")
+    r.expect_error("a zero weight", translate("--model", run, "--model", run, "--weights", "0,1"), "weight 1 is 0")
+
+
 def early_stopping(r):
     """With a learning rate too small to change any translation, BLEU never improves: patience 2 stops
     training at the third validation."""
@@ -345,6 +415,7 @@ def checks(r):
     overfit_and_translate(r, pairs)
     fine_tune(r)
     fine_tune_from_hugging_face(r)
+    ensembles(r, pairs)
     early_stopping(r)
     resume_is_exact(r)
     sigterm_saves(r)

@@ -49,6 +49,8 @@ class Vocab {
   std::string decode(const std::vector<int32_t>& ids) const;
 
   int64_t size() const;
+  // The piece numbered `id`, in the numbering encode and decode use.
+  std::string piece(int32_t id) const;
   int32_t pad_id() const { return pad_id_; }
   int32_t unk_id() const { return unk_id_; }
   int32_t eos_id() const { return eos_id_; }

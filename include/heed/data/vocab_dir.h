@@ -23,4 +23,10 @@ struct Vocabularies {
 // and vocab.json. Throws when none is there.
 Vocabularies load_vocabularies(const std::string& dir);
 
+// How two directories' vocabularies differ, naming them `a_name` and `b_name`: "the target vocabulary has
+// 100 pieces in A but 90 in B", "source id 57 is '▁la' in A but '▁el' in B". Empty when both number the same
+// pieces alike, source and target: models trained with them then mean the same thing by every id.
+std::string vocabulary_difference(const Vocabularies& a, const std::string& a_name, const Vocabularies& b,
+                                  const std::string& b_name);
+
 }  // namespace heed::data
