@@ -21,7 +21,7 @@
 // The tile products (64 x 64 x D) go through block_product: an 8 x 64 block of C stays in vector
 // registers while the inner dimension streams, B rows are loaded as vectors and A is read by broadcast
 // with arbitrary strides, which lets the transposed products (P^T V, Pd^T dO, dS^T Q) read their tile in
-// place. On one core of this machine that reaches 100 GFLOP/s on 64-sized products where OpenBLAS's
+// place. On one core of a 2-core AMD EPYC (Zen 4) that reached 100 GFLOP/s on 64-sized products where OpenBLAS's
 // sgemm reaches 78 (its packing does not pay off at this size), and it costs no call overhead at L = 32.
 // The transposes that the products need go through 16 x 16 register shuffles.
 #include <omp.h>
@@ -92,7 +92,7 @@ void row_block_product(int n, int k, const float* a, int64_t a_rs, int64_t a_cs,
 }
 
 // C[m, n] (+)= A[m, k] B[k, n]; strides as in block_product. Blocks of 8 rows (8 x 64 keeps 32 vector
-// accumulators, a few of them spilled to L1, which measured faster than 4 or 6 rows on this machine:
+// accumulators, a few of them spilled to L1, which measured faster than 4 or 6 rows on that EPYC:
 // 103 against 77 and 97 GFLOP/s on one core), then 4, 2 and 1 for the remainder.
 void tile_product(int m, int n, int k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
                   float* c, int64_t ldc, bool accumulate) {
