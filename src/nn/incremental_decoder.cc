@@ -54,8 +54,13 @@ class RowGather {
 
 }  // namespace
 
-IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows, DType compute)
-    : model_(model), max_rows_(max_rows), head_dim_(model.config().head_dim()), compute_(compute) {
+IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows, DType compute,
+                                       std::optional<AttentionProbe> probe)
+    : model_(model),
+      max_rows_(max_rows),
+      head_dim_(model.config().head_dim()),
+      compute_(compute),
+      probe_(std::move(probe)) {
   const ModelConfig& config = model.config();
   HEED_CHECK(src.defined() && src.dtype() == DType::I32 && src.dim() == 2 && src.size(0) > 0 && src.size(1) > 0,
              "incremental decoder: the source must be a non-empty int32 [batch, length] tensor");
@@ -72,7 +77,7 @@ IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& s
   ForwardContext ctx;  // training = false: no dropout
   ctx.compute = compute;
   Tensor padding;
-  const Variable memory = model.encode(src, &padding, ctx);
+  const Variable memory = model.encode(src, &padding, ctx, probe_ ? &*probe_ : nullptr);
   source_padding_ = padding.to_vector<uint8_t>();
   const Shape cross_shape{max_rows, source_length_, config.heads, head_dim_};
   for (int64_t i = 0; i < config.decoder_layers; ++i) {
@@ -138,9 +143,14 @@ Tensor IncrementalDecoder::step(const std::vector<int32_t>& tokens) {
   ctx.compute = compute_;
   // The encoder output is already in the caches (cache_memory), so the layers get no memory.
   const Variable y = model_.decode(Tensor::from_vector(tokens, {rows_, 1}), Variable(), row_padding_, ctx,
-                                   live_caches(), steps_);
+                                   live_caches(), steps_, probe_ ? &*probe_ : nullptr);
   ++steps_;
   return model_.logits(autograd::reshape(y, {rows_, model_.config().d_model})).value();
+}
+
+const Tensor& IncrementalDecoder::attention() const {
+  static const Tensor none;
+  return probe_ ? probe_->probabilities : none;
 }
 
 Tensor IncrementalDecoder::step_log_probs(const std::vector<int32_t>& tokens) {

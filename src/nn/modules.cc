@@ -47,10 +47,11 @@ MultiHeadAttention::MultiHeadAttention(ParameterStore& store, const std::string&
       dropout_(dropout) {}
 
 Variable MultiHeadAttention::operator()(const Variable& x_q, const Variable& x_kv, const Tensor& key_padding,
-                                        bool causal, ForwardContext& ctx, const KeyValueCache* cache) const {
+                                        bool causal, ForwardContext& ctx, const KeyValueCache* cache,
+                                        Tensor* probabilities) const {
   if (cache) {
     if (x_kv.defined()) cache_keys_values(x_kv, *cache);
-    return attend_cached(x_q, *cache, key_padding, ctx);
+    return attend_cached(x_q, *cache, key_padding, ctx, probabilities);
   }
   ops::AttentionOptions options;
   options.scale = 1.0f / std::sqrt(static_cast<float>(x_q.size(-1) / heads_));
@@ -61,6 +62,7 @@ Variable MultiHeadAttention::operator()(const Variable& x_q, const Variable& x_k
     options.dropout_p = dropout_;
     options.dropout_key = ctx.next_key();
   }
+  if (probabilities) return attend_recording(x_q, x_kv, options, probabilities);
   Variable o = autograd::attention(q_proj_(x_q), k_proj_(x_kv), v_proj_(x_kv), heads_, options);
   return out_proj_(o);
 }
@@ -76,8 +78,24 @@ void MultiHeadAttention::cache_keys_values(const Variable& x_kv, const KeyValueC
   cache.values.narrow(1, first, length).copy_from(v_proj_(x_kv).value().view(heads_shape));
 }
 
+Variable MultiHeadAttention::attend_recording(const Variable& x_q, const Variable& x_kv,
+                                              const ops::AttentionOptions& options, Tensor* probabilities) const {
+  HEED_CHECK(!autograd::grad_enabled(), "recording attention probabilities is for inference: no gradients");
+  const int64_t batch = x_q.size(0), length = x_q.size(1), d = x_q.size(-1);
+  // [B, L, H*Dh] -> [B, H, L, Dh] views, as autograd::attention makes them.
+  const auto split = [this](const Tensor& t) {
+    return t.view({t.size(0), t.size(1), heads_, t.size(2) / heads_}).transpose(1, 2);
+  };
+  const Tensor q = split(q_proj_(x_q).value().contiguous()), k = split(k_proj_(x_kv).value().contiguous());
+  const ops::AttentionResult result =
+      ops::attention_forward(q, k, split(v_proj_(x_kv).value().contiguous()), options);
+  *probabilities = ops::attention_probabilities(q, k, result.lse, options);
+  return out_proj_(Variable(result.out.transpose(1, 2).reshape({batch, length, d})));
+}
+
 Variable MultiHeadAttention::attend_cached(const Variable& x_q, const KeyValueCache& cache,
-                                           const Tensor& key_padding, ForwardContext& ctx) const {
+                                           const Tensor& key_padding, ForwardContext& ctx,
+                                           Tensor* probabilities) const {
   HEED_CHECK(!ctx.training && !autograd::grad_enabled(),
              "attention with a key/value cache is for inference: no training, no gradients");
   const int64_t rows = x_q.size(0), d = x_q.size(-1);
@@ -90,6 +108,7 @@ Variable MultiHeadAttention::attend_cached(const Variable& x_q, const KeyValueCa
   const Tensor q = q_proj_(x_q).value().view({rows, 1, heads_, d / heads_}).transpose(1, 2);
   const ops::AttentionResult result =
       ops::attention_forward(q, cache.keys.transpose(1, 2), cache.values.transpose(1, 2), options);
+  if (probabilities) *probabilities = ops::attention_probabilities(q, cache.keys.transpose(1, 2), result.lse, options);
   return out_proj_(Variable(result.out.transpose(1, 2).reshape({rows, 1, d})));
 }
 

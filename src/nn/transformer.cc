@@ -32,9 +32,11 @@ EncoderLayer::EncoderLayer(ParameterStore& store, const std::string& prefix, con
       ffn_(feed_forward(store, prefix, config)),
       final_layer_norm_(layer_norm(store, prefix + ".final_layer_norm", config)) {}
 
-Variable EncoderLayer::operator()(const Variable& x, const Tensor& padding, ForwardContext& ctx) const {
-  const Variable h = residual_(x, self_attn_layer_norm_, ctx,
-                               [&](const Variable& in) { return self_attn_(in, in, padding, false, ctx); });
+Variable EncoderLayer::operator()(const Variable& x, const Tensor& padding, ForwardContext& ctx,
+                                  Tensor* self_attention) const {
+  const Variable h = residual_(x, self_attn_layer_norm_, ctx, [&](const Variable& in) {
+    return self_attn_(in, in, padding, false, ctx, nullptr, self_attention);
+  });
   return residual_(h, final_layer_norm_, ctx, [&](const Variable& in) { return ffn_(in, ctx); });
 }
 
@@ -48,12 +50,14 @@ DecoderLayer::DecoderLayer(ParameterStore& store, const std::string& prefix, con
       final_layer_norm_(layer_norm(store, prefix + ".final_layer_norm", config)) {}
 
 Variable DecoderLayer::operator()(const Variable& y, const Variable& memory, const Tensor& memory_padding,
-                                  ForwardContext& ctx, const DecoderLayerCache* cache) const {
+                                  ForwardContext& ctx, const DecoderLayerCache* cache,
+                                  Tensor* encoder_attention) const {
   Variable h = residual_(y, self_attn_layer_norm_, ctx, [&](const Variable& in) {
     return self_attn_(in, in, Tensor(), true, ctx, cache ? &cache->self_attn : nullptr);
   });
   h = residual_(h, encoder_attn_layer_norm_, ctx, [&](const Variable& in) {
-    return encoder_attn_(in, memory, memory_padding, false, ctx, cache ? &cache->encoder_attn : nullptr);
+    return encoder_attn_(in, memory, memory_padding, false, ctx, cache ? &cache->encoder_attn : nullptr,
+                         encoder_attention);
   });
   return residual_(h, final_layer_norm_, ctx, [&](const Variable& in) { return ffn_(in, ctx); });
 }
@@ -85,6 +89,14 @@ Transformer::Transformer(const ModelConfig& config, ParameterStore& store)
   }
 }
 
+void AttentionProbe::check(const ModelConfig& config) const {
+  const bool encoder = kind == Kind::EncoderSelf;
+  const char* stack = encoder ? "encoder" : "decoder";
+  const int64_t layers = encoder ? config.encoder_layers : config.decoder_layers;
+  HEED_CHECK(layer >= 0 && layer < layers, "attention probe: {} layer {} does not exist; the {} has layers 0 to {}",
+             stack, layer, stack, layers - 1);
+}
+
 Variable Transformer::embed(const Tensor& ids, const Variable& table, int64_t first_position,
                             ForwardContext& ctx) const {
   const float scale = config_.scale_embedding ? std::sqrt(static_cast<float>(config_.d_model)) : 1.0f;
@@ -96,7 +108,8 @@ Variable Transformer::embed(const Tensor& ids, const Variable& table, int64_t fi
   return ctx.dropout(autograd::cast(x, ctx.compute), config_.dropout);
 }
 
-Variable Transformer::encode(const Tensor& src, Tensor* src_padding, ForwardContext& ctx) const {
+Variable Transformer::encode(const Tensor& src, Tensor* src_padding, ForwardContext& ctx,
+                             AttentionProbe* probe) const {
   // U8 mask: 1 where the source is padding.
   Tensor mask = Tensor::empty(src.shape(), DType::U8);
   const int32_t* ids = src.data<int32_t>();
@@ -106,18 +119,22 @@ Variable Transformer::encode(const Tensor& src, Tensor* src_padding, ForwardCont
   *src_padding = mask;
 
   Variable x = embed(src, src_embed_, 0, ctx);
-  for (const EncoderLayer& layer : encoder_) x = layer(x, mask, ctx);
+  if (probe) probe->check(config_);
+  for (size_t i = 0; i < encoder_.size(); ++i)
+    x = encoder_[i](x, mask, ctx, AttentionProbe::slot(probe, AttentionProbe::Kind::EncoderSelf, i));
   return pre_norm_ ? encoder_norm_(x) : x;
 }
 
 Variable Transformer::decode(const Tensor& tgt_in, const Variable& memory, const Tensor& src_padding,
                              ForwardContext& ctx, std::span<const DecoderLayerCache> caches,
-                             int64_t first_position) const {
+                             int64_t first_position, AttentionProbe* probe) const {
   HEED_CHECK(caches.empty() || caches.size() == decoder_.size(), "decode: {} caches for {} decoder layers",
              caches.size(), decoder_.size());
   Variable y = embed(tgt_in, tgt_embed_, first_position, ctx);
+  if (probe) probe->check(config_);
   for (size_t i = 0; i < decoder_.size(); ++i)
-    y = decoder_[i](y, memory, src_padding, ctx, caches.empty() ? nullptr : &caches[i]);
+    y = decoder_[i](y, memory, src_padding, ctx, caches.empty() ? nullptr : &caches[i],
+                    AttentionProbe::slot(probe, AttentionProbe::Kind::DecoderCross, i));
   return pre_norm_ ? decoder_norm_(y) : y;
 }
 

@@ -89,4 +89,15 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
   return HEED_DISPATCH(q.device(), op, attention_backward(dout, q, k, v, saved, checked));
 }
 
+Tensor attention_probabilities(const Tensor& q, const Tensor& k, const Tensor& lse, const AttentionOptions& opt) {
+  const char* op = "attention_probabilities";
+  // v only has to look like k here: the probabilities never read it.
+  const AttentionOptions checked = check_inputs(q, k, k, opt, op);
+  check_f32(lse, op, "lse");
+  const Shape lse_shape{q.size(0), q.size(1), q.size(2)};
+  HEED_CHECK(lse.shape() == lse_shape, "{}: lse must be {}, got {}", op, shape_str(lse_shape), shape_str(lse.shape()));
+  HEED_CHECK(lse.device() == q.device(), "{}: lse on {}, q on {}", op, lse.device().str(), q.device().str());
+  return HEED_DISPATCH(q.device(), op, attention_probabilities(q, k, lse.contiguous(), checked));
+}
+
 }  // namespace heed::ops

@@ -11,6 +11,8 @@ namespace heed::ops::cpu {
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt);
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const AttentionResult& fwd, const AttentionOptions& opt);
+// lse: contiguous fp32 [B, H, Lq] on q's device.
+Tensor attention_probabilities(const Tensor& q, const Tensor& k, const Tensor& lse, const AttentionOptions& opt);
 
 }  // namespace heed::ops::cpu
 
@@ -20,5 +22,7 @@ namespace heed::ops::gpu {
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt);
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const AttentionResult& fwd, const AttentionOptions& opt);
+// lse: contiguous fp32 [B, H, Lq] on q's device.
+Tensor attention_probabilities(const Tensor& q, const Tensor& k, const Tensor& lse, const AttentionOptions& opt);
 
 }  // namespace heed::ops::gpu

@@ -508,4 +508,34 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
   return g;
 }
 
+// Plain loops: the caller asks for a few rows (one decoding step's queries of one layer), not for speed.
+Tensor attention_probabilities(const Tensor& q, const Tensor& k, const Tensor& lse, const AttentionOptions& opt) {
+  const int64_t B = q.size(0), H = q.size(1), Lq = q.size(2), Lk = k.size(2), D = q.size(3);
+  Tensor p = Tensor::empty({B, H, Lq, Lk});
+  float* out = p.data<float>();
+  const float* q_data = q.data<float>();
+  const float* k_data = k.data<float>();
+  const float* lse_data = lse.data<float>();
+  const uint8_t* padding = opt.key_padding.defined() ? opt.key_padding.data<uint8_t>() : nullptr;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < Lq; ++i) {
+        const float* qi = q_data + b * q.stride(0) + h * q.stride(1) + i * q.stride(2);
+        const float row_lse = lse_data[(b * H + h) * Lq + i];
+        float* row = out + ((b * H + h) * Lq + i) * Lk;
+        for (int64_t j = 0; j < Lk; ++j) {
+          const bool masked = (padding && padding[b * Lk + j]) || (opt.causal && j > i + Lk - Lq);
+          if (masked || row_lse == kNegInf) {
+            row[j] = 0.0f;
+            continue;
+          }
+          const float* kj = k_data + b * k.stride(0) + h * k.stride(1) + j * k.stride(2);
+          float dot = 0.0f;
+          for (int64_t d = 0; d < D; ++d) dot += qi[d] * kj[d];
+          row[j] = std::exp(dot * opt.scale - row_lse);
+        }
+      }
+  return p;
+}
+
 }  // namespace heed::ops::cpu

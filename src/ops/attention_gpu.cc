@@ -91,4 +91,15 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
   return g;
 }
 
+// The host computes them: callers ask for one decoding step's rows of one layer (a few kilobytes), so a
+// kernel would save nothing over the copy, and the host's fp32 arithmetic on the same 16-bit q and k gives
+// what the kernel's fp32 accumulation used, within rounding.
+Tensor attention_probabilities(const Tensor& q, const Tensor& k, const Tensor& lse, const AttentionOptions& opt) {
+  const auto host = [](const Tensor& t) { return t.contiguous().to(Device::cpu()).to(DType::F32); };
+  AttentionOptions host_opt = opt;
+  if (opt.key_padding.defined()) host_opt.key_padding = opt.key_padding.to(Device::cpu());
+  return cpu::attention_probabilities(host(q), host(k), lse.to(Device::cpu()), host_opt);
+}
+
 }  // namespace heed::ops::gpu
+

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "heed/nn/transformer.h"
@@ -28,7 +29,11 @@ class IncrementalDecoder {
   // Initially there are B rows, row i decoding source sentence i.
   // `compute`: the activations' and caches' type, as in ForwardContext (fp32 on the CPU; bf16 or fp16 on
   // a GPU, whose attention kernel is 16-bit).
-  IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows, DType compute = DType::F32);
+  // `probe` (heed translate --attention-plots, --alignment): with kind EncoderSelf, the constructor keeps
+  // that encoder layer's self-attention; with DecoderCross, every step() keeps that decoder layer's
+  // cross-attention for the rows it ran. Without one nothing extra is computed.
+  IncrementalDecoder(const Transformer& model, const Tensor& src, int64_t max_rows, DType compute = DType::F32,
+                     std::optional<AttentionProbe> probe = std::nullopt);
 
   int64_t rows() const { return rows_; }
   // Positions decoded so far (the next step reads position `steps()`).
@@ -42,6 +47,10 @@ class IncrementalDecoder {
   Tensor step(const std::vector<int32_t>& tokens);
   // step(), then log_softmax: fp32 [rows, V] on the CPU, every token's log-probability.
   Tensor step_log_probs(const std::vector<int32_t>& tokens);
+
+  // The probe's latest probabilities, fp32 on the CPU: [B, H, Ls, Ls] for EncoderSelf (row i: source
+  // sentence i), [rows, H, 1, Ls] of the last step() for DecoderCross; undefined without a probe.
+  const Tensor& attention() const;
 
   // Row j of the new state continues old row from[j]; rows may be dropped or repeated. from.size() may be
   // anything from 0 to max_rows.
@@ -62,6 +71,7 @@ class IncrementalDecoder {
   const Transformer& model_;
   int64_t max_rows_, rows_, steps_ = 0, capacity_ = 0, source_length_, head_dim_;
   DType compute_;
+  std::optional<AttentionProbe> probe_;
   std::vector<LayerCache> layers_;
   std::vector<uint8_t> source_padding_;  // [B, Ls] host copy of the encoder's key-padding mask
   std::vector<int64_t> row_source_;      // source sentence of each live row

@@ -74,14 +74,20 @@ class MultiHeadAttention {
   // With a cache (inference only): x_q is one new position [B, 1, d]. If x_kv is defined, its keys and values
   // are first written into the cache's last Lk positions (self-attention: the new position's own); then the
   // query attends over every cached position, which it may all see, so `causal` needs no mask.
+  // `probabilities` (inference only), when given, receives the attention probabilities: fp32 [B, H, Lq, Lk]
+  // on the CPU (ops::attention_probabilities); null costs nothing.
   Variable operator()(const Variable& x_q, const Variable& x_kv, const Tensor& key_padding, bool causal,
-                      ForwardContext& ctx, const KeyValueCache* cache = nullptr) const;
+                      ForwardContext& ctx, const KeyValueCache* cache = nullptr,
+                      Tensor* probabilities = nullptr) const;
   // Writes the keys and values of x_kv [B, Lk, d] into the cache's last Lk positions.
   void cache_keys_values(const Variable& x_kv, const KeyValueCache& cache) const;
 
  private:
   Variable attend_cached(const Variable& x_q, const KeyValueCache& cache, const Tensor& key_padding,
-                         ForwardContext& ctx) const;
+                         ForwardContext& ctx, Tensor* probabilities) const;
+  // The uncached path with its probabilities: the op called directly, since autograd::attention keeps lse.
+  Variable attend_recording(const Variable& x_q, const Variable& x_kv, const ops::AttentionOptions& options,
+                            Tensor* probabilities) const;
 
   Linear q_proj_, k_proj_, v_proj_, out_proj_;
   int64_t heads_ = 1;

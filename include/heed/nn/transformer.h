@@ -29,12 +29,30 @@ struct Residual {
   }
 };
 
+// Asks an inference forward pass for one attention's probabilities (heed translate --attention-plots,
+// --alignment): the self-attention of one encoder layer, or the cross-attention of one decoder layer.
+struct AttentionProbe {
+  enum class Kind { EncoderSelf, DecoderCross };
+  Kind kind = Kind::DecoderCross;
+  int64_t layer = 0;     // 0-based, of the encoder or the decoder as `kind` says
+  Tensor probabilities;  // the result: fp32 [B, H, Lq, Lk] on the CPU (MultiHeadAttention)
+
+  // Refuses a layer that the model does not have, naming the range.
+  void check(const ModelConfig& config) const;
+  // The probabilities slot for layer `index` of `kind`, or null when this probe does not ask for it.
+  static Tensor* slot(AttentionProbe* probe, Kind kind, size_t index) {
+    return probe && probe->kind == kind && probe->layer == static_cast<int64_t>(index) ? &probe->probabilities
+                                                                                      : nullptr;
+  }
+};
+
 class EncoderLayer {
  public:
   // Creates the parameters under `prefix` (encoder.layers.<i>).
   EncoderLayer(ParameterStore& store, const std::string& prefix, const ModelConfig& config);
-  // x: [B, Ls, d]; padding: U8 [B, Ls], 1 at padding.
-  Variable operator()(const Variable& x, const Tensor& padding, ForwardContext& ctx) const;
+  // x: [B, Ls, d]; padding: U8 [B, Ls], 1 at padding. `self_attention`: see MultiHeadAttention.
+  Variable operator()(const Variable& x, const Tensor& padding, ForwardContext& ctx,
+                      Tensor* self_attention = nullptr) const;
 
  private:
   Residual residual_;
@@ -57,9 +75,9 @@ class DecoderLayer {
   // Creates the parameters under `prefix` (decoder.layers.<i>).
   DecoderLayer(ParameterStore& store, const std::string& prefix, const ModelConfig& config);
   // y: [B, Lt, d]; memory: the encoder output [B, Ls, d], undefined with a cache (cache_memory has already
-  // projected it); memory_padding: U8 [B, Ls], 1 at padding.
+  // projected it); memory_padding: U8 [B, Ls], 1 at padding. `encoder_attention`: see MultiHeadAttention.
   Variable operator()(const Variable& y, const Variable& memory, const Tensor& memory_padding, ForwardContext& ctx,
-                      const DecoderLayerCache* cache = nullptr) const;
+                      const DecoderLayerCache* cache = nullptr, Tensor* encoder_attention = nullptr) const;
   // Writes the cross-attention keys and values of memory [B, Ls, d] into cache.encoder_attn.
   void cache_memory(const Variable& memory, const DecoderLayerCache& cache) const;
 
@@ -84,13 +102,16 @@ class Transformer {
   // device; the outputs live on it.
   Device device() const { return src_embed_.value().device(); }
 
-  // Encoder output [B, Ls, d]. src_padding receives the U8 [B, Ls] key-padding mask.
-  Variable encode(const Tensor& src, Tensor* src_padding, ForwardContext& ctx) const;
+  // Encoder output [B, Ls, d]. src_padding receives the U8 [B, Ls] key-padding mask. A probe of kind
+  // EncoderSelf (inference only) receives that layer's self-attention probabilities; null costs nothing.
+  Variable encode(const Tensor& src, Tensor* src_padding, ForwardContext& ctx, AttentionProbe* probe = nullptr) const;
   // Decoder output before the vocabulary projection, [B, Lt, d], for target tokens whose first sits at
   // position `first_position`. Training passes no caches; incremental decoding (incremental_decoder.h)
-  // passes one per decoder layer, one position at a time, after cache_memory.
+  // passes one per decoder layer, one position at a time, after cache_memory. A probe of kind DecoderCross
+  // (inference only) receives that layer's cross-attention probabilities; null costs nothing.
   Variable decode(const Tensor& tgt_in, const Variable& memory, const Tensor& src_padding, ForwardContext& ctx,
-                  std::span<const DecoderLayerCache> caches = {}, int64_t first_position = 0) const;
+                  std::span<const DecoderLayerCache> caches = {}, int64_t first_position = 0,
+                  AttentionProbe* probe = nullptr) const;
   // Writes each decoder layer's cross-attention keys and values of memory [B, Ls, d] into its cache.
   void cache_memory(const Variable& memory, std::span<const DecoderLayerCache> caches) const;
   // [N, d] -> [N, V].

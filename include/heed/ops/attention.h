@@ -43,4 +43,11 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const AttentionResult& fwd, const AttentionOptions& opt);
 
+// The probabilities that attention_forward used, which it never materialises, recomputed from its lse as
+// P = exp(q . k * scale - lse) with the same masks (scale, causal, key_padding; dropout is ignored):
+// fp32 [B, H, Lq, Lk] on the CPU, each row summing to one (a row that sees no key is all zero). For looking
+// at what a model attends to (heed translate --attention-plots, --alignment) on a few rows at a time.
+// q, k: as attention_forward takes them; lse: fwd.lse of the same inputs.
+Tensor attention_probabilities(const Tensor& q, const Tensor& k, const Tensor& lse, const AttentionOptions& opt);
+
 }  // namespace heed::ops
