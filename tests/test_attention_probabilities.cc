@@ -7,10 +7,13 @@
 // the decoder over the whole target (two different code paths of MultiHeadAttention).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <set>
 #include <vector>
 
 #include "gradcheck.h"
+#include "heed/decode/beam_search.h"
 #include "heed/nn/incremental_decoder.h"
 #include "heed/ops/attention.h"
 #include "kernel_testing.h"
@@ -258,4 +261,121 @@ TEST_CASE("the probe records encoder self-attention, and refuses a layer that do
   nn::IncrementalDecoder without(m.model, src, 2);
   without.step({kPad, kPad});
   CHECK_FALSE(without.attention().defined());
+}
+
+namespace {
+
+// The teacher-forced cross-attention of decoder layer `layer` for `source` and decoder inputs `tgt_in`:
+// rows [Lt][Ls] of head `head`, or of the mean over heads when head < 0.
+std::vector<std::vector<double>> teacher_forced_attention(const nn::Transformer& model,
+                                                          const std::vector<int32_t>& source,
+                                                          const std::vector<int32_t>& tgt_in, int64_t layer,
+                                                          int64_t head) {
+  autograd::NoGradGuard no_grad;
+  nn::ForwardContext ctx;
+  Tensor padding;
+  const int64_t Ls = static_cast<int64_t>(source.size()), Lt = static_cast<int64_t>(tgt_in.size());
+  const autograd::Variable memory = model.encode(Tensor::from_vector(source, {1, Ls}), &padding, ctx);
+  nn::AttentionProbe probe{nn::AttentionProbe::Kind::DecoderCross, layer, {}};
+  model.decode(Tensor::from_vector(tgt_in, {1, Lt}), memory, padding, ctx, {}, 0, &probe);
+  const int64_t H = probe.probabilities.size(1);
+  std::vector<std::vector<double>> rows(Lt, std::vector<double>(Ls, 0.0));
+  for (int64_t h = 0; h < H; ++h) {
+    if (head >= 0 && h != head) continue;
+    for (int64_t t = 0; t < Lt; ++t)
+      for (int64_t j = 0; j < Ls; ++j)
+        rows[t][j] += probe.probabilities.data<float>()[(h * Lt + t) * Ls + j] / (head >= 0 ? 1.0 : double(H));
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("beam search gives each hypothesis the attention of its own decoding steps", "[decode][attention]") {
+  // Every hypothesis of the n-best lists (beam 3, so rows are reordered and hypotheses of one sentence
+  // share prefixes) must carry exactly the rows of a teacher-forced pass over its own tokens: another
+  // hypothesis's rows, a row of the wrong step or of another sentence would differ. Tolerance as in the
+  // probe test (fp32, different summation orders: 1e-5). Decoder layer 0: its queries depend most directly
+  // on the tokens, so rows of different prefixes differ by 1e-3 and more.
+  //
+  // The untrained model repeats one token in every beam, whose rows would be alike. So the output bias
+  // makes two tokens nearly equally likely everywhere (hypotheses then differ in their first token and
+  // continue from different parents), and in a second run favours eos (hypotheses end with it, and carry
+  // its row). Both situations are checked to have occurred.
+  ProbeModel m;
+  const std::vector<std::vector<int32_t>> sources = {{5, 9, 13, 4, 17, 8, kEos}, {11, 3, kEos}, {6, 6, 14, kEos}};
+  float* bias = m.store.get("final_logits_bias").value().data<float>();
+  const std::vector<float> original(bias, bias + m.config.vocab_size);
+  size_t hypotheses = 0, ended_by_eos = 0, diverging_sentences = 0;
+  for (const std::vector<std::pair<int32_t, float>>& push :
+       {std::vector<std::pair<int32_t, float>>{{10, 4.0f}, {11, 5.0f}},
+        std::vector<std::pair<int32_t, float>>{{11, 5.0f}, {kEos, 3.0f}}}) {
+    std::copy(original.begin(), original.end(), bias);
+    for (const auto& [token, value] : push) bias[token] += value;
+    for (int64_t head : {-1, 1}) {
+      INFO("head " << head << ", eos pushed: " << (push.back().first == kEos));
+      decode::SearchOptions options;
+      options.beam_size = 3;
+      options.n_best = 3;
+      options.max_length = 9;
+      const auto plain = decode::beam_search(m.model, sources, options);
+      options.attention = decode::AttentionRecord{nn::AttentionProbe::Kind::DecoderCross, 0, head};
+      const auto recorded = decode::beam_search(m.model, sources, options);
+      REQUIRE(recorded.size() == sources.size());
+      double worst = 0;
+      for (size_t i = 0; i < sources.size(); ++i) {
+        REQUIRE(recorded[i].size() == plain[i].size());
+        std::set<int32_t> first_tokens;
+        for (size_t k = 0; k < recorded[i].size(); ++k) {
+          const decode::Hypothesis& h = recorded[i][k];
+          CHECK(h.tokens == plain[i][k].tokens);  // recording changes nothing in the search
+          CHECK(h.score == plain[i][k].score);
+          CHECK(plain[i][k].attention.empty());
+          // One row per generated token, plus eos's when the hypothesis ended with it.
+          REQUIRE((h.attention.size() == h.tokens.size() || h.attention.size() == h.tokens.size() + 1));
+          ended_by_eos += h.attention.size() > h.tokens.size();
+          if (!h.tokens.empty()) first_tokens.insert(h.tokens.front());
+          std::vector<int32_t> tgt_in{kPad};
+          tgt_in.insert(tgt_in.end(), h.tokens.begin(), h.tokens.end());
+          tgt_in.resize(h.attention.size());  // the inputs of the steps that produced the rows
+          const auto want = teacher_forced_attention(m.model, sources[i], tgt_in, 0, head);
+          for (size_t t = 0; t < want.size(); ++t) {
+            REQUIRE(h.attention[t].size() == sources[i].size());
+            for (size_t j = 0; j < want[t].size(); ++j)
+              testing::raise_worst(worst, std::abs(h.attention[t][j] - want[t][j]));
+          }
+          ++hypotheses;
+        }
+        diverging_sentences += first_tokens.size() > 1;
+      }
+      CHECK(worst <= 1e-5);
+    }
+  }
+  CHECK(hypotheses == 36);
+  CHECK(ended_by_eos > 0);  // both kinds of hypotheses were checked
+  CHECK(ended_by_eos < hypotheses);
+  CHECK(diverging_sentences > 0);
+}
+
+TEST_CASE("beam search records encoder self-attention per sentence, without its padding", "[decode][attention]") {
+  ProbeModel m;
+  const std::vector<std::vector<int32_t>> sources = {{5, 9, 13, 4, kEos}, {11, kEos}};
+  decode::SearchOptions options;
+  options.beam_size = 2;
+  options.max_length = 4;
+  options.attention = decode::AttentionRecord{nn::AttentionProbe::Kind::EncoderSelf, 0, -1};
+  const auto found = decode::beam_search(m.model, sources, options);
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const auto& rows = found[i].front().attention;
+    REQUIRE(rows.size() == sources[i].size());
+    for (const auto& row : rows) {
+      REQUIRE(row.size() == sources[i].size());
+      double sum = 0;
+      for (float w : row) sum += w;
+      CHECK(std::abs(sum - 1) <= 1e-5);  // fp32 sums of at most 5 probabilities
+    }
+  }
+  options.attention->head = 2;
+  CHECK_THROWS_WITH(decode::beam_search(m.model, sources, options),
+                    Catch::Contains("attention head 2 does not exist; the model has 2"));
 }

@@ -34,21 +34,39 @@ bool ranks_before(const Candidate& a, const Candidate& b) {
   return a.token < b.token;
 }
 
+// Attention rows, one per generated token (SearchOptions::attention); empty when not recording.
+using AttentionRows = std::vector<std::vector<float>>;
+
 struct Beam {
   std::vector<int32_t> tokens;
   float log_prob = 0;
+  AttentionRows attention;  // this hypothesis's own rows, carried through the reorders like its tokens
 };
+
+// Row `row`, query `query` of probabilities P [rows, H, Lq, Lk] over the first `length` keys: head `head`,
+// or the mean over heads when head < 0.
+std::vector<float> attention_row(const Tensor& p, int64_t row, int64_t query, int64_t length, int64_t head) {
+  const int64_t heads = p.size(1), queries = p.size(2), keys = p.size(3);
+  const int64_t first = head < 0 ? 0 : head, last = head < 0 ? heads : head + 1;
+  std::vector<float> out(static_cast<size_t>(length), 0.0f);
+  for (int64_t h = first; h < last; ++h) {
+    const float* weights = p.data<float>() + ((row * heads + h) * queries + query) * keys;
+    for (int64_t j = 0; j < length; ++j) out[j] += weights[j];
+  }
+  for (float& w : out) w /= static_cast<float>(last - first);
+  return out;
+}
 
 // The best finished hypotheses of one sentence, at most `capacity` (HF's BeamHypotheses).
 class FinishedHypotheses {
  public:
   FinishedHypotheses(size_t capacity, float length_penalty) : capacity_(capacity), length_penalty_(length_penalty) {}
 
-  void add(const std::vector<int32_t>& tokens, float log_prob, int64_t length) {
+  void add(const std::vector<int32_t>& tokens, float log_prob, int64_t length, const AttentionRows& attention) {
     const double score = normalise(log_prob, length);
     if (list_.size() == capacity_ && score <= worst()->score) return;
     if (list_.size() == capacity_) list_.erase(worst());
-    list_.push_back({score, {tokens, static_cast<float>(score), log_prob}});
+    list_.push_back({score, {tokens, static_cast<float>(score), log_prob, attention}});
   }
 
   // HF's early_stopping=False rule: the list is full and the best candidate of this step, normalised by
@@ -90,13 +108,18 @@ class FinishedHypotheses {
 // selects from. A single model is one decoder with weight 1, the op's plain path.
 class StepScorer {
  public:
-  StepScorer(const Ensemble& models, const Tensor& sources, int64_t max_rows, DType compute)
+  // `probe`: recorded by the first model's decoder only (SearchOptions::attention).
+  StepScorer(const Ensemble& models, const Tensor& sources, int64_t max_rows, DType compute,
+             const std::optional<nn::AttentionProbe>& probe)
       : weights_(models.weights()) {
     decoders_.reserve(models.size());
-    for (size_t i = 0; i < models.size(); ++i) decoders_.emplace_back(models.model(i), sources, max_rows, compute);
+    for (size_t i = 0; i < models.size(); ++i)
+      decoders_.emplace_back(models.model(i), sources, max_rows, compute, i == 0 ? probe : std::nullopt);
   }
 
   int64_t rows() const { return decoders_.front().rows(); }
+  // The probe's probabilities (nn::IncrementalDecoder::attention) of the first model.
+  const Tensor& attention() const { return decoders_.front().attention(); }
 
   // Feeds each row its token and returns each row's k best continuations by prefix + log-probability,
   // `exclude` aside.
@@ -124,10 +147,17 @@ struct Sentence {
 };
 
 // One step of HF's BeamSearchScorer.process for one sentence. `row_best` holds each decoder row's best
-// continuations; `length` is the hypothesis length after this step. Appends the decoder rows that the
-// surviving beams continue from to `parents`.
-void advance(Sentence& s, const std::vector<std::vector<Candidate>>& row_best, int64_t length, int32_t eos,
-             size_t beam_size, std::vector<int64_t>& parents) {
+// continuations, and `row_attention` its attention row of this step (empty when not recording); `length`
+// is the hypothesis length after this step. Appends the decoder rows that the surviving beams continue
+// from to `parents`.
+void advance(Sentence& s, const std::vector<std::vector<Candidate>>& row_best, const AttentionRows& row_attention,
+             int64_t length, int32_t eos, size_t beam_size, std::vector<int64_t>& parents) {
+  // A continuation's attention: its parent's rows and the parent decoder row's row of this step.
+  const auto extend = [&](const Beam& parent, int beam) {
+    AttentionRows rows = parent.attention;
+    if (!row_attention.empty()) rows.push_back(row_attention[s.first_row + beam]);
+    return rows;
+  };
   std::vector<Candidate> ranked;
   for (size_t b = 0; b < s.beams.size(); ++b) {
     const std::vector<Candidate>& best = row_best[s.first_row + static_cast<int64_t>(b)];
@@ -144,17 +174,17 @@ void advance(Sentence& s, const std::vector<std::vector<Candidate>>& row_best, i
     const Beam& parent = s.beams[c.beam];
     if (c.token == eos) {
       // An eos outside the top beam_size would end a hypothesis worse than the live ones: HF skips it.
-      if (rank < beam_size) s.finished.add(parent.tokens, c.log_prob, length);
+      if (rank < beam_size) s.finished.add(parent.tokens, c.log_prob, length, extend(parent, c.beam));
       continue;
     }
-    Beam extended{parent.tokens, c.log_prob};
+    Beam extended{parent.tokens, c.log_prob, extend(parent, c.beam)};
     extended.tokens.push_back(c.token);
     next.push_back(std::move(extended));
     next_parents.push_back(s.first_row + c.beam);
   }
   s.done = next.empty() || (!ranked.empty() && s.finished.cannot_improve(ranked.front().log_prob, length));
   if (!s.done && length >= s.max_length) {
-    for (const Beam& b : next) s.finished.add(b.tokens, b.log_prob, length);
+    for (const Beam& b : next) s.finished.add(b.tokens, b.log_prob, length, b.attention);
     s.done = true;
   }
   if (s.done) {
@@ -210,8 +240,21 @@ std::vector<std::vector<Hypothesis>> beam_search(const Ensemble& models,
                          .max_length = max_target_length(static_cast<int64_t>(source.size()), options),
                          .finished = FinishedHypotheses(beam_size, options.length_penalty)});
   }
+  const std::optional<AttentionRecord>& record = options.attention;
+  HEED_CHECK(!record || record->head < config.heads, "beam search: attention head {} does not exist; the model has {}",
+             record ? record->head : 0, config.heads);
+  std::optional<nn::AttentionProbe> probe;
+  if (record) probe = nn::AttentionProbe{record->kind, record->layer, {}};
   StepScorer scorer(models, Tensor::from_vector(padded, {batch, longest}), batch * static_cast<int64_t>(beam_size),
-                    options.compute);
+                    options.compute, probe);
+  const bool record_cross = record && record->kind == nn::AttentionProbe::Kind::DecoderCross;
+  std::vector<AttentionRows> encoder_attention(sentences.size());  // per sentence, with EncoderSelf
+  if (record && !record_cross)
+    for (int64_t i = 0; i < batch; ++i) {
+      const int64_t length = static_cast<int64_t>(sources[i].size());
+      for (int64_t query = 0; query < length; ++query)
+        encoder_attention[i].push_back(attention_row(scorer.attention(), i, query, length, record->head));
+    }
 
   std::vector<int32_t> inputs(sentences.size(), static_cast<int32_t>(config.decoder_start_id));
   std::vector<std::vector<Candidate>> row_best(static_cast<size_t>(batch) * beam_size);
@@ -219,13 +262,20 @@ std::vector<std::vector<Hypothesis>> beam_search(const Ensemble& models,
   for (int64_t length = 1; scorer.rows() > 0; ++length) {
     std::vector<float> prefix;
     std::vector<int> row_beam;
-    for (const Sentence& s : sentences)
-      for (size_t b = 0; b < s.beams.size(); ++b) {
-        prefix.push_back(s.beams[b].log_prob);
+    std::vector<int64_t> row_source_length;
+    for (size_t i = 0; i < sentences.size(); ++i)
+      for (size_t b = 0; b < sentences[i].beams.size(); ++b) {
+        prefix.push_back(sentences[i].beams[b].log_prob);
         row_beam.push_back(static_cast<int>(b));
+        row_source_length.push_back(static_cast<int64_t>(sources[i].size()));
       }
     // Padding is never generated.
     const ops::TopK top = scorer.best(inputs, prefix, k, config.pad_id);
+    AttentionRows row_attention;  // this step's rows, over each row's own source (its padding cut off)
+    if (record_cross)
+      for (size_t r = 0; r < row_beam.size(); ++r)
+        row_attention.push_back(
+            attention_row(scorer.attention(), static_cast<int64_t>(r), 0, row_source_length[r], record->head));
     const float* scores = top.scores.data<float>();
     const int32_t* tokens = top.tokens.data<int32_t>();
     for (size_t r = 0; r < row_beam.size(); ++r) {
@@ -238,14 +288,18 @@ std::vector<std::vector<Hypothesis>> beam_search(const Ensemble& models,
     inputs.clear();
     for (Sentence& s : sentences) {
       if (s.done) continue;
-      advance(s, row_best, length, static_cast<int32_t>(config.eos_id), beam_size, parents);
+      advance(s, row_best, row_attention, length, static_cast<int32_t>(config.eos_id), beam_size, parents);
       for (const Beam& b : s.beams) inputs.push_back(b.tokens.back());
     }
     scorer.reorder(parents);
   }
 
   std::vector<std::vector<Hypothesis>> results;
-  for (Sentence& s : sentences) results.push_back(s.finished.best(static_cast<size_t>(options.n_best)));
+  for (size_t i = 0; i < sentences.size(); ++i) {
+    results.push_back(sentences[i].finished.best(static_cast<size_t>(options.n_best)));
+    if (record && !record_cross)
+      for (Hypothesis& h : results.back()) h.attention = encoder_attention[i];
+  }
   return results;
 }
 

@@ -32,6 +32,7 @@ std::vector<Translation> translate(const Ensemble& models, const data::Vocab& sr
     const std::vector<std::vector<Hypothesis>> found = beam_search(models, batch, options.search);
     for (size_t i = begin; i < end; ++i) {
       Translation& t = out[order[i]];
+      t.source = sources[order[i]];
       t.nbest = found[i - begin];
       for (const Hypothesis& h : t.nbest) t.nbest_text.push_back(tgt_vocab.decode(h.tokens));
       if (!t.nbest_text.empty()) t.text = t.nbest_text.front();

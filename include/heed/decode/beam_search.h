@@ -11,12 +11,22 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "heed/decode/defaults.h"
 #include "heed/decode/ensemble.h"
 
 namespace heed::decode {
+
+// What beam search records of each hypothesis's attention (heed translate --attention-plots, --alignment).
+// Recording asks the decoder for the probabilities of one layer (nn::AttentionProbe) at every step; without
+// it, nothing is computed. An ensemble records its first model's attention.
+struct AttentionRecord {
+  nn::AttentionProbe::Kind kind = nn::AttentionProbe::Kind::DecoderCross;
+  int64_t layer = 0;  // 0-based, checked against the model
+  int64_t head = -1;  // 0-based; -1: the mean over heads
+};
 
 struct SearchOptions {
   int beam_size = kDefaultBeamSize;
@@ -30,12 +40,17 @@ struct SearchOptions {
   int64_t max_length = 256;
   int n_best = 1;  // 1 <= n_best <= beam_size
   DType compute = DType::F32;  // the decoder's activations: fp32 on the CPU, bf16 or fp16 on a GPU
+  std::optional<AttentionRecord> attention;  // fills Hypothesis::attention
 };
 
 struct Hypothesis {
   std::vector<int32_t> tokens;  // without the decoder start token and without eos
   float score = 0;              // normalised: log_prob / length^length_penalty
   float log_prob = 0;           // sum of the token log-probabilities (eos included when it was generated)
+  // With SearchOptions::attention, the weights over the source ids (eos included), from the same steps that
+  // chose the tokens: DecoderCross, one row per generated token (eos included when it was generated);
+  // EncoderSelf, one row per source id. Empty otherwise.
+  std::vector<std::vector<float>> attention;
 };
 
 // Throws heed::Error naming the option that is out of range.

@@ -20,6 +20,7 @@ struct TranslateOptions {
 };
 
 struct Translation {
+  std::vector<int32_t> source;    // the source ids, eos included (what Hypothesis::attention's columns are)
   std::string text;               // the best hypothesis
   std::vector<Hypothesis> nbest;  // search.n_best hypotheses, best first
   std::vector<std::string> nbest_text;
