@@ -9,6 +9,7 @@ packages=(
   libsentencepiece-dev     # tokenizer (C++ API)
   libopenmpi-dev openmpi-bin  # data-parallel training on CPUs (mpirun)
   catch2                   # v2, for the C++ tests
+  chromium                 # headless, for the test that opens heed translate's attention index.html
 )
 
 bash "$(dirname "$0")/apt-install.sh" install-deps "${packages[@]}"

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/translate_attention.h"
 #include "heed/data/text.h"
 #include "heed/data/vocab_dir.h"
 #include "heed/decode/translator.h"
@@ -24,6 +25,7 @@ struct TranslateCommand {
   decode::TranslateOptions options;
   int threads = 0;
   std::string device = "cpu", precision = "auto";
+  AttentionOptions attention;
 };
 
 std::vector<std::string> read_stdin() {
@@ -70,6 +72,8 @@ void run_translate(const TranslateCommand& cmd) {
     options.search.n_best = std::min(options.search.n_best, vocabulary);
   }
   options.search.compute = opened.front().compute;
+  // With an ensemble, the attention shown is its first model's, whose layers the options name.
+  options.search.attention = attention_record(cmd.attention, opened.front().config);
   for (size_t i = 0; i < opened.size(); ++i)
     spdlog::info("translating with {}{} on {} in {}", opened[i].dir,
                  opened.size() > 1 ? fmt::format(" (weight {:.4g})", models.weights()[i]) : "", device.str(),
@@ -84,16 +88,27 @@ void run_translate(const TranslateCommand& cmd) {
     HEED_CHECK(file.good(), "cannot write {}", cmd.output);
   }
   std::ostream& os = cmd.output.empty() ? std::cout : file;
+  // Marian's --alignment adds " ||| alignment" after the text, in n-best lists before the score.
+  const auto alignment = [&](const decode::Translation& t, size_t k) {
+    return cmd.attention.alignment.empty() || t.nbest.empty()
+               ? std::string()
+               : alignment_field(cmd.attention, t, t.nbest[k], src_vocab, tgt_vocab);
+  };
   for (size_t i = 0; i < out.size(); ++i) {
     if (options.search.n_best <= 1) {
-      os << out[i].text << '\n';
+      os << out[i].text << alignment(out[i], 0) << '\n';
       continue;
     }
     for (size_t k = 0; k < out[i].nbest.size(); ++k)  // Marian's n-best format: id ||| text ||| score
-      os << i << " ||| " << out[i].nbest_text[k] << " ||| " << fmt::format("{:.6f}", out[i].nbest[k].score) << '\n';
+      os << i << " ||| " << out[i].nbest_text[k] << alignment(out[i], k) << " ||| "
+         << fmt::format("{:.6f}", out[i].nbest[k].score) << '\n';
   }
   os.flush();
   HEED_CHECK(os.good(), "error writing the translations");
+  if (!cmd.attention.plots_dir.empty()) {
+    write_attention_plots(cmd.attention, *options.search.attention, lines, out, src_vocab, tgt_vocab);
+    spdlog::info("attention plots: {}/index.html", cmd.attention.plots_dir);
+  }
 }
 
 }  // namespace
@@ -133,6 +148,7 @@ void add_translate_command(CLI::App& app) {
   sub->add_option("--device", cmd->device, "cpu, cuda, cuda:N, sim (the simulated GPU), or auto")->capture_default_str();
   sub->add_option("--precision", cmd->precision, "fp32, bf16, fp16, or auto (bf16 on a GPU, fp32 on the CPU)")
       ->capture_default_str();
+  add_attention_options(*sub, cmd->attention);
   sub->callback([cmd] { run_translate(*cmd); });
 }
 
