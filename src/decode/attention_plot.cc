@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "heed/core/error.h"
+#include "heed/io/xml.h"
 
 namespace heed::decode {
 
@@ -16,20 +17,6 @@ constexpr double kMaxCell = 28, kMinCell = 11;
 constexpr double kCharWidth = 0.62;  // average glyph width / font size of a sans-serif font, for the margins
 constexpr size_t kMaxLabel = 16;     // characters (code points) of a label before it is cut
 constexpr double kPad = 8, kLegendWidth = 14, kLegendGap = 24, kTitleHeight = 28, kTitleFont = 14;
-
-std::string xml_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 // Code points of UTF-8 text (pieces are UTF-8; a label's width depends on its characters, not bytes).
 size_t code_points(const std::string& text) {
@@ -89,13 +76,13 @@ std::string render_attention_svg(const AttentionPlot& plot) {
       "{1:.0f}\" font-family=\"DejaVu Sans, Verdana, sans-serif\">\n"
       "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       "<text x=\"{2:.1f}\" y=\"18\" font-size=\"{4:.0f}\" font-weight=\"bold\">{3}</text>\n",
-      width, height, kPad, xml_escape(plot.title), kTitleFont);
+      width, height, kPad, io::xml_escape(plot.title), kTitleFont);
   // Axis names: the column axis above its labels, the row axis rotated along the left edge.
   svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"{:.0f}\" fill=\"#555\">{}</text>\n", left,
-                     kTitleHeight + font, font, xml_escape(plot.column_axis));
+                     kTitleHeight + font, font, io::xml_escape(plot.column_axis));
   svg += fmt::format(
       "<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" font-size=\"{:.0f}\" fill=\"#555\">{}</text>\n",
-      kPad + font, top + grid_h, font, xml_escape(plot.row_axis));
+      kPad + font, top + grid_h, font, io::xml_escape(plot.row_axis));
 
   svg += "<g class=\"cells\">\n";
   for (size_t r = 0; r < n_rows; ++r)
@@ -105,7 +92,7 @@ std::string render_attention_svg(const AttentionPlot& plot) {
           "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"><title>{} \u2192 {}: "
           "{:.3f}</title></rect>\n",
           left + cell * static_cast<double>(c), top + cell * static_cast<double>(r), cell, cell, colour(w),
-          xml_escape(plot.rows[r]), xml_escape(plot.columns[c]), w);
+          io::xml_escape(plot.rows[r]), io::xml_escape(plot.columns[c]), w);
     }
   svg += "</g>\n";
   svg += fmt::format(
@@ -117,12 +104,12 @@ std::string render_attention_svg(const AttentionPlot& plot) {
     svg += fmt::format(
         "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"{:.0f}\" text-anchor=\"end\" dominant-baseline=\"central\">{}"
         "</text>\n",
-        left - kPad / 2, top + cell * (static_cast<double>(r) + 0.5), font, xml_escape(short_label(plot.rows[r])));
+        left - kPad / 2, top + cell * (static_cast<double>(r) + 0.5), font, io::xml_escape(short_label(plot.rows[r])));
   for (size_t c = 0; c < n_cols; ++c)
     svg += fmt::format(
         "<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" font-size=\"{:.0f}\" "
         "dominant-baseline=\"central\">{}</text>\n",
-        left + cell * (static_cast<double>(c) + 0.5), top - kPad / 2, font, xml_escape(short_label(plot.columns[c])));
+        left + cell * (static_cast<double>(c) + 0.5), top - kPad / 2, font, io::xml_escape(short_label(plot.columns[c])));
 
   // Legend: the colour scale as a vertical gradient, 1 at the top, with ticks at 0, 0.5 and 1.
   const double legend_h = std::max(grid_h, 60.0);
@@ -145,10 +132,10 @@ std::string render_attention_index(const std::string& title, const std::vector<I
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{0}</title>\n"
       "<style>body {{ font-family: sans-serif; margin: 2em; }} figure {{ margin: 0 0 2em 0; }} "
       "figcaption {{ color: #333; max-width: 60em; }}</style>\n</head>\n<body>\n<h1>{0}</h1>\n",
-      xml_escape(title));
+      io::xml_escape(title));
   for (const IndexEntry& e : entries)
     html += fmt::format("<figure>\n<img src=\"{}\" alt=\"{}\">\n<figcaption>{}</figcaption>\n</figure>\n",
-                        xml_escape(e.file), xml_escape(e.caption), xml_escape(e.caption));
+                        io::xml_escape(e.file), io::xml_escape(e.caption), io::xml_escape(e.caption));
   html += "</body>\n</html>\n";
   return html;
 }

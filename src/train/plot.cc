@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "heed/core/error.h"
+#include "heed/io/xml.h"
 
 namespace heed::train {
 
@@ -126,20 +127,6 @@ Axis log_axis(double min, double max) {
   return axis;
 }
 
-std::string xml_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 bool plottable(const Point& p, bool log_scale) {
   return std::isfinite(p.x) && std::isfinite(p.y) && (!log_scale || p.y > 0);
 }
@@ -242,7 +229,7 @@ std::string render_training_curves(const std::string& metrics_path, const std::s
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
       "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"{0}\" height=\"{1}\" fill=\"white\"/>\n"
       "<text x=\"{2}\" y=\"30\" text-anchor=\"middle\" font-size=\"18\">{3}</text>\n",
-      kPageWidth, height, kPageWidth / 2, xml_escape(title));
+      kPageWidth, height, kPageWidth / 2, io::xml_escape(title));
   for (int panel = 0; panel < static_cast<int>(std::size(kPanels)); ++panel) render_panel(svg, panel, series, x_axis);
   svg += "</svg>\n";
   return svg;
