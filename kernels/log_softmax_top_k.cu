@@ -62,22 +62,26 @@ __device__ __forceinline__ void block_best(float& s, int32_t& j, float* warp_s, 
   }
 }
 
-}  // namespace
-
-__global__ void __launch_bounds__(kThreads) log_softmax_top_k_kernel(LogSoftmaxTopKArgs p) {
-  __shared__ float scratch[32];
-  __shared__ float warp_s[kWarps];
-  __shared__ int32_t warp_j[kWarps];
-  const int64_t row = blockIdx.x, base = row * p.vocab;
-
+// The log-softmax statistics of the row of `x` that starts at `base`: its maximum and the log of the sum
+// of e^(x - max), reduced in a fixed order. Every thread gets them.
+struct RowStats {
+  float max, log_sum;
+};
+__device__ __forceinline__ RowStats row_stats(const void* x, int64_t base, const LogSoftmaxTopKArgs& p,
+                                              float* scratch) {
   float mx = -INFINITY;
-  for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) mx = fmaxf(mx, load_element(p.logits, base + j, p.dtype));
+  for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) mx = fmaxf(mx, load_element(x, base + j, p.dtype));
   mx = block_max(mx, scratch);
   float sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) sum += expf(load_element(p.logits, base + j, p.dtype) - mx);
-  const float log_sum = logf(block_sum(sum, scratch));
-  const float prefix = p.prefix[row];
+  for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) sum += expf(load_element(x, base + j, p.dtype) - mx);
+  return {mx, logf(block_sum(sum, scratch))};
+}
 
+// The k rounds of selection for `row`, where score(j) is token j's candidate score; writes the row's k
+// (score, token) pairs, -inf and -1 once the row has no more.
+template <class Score>
+__device__ __forceinline__ void select_top_k(const LogSoftmaxTopKArgs& p, int64_t row, Score score, float* warp_s,
+                                             int32_t* warp_j) {
   float last_s = INFINITY;
   int32_t last_j = -1;
   for (int round = 0; round < p.k; ++round) {
@@ -85,7 +89,7 @@ __global__ void __launch_bounds__(kThreads) log_softmax_top_k_kernel(LogSoftmaxT
     int32_t best_j = kNoToken;
     for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) {
       if (j == p.exclude) continue;
-      const float s = prefix + ((load_element(p.logits, base + j, p.dtype) - mx) - log_sum);
+      const float s = score(j);
       const int32_t token = static_cast<int32_t>(j);
       const bool after_last = s < last_s || (s == last_s && token > last_j);
       if (after_last && s > -INFINITY && ranks_before(s, token, best_s, best_j)) best_s = s, best_j = token;
@@ -98,6 +102,21 @@ __global__ void __launch_bounds__(kThreads) log_softmax_top_k_kernel(LogSoftmaxT
     }
     last_s = best_s, last_j = best_j;  // every thread holds the block's pick: no shared state to sync
   }
+}
+
+}  // namespace
+
+__global__ void __launch_bounds__(kThreads) log_softmax_top_k_kernel(LogSoftmaxTopKArgs p) {
+  __shared__ float scratch[32];
+  __shared__ float warp_s[kWarps];
+  __shared__ int32_t warp_j[kWarps];
+  const int64_t row = blockIdx.x, base = row * p.vocab;
+  const RowStats stats = row_stats(p.logits, base, p, scratch);
+  const float prefix = p.prefix[row];
+  select_top_k(
+      p, row,
+      [&](int64_t j) { return prefix + ((load_element(p.logits, base + j, p.dtype) - stats.max) - stats.log_sum); },
+      warp_s, warp_j);
 }
 
 // (kThreads, 1): given no minimum of blocks per SM, ptxas held this kernel to 32 registers for sm_80 and
@@ -115,43 +134,25 @@ __global__ void __launch_bounds__(kThreads, 1) ensemble_log_softmax_top_k_kernel
 
   // The single kernel's statistics, model by model.
   for (int m = 0; m < models; ++m) {
-    const void* x = e.logits[m];
-    float mx = -INFINITY;
-    for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) mx = fmaxf(mx, load_element(x, base + j, p.dtype));
-    mx = block_max(mx, scratch);
-    float sum = 0.0f;
-    for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) sum += expf(load_element(x, base + j, p.dtype) - mx);
-    const float log_sum = logf(block_sum(sum, scratch));
-    if (threadIdx.x == 0) logits[m] = x, weights[m] = e.weights[m], row_max[m] = mx, row_log_sum[m] = log_sum;
+    const RowStats stats = row_stats(e.logits[m], base, p, scratch);
+    if (threadIdx.x == 0)
+      logits[m] = e.logits[m], weights[m] = e.weights[m], row_max[m] = stats.max, row_log_sum[m] = stats.log_sum;
   }
   __syncthreads();
   const float prefix = p.prefix[row];
 
-  // The single kernel's rounds, over the ensemble's scores.
-  float last_s = INFINITY;
-  int32_t last_j = -1;
-  for (int round = 0; round < p.k; ++round) {
-    float best_s = -INFINITY;
-    int32_t best_j = kNoToken;
-    for (int64_t j = threadIdx.x; j < p.vocab; j += kThreads) {
-      if (j == p.exclude) continue;
-      double weighted = 0.0;
-      for (int m = 0; m < models; ++m)
-        weighted += weights[m] * static_cast<double>((load_element(logits[m], base + j, p.dtype) - row_max[m]) -
-                                                     row_log_sum[m]);
-      const float s = prefix + static_cast<float>(weighted);
-      const int32_t token = static_cast<int32_t>(j);
-      const bool after_last = s < last_s || (s == last_s && token > last_j);
-      if (after_last && s > -INFINITY && ranks_before(s, token, best_s, best_j)) best_s = s, best_j = token;
-    }
-    block_best(best_s, best_j, warp_s, warp_j);
-    if (threadIdx.x == 0) {
-      const bool found = best_j != kNoToken;
-      p.scores[row * p.k + round] = found ? best_s : -INFINITY;
-      p.tokens[row * p.k + round] = found ? best_j : -1;
-    }
-    last_s = best_s, last_j = best_j;
-  }
+  // The single kernel's rounds, over the ensemble's scores: the models' fp32 log-probabilities, weighted and
+  // summed in double, rounded once.
+  select_top_k(
+      p, row,
+      [&](int64_t j) {
+        double weighted = 0.0;
+        for (int m = 0; m < models; ++m)
+          weighted += weights[m] * static_cast<double>((load_element(logits[m], base + j, p.dtype) - row_max[m]) -
+                                                       row_log_sum[m]);
+        return prefix + static_cast<float>(weighted);
+      },
+      warp_s, warp_j);
 }
 
 }  // namespace HEED_BACKEND
