@@ -270,3 +270,28 @@ TEST_CASE("pointwise ops and sums on the simulated GPU match the CPU", "[ops][el
   const float got = on_host(ops::sum(big.to(sim)))[0], want = ops::sum(big).to_vector<float>()[0];
   CHECK(std::abs(double(got) - want) <= 1e-6 * magnitude);
 }
+
+TEST_CASE("cpu gemm: OpenBLAS's kernel names map to their vector level, and a fallback is flagged", "[ops][matmul]") {
+  using ops::VectorLevel;
+  CHECK(ops::openblas_kernel_level("Prescott") == VectorLevel::BeforeAvx2);  // the fallback the issue saw
+  CHECK(ops::openblas_kernel_level("Sandybridge") == VectorLevel::BeforeAvx2);
+  CHECK(ops::openblas_kernel_level("Haswell") == VectorLevel::Avx2);
+  CHECK(ops::openblas_kernel_level("Zen") == VectorLevel::Avx2);
+  CHECK(ops::openblas_kernel_level("SkylakeX") == VectorLevel::Avx512);
+  CHECK(ops::openblas_kernel_level("COOPERLAKE") == VectorLevel::Avx512);
+  CHECK(ops::openblas_kernel_level("RISCV64_GENERIC") == VectorLevel::Unknown);
+
+  ops::CpuGemmLibrary gemm;
+  gemm.kernels = VectorLevel::BeforeAvx2, gemm.cpu = VectorLevel::Avx512;
+  CHECK(gemm.falls_back());
+  gemm.kernels = VectorLevel::Avx512;
+  CHECK_FALSE(gemm.falls_back());
+  gemm.kernels = VectorLevel::Unknown;  // a name we do not know is not called a fallback
+  CHECK_FALSE(gemm.falls_back());
+
+  // The library linked here: named, with kernels this table knows on any x86-64 CPU OpenBLAS supports.
+  const ops::CpuGemmLibrary linked = ops::cpu_gemm_library();
+  CHECK_THAT(linked.description, Catch::Matchers::StartsWith("OpenBLAS "));
+  CHECK(linked.kernels != VectorLevel::Unknown);
+  CHECK(linked.cpu != VectorLevel::Unknown);
+}

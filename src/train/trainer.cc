@@ -16,6 +16,7 @@
 #include "heed/nn/model_dir.h"
 #include "heed/nn/open_model.h"
 #include "heed/nn/transformer.h"
+#include "heed/ops/matmul.h"
 #include "heed/train/checkpoint.h"
 #include "heed/train/ema.h"
 #include "heed/train/loss_scaler.h"
@@ -401,6 +402,18 @@ struct TrainingLoop {
   }
 };
 
+// The CPU's GEMM library and kernels, once per run: OpenBLAS falling back to kernels older than the CPU
+// slows training several times over, which nothing else would show.
+void log_cpu_gemm() {
+  const ops::CpuGemmLibrary gemm = ops::cpu_gemm_library();
+  spdlog::info("gemm: {}, on a CPU with {}", gemm.description, ops::vector_level_name(gemm.cpu));
+  if (gemm.falls_back())
+    spdlog::warn("gemm: the library runs its {} kernels ({}) on a CPU with {}, so matrix products run several "
+                 "times slower than they could (OPENBLAS_CORETYPE={} selects better ones)",
+                 gemm.kernel_name, ops::vector_level_name(gemm.kernels), ops::vector_level_name(gemm.cpu),
+                 gemm.cpu == ops::VectorLevel::Avx512 ? "SkylakeX" : "Haswell");
+}
+
 // train() once the run directory is claimed and its log open.
 void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<dist::Communicator> comm,
                    const TrainLog* log) {
@@ -411,6 +424,7 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
   if (c.training.threads > 0) omp_set_num_threads(static_cast<int>(c.training.threads));
   if (comm->world() > 1) spdlog::info("data parallel: {}", comm->name());
   const Placement where = placement(c, comm->world());
+  if (where.device.is_cpu()) log_cpu_gemm();
   if (!where.device.is_cpu() && comm->world() > 1) {
     comm = dist::make_device_communicator(std::move(comm), where.device, c.training.collective_timeout);
     spdlog::info("data parallel on {}: {}", where.device.str(), comm->name());

@@ -1,6 +1,8 @@
 // Matrix products through cblas_sgemm (OpenBLAS) on the CPU.
 #pragma once
 
+#include <string>
+
 #include "heed/core/tensor.h"
 
 namespace heed::ops {
@@ -17,5 +19,30 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans
 // the output's dtype. With `relu`, max(0, .) is applied in the same pass (cuBLASLt's RELU_BIAS epilogue),
 // for the feed-forward layer's first product.
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu = false);
+
+// --- Which GEMM kernels the CPU runs.
+//
+// OpenBLAS picks its kernels for the CPU it finds when it loads. Debian's 0.3.21 does not know every
+// recent CPU: on some Intel Xeons with AVX-512 it falls back to its SSE3 (Prescott) kernels, which run
+// Heed's products several times slower. `heed train` logs the library and its kernels once, and warns when
+// the kernels are older than the CPU.
+
+// The x86-64 vector extensions that a CPU has, or that a library's kernels use.
+enum class VectorLevel { Unknown, BeforeAvx2, Avx2, Avx512 };
+const char* vector_level_name(VectorLevel level);
+
+// The level of OpenBLAS's kernels for the core name openblas_get_corename() gives (case-insensitive):
+// Unknown for a name this table does not hold.
+VectorLevel openblas_kernel_level(const std::string& core_name);
+
+struct CpuGemmLibrary {
+  std::string description;  // e.g. "OpenBLAS 0.3.21, Cooperlake kernels (AVX-512), OpenMP threads"
+  std::string kernel_name;  // the library's name for its kernels, e.g. "Cooperlake"
+  VectorLevel kernels = VectorLevel::Unknown;
+  VectorLevel cpu = VectorLevel::Unknown;  // what this CPU supports
+  // Kernels of a lower level than the CPU's: the products run slower than the CPU allows.
+  bool falls_back() const { return kernels != VectorLevel::Unknown && cpu != VectorLevel::Unknown && kernels < cpu; }
+};
+CpuGemmLibrary cpu_gemm_library();
 
 }  // namespace heed::ops
