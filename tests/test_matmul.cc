@@ -295,3 +295,18 @@ TEST_CASE("cpu gemm: OpenBLAS's kernel names map to their vector level, and a fa
   CHECK(linked.kernels != VectorLevel::Unknown);
   CHECK(linked.cpu != VectorLevel::Unknown);
 }
+
+TEST_CASE("sum_rows of 16-bit rows returns fp32, so a loss-scaled bias gradient does not overflow",
+          "[ops][elementwise][sim]") {
+  // 20000 rows of 4 sum to 80000 (exact in fp32: every partial sum is an integer below 2^24), past fp16's
+  // largest value 65504: stored in the input's fp16, the bias gradient would be inf and fp16 training
+  // would skip the update and halve its loss scale.
+  const int64_t rows = 20000, cols = 3;
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    const Tensor x = Tensor::full({rows, cols}, 4.0f, Device::cpu()).to(dtype).to(Device::sim());
+    const Tensor sum = ops::sum_rows(x);
+    CHECK(sum.dtype() == DType::F32);
+    const std::vector<float> got = sum.to(Device::cpu()).to_vector<float>();
+    for (float v : got) CHECK(v == 80000.0f);
+  }
+}

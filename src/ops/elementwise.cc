@@ -64,7 +64,7 @@ void axpy_(Tensor& dst, const Tensor& src, float alpha) {
 Tensor sum_to(const Tensor& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
   check_float(grad, "sum_to", "grad");
-  if (shape.size() == 1 && grad.dim() >= 1 && shape[0] == grad.size(-1)) return sum_rows(grad);
+  if (shape.size() == 1 && grad.dim() >= 1 && shape[0] == grad.size(-1)) return sum_rows(grad).to(grad.dtype());
   Tensor out = Tensor::zeros(shape, grad.dtype(), grad.device());
   HEED_DISPATCH(grad.device(), "sum_to", sum_to(grad, out.expand(grad.shape())));
   return out;
@@ -80,7 +80,7 @@ Tensor sum(const Tensor& x) {
 Tensor sum_rows(const Tensor& x) {
   check_float(x, "sum_rows", "x");
   HEED_CHECK(x.dim() >= 1, "sum_rows needs at least one dimension");
-  Tensor out = Tensor::empty({x.size(-1)}, x.dtype(), x.device());
+  Tensor out = Tensor::empty({x.size(-1)}, DType::F32, x.device());
   Tensor xc = x.contiguous();
   HEED_DISPATCH(x.device(), "sum_rows", sum_rows(xc, out));
   return out;

@@ -18,7 +18,8 @@ void axpy_(Tensor& dst, const Tensor& src, float alpha = 1.0f);
 Tensor sum_to(const Tensor& grad, const Shape& shape);
 // Sum of all elements, as a 0-d tensor (accumulated in double).
 Tensor sum(const Tensor& x);
-// Sum over the last dimension's rows: [..., N] -> [N].
+// Sum over the last dimension's rows: [..., N] -> [N], in fp32 whatever x's type: a bias gradient sums
+// tens of thousands of rows, which under fp16's loss scale (65536) pass fp16's largest value, 65504.
 Tensor sum_rows(const Tensor& x);
 
 }  // namespace heed::ops
