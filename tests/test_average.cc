@@ -43,8 +43,11 @@ std::string read_text(const fs::path& path) {
 
 // Step checkpoint `step` of `run`, as training writes it, with the random weights of `seed` (each seed gives
 // other weights) and a stand-in vocabulary file: averaging compares its bytes, it never parses them.
+// `training_weights`, when given, are the raw weights of a run with optimizer.ema_decay, and `weights` then
+// stand for the moving average.
 std::string save_step(const fs::path& run, int64_t step, io::TensorMap weights,
-                      const nn::ModelConfig& config = tiny_config(), const std::string& vocabulary = "pieces A") {
+                      const nn::ModelConfig& config = tiny_config(), const std::string& vocabulary = "pieces A",
+                      io::TensorMap training_weights = {}) {
   fs::create_directories(run);
   write_text(run / "vocab.model", vocabulary);
   write_text(run / "config.yaml", "run_dir: " + run.string() + "\n");
@@ -52,7 +55,8 @@ std::string save_step(const fs::path& run, int64_t step, io::TensorMap weights,
   train::TrainState state;
   state.step = step;
   train::save_checkpoint(
-      dir, {config, std::move(weights), {}, state, {(run / "vocab.model").string(), (run / "config.yaml").string()}, {}});
+      dir, {config, std::move(weights), {}, state, {(run / "vocab.model").string(), (run / "config.yaml").string()},
+            std::move(training_weights)});
   return dir;
 }
 
@@ -139,6 +143,37 @@ TEST_CASE("heed average --last N takes the newest N step checkpoints by step", "
   CHECK_THROWS_WITH(nn::last_step_checkpoints(tmp.path.string(), 1), Contains("is not a run directory"));
   fs::remove(root / "step-00001000" / nn::kCheckpointManifest);
   CHECK_THROWS_WITH(nn::last_step_checkpoints(run.string(), 2), Contains("step-00001000 has no manifest.json"));
+}
+
+// The mean of one weight, element 0, over `inputs`, as average_model_dirs computes it (a double sum).
+float mean_of_first(const std::vector<io::TensorMap>& inputs, const std::string& name) {
+  double sum = 0;
+  for (const io::TensorMap& w : inputs) sum += w.at(name).data<float>()[0];
+  return static_cast<float>(sum / static_cast<double>(inputs.size()));
+}
+
+TEST_CASE("heed average --weights training averages the raw weights of a run with EMA", "[average]") {
+  TempDir tmp;
+  const fs::path run = tmp.path / "run";
+  // Two checkpoints with a moving average beside their raw weights, one without (the run before EMA was on,
+  // or --init-from's): its model weights are its training weights.
+  const std::vector<io::TensorMap> averages = {random_weights(1), random_weights(2)};
+  const std::vector<io::TensorMap> raw = {random_weights(3), random_weights(4), random_weights(5)};
+  const std::vector<std::string> dirs = {save_step(run, 100, averages[0], tiny_config(), "pieces A", raw[0]),
+                                         save_step(run, 200, averages[1], tiny_config(), "pieces A", raw[1]),
+                                         save_step(run, 300, raw[2])};
+  const std::string probe = "decoder.layers.0.fc2.weight";
+  REQUIRE(raw[0].count(probe));
+
+  const nn::ModelDir trained = nn::average_model_dirs(dirs, nn::AveragedWeights::kTraining);
+  CHECK(trained.weights.at(probe).data<float>()[0] == mean_of_first(raw, probe));
+  const nn::ModelDir deployed = nn::average_model_dirs(dirs, nn::AveragedWeights::kModel);
+  CHECK(deployed.weights.at(probe).data<float>()[0] == mean_of_first({averages[0], averages[1], raw[2]}, probe));
+
+  const fs::path out = tmp.path / "averaged";
+  nn::save_average(dirs, out.string(), nn::AveragedWeights::kTraining);
+  CHECK(nn::load_model_dir(out.string()).weights.at(probe).data<float>()[0] == mean_of_first(raw, probe));
+  CHECK(nlohmann::json::parse(read_text(out / nn::kAverageRecord)).at("weights") == "training");
 }
 
 TEST_CASE("heed average refuses checkpoints that do not belong together, naming the difference", "[average]") {

@@ -14,6 +14,7 @@ struct AverageOptions {
   std::string out;
   std::vector<std::string> inputs;
   int64_t last = 0;
+  std::string weights = "model";
 };
 
 void run_average(const AverageOptions& opt) {
@@ -24,7 +25,7 @@ void run_average(const AverageOptions& opt) {
     checkpoints = nn::last_step_checkpoints(opt.inputs.front(), opt.last);
   }
   spdlog::info("averaging {} checkpoint(s): {}", checkpoints.size(), fmt::join(checkpoints, ", "));
-  nn::save_average(checkpoints, opt.out);
+  nn::save_average(checkpoints, opt.out, nn::kAveragedWeightsNames.at(opt.weights));
 }
 
 }  // namespace
@@ -43,6 +44,12 @@ void add_average_command(CLI::App& app) {
                   "given")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--weights", opt->weights,
+                  "Which weights of each checkpoint: model (model.safetensors: the moving average in a run with "
+                  "optimizer.ema_decay) or training (the raw weights training continued from, as fairseq "
+                  "averages; the same as model in a run without EMA)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(nn::kAveragedWeightsNames));
   cmd->callback([opt] { run_average(*opt); });
 }
 

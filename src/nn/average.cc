@@ -116,7 +116,7 @@ io::TensorMap means(const std::map<std::string, Sum>& sums, size_t count) {
 
 }  // namespace
 
-ModelDir average_model_dirs(const std::vector<std::string>& dirs) {
+ModelDir average_model_dirs(const std::vector<std::string>& dirs, AveragedWeights which) {
   HEED_CHECK(!dirs.empty(), "no checkpoints to average");
   ModelConfig config;
   std::map<std::string, Sum> sums;
@@ -127,6 +127,7 @@ ModelDir average_model_dirs(const std::vector<std::string>& dirs) {
                  "checkpoint {} is given twice: each is averaged once", dir);
     if (fs::exists(fs::path(dir) / kCheckpointManifest)) verify_checkpoint(dir);
     ModelDir model = load_model_dir(dir);
+    if (which == AveragedWeights::kTraining) model.weights = training_weights(dir, model);
     if (i == 0) {
       config = model.config;
       sums = start_sums(model.weights, dir);
@@ -141,11 +142,11 @@ ModelDir average_model_dirs(const std::vector<std::string>& dirs) {
   return {config, means(sums, dirs.size())};
 }
 
-void save_average(const std::vector<std::string>& dirs, const std::string& out) {
+void save_average(const std::vector<std::string>& dirs, const std::string& out, AveragedWeights which) {
   io::write_directory_atomic(
       fs::path(out),
       [&](const fs::path& temp) {
-        const ModelDir average = average_model_dirs(dirs);
+        const ModelDir average = average_model_dirs(dirs, which);
         save_model_dir(temp.string(), average.config, average.weights);
         // What translation and export-hf read besides the weights: the tokenizer, and the training config
         // (languages, the validation search), all the same in every checkpoint of a run.
@@ -155,7 +156,8 @@ void save_average(const std::vector<std::string>& dirs, const std::string& out) 
           const fs::path from = fs::path(dirs.front()) / name;
           if (fs::exists(from)) io::write_file_atomic((temp / name).string(), file_bytes(from));
         }
-        nlohmann::json record = {{"averaged", nlohmann::json::array()}};
+        nlohmann::json record = {{"averaged", nlohmann::json::array()},
+                                 {"weights", which == AveragedWeights::kModel ? "model" : "training"}};
         for (const std::string& dir : dirs) record["averaged"].push_back(fs::weakly_canonical(dir).string());
         io::write_file_atomic((temp / kAverageRecord).string(), record.dump(2) + "\n");
         write_checkpoint_manifest(temp.string());

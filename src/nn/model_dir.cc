@@ -21,6 +21,11 @@ ModelDir load_model_dir(const std::string& dir) {
   return {load_model_config((fs::path(dir) / "model.yaml").string()), io::load_safetensors(weights.string())};
 }
 
+io::TensorMap training_weights(const std::string& dir, const ModelDir& model) {
+  const std::filesystem::path path = std::filesystem::path(dir) / kTrainingWeightsFile;
+  return std::filesystem::exists(path) ? io::load_safetensors(path.string()) : model.weights;
+}
+
 void save_model_dir(const std::string& dir, const ModelConfig& config, const io::TensorMap& weights) {
   namespace fs = std::filesystem;
   fs::create_directories(dir);

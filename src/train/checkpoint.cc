@@ -18,8 +18,6 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* const kTrainingWeights = "training_weights.safetensors";
-
 json state_to_json(const TrainState& s) {
   return {{"step", s.step},
           {"optimizer_steps", s.optimizer_steps},
@@ -73,7 +71,7 @@ void save_checkpoint(const std::string& dir, const CheckpointContents& c) {
     nn::save_model_dir(temp.string(), c.model, c.weights);
     io::save_safetensors((temp / "optimizer.safetensors").string(), c.optimizer);
     if (!c.training_weights.empty())
-      io::save_safetensors((temp / kTrainingWeights).string(), c.training_weights);
+      io::save_safetensors((temp / nn::kTrainingWeightsFile).string(), c.training_weights);
     io::write_file_atomic((temp / "state.json").string(), state_to_json(c.state).dump(2) + "\n");
     for (const std::string& file : c.files) {  // small files: the config and the vocabularies
       std::ifstream in(file, std::ios::binary);
@@ -118,11 +116,6 @@ TrainState load_train_state(const std::string& dir) {
 
 io::TensorMap load_optimizer_state(const std::string& dir) {
   return io::load_safetensors((fs::path(dir) / "optimizer.safetensors").string());
-}
-
-io::TensorMap load_training_weights(const std::string& dir, const nn::ModelDir& saved) {
-  const fs::path path = fs::path(dir) / kTrainingWeights;
-  return fs::exists(path) ? io::load_safetensors(path.string()) : saved.weights;
 }
 
 void prune_checkpoints(const std::string& run_dir, int64_t keep) {

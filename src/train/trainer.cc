@@ -458,7 +458,7 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
   io::TensorMap averaged;  // the resumed checkpoint's model weights: the average, if it kept one
   if (!resume_from.empty()) {
     nn::ModelDir saved = nn::load_model_dir(resume_from);
-    store.load(load_training_weights(resume_from, saved), resume_from);
+    store.load(nn::training_weights(resume_from, saved), resume_from);
     averaged = std::move(saved.weights);
     state = load_train_state(resume_from);
     if (state.world_size != comm->world())  // positions and moments do not depend on it; the batch size does

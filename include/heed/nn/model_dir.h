@@ -25,6 +25,13 @@ struct ModelDir {
 ModelDir load_model_dir(const std::string& dir);
 void save_model_dir(const std::string& dir, const ModelConfig& config, const io::TensorMap& weights);
 
+// A checkpoint of a run with optimizer.ema_decay holds two sets of weights: model.safetensors, the moving
+// average (what translate and export-hf deploy), and this file, the raw weights training continues from.
+inline constexpr const char* kTrainingWeightsFile = "training_weights.safetensors";
+// The raw training weights of the model directory `dir`: kTrainingWeightsFile where it has one, else its
+// model's weights, `model` (loaded from `dir`), which are then the training weights themselves.
+io::TensorMap training_weights(const std::string& dir, const ModelDir& model);
+
 // A checkpoint's list of its files with their sizes and CRC-32s, written last.
 inline constexpr const char* kCheckpointManifest = "manifest.json";
 // Writes the manifest of every file in `dir`; the last file written, so that its presence means the rest is.

@@ -64,9 +64,6 @@ void copy_checkpoint(const std::string& from, const std::string& to);
 void remove_abandoned_saves(const std::string& run_dir);
 TrainState load_train_state(const std::string& dir);
 io::TensorMap load_optimizer_state(const std::string& dir);
-// The weights training continues from: training_weights.safetensors where the checkpoint has one (it was
-// written with optimizer.ema_decay), else the model's weights, `saved`.
-io::TensorMap load_training_weights(const std::string& dir, const nn::ModelDir& saved);
 
 // Removes all but the newest `keep` step checkpoints.
 void prune_checkpoints(const std::string& run_dir, int64_t keep);
