@@ -1,15 +1,17 @@
-// Line reading for corpora, translation input and references: the whole file is read at once (corpora
-// are tens of megabytes at most) and split in place.
+// Line reading for corpora, translation input and references: read_lines takes a whole file at once
+// (translation input and references are small); LineReader streams a corpus through a buffer of a few
+// megabytes that grows only for a line longer than that.
 #include "heed/data/text.h"
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "heed/core/error.h"
+#include "heed/data/shuffle.h"
+#include "heed/io/atomic_file.h"
 
 namespace heed::data {
 
@@ -58,25 +60,76 @@ void check_text_line(std::string_view line, const std::string& origin, size_t li
 }
 
 std::vector<std::string> read_lines(const std::string& path) {
-  HEED_CHECK(!std::filesystem::is_directory(path), "cannot read {}: it is a directory", path);
-  std::ifstream file(path, std::ios::binary);
-  HEED_CHECK(file.is_open(), "cannot read {}: {}", path, std::strerror(errno));
-  std::ostringstream buffer;
-  buffer << file.rdbuf();
-  HEED_CHECK(!file.bad(), "cannot read {}: {}", path, std::strerror(errno));
-  std::string_view content = buffer.view();
-  if (content.starts_with("\xEF\xBB\xBF")) content.remove_prefix(3);
-
+  LineReader reader(path);
   std::vector<std::string> lines;
-  while (!content.empty()) {
-    const size_t end = std::min(content.find('\n'), content.size());
-    std::string_view line = content.substr(0, end);
-    content.remove_prefix(std::min(end + 1, content.size()));
-    if (line.ends_with('\r')) line.remove_suffix(1);
-    check_text_line(line, path, lines.size() + 1);
-    lines.emplace_back(line);
-  }
+  for (std::string_view line; reader.next(line);) lines.emplace_back(line);
   return lines;
+}
+
+std::vector<std::string> sample_lines(const std::vector<std::string>& paths, int64_t count, uint64_t seed) {
+  HEED_CHECK(count > 0, "a sample needs at least one line, got {}", count);
+  std::mt19937_64 rng = seeded_rng(seed, 0);
+  std::vector<std::string> sample;
+  int64_t seen = 0;
+  for (const std::string& path : paths) {
+    LineReader reader(path);
+    for (std::string_view line; reader.next(line); ++seen) {
+      if (seen < count) {
+        sample.emplace_back(line);
+      } else if (const uint64_t slot = draw_below(rng, static_cast<uint64_t>(seen) + 1); slot < static_cast<uint64_t>(count)) {
+        sample[slot].assign(line);  // line `seen` stays with probability count / (seen + 1)
+      }
+    }
+  }
+  return sample;
+}
+
+namespace {
+constexpr size_t kReadBlock = size_t{4} << 20;
+}
+
+LineReader::LineReader(std::string path) : path_(std::move(path)) {
+  HEED_CHECK(!std::filesystem::is_directory(path_), "cannot read {}: it is a directory", path_);
+  file_ = std::fopen(path_.c_str(), "rb");
+  HEED_CHECK(file_ != nullptr, "cannot read {}: {}", path_, std::strerror(errno));
+}
+
+LineReader::~LineReader() {
+  if (file_) std::fclose(file_);
+}
+
+bool LineReader::fill() {
+  if (at_end_) return false;
+  buffer_.erase(0, begin_);
+  begin_ = 0;
+  const size_t kept = buffer_.size();
+  buffer_.resize(kept + kReadBlock);
+  const size_t got = std::fread(buffer_.data() + kept, 1, kReadBlock, file_);
+  HEED_CHECK(!std::ferror(file_), "cannot read {}: {}", path_, std::strerror(errno));
+  buffer_.resize(kept + got);
+  crc_ = io::crc32(buffer_.data() + kept, got, crc_);
+  if (got == 0) at_end_ = true;
+  return got > 0;
+}
+
+bool LineReader::next(std::string_view& line) {
+  size_t end;
+  for (;;) {
+    if (at_start_ && buffer_.size() - begin_ < 3 && fill()) continue;  // the byte order mark may span reads
+    if (at_start_) {
+      if (std::string_view(buffer_).substr(begin_).starts_with("\xEF\xBB\xBF")) begin_ += 3;
+      at_start_ = false;
+    }
+    end = buffer_.find('\n', begin_);
+    if (end != std::string::npos || !fill()) break;
+  }
+  if (begin_ == buffer_.size()) return false;  // a final line without "\n" counts, nothing after a final "\n"
+  if (end == std::string::npos) end = buffer_.size();
+  line = std::string_view(buffer_).substr(begin_, end - begin_);
+  begin_ = std::min(end + 1, buffer_.size());
+  if (line.ends_with('\r')) line.remove_suffix(1);
+  check_text_line(line, path_, static_cast<size_t>(++line_number_));
+  return true;
 }
 
 }  // namespace heed::data

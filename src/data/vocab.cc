@@ -55,20 +55,12 @@ void Vocab::train(const std::vector<std::string>& text_files, const std::string&
              "vocabulary character_coverage must be in (0, 1], got {}", options.character_coverage);
   HEED_CHECK(options.max_sentences > 0, "vocabulary max_sentences must be positive, got {}", options.max_sentences);
 
-  std::vector<std::string> lines;
-  for (const std::string& file : text_files) {
-    std::vector<std::string> file_lines = read_lines(file);
-    lines.insert(lines.end(), std::make_move_iterator(file_lines.begin()), std::make_move_iterator(file_lines.end()));
-  }
+  // Drawn while streaming, so the text may be far larger than memory: the sample is what is held.
+  const std::vector<std::string> lines = sample_lines(text_files, options.max_sentences, options.seed);
   // SentencePiece would fail on an internal assertion instead.
   HEED_CHECK(std::any_of(lines.begin(), lines.end(),
                          [](const std::string& l) { return l.find_first_not_of(" \t") != std::string::npos; }),
              "cannot train the vocabulary {}: {} hold no text", model_path, fmt::join(text_files, ", "));
-  if (static_cast<int64_t>(lines.size()) > options.max_sentences) {
-    std::mt19937_64 rng = seeded_rng(options.seed, 0);
-    seeded_shuffle(lines, rng);
-    lines.resize(options.max_sentences);
-  }
   LineIterator line_iterator(lines);
 
   const std::unordered_map<std::string, std::string> args = {

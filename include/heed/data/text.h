@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +15,40 @@ namespace heed::data {
 // order mark. A final line without "\n" counts; an empty file has no lines. Each line passes
 // check_text_line.
 std::vector<std::string> read_lines(const std::string& path);
+
+// A uniform random sample of `count` lines of all `paths` together, drawn while streaming through them
+// (reservoir sampling), so its memory is the sample's; every line, in file order, when there are no more
+// than `count`. The same seed gives the same sample.
+std::vector<std::string> sample_lines(const std::vector<std::string>& paths, int64_t count, uint64_t seed);
+
+// The same as read_lines, one line at a time in bounded memory, for corpora larger than memory: next() hands out a view
+// of the next line (valid until the following call), checked as read_lines checks it.
+class LineReader {
+ public:
+  explicit LineReader(std::string path);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // False at the end of the file.
+  bool next(std::string_view& line);
+  // The 1-based number of the line next() returned last; the count of lines read so far.
+  int64_t line_number() const { return line_number_; }
+  // CRC-32 of the bytes read so far: of the whole file once next() has returned false.
+  uint32_t crc32() const { return crc_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  bool fill();  // reads more of the file behind the unread part of the buffer; false at its end
+
+  std::string path_;
+  std::FILE* file_ = nullptr;
+  std::string buffer_;
+  size_t begin_ = 0;  // the unread part is buffer_[begin_, end)
+  bool at_end_ = false, at_start_ = true;
+  int64_t line_number_ = 0;
+  uint32_t crc_ = 0;
+};
 
 // Offset of the first byte of `text` that does not start a well-formed UTF-8 sequence (RFC 3629: no
 // overlong forms, no surrogates, nothing above U+10FFFF), or npos when all of it is valid.
