@@ -24,14 +24,14 @@ data::ParallelCorpus synthetic_corpus(int pairs) {
   const auto length = [&] { return 1 + ((state = state * 1664525u + 1013904223u) >> 8) % 40; };
   for (int i = 0; i < pairs; ++i) {
     const int32_t id = 3 + i % 97;
-    corpus.src.emplace_back(length(), id);
-    corpus.tgt.emplace_back(length(), id);
+    corpus.src_ids.emplace_back(length(), id);
+    corpus.tgt_ids.emplace_back(length(), id);
   }
   return corpus;
 }
 
 int64_t cost_length(const data::ParallelCorpus& corpus, int64_t i) {
-  return static_cast<int64_t>(std::max(corpus.src[i].size(), corpus.tgt[i].size())) + 1;
+  return static_cast<int64_t>(std::max(corpus.src_ids[i].size(), corpus.tgt_ids[i].size())) + 1;
 }
 
 std::vector<LoadedBatch> take(Batcher& batcher, int64_t count) {
@@ -56,8 +56,8 @@ std::vector<int32_t> row(const Tensor& t, int64_t r) {
 
 TEST_CASE("batcher: one batch laid out exactly (eos, decoder start, right padding, counts)", "[data][batcher]") {
   data::ParallelCorpus corpus;
-  corpus.src = {{5, 6, 7}, {9}};
-  corpus.tgt = {{8}, {10, 11}};
+  corpus.src_ids = {{5, 6, 7}, {9}};
+  corpus.tgt_ids = {{8}, {10, 11}};
   BatcherOptions options;
   options.shuffle = false;
   options.pad_id = 0;
@@ -101,9 +101,9 @@ TEST_CASE("batcher: every pair once per epoch, within the token and sentence bud
       for (size_t r = 0; r < b.pairs.size(); ++r) {
         const int64_t i = b.pairs[r];
         longest = std::max(longest, cost_length(corpus, i));
-        src_tokens += static_cast<int64_t>(corpus.src[i].size()) + 1;
+        src_tokens += static_cast<int64_t>(corpus.src_ids[i].size()) + 1;
         // The row holds pair i: its ids, eos, then padding.
-        std::vector<int32_t> expected = corpus.src[i];
+        std::vector<int32_t> expected = corpus.src_ids[i];
         expected.push_back(options.eos_id);
         expected.resize(b.batch.src.size(1), options.pad_id);
         CHECK(row(b.batch.src, static_cast<int64_t>(r)) == expected);
@@ -149,8 +149,8 @@ TEST_CASE("batcher: batches follow from the seed and are the same on every stand
 
   // Pinned: equal lengths and one pair per batch leave only the two seeded permutations to see.
   data::ParallelCorpus flat;
-  flat.src.assign(10, {4, 4});
-  flat.tgt.assign(10, {5});
+  flat.src_ids.assign(10, {4, 4});
+  flat.tgt_ids.assign(10, {5});
   BatcherOptions one;
   one.max_sentences = 1;
   one.seed = 42;
@@ -270,7 +270,7 @@ TEST_CASE("batcher: without repeat, one epoch then the end, and seek starts it a
 
 TEST_CASE("batcher: errors name the option at fault", "[data][batcher]") {
   data::ParallelCorpus corpus = synthetic_corpus(10);
-  corpus.src[4].assign(60, 3);
+  corpus.src_ids[4].assign(60, 3);
   BatcherOptions options;
   options.max_tokens = 50;
   CHECK_THROWS_WITH(Batcher(corpus, options),

@@ -111,7 +111,7 @@ TEST_CASE("parallel corpus: empty and too-long pairs are dropped and counted", "
   REQUIRE(corpus.size() == 3);
   for (int64_t i = 0; i < corpus.size(); ++i) {
     const size_t line = corpus.line_index[i];
-    CHECK(corpus.src[i] == vocab.encode(src[line].substr(0, src[line].find('\r'))));
-    CHECK(corpus.tgt[i] == vocab.encode(tgt[line]));
+    CHECK(corpus.src_ids[i] == vocab.encode(src[line].substr(0, src[line].find('\r'))));
+    CHECK(corpus.tgt_ids[i] == vocab.encode(tgt[line]));
   }
 }

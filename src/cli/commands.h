@@ -11,6 +11,8 @@ void add_average_command(CLI::App& app);
 void add_grads_command(CLI::App& app);
 // heed import-hf / export-hf: Hugging Face MarianMT conversion (cmd_hf.cc).
 void add_hf_commands(CLI::App& app);
+// heed prepare: the vocabulary and the corpus store of a training config (cmd_prepare.cc).
+void add_prepare_command(CLI::App& app);
 // heed train: a model from a YAML config, with resume and fine-tuning (cmd_train.cc).
 void add_train_command(CLI::App& app);
 // heed translate: text to text with a trained model (cmd_translate.cc).

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Heed: train, fine-tune and run Transformer translation models"};
   app.require_subcommand(1);
   heed::cli::add_train_command(app);
+  heed::cli::add_prepare_command(app);
   heed::cli::add_translate_command(app);
   heed::cli::add_average_command(app);
   heed::cli::add_grads_command(app);

@@ -17,6 +17,27 @@ std::string FilterReport::summary() const {
                      kept, lines, empty, too_long, max_length);
 }
 
+bool keep_pair(std::span<const int32_t> src, std::span<const int32_t> tgt, FilterReport& report) {
+  ++report.lines;
+  const auto fits = [&](std::span<const int32_t> ids) {
+    return static_cast<int64_t>(ids.size()) + 1 <= report.max_length;
+  };
+  if (src.empty() || tgt.empty()) {
+    ++report.empty;
+  } else if (!fits(src) || !fits(tgt)) {
+    ++report.too_long;
+  } else {
+    ++report.kept;
+    return true;
+  }
+  return false;
+}
+
+std::string ParallelCorpus::origin(int64_t i) const {
+  const int64_t line = line_index.empty() ? i + 1 : line_index[static_cast<size_t>(i)] + 1;
+  return src_path.empty() ? fmt::format("line {}", line) : fmt::format("line {} of {}", line, src_path);
+}
+
 ParallelCorpus load_parallel_corpus(const std::string& src_path, const std::string& tgt_path, const Vocab& src_vocab,
                                     const Vocab& tgt_vocab, const CorpusOptions& options) {
   HEED_CHECK(options.max_length >= 2, "max_length must be at least 2 (one token and eos), got {}",
@@ -29,25 +50,15 @@ ParallelCorpus load_parallel_corpus(const std::string& src_path, const std::stri
   std::vector<std::vector<int32_t>> tgt_ids = tgt_vocab.encode_lines(tgt_lines);
 
   ParallelCorpus corpus;
-  FilterReport& report = corpus.report;
-  report.lines = static_cast<int64_t>(src_lines.size());
-  report.max_length = options.max_length;
-  const auto fits = [&](const std::vector<int32_t>& ids) {
-    return static_cast<int64_t>(ids.size()) + 1 <= options.max_length;
-  };
-  for (int64_t i = 0; i < report.lines; ++i) {
-    if (src_ids[i].empty() || tgt_ids[i].empty()) {
-      ++report.empty;
-    } else if (!fits(src_ids[i]) || !fits(tgt_ids[i])) {
-      ++report.too_long;
-    } else {
-      corpus.src.push_back(std::move(src_ids[i]));
-      corpus.tgt.push_back(std::move(tgt_ids[i]));
-      corpus.line_index.push_back(i);
-    }
+  corpus.src_path = src_path;
+  corpus.report.max_length = options.max_length;
+  for (size_t i = 0; i < src_lines.size(); ++i) {
+    if (!keep_pair(src_ids[i], tgt_ids[i], corpus.report)) continue;
+    corpus.src_ids.push_back(std::move(src_ids[i]));
+    corpus.tgt_ids.push_back(std::move(tgt_ids[i]));
+    corpus.line_index.push_back(static_cast<int64_t>(i));
   }
-  report.kept = corpus.size();
-  spdlog::info("{} / {}: {}", src_path, tgt_path, report.summary());
+  spdlog::info("{} / {}: {}", src_path, tgt_path, corpus.report.summary());
   return corpus;
 }
 

@@ -23,6 +23,25 @@ io::Options<TrainConfig> declare() {
   using D = DataConfig;
   o.add<std::string>("data.train_src", bind(&T::data, &D::train_src), "training source text, one sentence per line");
   o.add<std::string>("data.train_tgt", bind(&T::data, &D::train_tgt), "training target text, line-aligned");
+  o.add<std::vector<std::string>>(
+      "data.train", bind(&T::data, &D::train),
+      "training corpora, one entry each: 'SRC TGT [weight=W] [tag=NAME]' (paths without spaces), e.g. "
+      "[data/ep.en data/ep.es, data/bt.en data/bt.es weight=0.5 tag=bt]; train_src/train_tgt are the shorthand "
+      "for one. Without weights (and sampling_temperature 0) every pair is seen once per epoch; with them each "
+      "epoch draws weight/sum(weights) of its pairs from each corpus, mixed in every batch, from the seed");
+  o.add<double>("data.sampling_temperature", bind(&T::data, &D::sampling_temperature),
+                "with several corpora: > 0 makes each corpus's share of an epoch proportional to weight x "
+                "pairs^(1/T) (1: to its size; larger: flatter, as fairseq's and Marian's temperature sampling); "
+                "0: to its weight alone")
+      .at_least(0);
+  o.add<std::string>("data.store", bind(&T::data, &D::store),
+                     "the corpus store (heed prepare writes it; heed train prepares it when it is missing or stale: "
+                     "other text, vocabulary or max_length); empty: <run_dir>/store. Runs that share text, "
+                     "vocabulary and max_length can share one");
+  o.add<int64_t>("data.vocab_sample", bind(&T::data, &D::vocab_sample),
+                 "SentencePiece trains on a uniform sample of this many lines of the training text (both sides, "
+                 "for a joint vocabulary), drawn while streaming through it")
+      .positive();
   o.add<std::string>("data.valid_src", bind(&T::data, &D::valid_src), "validation source text; empty: no validation");
   o.add<std::string>("data.valid_tgt", bind(&T::data, &D::valid_tgt), "validation reference text");
   o.add<std::string>("data.src_lang", bind(&T::data, &D::src_lang), "source language code, for file names and logs");
@@ -181,8 +200,12 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 }
 
 void validate(const TrainConfig& c) {
-  HEED_CHECK(!c.data.train_src.empty() && !c.data.train_tgt.empty(),
-             "data.train_src and data.train_tgt must name the training files");
+  HEED_CHECK(c.data.train_src.empty() == c.data.train_tgt.empty(),
+             "data.train_src and data.train_tgt must be given together");
+  HEED_CHECK(!c.data.train_src.empty() || !c.data.train.empty(),
+             "data.train_src and data.train_tgt (or data.train) must name the training files");
+  HEED_CHECK(c.data.train_src.empty() || c.data.train.empty(),
+             "data.train_src/train_tgt and data.train both name training corpora: list all of them in data.train");
   HEED_CHECK(c.data.valid_src.empty() == c.data.valid_tgt.empty(),
              "data.valid_src and data.valid_tgt must be given together");
   HEED_CHECK(c.model.d_model % c.model.heads == 0, "model.d_model ({}) must be divisible by model.heads ({})",

@@ -21,6 +21,7 @@
 #include "heed/train/ema.h"
 #include "heed/train/loss_scaler.h"
 #include "heed/train/optimizer.h"
+#include "heed/train/prepare.h"
 #include "heed/train/reporter.h"
 #include "heed/train/scheduler.h"
 #include "heed/train/stop_signal.h"
@@ -35,65 +36,12 @@ namespace {
 
 using Vocabs = data::Vocabularies;
 
-// Copies a vocabulary file into the run directory under `name`, unless it is already there.
-std::string adopt(const std::string& from, const fs::path& run_dir, const std::string& name) {
-  const fs::path to = run_dir / name;
-  HEED_CHECK(fs::is_regular_file(from), "vocabulary {} does not exist", from);
-  if (fs::weakly_canonical(from) != fs::weakly_canonical(to)) {
-    std::ifstream in(from, std::ios::binary);
-    io::write_file_atomic(to.string(),
-                          std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
-  }
-  return to.string();
-}
-
 using data::kMarianVocab;
 using data::load_vocabularies;
 using data::vocab_names;
 
 bool has_all(const fs::path& dir, const std::vector<std::string>& names) {
   return std::all_of(names.begin(), names.end(), [&](const std::string& n) { return fs::exists(dir / n); });
-}
-
-// The run's vocabulary files: from the checkpoint it continues (resume, fine-tuning), from files the
-// config names, or trained on the training data. All end up in the run directory, so checkpoints carry
-// them. Only the leading rank calls this; the others load what it wrote.
-void prepare_vocab_files(const TrainConfig& c, const fs::path& run_dir, const std::string& from_checkpoint) {
-  const bool joint = c.data.joint_vocab;
-  const std::vector<std::string> names = vocab_names(joint);
-  std::vector<std::string> files;
-  if (!c.data.src_vocab.empty()) {
-    HEED_CHECK(joint || !c.data.tgt_vocab.empty(), "data.tgt_vocab must be set when data.joint_vocab is false");
-    files.push_back(adopt(c.data.src_vocab, run_dir, names[0]));
-    if (!joint) files.push_back(adopt(c.data.tgt_vocab, run_dir, names[1]));
-  } else if (!from_checkpoint.empty() && (has_all(from_checkpoint, names) || has_all(from_checkpoint, kMarianVocab))) {
-    for (const std::string& name : has_all(from_checkpoint, names) ? names : kMarianVocab)
-      files.push_back(adopt((fs::path(from_checkpoint) / name).string(), run_dir, name));
-  } else {
-    data::VocabOptions options;
-    options.type = c.data.vocab_type;
-    options.size = c.data.vocab_size;
-    options.seed = static_cast<uint64_t>(c.training.seed);
-    const std::vector<std::vector<std::string>> inputs =
-        joint ? std::vector<std::vector<std::string>>{{c.data.train_src, c.data.train_tgt}}
-              : std::vector<std::vector<std::string>>{{c.data.train_src}, {c.data.train_tgt}};
-    for (size_t i = 0; i < names.size(); ++i) {
-      const fs::path path = run_dir / names[i];
-      if (!fs::exists(path)) {
-        spdlog::info("training a {} SentencePiece vocabulary of {} pieces: {}", options.type, options.size,
-                     path.string());
-        data::Vocab::train(inputs[i], path.string(), options);
-      }
-      files.push_back(path.string());
-    }
-  }
-}
-
-Vocabs load_vocabs(const TrainConfig& c, const fs::path& run_dir) {
-  if (c.data.src_vocab.empty() && has_all(run_dir, kMarianVocab)) return load_vocabularies(run_dir.string());
-  std::vector<std::string> files;
-  for (const std::string& name : vocab_names(c.data.joint_vocab)) files.push_back((run_dir / name).string());
-  return {data::Vocab::load(files.front()), data::Vocab::load(files.back()), files};
 }
 
 // The model's vocabulary fields come from the tokenizer; label smoothing from the training group.
@@ -445,6 +393,8 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
   }
   comm->barrier();
   const Vocabs vocabs = load_vocabs(c, run_dir);
+  if (leader) prepare_store(c, vocabs, /*verify_ids=*/false);
+  comm->barrier();
   if (!run.init_from.empty()) check_same_vocabulary(vocabs, vocab_source);
   const nn::ModelConfig mc = model_config(c, vocabs);
   std::vector<std::string> checkpoint_files = vocabs.files;
@@ -489,11 +439,13 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
   LossScaler scaler(where.compute == DType::F16, c.training.loss_scale, c.training.loss_scale_window);
   if (state.loss_scale > 0) scaler.restore(state.loss_scale, state.loss_scale_good_steps);
 
-  data::CorpusOptions corpus_options;
-  corpus_options.max_length = c.data.max_length;
-  data::Batcher batcher(
-      data::load_parallel_corpus(c.data.train_src, c.data.train_tgt, vocabs.src, vocabs.tgt, corpus_options),
-      batcher_options(c, mc, *comm), state.data);
+  const auto corpus = data::CorpusStore::open(store_dir(c), store_settings(c, vocabs));
+  const std::vector<TrainingCorpus> corpora = training_corpora(c.data);
+  for (size_t k = 0; k < corpora.size(); ++k)  // what the store's preparation kept, told at every start
+    spdlog::info("{} / {}: {}", corpora[k].files.src, corpora[k].files.tgt, corpus->reports()[k].summary());
+  data::BatcherOptions options = batcher_options(c, mc, *comm);
+  options.corpus_weights = corpus_weights(c, *corpus);
+  data::Batcher batcher(corpus, options, state.data);
   spdlog::info("training data: {} batches per epoch of at most {} tokens", batcher.batches_per_epoch(),
                c.data.max_tokens);
   std::unique_ptr<Validator> validator;

@@ -16,8 +16,8 @@ Validator::Validator(const TrainConfig& c, const data::Vocabularies& v, dist::Co
   options.max_length = c.data.max_length;
   const data::ParallelCorpus all = data::load_parallel_corpus(c.data.valid_src, c.data.valid_tgt, v.src, v.tgt, options);
   for (int64_t i = comm.rank(); i < all.size(); i += comm.world()) {
-    corpus_.src.push_back(all.src[static_cast<size_t>(i)]);
-    corpus_.tgt.push_back(all.tgt[static_cast<size_t>(i)]);
+    corpus_.src_ids.push_back(all.src_ids[static_cast<size_t>(i)]);
+    corpus_.tgt_ids.push_back(all.tgt_ids[static_cast<size_t>(i)]);
     corpus_.line_index.push_back(all.line_index[static_cast<size_t>(i)]);
   }
   std::vector<std::string> sources = data::read_lines(c.data.valid_src);

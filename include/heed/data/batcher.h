@@ -1,7 +1,8 @@
 // Token-based batching of a parallel corpus, with batches prepared ahead on a background thread.
 //
-// Each epoch's batches are a pure function of (corpus, options, epoch): with shuffle, a seeded
-// permutation of the pairs, a stable sort by length (so a batch holds pairs of similar length and little
+// Each epoch's batches are a pure function of (corpus, options, epoch): the epoch's pairs (every pair once,
+// or, with corpus weights, a seeded resample of each corpus to its share), with shuffle a seeded
+// permutation of them, a stable sort by length (so a batch holds pairs of similar length and little
 // padding), greedy packing under the token budget, then a seeded permutation of the batch order; without
 // shuffle, corpus order sorted by length and a fixed batch order. A batch's cost is
 // sentences × max(longest source, longest target), eos counted, as in fairseq; it never exceeds
@@ -13,6 +14,9 @@
 // runs the same number of steps, every pair is seen at least once per epoch, and the pairs of the wrapped
 // batches (fewer than world batches) twice.
 //
+// Only pair lengths are held (8 bytes a pair): the ids are read when a batch is assembled, so with a
+// memory-mapped store a rank touches the ids of its own batches only.
+//
 // Because an epoch's batches can be recomputed at will, resuming at a BatchPosition computes that epoch's
 // batch list and skips to the position: nothing earlier is replayed. A position counts the epoch's batches
 // that all ranks together have consumed, so it does not depend on the number of ranks: a run saved by 2
@@ -23,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -41,6 +46,10 @@ struct BatcherOptions {
   int32_t pad_id = 0, eos_id = 2, decoder_start_id = 0;
   int rank = 0, world = 1;
   int prefetch = 4;  // batches prepared ahead
+  // One weight per corpus of the pairs (TokenPairs::corpora): each epoch holds as many pairs as the corpora
+  // together, weight_c / sum(weights) of them drawn from corpus c (all of its pairs as often as they fit,
+  // the rest a seeded sample without repeats). Empty: every pair once per epoch.
+  std::vector<double> corpus_weights;
 };
 
 // Where an iteration stands: the epoch, and how many of its batches all ranks together have consumed.
@@ -56,12 +65,14 @@ struct LoadedBatch {
   int64_t sentences = 0;
   int64_t src_tokens = 0, tgt_tokens = 0;  // real tokens, eos included, padding not
   BatchPosition position;                  // where this batch was in the iteration
+  int64_t epoch_batches = 0;               // all ranks' batches in its epoch
 };
 
 // One thread consumes the batches (next, seek); position() may be read from any thread.
 class Batcher {
  public:
   // Starts preparing batches from `start`. A pair longer than max_tokens is an error.
+  Batcher(std::shared_ptr<const TokenPairs> pairs, const BatcherOptions& options, BatchPosition start = {});
   Batcher(ParallelCorpus corpus, const BatcherOptions& options, BatchPosition start = {});
   ~Batcher();
   Batcher(const Batcher&) = delete;
@@ -75,26 +86,31 @@ class Batcher {
   // The position of the next batch next() delivers (batches prepared ahead do not count).
   BatchPosition position() const;
 
-  // This rank's batches per epoch; the same in every epoch, since packing sees only the sorted lengths.
+  // This rank's batches per epoch; the same in every epoch, since packing sees only the sorted lengths
+  // (with corpus weights, each epoch's resample packs a little differently: the first epoch's count).
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
   // The corpus indices of each of this rank's batches of `epoch`, in delivery order.
   std::vector<std::vector<int64_t>> epoch_plan(int64_t epoch) const;
-  const ParallelCorpus& corpus() const { return corpus_; }
+  const TokenPairs& pairs() const { return *pairs_; }
 
  private:
+  // The pairs of `epoch` before shuffling: each once, or the corpora resampled to their weights.
+  std::vector<int64_t> epoch_pairs(int64_t epoch) const;
   // Every batch of `epoch`, in delivery order over all ranks.
   std::vector<std::vector<int64_t>> all_batches(int64_t epoch) const;
-  // This rank's share of `epoch` once `offset` of its batches have been consumed.
-  std::vector<std::vector<int64_t>> rank_plan(int64_t epoch, int64_t offset) const;
+  // This rank's share of an epoch's `batches` once `offset` of them have been consumed by all ranks.
+  std::vector<std::vector<int64_t>> rank_plan(const std::vector<std::vector<int64_t>>& batches,
+                                              int64_t offset) const;
   LoadedBatch assemble(const std::vector<int64_t>& pairs) const;
   void produce(BatchPosition from);
   void stop();
 
-  ParallelCorpus corpus_;
+  std::shared_ptr<const TokenPairs> pairs_;
   BatcherOptions options_;
-  std::vector<int64_t> cost_length_;  // per pair: the longer side, eos counted
+  std::vector<uint32_t> cost_length_;  // per pair: the longer side, eos counted
+  std::vector<uint32_t> src_length_;   // per pair, without eos: the second sort key
   int64_t batches_per_epoch_ = 0;  // this rank's
-  int64_t epoch_batches_ = 0;      // all ranks'
+  int64_t epoch_batches_ = 0;      // all ranks', in the first epoch
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "heed/data/token_pairs.h"
 #include "heed/data/vocab.h"
 
 namespace heed::data {
@@ -23,11 +25,19 @@ struct FilterReport {
   std::string summary() const;
 };
 
-struct ParallelCorpus {
-  std::vector<std::vector<int32_t>> src, tgt;  // token ids without eos; src[i] translates to tgt[i]
-  std::vector<int64_t> line_index;             // the 0-based line of pair i in the files
+// Whether a pair of encoded sentences (without eos) passes the filter; counts it in `report` either way.
+bool keep_pair(std::span<const int32_t> src, std::span<const int32_t> tgt, FilterReport& report);
+
+struct ParallelCorpus : TokenPairs {
+  std::vector<std::vector<int32_t>> src_ids, tgt_ids;  // src_ids[i] translates to tgt_ids[i]
+  std::vector<int64_t> line_index;                     // the 0-based line of pair i in the files
+  std::string src_path;                                // the source file, for messages; may be empty
   FilterReport report;
-  int64_t size() const { return static_cast<int64_t>(src.size()); }
+
+  int64_t size() const override { return static_cast<int64_t>(src_ids.size()); }
+  std::span<const int32_t> src(int64_t i) const override { return src_ids[static_cast<size_t>(i)]; }
+  std::span<const int32_t> tgt(int64_t i) const override { return tgt_ids[static_cast<size_t>(i)]; }
+  std::string origin(int64_t i) const override;
 };
 
 // Reads, checks (same line count, valid UTF-8), encodes and filters; logs the filter report.

@@ -12,7 +12,11 @@
 namespace heed::train {
 
 struct DataConfig {
-  std::string train_src, train_tgt;  // plain text, one sentence per line
+  std::string train_src, train_tgt;  // plain text, one sentence per line; shorthand for one entry of `train`
+  std::vector<std::string> train;    // corpora: "SRC TGT [weight=W] [tag=NAME]" each
+  double sampling_temperature = 0;   // > 0: corpus shares ~ weight x pairs^(1/T); 0: ~ weight
+  std::string store;                 // the prepared corpus store; empty: <run_dir>/store
+  int64_t vocab_sample = 2'000'000;  // lines SentencePiece trains on, sampled uniformly
   std::string valid_src, valid_tgt;  // optional; validation is skipped without them
   std::string src_lang = "src", tgt_lang = "tgt";
   bool joint_vocab = true;        // one SentencePiece model for both sides
