@@ -44,11 +44,11 @@ data::Vocab small_vocab(const TempDir& dir, const std::string& name, int64_t siz
   return data::Vocab::load(dir.file(name + ".model"));
 }
 
-// `lines` lines of 0 to 11 words (an empty one now and then, long ones past a small max_length).
+// `lines` lines of 0 to 7 words (an empty one now and then, long ones past a small max_length).
 std::string text_of(int lines, uint32_t seed) {
   std::string text;
   for (int i = 0; i < lines; ++i) {
-    const int words = static_cast<int>((seed = seed * 1664525u + 1013904223u) >> 8) % 12;
+    const int words = static_cast<int>((seed = seed * 1664525u + 1013904223u) >> 8) % 8;
     for (int w = 0; w < words; ++w) text += (w ? " " : "") + kWords[((seed = seed * 1664525u + 1013904223u) >> 8) % 10];
     text += "\n";
   }
@@ -64,7 +64,7 @@ struct Fixture {
     write_bytes(dir.file("a.tgt"), text_of(300, 2));
     settings.corpora = {{dir.file("a.src"), dir.file("a.tgt"), ""}};
     settings.vocab_fingerprint = data::vocab_fingerprint(vocab, vocab);
-    settings.max_length = 8;
+    settings.max_length = 32;
   }
   std::string store() const { return dir.file("store"); }
   void build() const { data::build_store(store(), settings, vocab, vocab); }
@@ -116,12 +116,12 @@ TEST_CASE("store: stale when the text, the vocabulary or the filter changed", "[
   CHECK(data::check_store(f.store(), f.settings).usable);
 
   data::StoreSettings other = f.settings;
-  other.max_length = 9;
+  other.max_length = 33;
   status = data::check_store(f.store(), other);
   CHECK_FALSE(status.usable);
-  CHECK(status.reason == "data.max_length changed from 8 to 9");
+  CHECK(status.reason == "data.max_length changed from 32 to 33");
 
-  const data::Vocab bigger = small_vocab(f.dir, "bigger", 24);
+  const data::Vocab bigger = small_vocab(f.dir, "bigger", 22);
   other = f.settings;
   other.vocab_fingerprint = data::vocab_fingerprint(bigger, bigger);
   CHECK(other.vocab_fingerprint != f.settings.vocab_fingerprint);
@@ -266,7 +266,7 @@ TEST_CASE("batcher: corpora mixed by weight, every batch from the seed", "[data]
   const std::vector<data::CorpusRange> corpora = store->corpora();
   REQUIRE(corpora.size() == 2);
   const int64_t a = corpora[0].size(), b = corpora[1].size(), total = a + b;
-  REQUIRE(a > 100);
+  REQUIRE(a > 50);
   REQUIRE(b > 2 * a);
 
   data::BatcherOptions options;
