@@ -8,9 +8,12 @@ pieces, batches of 4096 tokens, 2 threads. Runs, each in a fresh run directory u
   1. heed prepare: trains the vocabulary on its sample (data.vocab_sample) and writes the store
   2. heed prepare again with the vocabulary of 1 given (data.src_vocab): encoding and writing alone
   3. heed train, 1 update, over the store of 1: from start to the first logged update
+  4. the same on the corpus's first 2,000 pairs (same vocabulary, model and batch size): the baseline of a
+     process that holds next to no data, so that 3 minus 4 is what the corpus costs
 Peak RSS is the kernel's VmHWM of the process (the page cache of a mapped store counts only where touched).
 For train, "beyond model and optimizer" subtracts 16 bytes per parameter (fp32 weights, gradients and two
-Adam moments). Prints one JSON object.
+Adam moments); what remains includes the libraries and one step's activations, which run 4 measures.
+Prints one JSON object.
 """
 import argparse
 import json
@@ -20,6 +23,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+SMALL_PAIRS = 2000
 
 CONFIG = """run_dir: {run}
 model:
@@ -90,10 +95,10 @@ def main():
     with open(os.path.join(data, "train.en"), "rb") as f:
         lines = sum(1 for _ in f)
 
-    def config(name, store, *extra):
+    def config(name, store, *extra, corpus=data):
         path = os.path.join(args.out, name + ".yaml")
         with open(path, "w") as f:
-            f.write(CONFIG.format(run=os.path.join(args.out, name), data=data, store=os.path.join(args.out, store),
+            f.write(CONFIG.format(run=os.path.join(args.out, name), data=corpus, store=os.path.join(args.out, store),
                                   threads=args.threads))
         return [path] + [a for kv in extra for a in ("--set", kv)]
 
@@ -109,13 +114,25 @@ def main():
     train_log = os.path.join(args.out, "train.log")
     result["train"] = run([args.heed, "train", *config("train", "store", f"data.src_vocab={vocab}")], train_log,
                           until=lambda: os.path.exists(metrics) and os.path.getsize(metrics) > 0)
+    small = os.path.join(args.out, "small")
+    os.makedirs(small)
+    for side in ("en", "es"):
+        with open(os.path.join(data, "train." + side), "rb") as f, open(os.path.join(small, "train." + side), "wb") as g:
+            g.writelines(line for _, line in zip(range(SMALL_PAIRS), f))
+    small_metrics = os.path.join(args.out, "train-small", "metrics.jsonl")
+    result["train_small"] = run(
+        [args.heed, "train", *config("train-small", "store-small", f"data.src_vocab={vocab}", corpus=small)],
+        os.path.join(args.out, "train-small.log"),
+        until=lambda: os.path.exists(small_metrics) and os.path.getsize(small_metrics) > 0)
     with open(train_log) as f:
         text = f.read()
     parameters = int(re.search(r"model: (\d+) parameters", text).group(1))
-    first = result["train"]["first_update"]
+    first, baseline = result["train"]["first_update"], result["train_small"]["first_update"]
     if first:
         first["model_and_optimizer_mb"] = round(16 * parameters / 2**20, 1)
         first["rss_beyond_model_and_optimizer_mb"] = round(first["rss_mb"] - 16 * parameters / 2**20, 1)
+    if first and baseline:
+        first["rss_beyond_the_small_corpus_run_mb"] = round(first["rss_mb"] - baseline["rss_mb"], 1)
     for key in ("prepare", "prepare_given_vocab"):
         result[key]["pairs_per_second"] = round(lines / result[key]["seconds"])
     result["load_average_after"] = os.getloadavg()

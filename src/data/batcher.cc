@@ -147,10 +147,13 @@ std::vector<std::vector<int64_t>> Batcher::all_batches(int64_t epoch) const {
   if (options_.shuffle) seeded_shuffle(batches, rng);
   return batches;
 }
-std::vector<std::vector<int64_t>> Batcher::rank_plan(const std::vector<std::vector<int64_t>>& batches,
+std::vector<std::vector<int64_t>> Batcher::rank_plan(std::vector<std::vector<int64_t>> batches,
                                                      int64_t offset) const {
   const auto total = static_cast<int64_t>(batches.size());
-  if (options_.world == 1) return {batches.begin() + offset, batches.end()};
+  if (options_.world == 1) {  // the epoch's batches from `offset` on, moved: one copy of the plan is enough
+    batches.erase(batches.begin(), batches.begin() + offset);
+    return batches;
+  }
   const int64_t rounds = (total - offset + options_.world - 1) / options_.world;
   std::vector<std::vector<int64_t>> mine;
   for (int64_t k = 0; k < rounds; ++k) mine.push_back(batches[(offset + options_.rank + k * options_.world) % total]);
@@ -191,12 +194,13 @@ void Batcher::produce(BatchPosition from) {
   try {
     for (int64_t epoch = from.epoch;; ++epoch) {
       const int64_t offset = epoch == from.epoch ? from.index : 0;
-      const std::vector<std::vector<int64_t>> all = all_batches(epoch);
-      const auto plan = rank_plan(all, offset);
+      std::vector<std::vector<int64_t>> all = all_batches(epoch);
+      const auto epoch_batches = static_cast<int64_t>(all.size());
+      const auto plan = rank_plan(std::move(all), offset);
       for (size_t k = 0; k < plan.size(); ++k) {
         LoadedBatch batch = assemble(plan[k]);
         batch.position = {epoch, offset + static_cast<int64_t>(k) * options_.world};
-        batch.epoch_batches = static_cast<int64_t>(all.size());
+        batch.epoch_batches = epoch_batches;
         std::unique_lock lock(mutex_);
         changed_.wait(lock, [&] { return stopping_ || static_cast<int>(ready_.size()) < options_.prefetch; });
         if (stopping_) return;

@@ -99,8 +99,7 @@ class Batcher {
   // Every batch of `epoch`, in delivery order over all ranks.
   std::vector<std::vector<int64_t>> all_batches(int64_t epoch) const;
   // This rank's share of an epoch's `batches` once `offset` of them have been consumed by all ranks.
-  std::vector<std::vector<int64_t>> rank_plan(const std::vector<std::vector<int64_t>>& batches,
-                                              int64_t offset) const;
+  std::vector<std::vector<int64_t>> rank_plan(std::vector<std::vector<int64_t>> batches, int64_t offset) const;
   LoadedBatch assemble(const std::vector<int64_t>& pairs) const;
   void produce(BatchPosition from);
   void stop();
