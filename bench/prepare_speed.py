@@ -7,7 +7,7 @@ The model is issue 15's: d_model 64 (4 heads, ffn 256, 3+3 layers), a joint unig
 pieces, batches of 4096 tokens, 2 threads. Runs, each in a fresh run directory under --out:
   1. heed prepare: trains the vocabulary on its sample (data.vocab_sample) and writes the store
   2. heed prepare again with the vocabulary of 1 given (data.src_vocab): encoding and writing alone
-  3. heed train, 1 update, over the store of 1: from start to the first logged update
+  3. heed train, 1 update, over the store of 2: from start to the first logged update
   4. the same on the corpus's first 2,000 pairs (same vocabulary, model and batch size): the baseline of a
      process that holds next to no data, so that 3 minus 4 is what the corpus costs
 Peak RSS is the kernel's VmHWM of the process (the page cache of a mapped store counts only where touched).
@@ -88,6 +88,7 @@ def main():
     parser.add_argument("--out", required=True, help="scratch directory (replaced)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--vocab-sample", type=int, default=0, help="data.vocab_sample (0: the default)")
+    parser.add_argument("--vocab", help="a SentencePiece model to use instead of training one (skips run 1)")
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(args.out)
@@ -104,15 +105,16 @@ def main():
 
     sample = [f"data.vocab_sample={args.vocab_sample}"] if args.vocab_sample else []
     result = {"pairs": lines, "load_average_before": os.getloadavg()}
-    result["prepare"] = run([args.heed, "prepare", *config("prepare", "store", *sample)],
-                            os.path.join(args.out, "prepare.log"))
-    vocab = os.path.join(args.out, "prepare", "vocab.model")
+    vocab = os.path.abspath(args.vocab) if args.vocab else os.path.join(args.out, "prepare", "vocab.model")
+    if not args.vocab:
+        result["prepare"] = run([args.heed, "prepare", *config("prepare", "store", *sample)],
+                                os.path.join(args.out, "prepare.log"))
     result["prepare_given_vocab"] = run(
         [args.heed, "prepare", *config("encode", "store-encode", f"data.src_vocab={vocab}")],
         os.path.join(args.out, "encode.log"))
     metrics = os.path.join(args.out, "train", "metrics.jsonl")
     train_log = os.path.join(args.out, "train.log")
-    result["train"] = run([args.heed, "train", *config("train", "store", f"data.src_vocab={vocab}")], train_log,
+    result["train"] = run([args.heed, "train", *config("train", "store-encode", f"data.src_vocab={vocab}")], train_log,
                           until=lambda: os.path.exists(metrics) and os.path.getsize(metrics) > 0)
     small = os.path.join(args.out, "small")
     os.makedirs(small)
@@ -133,7 +135,7 @@ def main():
         first["rss_beyond_model_and_optimizer_mb"] = round(first["rss_mb"] - 16 * parameters / 2**20, 1)
     if first and baseline:
         first["rss_beyond_the_small_corpus_run_mb"] = round(first["rss_mb"] - baseline["rss_mb"], 1)
-    for key in ("prepare", "prepare_given_vocab"):
+    for key in ("prepare", "prepare_given_vocab")[1 if args.vocab else 0:]:
         result[key]["pairs_per_second"] = round(lines / result[key]["seconds"])
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=1))
