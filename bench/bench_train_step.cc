@@ -2,6 +2,14 @@
 //
 //   bench_train_step [small|base|all] [--steps N] [--threads T] [--device cpu|cuda|cuda:N|sim]
 //                    [--precision fp32|bf16|fp16]
+//   bench_train_step small|base --device sim --estimate h100 [--json] [--tokens N] [--vocab V]
+//
+// --estimate: no timing, but what the step would take on an H100 SXM by the simulator's cost model
+// (src/sim/cost_model.h, docs/cuda.md): the trainer's update step (forward, backward, gradient norm,
+// Adam; no log line) runs on the simulator with its counters on at 4 and at 8 sentences, and every count
+// is extrapolated, as an affine function of the sentences, to N target tokens (25000; sentences of the
+// config's lengths). Prints the estimated step time and MFU, launches, host synchronisations, device
+// allocations (after one warm-up step) and the kernels, slowest first; --json as one line.
 //
 // Prints target tokens/s, achieved GFLOP/s, its ratio to the device's GEMM GFLOP/s (measured in the
 // same run with a 1024^3 product through the same path: sgemm on the CPU, cuBLASLt in the compute type on
@@ -17,14 +25,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "heed/core/allocator.h"
+#include "heed/core/error.h"
+#include "heed/dist/communicator.h"
 #include "heed/nn/transformer.h"
 #include "heed/ops/matmul.h"
 #include "heed/train/optimizer.h"
+#include "heed/train/update_step.h"
+#include "sim/cost_model.h"
+#include "sim/counters.h"
 
 using namespace heed;
 using Clock = std::chrono::steady_clock;
@@ -130,21 +144,106 @@ void run(const BenchConfig& c, int steps, double gemm, Device device, DType comp
   }
 }
 
+// The simulator's counters for one update step of the trainer at `sentences` sentences of the config's
+// lengths, after one uncounted step that fills the allocator's caches.
+cuda_sim::StepCounters count_update_step(const BenchConfig& c, int64_t sentences, DType compute) {
+  nn::ParameterStore store(1);
+  nn::Transformer model(c.model, store);
+  store.to(Device::sim());
+  train::TrainConfig config;
+  config.model = c.model;
+  train::AdamOptimizer adam(store, ops::AdamHyper{.lr = 1e-4f});
+  train::ExponentialMovingAverage average(store, 0.0);
+  train::LossScaler scaler(compute == DType::F16, config.training.loss_scale, config.training.loss_scale_window);
+  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator();
+  train::UpdateStep update(config, model, store, adam, average, scaler, *comm,
+                           nn::ForwardContext{.compute = compute, .seed = 1});
+  std::mt19937 rng(1234);
+  std::vector<data::LoadedBatch> batches(1);
+  data::LoadedBatch& b = batches[0];
+  b.batch = {random_ids(rng, sentences, c.src_len, c.model.vocab_size),
+             random_ids(rng, sentences, c.tgt_len, c.model.vocab_size),
+             random_ids(rng, sentences, c.tgt_len, c.model.vocab_size)};
+  b.sentences = sentences;
+  b.src_tokens = sentences * c.src_len;
+  b.tgt_tokens = sentences * c.tgt_len;
+  train::TrainState state;
+  update.run(batches, state, false);
+  cuda_sim::CountingScope counting;
+  update.run(batches, state, false);
+  return counting.take();
+}
+
+void print_estimate(BenchConfig c, DType compute, int64_t tokens, bool json) {
+  HEED_CHECK(cuda_sim::memory_counting_available(),
+             "--estimate needs the simulator's memory counters, which this build lacks (GCC without sanitizers)");
+  // The simulated sentences: 128 and 256 target tokens at length 32, multiples of the 128-row chunks of
+  // the column sums (column_sums.h), so that each count is in the range where it grows affinely.
+  constexpr int64_t kSmall = 4, kLarge = 8;
+  const cuda_sim::StepCounters small = count_update_step(c, kSmall, compute);
+  const cuda_sim::StepCounters large = count_update_step(c, kLarge, compute);
+  c.batch = std::max<int64_t>(1, (tokens + c.tgt_len / 2) / c.tgt_len);
+  const cuda_sim::GpuModel gpu = cuda_sim::h100_sxm();
+  const cuda_sim::StepEstimate e = cuda_sim::estimate_step(
+      gpu, cuda_sim::extrapolate(small, kSmall, large, kLarge, static_cast<double>(c.batch)));
+  const double mfu = step_flops(c) / e.seconds / gpu.dense_16bit_flops;
+  if (json) {
+    std::string kernels;
+    for (const cuda_sim::KernelTotal& k : e.kernels)
+      kernels += fmt::format("{}{{\"name\":\"{}\",\"calls\":{},\"est_ms\":{:.4f},\"bound\":\"{}\"}}",
+                             kernels.empty() ? "" : ",", k.name, k.calls, k.seconds * 1e3, k.bound);
+    fmt::print("{{\"config\":\"{}\",\"gpu\":\"{}\",\"precision\":\"{}\",\"tokens\":{},\"sentences\":{},"
+               "\"simulated_sentences\":[{},{}],\"est_step_ms\":{:.3f},\"est_mfu\":{:.4f},\"launches\":{},"
+               "\"host_syncs\":{},\"device_allocs\":{},\"kernels\":[{}]}}\n",
+               c.name, gpu.name, dtype_name(compute), c.batch * c.tgt_len, c.batch, kSmall, kLarge, e.seconds * 1e3,
+               mfu, e.launches, e.host_syncs, e.device_allocations, kernels);
+    return;
+  }
+  fmt::print("estimate for {} ({}, {} sentences x {} target tokens = {} tokens) on the {} model; counted on the "
+             "simulator at {} and {} sentences and extrapolated (docs/cuda.md)\n",
+             c.name, dtype_name(compute), c.batch, c.tgt_len, c.batch * c.tgt_len, gpu.name, kSmall, kLarge);
+  fmt::print("step {:.2f} ms  MFU {:.1f}%  launches {}  host syncs {}  device allocations {}\n", e.seconds * 1e3,
+             100 * mfu, e.launches, e.host_syncs, e.device_allocations);
+  fmt::print("{:<40} {:>7} {:>11} {:>6}  {}\n", "kernel", "calls", "est ms", "share", "bound");
+  for (const cuda_sim::KernelTotal& k : e.kernels)
+    fmt::print("{:<40} {:>7} {:>11.4f} {:>5.1f}%  {}\n", k.name, k.calls, k.seconds * 1e3, 100 * k.seconds / e.seconds,
+               k.bound);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string which = "all", device_name = "cpu", precision = "auto";
+  std::string which = "all", device_name = "cpu", precision = "auto", estimate;
   int steps = 10;
+  bool json = false;
+  int64_t tokens = 25000, vocab = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) omp_set_num_threads(std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device_name = argv[++i];
     else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
+    else if (!std::strcmp(argv[i], "--estimate") && i + 1 < argc) estimate = argv[++i];
+    else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--vocab") && i + 1 < argc) vocab = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--json")) json = true;
     else which = argv[i];
   }
   const Device device = resolve_device(device_name, "--device");
   if (precision == "auto") precision = device.is_cpu() ? "fp32" : "bf16";
   const DType compute = precision == "bf16" ? DType::BF16 : precision == "fp16" ? DType::F16 : DType::F32;
+  if (!estimate.empty()) {
+    HEED_CHECK(estimate == "h100", "--estimate {}: the only GPU model is h100", estimate);
+    HEED_CHECK(device.is_sim(), "--estimate counts on the simulator: give --device sim");
+    HEED_CHECK(compute != DType::F32, "--estimate: the GPU path trains in bf16 or fp16");
+    HEED_CHECK(tokens > 0 && vocab >= 0, "--tokens must be positive and --vocab not negative");
+    for (BenchConfig c : configs())
+      if (which == c.name) {
+        if (vocab > 0) c.model.vocab_size = vocab;
+        print_estimate(c, compute, tokens, json);
+        return 0;
+      }
+    HEED_CHECK(false, "--estimate: the config must be small or base, got '{}'", which);
+  }
   const double gemm = gemm_gflops(device, compute);
   if (device.is_cpu())
     fmt::print("sgemm 1024^3: {:.1f} GFLOP/s with {} threads\n", gemm, omp_get_max_threads());

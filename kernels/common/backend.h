@@ -6,7 +6,9 @@ namespace heed::kernels {
 
 // Which build of a kernel a caller wants: nvcc's for a real GPU (Device::cuda), or the host compiler's for
 // the simulated one (Device::sim). Both are the GPU path of src/ops (ops::gpu).
-enum class Backend { Cuda, Sim };
+// Device::sim runs Backend::SimCounted instead while the simulator counts memory accesses
+// (src/sim/counters.h): the same kernels, built to report each load and store.
+enum class Backend { Cuda, Sim, SimCounted };
 
 // A cudaStream_t on the GPU (nullptr is the default stream); the simulator runs launches synchronously
 // and ignores it.

@@ -2,7 +2,8 @@
 //
 // Each kernel source is compiled twice. nvcc builds it for the GPU (sm_80, sm_90); the host compiler builds
 // it against src/sim/cuda_sim.h, which provides the same builtins, types and intrinsics on CPU fibers, so CI
-// runs every kernel without a GPU. Both builds link into one program (`heed selftest` compares them), so
+// runs every kernel without a GPU (and a third time, as HEED_BACKEND sim_counted, with every memory access
+// counted for the cost model: src/sim/counters.h). The builds link into one program (`heed selftest` compares them), so
 // each build's code lives in its own namespace, heed::kernels::HEED_BACKEND (cuda or sim), and a kernel's
 // host entry point is an explicit specialisation for its Backend:
 //
@@ -22,6 +23,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #define HEED_BACKEND cuda
+#elif defined(HEED_SIM) && defined(HEED_SIM_COUNTED)
+#include "sim/cuda_sim.h"
+#define HEED_BACKEND sim_counted
 #elif defined(HEED_SIM)
 #include "sim/cuda_sim.h"
 #define HEED_BACKEND sim
@@ -33,6 +37,8 @@ namespace heed::kernels {
 
 #if defined(__CUDACC__)
 inline constexpr Backend kBackend = Backend::Cuda;
+#elif defined(HEED_SIM_COUNTED)
+inline constexpr Backend kBackend = Backend::SimCounted;
 #else
 inline constexpr Backend kBackend = Backend::Sim;
 #endif

@@ -28,8 +28,8 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes,
   HEED_CUDA_CHECK(cudaGetLastError());
 #else
   (void)stream;  // the simulator runs each launch to completion before returning
-  ::heed::cuda_sim::launch(grid, block, smem_bytes,
-                           [=] { kernel(static_cast<Params>(args)...); });
+  ::heed::cuda_sim::launch(
+      grid, block, smem_bytes, [=] { kernel(static_cast<Params>(args)...); }, reinterpret_cast<const void*>(kernel));
 #endif
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/per_device.h"
 #include "heed/core/error.h"
+#include "sim/counters.h"
 #ifdef HEED_WITH_CUDA
 #include "core/cuda_runtime.h"
 #endif
@@ -28,6 +29,7 @@ size_t Allocator::size_class(size_t nbytes) {
 }
 
 void* Allocator::system_allocate(size_t nbytes) {
+  if (device_.is_sim()) cuda_sim::count_device_allocation(nbytes);  // a cudaMalloc on a real GPU
   if (device_.is_host_memory()) {
     void* ptr = std::aligned_alloc(kAlignment, nbytes);
     HEED_CHECK(ptr != nullptr, "out of host memory allocating {} bytes", nbytes);

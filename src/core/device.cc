@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "heed/core/error.h"
+#include "sim/counters.h"
 #ifdef HEED_WITH_CUDA
 #include "core/cuda_runtime.h"
 #endif
@@ -55,6 +56,7 @@ int cuda_device_count() {
 }
 
 void synchronize(Device device) {
+  if (device.is_sim()) cuda_sim::count_synchronization();  // cudaDeviceSynchronize on a real GPU
 #ifdef HEED_WITH_CUDA
   if (device.is_cuda()) cuda::synchronize(device.index);
 #else

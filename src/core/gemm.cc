@@ -6,6 +6,7 @@
 
 #include "heed/core/error.h"
 #include "heed/core/half.h"
+#include "sim/counters.h"
 
 namespace heed {
 
@@ -75,7 +76,11 @@ void gemm(Device device, const GemmDesc& d) {
   HEED_CHECK(d.m >= 0 && d.n >= 0 && d.k >= 0 && d.batch >= 1, "gemm: bad sizes m={} n={} k={} batch={}", d.m, d.n,
              d.k, d.batch);
   if (d.m == 0 || d.n == 0) return;
-  if (device.is_sim()) return gemm_sim(d);
+  if (device.is_sim()) {
+    cuda_sim::count_gemm({.m = d.m, .n = d.n, .k = d.k, .batch = d.batch, .input_bytes = static_cast<int>(dtype_size(d.a.dtype)),
+                          .output_bytes = static_cast<int>(dtype_size(d.out_dtype)), .bias = d.bias != nullptr});
+    return gemm_sim(d);
+  }
 #ifdef HEED_WITH_CUDA
   if (device.is_cuda()) return cuda::gemm_cublaslt(device.index, d);
 #endif

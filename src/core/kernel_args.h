@@ -6,6 +6,7 @@
 #include "heed/core/tensor.h"
 #include "kernels/common/backend.h"
 #include "kernels/tensor_layout.h"
+#include "sim/counters.h"
 
 namespace heed {
 
@@ -25,26 +26,40 @@ inline kernels::TensorLayout kernel_layout(const Tensor& t) {
 
 inline kernels::Backend kernel_backend(Device device) {
   HEED_CHECK(device.is_gpu(), "no GPU kernels run on {}", device.str());
-  return device.is_sim() ? kernels::Backend::Sim : kernels::Backend::Cuda;
+  if (!device.is_sim()) return kernels::Backend::Cuda;
+  return cuda_sim::counting_memory() ? kernels::Backend::SimCounted : kernels::Backend::Sim;
 }
 
 }  // namespace heed
 
+// The simulator's build of a kernel: the counting one while the simulator counts memory accesses.
+#ifdef HEED_WITH_SIM_COUNTERS
+#define HEED_RUN_SIM_KERNEL(device, kernel, args)                                \
+  do {                                                                           \
+    if (::heed::kernel_backend(device) == ::heed::kernels::Backend::SimCounted)  \
+      ::heed::kernels::kernel<::heed::kernels::Backend::SimCounted>(args);       \
+    else                                                                         \
+      ::heed::kernels::kernel<::heed::kernels::Backend::Sim>(args);              \
+  } while (0)
+#else
+#define HEED_RUN_SIM_KERNEL(device, kernel, args) ::heed::kernels::kernel<::heed::kernels::Backend::Sim>(args)
+#endif
+
 // Runs kernels::kernel<Backend::Sim>(args) or kernels::kernel<Backend::Cuda>(args) for a tensor on
 // `device`. Without CUDA the GPU build of the kernels does not exist, and only the simulated GPU runs.
 #ifdef HEED_WITH_CUDA
-#define HEED_RUN_KERNEL(device, kernel, args)                                 \
-  do {                                                                        \
-    if (::heed::kernel_backend(device) == ::heed::kernels::Backend::Sim)      \
-      ::heed::kernels::kernel<::heed::kernels::Backend::Sim>(args);           \
-    else                                                                      \
-      ::heed::kernels::kernel<::heed::kernels::Backend::Cuda>(args);          \
+#define HEED_RUN_KERNEL(device, kernel, args)                          \
+  do {                                                                 \
+    if (::heed::kernel_backend(device) == ::heed::kernels::Backend::Cuda) \
+      ::heed::kernels::kernel<::heed::kernels::Backend::Cuda>(args);   \
+    else                                                               \
+      HEED_RUN_SIM_KERNEL(device, kernel, args);                       \
   } while (0)
 #else
 #define HEED_RUN_KERNEL(device, kernel, args)                                                        \
   do {                                                                                               \
-    HEED_CHECK(::heed::kernel_backend(device) == ::heed::kernels::Backend::Sim,                      \
+    HEED_CHECK(::heed::kernel_backend(device) != ::heed::kernels::Backend::Cuda,                     \
                "{} needs the CUDA backend, and Heed was built without it", (device).str());         \
-    ::heed::kernels::kernel<::heed::kernels::Backend::Sim>(args);                                    \
+    HEED_RUN_SIM_KERNEL(device, kernel, args);                                                       \
   } while (0)
 #endif

@@ -49,7 +49,8 @@
 //   - stale static __shared__ data: only dynamic shared memory is poisoned at the start of a block;
 //   - lanes of one warp running collectives with different masks at the same time, which Volta's
 //     independent thread scheduling allows: here they are reported as disagreeing lanes;
-//   - timing, occupancy, bank conflicts and register spills (the nvcc build and ptxas check those).
+//   - timing, occupancy and register spills: the nvcc build and ptxas check spills; src/sim/counters.h
+//     counts what a cost model needs (sectors, bank-conflicted wavefronts, mma FLOPs, barriers).
 #pragma once
 
 #include <algorithm>
@@ -223,12 +224,20 @@ class ScheduleScope {
 // and the blocks spread over HEED_SIM_WORKERS threads (default 2, the caller's among them). Returns when
 // every block has finished, or throws heed::Error describing the first failure; the block that failed is
 // abandoned and no further blocks start. One launch runs at a time.
-void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*body)(void*), void* context);
+// `kernel` (the __global__ function, or null) names the launch in the counters (counters.h); the
+// `context_bytes` at `context` are the launch's parameters, which the counters do not take for memory.
+void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*body)(void*), void* context,
+                    size_t context_bytes, const void* kernel);
 
 template <typename Body>
-void launch(dim3 grid, dim3 block, size_t dynamic_smem_bytes, Body body) {
-  launch_threads(grid, block, dynamic_smem_bytes, [](void* b) { (*static_cast<Body*>(b))(); }, &body);
+void launch(dim3 grid, dim3 block, size_t dynamic_smem_bytes, Body body, const void* kernel = nullptr) {
+  launch_threads(grid, block, dynamic_smem_bytes, [](void* b) { (*static_cast<Body*>(b))(); }, &body, sizeof(Body),
+                 kernel);
 }
+
+// Counts one access of the calling CUDA thread while the counters count memory (counters.h); `site` is
+// the instruction's address. The counting build's hooks (memory_hooks.cc), cp.async and ldmatrix call it.
+void count_memory_access(const void* address, size_t size, bool store, const void* site);
 
 // The calling block's dynamic shared memory: dynamic_smem_bytes of the launch, 16-byte aligned.
 void* dynamic_shared_memory();

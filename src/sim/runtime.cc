@@ -11,6 +11,7 @@
 // Under ThreadSanitizer every CUDA thread is a TSan fiber whose only happens-before edges are CUDA's
 // (sim/tsan.h), so TSan reports a missing barrier at its source lines even when the schedule happens to
 // give the right answer.
+#include <link.h>
 #include <signal.h>
 #include <ucontext.h>
 #include <sys/mman.h>
@@ -26,9 +27,11 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "heed/core/error.h"
+#include "sim/counters.h"
 #include "sim/cuda_sim.h"
 #include "sim/tsan.h"
 
@@ -81,6 +84,12 @@ struct Fiber {
   void* tsan_fiber = nullptr;
   std::deque<std::vector<PendingCopy>> committed;
   std::vector<PendingCopy> open;
+  // Counting memory (counters.h): how often it has executed each access instruction in this block (a
+  // kernel has a few dozen, so a short list searched from its last hit beats a hash map), and its
+  // global loads.
+  std::vector<std::pair<const void*, uint32_t>> visits;
+  size_t last_visit = 0;
+  uint64_t global_loads = 0;
 };
 
 struct Exchange {
@@ -94,6 +103,33 @@ struct WarpState {
   unsigned existing = 0, exited = 0;
   Exchange buffers[2];
 };
+
+// One warp-wide memory access: the k-th execution (visit) of one instruction (site) by the lanes of a warp.
+enum class Access : uint8_t { GlobalLoad, GlobalStore, Shared };
+struct AccessKey {
+  const void* site;
+  uint32_t warp, visit;
+  Access kind;
+  bool operator==(const AccessKey&) const = default;
+};
+struct AccessKeyHash {
+  size_t operator()(const AccessKey& k) const {
+    return std::hash<const void*>()(k.site) ^ (size_t{k.warp} << 40) ^ (size_t{k.visit} * 0x9E3779B97F4A7C15ull) ^
+           static_cast<size_t>(k.kind);
+  }
+};
+
+// A worker's share of one launch's counters. The accesses of the block it runs are grouped by warp-wide
+// access (the 32-byte sectors or 4-byte shared words each touched) and added up when the block ends.
+struct Tally {
+  LaunchCounters counts;
+  std::unordered_map<AccessKey, std::vector<uint64_t>, AccessKeyHash> accesses;
+  uint64_t sampled_blocks = 0;  // the blocks whose memory accesses were counted
+};
+
+// A launch of more blocks than this has its memory accesses counted in an evenly spaced sample of about
+// this many blocks, and the counts scaled up (counters.h); the rest run with the hooks returning at once.
+constexpr uint64_t kSampledBlocks = 128;
 
 // The fibers that may run, in the order the schedule picks them.
 class ReadySet {
@@ -166,6 +202,11 @@ struct Worker {
   void (*body)(void*) = nullptr;
   void* context = nullptr;
   std::vector<uint4> dynamic_smem;
+  // Counting (counters.h): this launch's tally, or null; with memory, the launch's parameters and this
+  // thread's static TLS block (where static __shared__ arrays live), which sort the accesses.
+  Tally* tally = nullptr;
+  bool count_block_memory = false;  // the block it runs is one whose memory accesses are counted
+  uintptr_t params = 0, params_bytes = 0, tls_begin = 0, tls_bytes = 0;
   // ThreadSanitizer: the scheduler's own fiber, and the addresses whose release and acquire order the
   // block's start before every thread, every thread before the block's end, and each __syncthreads.
   void* scheduler_tsan = nullptr;
@@ -363,6 +404,42 @@ void abandon(Worker& w) {
   tsan::acquire(&w.block_end);
 }
 
+// Adds the block's warp-wide accesses to the tally: a global access costs the distinct 32-byte sectors it
+// touches; a shared one as many wavefronts as the busiest of the 32 banks has distinct 4-byte words (the
+// same word for several lanes is one broadcast).
+void add_block_accesses(Worker& w) {
+  LaunchCounters& c = w.tally->counts;
+  for (auto& [key, units] : w.tally->accesses) {
+    std::sort(units.begin(), units.end());
+    const auto distinct = static_cast<uint64_t>(std::unique(units.begin(), units.end()) - units.begin());
+    switch (key.kind) {
+      case Access::GlobalLoad:
+        ++c.global_load_requests;
+        c.global_load_sectors += distinct;
+        break;
+      case Access::GlobalStore:
+        ++c.global_store_requests;
+        c.global_store_sectors += distinct;
+        break;
+      case Access::Shared: {
+        unsigned per_bank[32] = {};
+        for (uint64_t i = 0; i < distinct; ++i) ++per_bank[units[i] % 32];
+        ++c.shared_requests;
+        c.shared_wavefronts += *std::max_element(per_bank, per_bank + 32);
+        break;
+      }
+    }
+  }
+  w.tally->accesses.clear();
+  ++w.tally->sampled_blocks;
+  for (int i = 0; i < w.threads; ++i) {
+    c.max_thread_global_loads = std::max(c.max_thread_global_loads, w.fibers[i].global_loads);
+    w.fibers[i].global_loads = 0;
+    w.fibers[i].visits.clear();
+    w.fibers[i].last_visit = 0;
+  }
+}
+
 void run_block(Worker& w, uint3 block, Schedule schedule) {
   TsanIgnore ignore;  // the scheduler's bookkeeping; the fibers' own accesses are seen
   w.scheduler_tsan = tsan::current_fiber();
@@ -406,6 +483,7 @@ void run_block(Worker& w, uint3 block, Schedule schedule) {
       std::rethrow_exception(w.error);
     }
   }
+  if (w.count_block_memory) add_block_accesses(w);
   tsan::acquire(&w.block_end);
 }
 
@@ -494,6 +572,68 @@ class Pool {
   bool stop_ = false;
 };
 
+// The calling thread's static TLS block: the executable's TLS segment, which on x86-64 ends at the thread
+// pointer. Static __shared__ arrays of the kernels (thread_local here) live in it.
+void find_static_tls(Worker& w) {
+  static const size_t tls_bytes = [] {
+    size_t bytes = 0;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, size_t, void* out) {
+          if (info->dlpi_tls_modid != 1) return 0;
+          for (int i = 0; i < info->dlpi_phnum; ++i)
+            if (info->dlpi_phdr[i].p_type == PT_TLS) {
+              const size_t align = std::max<size_t>(info->dlpi_phdr[i].p_align, 1);
+              *static_cast<size_t*>(out) = (info->dlpi_phdr[i].p_memsz + align - 1) / align * align;
+            }
+          return 1;
+        },
+        &bytes);
+    return bytes;
+  }();
+  uintptr_t end;
+  asm("mov %%fs:0, %0" : "=r"(end));  // the thread pointer: x86-64's TCB holds its own address
+  w.tls_begin = end - tls_bytes;
+  w.tls_bytes = tls_bytes;
+  const auto builtin = reinterpret_cast<uintptr_t>(&threadIdx);
+  HEED_CHECK(builtin - w.tls_begin < w.tls_bytes,
+             "simulator counters: cannot find the thread's static TLS block, which holds __shared__ arrays");
+}
+
+void watch_memory(Worker& w, void* context, size_t context_bytes) {
+  w.params = reinterpret_cast<uintptr_t>(context);
+  w.params_bytes = context_bytes;
+  if (w.tls_bytes == 0) find_static_tls(w);
+}
+
+LaunchCounters merge_tallies(std::vector<Tally>& tallies, dim3 grid, dim3 block, size_t dynamic_smem_bytes,
+                             const void* kernel, bool memory_counted) {
+  LaunchCounters c;
+  c.kernel = kernel_name(kernel);
+  c.grid[0] = grid.x, c.grid[1] = grid.y, c.grid[2] = grid.z;
+  c.block[0] = block.x, c.block[1] = block.y, c.block[2] = block.z;
+  c.dynamic_smem_bytes = dynamic_smem_bytes;
+  c.memory_counted = memory_counted;
+  uint64_t sampled = 0;
+  for (const Tally& t : tallies) sampled += t.sampled_blocks;
+  // The sample's memory counts stand for every block's.
+  const double scale = sampled > 0 ? static_cast<double>(c.blocks()) / static_cast<double>(sampled) : 0.0;
+  auto scaled = [&](uint64_t v) { return static_cast<uint64_t>(std::llround(static_cast<double>(v) * scale)); };
+  for (const Tally& t : tallies) {
+    const LaunchCounters& p = t.counts;
+    c.barriers += p.barriers;
+    c.warp_collectives += p.warp_collectives;
+    c.mma_flops += p.mma_flops;
+    c.global_load_requests += scaled(p.global_load_requests);
+    c.global_load_sectors += scaled(p.global_load_sectors);
+    c.global_store_requests += scaled(p.global_store_requests);
+    c.global_store_sectors += scaled(p.global_store_sectors);
+    c.shared_requests += scaled(p.shared_requests);
+    c.shared_wavefronts += scaled(p.shared_wavefronts);
+    c.max_thread_global_loads = std::max(c.max_thread_global_loads, p.max_thread_global_loads);
+  }
+  return c;
+}
+
 }  // namespace
 
 ScheduleScope::ScheduleScope(Schedule schedule, uint64_t seed) {
@@ -511,7 +651,8 @@ ScheduleScope::~ScheduleScope() {
   g_seed = saved_seed_;
 }
 
-void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*body)(void*), void* context) {
+void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*body)(void*), void* context,
+                    size_t context_bytes, const void* kernel) {
   const int64_t threads = int64_t{block.x} * block.y * block.z;
   HEED_CHECK(threads >= 1 && threads <= kMaxThreads, "launch of {}x{}x{} threads per block: CUDA allows 1 to {}",
              block.x, block.y, block.z, kMaxThreads);
@@ -541,11 +682,17 @@ void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*bod
   std::exception_ptr first_error;
   std::mutex error_mutex;
   std::atomic<uint64_t> worker_seed{seed};
+  const bool count = counting(), count_memory = count && counting_memory();
+  std::vector<Tally> tallies(count ? pool.size() : 0);
+  const uint64_t sample_stride = std::max<uint64_t>(1, order.size() / kSampledBlocks);
+  std::atomic<size_t> next_tally{0};
   const std::function<void()> job = [&] {
     // Fibers abandoned with a failed block of the last launch never said they were done with these.
     TsanIgnore ignore;
     catch_stack_overflows();
     Worker& w = t_worker;
+    w.tally = count ? &tallies[next_tally++] : nullptr;
+    if (count_memory) watch_memory(w, context, context_bytes);
     w.rng.seed(worker_seed.fetch_add(0x9E3779B97F4A7C15ull));
     w.body = body;
     w.context = context;
@@ -553,18 +700,23 @@ void launch_threads(dim3 grid, dim3 block, size_t dynamic_smem_bytes, void (*bod
     blockDim = block;
     gridDim = grid;
     for (size_t i; !failed && (i = next.fetch_add(1)) < order.size();) {
+      const uint3 b = order[i];
+      w.count_block_memory = count_memory && ((uint64_t{b.z} * grid.y + b.y) * grid.x + b.x) % sample_stride == 0;
       try {
-        run_block(w, order[i], schedule);
+        run_block(w, b, schedule);
       } catch (...) {
         std::lock_guard lock(error_mutex);
         if (!first_error) first_error = std::current_exception();
         failed = true;
       }
     }
+    w.tally = nullptr;
+    w.count_block_memory = false;
   };
   if (order.size() == 1 || pool.size() == 1) job();
   else pool.run(job);
   if (first_error) std::rethrow_exception(first_error);
+  if (count) record_launch(merge_tallies(tallies, grid, block, dynamic_smem_bytes, kernel, count_memory));
 }
 
 void* dynamic_shared_memory() {
@@ -573,6 +725,42 @@ void* dynamic_shared_memory() {
 }
 
 unsigned lane_id() { return current_fiber().lane; }
+
+// The builtins are thread_local like static __shared__ arrays, but are registers on the GPU.
+bool is_builtin(uintptr_t address) {
+  auto in = [&](const auto& object) { return address - reinterpret_cast<uintptr_t>(&object) < sizeof(object); };
+  return in(threadIdx) || in(blockIdx) || in(blockDim) || in(gridDim);
+}
+
+// The executable's own code and data (GNU ld's symbols): constant tables, which the GPU reads from its
+// constant cache or immediates, not global memory.
+extern "C" char __executable_start, _end;
+
+void count_memory_access(const void* address, size_t size, bool store, const void* site) {
+  Worker& w = t_worker;
+  Fiber* f = w.current;
+  if (!w.count_block_memory || !f || w.abandoning || size == 0) return;
+  const auto a = reinterpret_cast<uintptr_t>(address);
+  if (a - reinterpret_cast<uintptr_t>(f->stack) < kStackBytes) return;  // registers and local memory
+  if (a - w.params < w.params_bytes || is_builtin(a)) return;          // parameters, builtins
+  const auto smem = reinterpret_cast<uintptr_t>(w.dynamic_smem.data());
+  const bool shared = a - smem < w.dynamic_smem.size() * sizeof(uint4) || a - w.tls_begin < w.tls_bytes;
+  if (!shared && a - reinterpret_cast<uintptr_t>(&__executable_start) <
+                     static_cast<uintptr_t>(&_end - &__executable_start))
+    return;
+  const Access kind = shared ? Access::Shared : store ? Access::GlobalStore : Access::GlobalLoad;
+  auto& visits = f->visits;
+  if (f->last_visit >= visits.size() || visits[f->last_visit].first != site) {
+    f->last_visit = std::find_if(visits.begin(), visits.end(), [&](const auto& v) { return v.first == site; }) -
+                    visits.begin();
+    if (f->last_visit == visits.size()) visits.emplace_back(site, 0);
+  }
+  const uint32_t visit = visits[f->last_visit].second++;
+  std::vector<uint64_t>& units = w.tally->accesses[AccessKey{site, f->warp, visit, kind}];
+  const unsigned shift = shared ? 2 : 5;  // 4-byte bank words, 32-byte sectors
+  for (uint64_t unit = a >> shift; unit <= (a + size - 1) >> shift; ++unit) units.push_back(unit);
+  if (kind == Access::GlobalLoad) ++f->global_loads;
+}
 
 void misuse(const std::string& what) { fail(fmt::format("{}: {}", thread_name(current_fiber()), what)); }
 
@@ -587,6 +775,7 @@ void arrive_at_barrier(Worker& w, Fiber& f) {
   f.state = State::AtBarrier;
   if (++w.at_barrier == w.live) {
     w.at_barrier = 0;
+    if (w.tally) ++w.tally->counts.barriers;
     for (int i = 0; i < w.threads; ++i)
       if (w.fibers[i].state == State::AtBarrier) {
         w.fibers[i].state = State::Ready;
@@ -679,6 +868,10 @@ void arrive_at_exchange(Worker& w, Fiber& f, Exchange& x, Collective kind, unsig
   std::memcpy(x.slots.in[f.lane], mine, size);
   x.arrived |= bit;
   if (x.arrived == x.mask) {
+    if (w.tally) {
+      ++w.tally->counts.warp_collectives;
+      if (kind == Collective::Mma) w.tally->counts.mma_flops += 2 * 16 * 8 * 16;
+    }
     x.slots.lanes = x.mask;
     if (finish) finish(x.slots);
     x.active = false;
@@ -745,6 +938,11 @@ void cp_async_16(void* smem_dst, const void* gmem_src, bool valid) {
   if (reinterpret_cast<uintptr_t>(smem_dst) % 16 != 0 || (valid && reinterpret_cast<uintptr_t>(gmem_src) % 16 != 0))
     fail(fmt::format("{}: cp.async of 16 bytes from {} to {}: both addresses must be 16-byte aligned",
                      thread_name(f), gmem_src, smem_dst));
+  if (t_worker.count_block_memory) {
+    const void* site = __builtin_return_address(0);
+    if (valid) count_memory_access(gmem_src, 16, false, site);
+    count_memory_access(smem_dst, 16, true, site);
+  }
   const PendingCopy copy{smem_dst, gmem_src, valid};
   bool lands_now;
   {

@@ -91,12 +91,13 @@ void ldmatrix_finish(WarpSlots& slots) {
 // another lane that no barrier or __syncwarp ordered before the ldmatrix may be missed, as on the GPU,
 // and ThreadSanitizer sees the read. Lanes past the last matrix give no address.
 template <int kMatrices, bool kTrans>
-void ldmatrix(uint32_t* r, const void* row) {
+void ldmatrix(uint32_t* r, const void* row, const void* site) {
   const unsigned lane = lane_id();
   alignas(16) unsigned char row_data[16] = {};
   if (lane < 8u * kMatrices) {
     if (reinterpret_cast<uintptr_t>(row) % 16 != 0)
       misuse(fmt::format("ldmatrix row address {} is not 16-byte aligned", row));
+    count_memory_access(row, sizeof(row_data), false, site);
     tsan::reads(row, sizeof(row_data));
     std::memcpy(row_data, row, sizeof(row_data));
   }
@@ -113,9 +114,9 @@ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], con
 void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
   mma<false>(d, a, b, c);
 }
-void ldmatrix_x4(uint32_t r[4], const void* row) { ldmatrix<4, false>(r, row); }
-void ldmatrix_x4_trans(uint32_t r[4], const void* row) { ldmatrix<4, true>(r, row); }
-void ldmatrix_x2(uint32_t r[2], const void* row) { ldmatrix<2, false>(r, row); }
-void ldmatrix_x2_trans(uint32_t r[2], const void* row) { ldmatrix<2, true>(r, row); }
+void ldmatrix_x4(uint32_t r[4], const void* row) { ldmatrix<4, false>(r, row, __builtin_return_address(0)); }
+void ldmatrix_x4_trans(uint32_t r[4], const void* row) { ldmatrix<4, true>(r, row, __builtin_return_address(0)); }
+void ldmatrix_x2(uint32_t r[2], const void* row) { ldmatrix<2, false>(r, row, __builtin_return_address(0)); }
+void ldmatrix_x2_trans(uint32_t r[2], const void* row) { ldmatrix<2, true>(r, row, __builtin_return_address(0)); }
 
 }  // namespace heed::cuda_sim

@@ -40,11 +40,13 @@ UpdateStep::UpdateStep(const TrainConfig& config, const nn::Transformer& model, 
 
 Update UpdateStep::run(data::Batcher& batcher, TrainState& state, bool stop_requested) {
   std::vector<data::LoadedBatch> batches(static_cast<size_t>(config_.optimizer.update_freq));
+  for (auto& b : batches) batcher.next(b);
+  return run(batches, state, stop_requested);
+}
+
+Update UpdateStep::run(std::vector<data::LoadedBatch>& batches, TrainState& state, bool stop_requested) {
   int64_t tokens = 0;
-  for (auto& b : batches) {
-    batcher.next(b);
-    tokens += b.tgt_tokens;
-  }
+  for (const auto& b : batches) tokens += b.tgt_tokens;
   // The loss is normalised by the target tokens of the whole update on every rank, as fairseq and Marian
   // do, so N ranks with batch b train the model that one process with batch N*b trains.
   std::vector<double> global{static_cast<double>(tokens)};

@@ -41,6 +41,8 @@ class UpdateStep {
   // Runs update state.step + 1 on the next batches of `batcher`. An applied update advances state.step, a
   // skipped one state.skipped_updates. `stop_requested`, this rank's vote, rides along with the loss sums.
   Update run(data::Batcher& batcher, TrainState& state, bool stop_requested);
+  // The same on batches already loaded (optimizer.update_freq of them): what bench_train_step times.
+  Update run(std::vector<data::LoadedBatch>& batches, TrainState& state, bool stop_requested);
 
  private:
   // The losses of the update's batches, backward into the gradients, which end up summed over the ranks.

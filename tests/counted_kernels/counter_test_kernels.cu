@@ -1,0 +1,41 @@
+// The counters' test kernels (see the header).
+#include "common/device.h"
+#include "common/launch.h"
+#include "counter_test_kernels.h"
+
+namespace heed::kernels::HEED_BACKEND {
+
+__global__ void strided_load_kernel(const float* in, float* out, int stride) {
+  out[threadIdx.x] = in[threadIdx.x * stride];
+}
+
+__global__ void shared_access_kernel(float* out, int stride) {
+  __shared__ float words[32 * 33];
+  words[threadIdx.x * stride] = static_cast<float>(threadIdx.x);
+  __syncwarp();
+  out[threadIdx.x] = words[threadIdx.x * stride];
+}
+
+__global__ void barriers_kernel(int barriers) {
+  for (int i = 0; i < barriers; ++i) __syncthreads();
+}
+
+}  // namespace heed::kernels::HEED_BACKEND
+
+namespace heed::counter_tests {
+
+using kernels::HEED_BACKEND::launch;
+
+void strided_load(const float* in, float* out, int stride) {
+  launch(kernels::HEED_BACKEND::strided_load_kernel, dim3(1), dim3(32), 0, nullptr, in, out, stride);
+}
+
+void shared_access(float* out, int stride) {
+  launch(kernels::HEED_BACKEND::shared_access_kernel, dim3(1), dim3(32), 0, nullptr, out, stride);
+}
+
+void barriers(int blocks, int barriers) {
+  launch(kernels::HEED_BACKEND::barriers_kernel, dim3(blocks), dim3(64), 0, nullptr, barriers);
+}
+
+}  // namespace heed::counter_tests
