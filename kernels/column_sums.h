@@ -1,5 +1,5 @@
 // Deterministic column sums of a [rows, cols] quantity that a kernel computes on the fly: the gradients
-// of LayerNorm's gamma and beta (layer_norm.cu).
+// of LayerNorm's gamma and beta (layer_norm.cu) and the bias gradients (sum_rows, reduce.cu).
 //
 // Two stages and no atomics, so the bits are the same on every run:
 //  1. A grid of (column tiles) x (row chunks). A block of kColumnWarps warps owns 32 kColumnsPerLane

@@ -1,17 +1,24 @@
-// Deterministic sums: a tensor down to a broadcast shape, and a tensor down to one number.
+// Deterministic sums: a tensor down to a broadcast shape, the rows of a matrix, and a tensor down to one number.
 //
 // sum_to gives each output element to one thread, which walks the reduced dimensions in row-major order:
-// a fixed order, so the same bits on every run, and for the common case (a bias gradient: [rows, N] down
-// to [1, N]) consecutive threads read consecutive columns of each row, which coalesces. Its parallelism
-// is the output size; that is enough for the autograd glue it serves, while the training step's big bias
-// reductions run inside the fused kernels.
+// a fixed order, so the same bits on every run. Its parallelism is the output size, and each thread's
+// loads follow one another: fine for the small broadcasts of the autograd glue, and far too serial for
+// a bias gradient, where 512 threads would each walk every token of the batch.
+//
+// sum_rows is that bias gradient ([rows, N] down to [N], in fp32 whatever the input's type) as the column
+// sums of column_sums.h: column tiles of 32 x row chunks of 128 rows, each warp summing every 8th row of
+// its chunk for 32 consecutive columns (each load instruction reads a contiguous row segment), the
+// warps' sums added in warp order into one partial per chunk, then the chunks added in order in double.
+// No atomics, so the same bits on every run, and no thread adds more than 16 rows and the chunk count.
 //
 // sum_all runs in two stages: kPartials blocks each sum a contiguous range of flat indices (threads in a
 // strided loop, then a tree over shared memory, all in double), and one block adds the kPartials partial
 // sums in index order. Double keeps a loss or a gradient norm over millions of terms exact to fp32.
+#include "column_sums.h"
 #include "common/elements.h"
 #include "common/launch.h"
 #include "reduce.h"
+#include "storage_types.h"
 
 namespace heed::kernels {
 
@@ -38,6 +45,18 @@ __global__ void sum_to_kernel(SumToArgs p, int64_t n_out, int64_t n_reduced) {
       sum += load_element(p.in.data, base + strided_offset(r, red_dims, red_sizes, red_strides), p.in.dtype);
     store_element(p.out.data, j, p.out.dtype, sum);
   }
+}
+
+// Stage 1 of sum_rows: this block's column sums over its row chunk, into the chunk's row of `partials`.
+template <typename T>
+__global__ void __launch_bounds__(kColumnThreads)
+    sum_rows_partials_kernel(const T* in, int64_t rows, int64_t cols, float* partials) {
+  __shared__ float scratch[kColumnThreads];
+  const ColumnSlice s = column_slice<1>(rows);
+  float sum = 0.0f;
+  if (s.col < cols)
+    for (int64_t row = s.row; row < s.row_end; row += kColumnWarps) sum += to_float(in[row * cols + s.col]);
+  store_column_partial<1>({sum}, s, cols, partials + int64_t(blockIdx.y) * cols, scratch);
 }
 
 // Sums `value` over the block's threads; thread 0 gets the total. Fixed pairing, so deterministic.
@@ -85,6 +104,25 @@ void sum_to<kBackend>(const SumToArgs& args) {
   const int64_t blocks = (n_out + kThreads - 1) / kThreads;
   HEED_BACKEND::launch(HEED_BACKEND::sum_to_kernel, dim3(static_cast<unsigned>(blocks < 1024 ? blocks : 1024)),
                        dim3(kThreads), 0, args.stream, args, n_out, n_reduced);
+}
+
+template <>
+size_t sum_rows_workspace_bytes<kBackend>(const SumRowsArgs& args) {
+  return static_cast<size_t>(HEED_BACKEND::column_partial_count(args.rows) * args.cols) * sizeof(float);
+}
+
+template <>
+void sum_rows<kBackend>(const SumRowsArgs& args) {
+  using namespace HEED_BACKEND;
+  if (args.cols == 0) return;
+  float* partials = static_cast<float*>(args.workspace);
+  if (args.rows > 0)
+    with_storage_type(args.dtype, "sum_rows", [&](auto storage) {
+      using T = decltype(storage);
+      launch(sum_rows_partials_kernel<T>, column_partials_grid<1>(args.rows, args.cols), dim3(kColumnThreads), 0,
+             args.stream, static_cast<const T*>(args.in), args.rows, args.cols, partials);
+    });
+  sum_column_partials(partials, column_partial_count(args.rows), args.cols, args.cols, args.out, args.stream);
 }
 
 template <>

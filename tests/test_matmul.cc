@@ -8,6 +8,7 @@
 #include "heed/ops/matmul.h"
 #include "kernels/common/backend.h"
 #include "kernel_testing.h"
+#include "worst.h"
 #include "core/gemm.h"
 
 using namespace heed;
@@ -309,4 +310,35 @@ TEST_CASE("sum_rows of 16-bit rows returns fp32, so a loss-scaled bias gradient 
     const std::vector<float> got = sum.to(Device::cpu()).to_vector<float>();
     for (float v : got) CHECK(v == 80000.0f);
   }
+}
+
+TEST_CASE("sum_rows on the simulated GPU adds many row chunks and column tiles as the CPU does",
+          "[ops][elementwise][sim]") {
+  // The kernel adds each column's rows in fp32 within a 128-row chunk (16 rows a thread, then the 8
+  // warps' sums: 24 additions) and the chunks in double; recursive summation of n terms errs by at most
+  // (n - 1) u sum|x|, u = 2^-24, so 24 additions stay within 1.5e-6 sum|x|, and the last rounding to fp32
+  // adds u |sum|. The CPU sums the same 16-bit-rounded values in double here.
+  const Device sim = Device::sim();
+  for (const Shape& shape : {Shape{1000, 300}, Shape{129, 33}, Shape{5, 1}, Shape{7, 50, 40}})
+    for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+      INFO(shape_str(shape) << " " << dtype_name(dtype));
+      const Tensor x = testing::random_tensor(shape, 5).to(dtype);
+      const int64_t cols = shape.back(), rows = x.numel() / cols;
+      const std::vector<float> values = x.to(DType::F32).to_vector<float>();
+      const Tensor sum = ops::sum_rows(x.to(sim));
+      CHECK(sum.dtype() == DType::F32);
+      const std::vector<float> got = sum.to(Device::cpu()).to_vector<float>();
+      REQUIRE(got.size() == static_cast<size_t>(cols));
+      double worst = 0.0;
+      for (int64_t c = 0; c < cols; ++c) {
+        double want = 0.0, magnitude = 0.0;
+        for (int64_t r = 0; r < rows; ++r) {
+          want += values[r * cols + c];
+          magnitude += std::abs(values[r * cols + c]);
+        }
+        const double bound = 1.5e-6 * magnitude + 6e-8 * std::abs(want);
+        testing::raise_worst(worst, std::abs(got[c] - want) / bound);
+      }
+      CHECK(worst <= 1.0);
+    }
 }

@@ -46,9 +46,16 @@ void sum_to(const Tensor& grad, const Tensor& out_expanded) {
 }
 
 void sum_rows(const Tensor& x, Tensor& out) {
-  const int64_t n = x.size(-1);
-  const int64_t rows = x.numel() / std::max<int64_t>(n, 1);
-  sum_to(x.view({rows, n}), out.unsqueeze(0).expand({rows, n}));
+  kernels::SumRowsArgs args;
+  args.in = x.raw_data();
+  args.dtype = x.dtype();
+  args.cols = x.size(-1);
+  args.rows = args.cols > 0 ? x.numel() / args.cols : 0;
+  args.out = static_cast<float*>(out.raw_data());
+  const auto bytes = static_cast<int64_t>(kernels::sum_rows_workspace_bytes<kernels::Backend::Sim>(args));
+  Tensor workspace = Tensor::empty({std::max<int64_t>(bytes, 1)}, DType::U8, x.device());
+  args.workspace = workspace.raw_data();
+  HEED_RUN_KERNEL(x.device(), sum_rows, args);
 }
 
 void sum(const Tensor& x, Tensor& out) {
