@@ -249,7 +249,10 @@ int main(int argc, char** argv) {
     fmt::print("sgemm 1024^3: {:.1f} GFLOP/s with {} threads\n", gemm, omp_get_max_threads());
   else
     fmt::print("{} GEMM 1024^3 on {}: {:.1f} TFLOP/s\n", dtype_name(compute), device.str(), gemm / 1e3);
-  for (const BenchConfig& c : configs())
-    if (which == "all" || which == c.name) run(c, steps, gemm, device, compute);
+  for (BenchConfig c : configs())
+    if (which == "all" || which == c.name) {
+      if (vocab > 0) c.model.vocab_size = vocab;
+      run(c, steps, gemm, device, compute);
+    }
   return 0;
 }

@@ -59,8 +59,6 @@ json stamp_json(const TextStamp& s) { return {{"size", s.size}, {"mtime_ns", s.m
 // The form paths are stored and compared in: the same file reached from another directory is the same.
 std::string canonical_path(const std::string& path) { return fs::weakly_canonical(fs::absolute(path)).string(); }
 
-std::string corpus_name(const CorpusFiles& c) { return c.tag.empty() ? fs::path(c.src).filename().string() : c.tag; }
-
 // Reads the manifest; a store without one is missing (a crash never leaves one half-written: the directory
 // appears complete or not at all), one that does not parse is damaged.
 std::optional<json> read_manifest(const fs::path& dir) {
