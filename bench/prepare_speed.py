@@ -10,7 +10,10 @@ pieces, batches of 4096 tokens, 2 threads. Runs, each in a fresh run directory u
   3. heed train, 1 update, over the store of 2: from start to the first logged update
   4. the same on the corpus's first 2,000 pairs (same vocabulary, model and batch size): the baseline of a
      process that holds next to no data, so that 3 minus 4 is what the corpus costs
-Peak RSS is the kernel's VmHWM of the process (the page cache of a mapped store counts only where touched).
+Peak RSS is the kernel's VmHWM of the process. At the first update the RSS is split as the kernel splits it:
+RssAnon is the process's own memory; RssFile is mapped file pages, the page cache of the store's files and the
+libraries' code, shared and evicted under pressure. A page of the store touched once maps its whole folio:
+ext4 caches files in folios of up to 2 MB since Linux 6.16, so a few hundred random pairs map hundreds of MB.
 For train, "beyond model and optimizer" subtracts 16 bytes per parameter (fp32 weights, gradients and two
 Adam moments); what remains includes the libraries and one step's activations, which run 4 measures.
 Prints one JSON object.
@@ -72,8 +75,9 @@ def run(cmd, log, until=None):
     while p.poll() is None:
         hwm = max(hwm, status_kb(p.pid, "VmHWM"))
         if until and mark is None and until():
-            mark = {"seconds": round(time.monotonic() - start, 2), "rss_mb": status_kb(p.pid, "VmRSS") / 1024,
-                    "peak_rss_mb": status_kb(p.pid, "VmHWM") / 1024}
+            mark = {"seconds": round(time.monotonic() - start, 2)}
+            for key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                mark[key] = round(status_kb(p.pid, key) / 1024, 1)
         time.sleep(0.05)
     seconds = time.monotonic() - start
     if p.returncode != 0:
@@ -104,7 +108,7 @@ def main():
         return [path] + [a for kv in extra for a in ("--set", kv)]
 
     sample = [f"data.vocab_sample={args.vocab_sample}"] if args.vocab_sample else []
-    result = {"pairs": lines, "load_average_before": os.getloadavg()}
+    result = {"pairs": lines, "kernel": os.uname().release, "load_average_before": os.getloadavg()}
     vocab = os.path.abspath(args.vocab) if args.vocab else os.path.join(args.out, "prepare", "vocab.model")
     if not args.vocab:
         result["prepare"] = run([args.heed, "prepare", *config("prepare", "store", *sample)],
@@ -132,9 +136,10 @@ def main():
     first, baseline = result["train"]["first_update"], result["train_small"]["first_update"]
     if first:
         first["model_and_optimizer_mb"] = round(16 * parameters / 2**20, 1)
-        first["rss_beyond_model_and_optimizer_mb"] = round(first["rss_mb"] - 16 * parameters / 2**20, 1)
+        first["RssAnon_beyond_model_and_optimizer_mb"] = round(first["RssAnon"] - 16 * parameters / 2**20, 1)
     if first and baseline:
-        first["rss_beyond_the_small_corpus_run_mb"] = round(first["rss_mb"] - baseline["rss_mb"], 1)
+        for key in ("VmRSS", "RssAnon", "RssFile"):
+            first[key + "_beyond_the_small_corpus_run_mb"] = round(first[key] - baseline[key], 1)
     for key in ("prepare", "prepare_given_vocab")[1 if args.vocab else 0:]:
         result[key]["pairs_per_second"] = round(lines / result[key]["seconds"])
     result["load_average_after"] = os.getloadavg()

@@ -330,6 +330,12 @@ TEST_CASE("sample_lines: every line in order when few, a uniform sample when man
   CHECK(data::sample_lines({dir.file("a"), dir.file("b")}, 200, 2) != some);
 }
 
+TEST_CASE("count_distinct_lines: each line once, sorted, with how often it occurs", "[data][store]") {
+  const std::vector<std::pair<std::string, int64_t>> expected = {{"", 1}, {"a", 3}, {"b", 1}, {"c a", 2}};
+  CHECK(data::count_distinct_lines({"a", "c a", "", "a", "b", "c a", "a"}) == expected);
+  CHECK(data::count_distinct_lines({}).empty());
+}
+
 TEST_CASE("LineReader: lines across its read blocks, and a line longer than one", "[data][store]") {
   TempDir dir;
   std::string text = "\xEF\xBB\xBF";

@@ -131,6 +131,26 @@ TEST_CASE("vocab: training on a sample is reproducible from the seed", "[data][v
   CHECK(other_seed_other_model);
 }
 
+TEST_CASE("vocab: a line repeated counts as often as it occurs, and a tab inside a line is a space", "[data][vocab]") {
+  TempDir dir;
+  write_spanish(dir.file("text.es"), 200);
+  {
+    std::ofstream out(dir.file("text.es"), std::ios::app);
+    for (int i = 0; i < 300; ++i) out << "xyzzy\n";
+    out << "plugh\tqux\n";  // SentencePiece's tsv input would take "qux" for the count
+  }
+  VocabOptions options;
+  options.size = 60;
+  Vocab::train({dir.file("text.es")}, dir.file("spm.model"), options);
+  // Handed once with its count of 300, the line makes "x" more probable than "▁la", the most frequent word
+  // of the rest; counted once, "x" would score about 3.4 nats below it.
+  sentencepiece::SentencePieceProcessor processor;
+  REQUIRE(processor.Load(dir.file("spm.model")).ok());
+  CHECK(processor.GetScore(processor.PieceToId("x")) > processor.GetScore(processor.PieceToId("▁la")));
+  const Vocab vocab = Vocab::load(dir.file("spm.model"));
+  CHECK(vocab.decode(vocab.encode("plugh qux")) == "plugh qux");
+}
+
 TEST_CASE("vocab: errors name the file or option at fault and leave no model behind", "[data][vocab]") {
   TempDir dir;
   write_spanish(dir.file("text.es"), 50);

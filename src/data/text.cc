@@ -84,6 +84,19 @@ std::vector<std::string> sample_lines(const std::vector<std::string>& paths, int
   return sample;
 }
 
+std::vector<std::pair<std::string, int64_t>> count_distinct_lines(std::vector<std::string> lines) {
+  std::sort(lines.begin(), lines.end());
+  std::vector<std::pair<std::string, int64_t>> counts;
+  for (std::string& line : lines) {
+    if (!counts.empty() && counts.back().first == line) {
+      ++counts.back().second;
+    } else {
+      counts.emplace_back(std::move(line), 1);
+    }
+  }
+  return counts;
+}
+
 namespace {
 constexpr size_t kReadBlock = size_t{4} << 20;
 }

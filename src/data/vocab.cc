@@ -1,7 +1,8 @@
 // SentencePiece behind Heed's conventions. Training reads the text with Heed's checked line reader, draws
-// the max_sentences sample itself (SentencePiece's own sampler has a fixed seed), hands the lines to the
-// trainer's key=value interface and gets the model's bytes back, to write them atomically. SentencePiece
-// reports failures as util::Status; each becomes a HEED_CHECK that names the files involved.
+// the max_sentences sample itself (SentencePiece's own sampler has a fixed seed), hands its distinct lines
+// with their counts to the trainer's key=value interface and gets the model's bytes back, to write them
+// atomically. SentencePiece reports failures as util::Status; each becomes a HEED_CHECK that names the files
+// involved.
 #include "heed/data/vocab.h"
 
 #include <fmt/ranges.h>
@@ -29,18 +30,35 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Hands SentencePiece the lines Heed has read, checked and sampled.
-class LineIterator : public sentencepiece::SentenceIterator {
+// Hands SentencePiece each distinct line once with its count, in its tsv input format ("line<TAB>count").
+// Its trainer weighs a line by its count wherever it counts (characters, words, pieces), but builds the
+// suffix array of its seed pieces over the lines it is handed: over a 2M-line sample with repeats
+// (back-translation, crawled text, a corpus repeated) that array is what took gigabytes. A tab inside a line
+// becomes a space, which is what SentencePiece's normalisation makes of it anyway.
+class CountedLineIterator : public sentencepiece::SentenceIterator {
  public:
-  explicit LineIterator(const std::vector<std::string>& lines) : lines_(lines) {}
-  bool done() const override { return next_ >= lines_.size(); }
-  void Next() override { ++next_; }
-  const std::string& value() const override { return lines_[next_]; }
+  explicit CountedLineIterator(const std::vector<std::pair<std::string, int64_t>>& counts) : counts_(counts) { load(); }
+  bool done() const override { return next_ >= counts_.size(); }
+  void Next() override {
+    ++next_;
+    load();
+  }
+  const std::string& value() const override { return value_; }
   sentencepiece::util::Status status() const override { return {}; }
 
  private:
-  const std::vector<std::string>& lines_;
+  void load() {
+    if (done()) return;
+    const auto& [line, count] = counts_[next_];
+    value_ = line;
+    std::replace(value_.begin(), value_.end(), '\t', ' ');
+    value_ += '\t';
+    value_ += std::to_string(count);
+  }
+
+  const std::vector<std::pair<std::string, int64_t>>& counts_;
   size_t next_ = 0;
+  std::string value_;
 };
 
 }  // namespace
@@ -56,15 +74,18 @@ void Vocab::train(const std::vector<std::string>& text_files, const std::string&
   HEED_CHECK(options.max_sentences > 0, "vocabulary max_sentences must be positive, got {}", options.max_sentences);
 
   // Drawn while streaming, so the text may be far larger than memory: the sample is what is held.
-  const std::vector<std::string> lines = sample_lines(text_files, options.max_sentences, options.seed);
+  std::vector<std::string> sample = sample_lines(text_files, options.max_sentences, options.seed);
+  const size_t sampled = sample.size();
+  const std::vector<std::pair<std::string, int64_t>> counts = count_distinct_lines(std::move(sample));
   // SentencePiece would fail on an internal assertion instead.
-  HEED_CHECK(std::any_of(lines.begin(), lines.end(),
-                         [](const std::string& l) { return l.find_first_not_of(" \t") != std::string::npos; }),
+  HEED_CHECK(std::any_of(counts.begin(), counts.end(),
+                         [](const auto& c) { return c.first.find_first_not_of(" \t") != std::string::npos; }),
              "cannot train the vocabulary {}: {} hold no text", model_path, fmt::join(text_files, ", "));
-  LineIterator line_iterator(lines);
+  CountedLineIterator line_iterator(counts);
 
   const std::unordered_map<std::string, std::string> args = {
       {"model_type", options.type},
+      {"input_format", "tsv"},
       {"vocab_size", std::to_string(options.size)},
       {"character_coverage", fmt::format("{}", options.character_coverage)},
       {"pad_id", std::to_string(kPadId)},
@@ -80,8 +101,8 @@ void Vocab::train(const std::vector<std::string>& text_files, const std::string&
   HEED_CHECK(status.ok(), "cannot train a {} vocabulary of size {} on {}: {}", options.type, options.size,
              fmt::join(text_files, ", "), status.ToString());
   io::write_file_atomic(model_path, model);
-  spdlog::info("trained a {} vocabulary of {} pieces on {} lines of {}: {}", options.type, options.size, lines.size(),
-               fmt::join(text_files, ", "), model_path);
+  spdlog::info("trained a {} vocabulary of {} pieces on {} lines ({} distinct) of {}: {}", options.type, options.size,
+               sampled, counts.size(), fmt::join(text_files, ", "), model_path);
 }
 
 Vocab Vocab::load_processor(const std::string& model_path) {

@@ -40,7 +40,7 @@ io::Options<TrainConfig> declare() {
                      "vocabulary and max_length can share one");
   o.add<int64_t>("data.vocab_sample", bind(&T::data, &D::vocab_sample),
                  "SentencePiece trains on a uniform sample of this many lines of the training text (both sides, "
-                 "for a joint vocabulary), drawn while streaming through it")
+                 "for a joint vocabulary), drawn while streaming through it; it gets each distinct line once, with its count")
       .positive();
   o.add<std::string>("data.valid_src", bind(&T::data, &D::valid_src), "validation source text; empty: no validation");
   o.add<std::string>("data.valid_tgt", bind(&T::data, &D::valid_tgt), "validation reference text");

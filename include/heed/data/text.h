@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace heed::data {
@@ -20,6 +21,10 @@ std::vector<std::string> read_lines(const std::string& path);
 // (reservoir sampling), so its memory is the sample's; every line, in file order, when there are no more
 // than `count`. The same seed gives the same sample.
 std::vector<std::string> sample_lines(const std::vector<std::string>& paths, int64_t count, uint64_t seed);
+
+// The distinct lines of `lines`, sorted, each with how often it occurs. Each line is moved, not copied, so
+// the peak memory is about one copy of the text.
+std::vector<std::pair<std::string, int64_t>> count_distinct_lines(std::vector<std::string> lines);
 
 // The same as read_lines, one line at a time in bounded memory, for corpora larger than memory: next() hands out a view
 // of the next line (valid until the following call), checked as read_lines checks it.
