@@ -11,8 +11,17 @@
 //
 // The arithmetic is the CPU op's (adam_cpu.cc), in the same order; nvcc may contract a multiply and an add
 // into one FMA, so results can differ from the CPU's in the last bit or two.
+//
+// Clipping by the global norm needs the sum of squares of every gradient before any is used. The trainer
+// used to fetch one per-tensor sum to the host for each of ~250 tensors: three launches and a host
+// synchronisation each. grad_squares_kernel walks the same chunks (one block each, 256 threads, the
+// block's sum by common/reductions.h into one float a chunk: coalesced 4-byte loads, memory-bound like
+// the update), sum_chunk_squares_kernel adds the partials in double in one block, and adam_kernel reads
+// the result: each block derives the clip factor from it (clip_gradients, one cached 4-byte load) and
+// returns at once when the norm is not finite. The step never waits for the host.
 #include "adam.h"
 #include "common/launch.h"
+#include "common/reductions.h"
 #include "storage_types.h"
 
 namespace heed::kernels {
@@ -43,7 +52,12 @@ template <typename Half16>
 __global__ void __launch_bounds__(kThreads) adam_kernel(AdamArgs p) {
   const int64_t chunk = blockIdx.x;
   const AdamTensor t = p.tensors[tensor_of_chunk(p.tensors, p.count, chunk)];
-  const AdamStepScalars s = p.step;
+  AdamStepScalars s = p.step;
+  if (p.grad_squares) {
+    const ClipResult clip = clip_gradients(*p.grad_squares, p.clip_norm, p.loss_scale);
+    if (clip.skip) return;
+    s.grad_scale *= clip.grad_scale;
+  }
   const int64_t begin = (chunk - t.first_chunk) * kAdamChunkElements;
   const int64_t end = min(t.numel, begin + kAdamChunkElements);
   Half16* half_param = static_cast<Half16*>(t.half_param);
@@ -59,7 +73,43 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(AdamArgs p) {
   }
 }
 
+__global__ void __launch_bounds__(kThreads) grad_squares_kernel(GradSquaresArgs p) {
+  __shared__ float scratch[32];
+  const int64_t chunk = blockIdx.x;
+  const AdamTensor& t = p.tensors[tensor_of_chunk(p.tensors, p.count, chunk)];
+  const int64_t begin = (chunk - t.first_chunk) * kAdamChunkElements;
+  const int64_t end = min(t.numel, begin + kAdamChunkElements);
+  float sum = 0.0f;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) sum += t.grad[i] * t.grad[i];
+  sum = block_sum(sum, scratch);
+  if (threadIdx.x == 0) p.partials[chunk] = sum;
+}
+
+constexpr int kSumThreads = 1024;
+
+__global__ void __launch_bounds__(kSumThreads) sum_chunk_squares_kernel(GradSquaresArgs p) {
+  __shared__ double partial[kSumThreads];
+  double sum = 0.0;
+  for (int64_t i = threadIdx.x; i < p.chunks; i += kSumThreads) sum += p.partials[i];
+  partial[threadIdx.x] = sum;
+  __syncthreads();
+  for (int half = kSumThreads / 2; half > 0; half /= 2) {  // a fixed pairing: the same bits every run
+    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *p.sum = static_cast<float>(partial[0]);
+}
+
 }  // namespace HEED_BACKEND
+
+template <>
+void grad_squares<kBackend>(const GradSquaresArgs& a) {
+  using namespace HEED_BACKEND;
+  HEED_CHECK(a.count >= 0 && a.chunks >= 0, "grad_squares: {} tensors, {} chunks", a.count, a.chunks);
+  HEED_CHECK(a.chunks <= 0x7fffffff, "grad_squares: {} chunks exceed a grid's x dimension", a.chunks);
+  if (a.chunks > 0) launch(grad_squares_kernel, dim3(static_cast<unsigned>(a.chunks)), dim3(kThreads), 0, a.stream, a);
+  launch(sum_chunk_squares_kernel, dim3(1), dim3(kSumThreads), 0, a.stream, a);
+}
 
 template <>
 void adam_update<kBackend>(const AdamArgs& a) {

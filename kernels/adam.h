@@ -8,6 +8,7 @@
 // the fields of ops::cpu::AdamStep).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "common/backend.h"
@@ -22,6 +23,29 @@ struct AdamStepScalars {
   float bias2_sqrt = 1.0f;     // sqrt(1 - beta2^step)
   float grad_scale = 1.0f;
 };
+
+#if defined(__CUDACC__)
+#define HEED_HOST_DEVICE __host__ __device__
+#else
+#define HEED_HOST_DEVICE
+#endif
+
+// What clipping makes of the sum of squares of the loss-scaled gradients: the factor each gradient is
+// multiplied by (1 / loss_scale, times clip_norm / norm where clip_norm > 0 and the unscaled norm exceeds
+// it), or `skip` when the norm is not finite (NaN or infinite: the update must leave everything as it
+// is). The same float arithmetic on the host and in the kernels, so the CPU op and the GPU path agree.
+struct ClipResult {
+  bool skip = false;
+  float grad_scale = 1.0f;
+};
+
+HEED_HOST_DEVICE inline ClipResult clip_gradients(float squares, float clip_norm, float loss_scale) {
+  const float norm = sqrtf(squares) / loss_scale;
+  ClipResult r;
+  r.skip = !(norm <= 3.402823466e38f);  // false for NaN too
+  r.grad_scale = (clip_norm > 0.0f && norm > clip_norm ? clip_norm / norm : 1.0f) / loss_scale;
+  return r;
+}
 
 // One parameter tensor: contiguous fp32 arrays of numel elements in device memory.
 struct AdamTensor {
@@ -54,11 +78,33 @@ struct AdamArgs {
   int count = 0;
   int64_t chunks = 0;  // adam_assign_chunks' result
   AdamStepScalars step;
+  // Optional, in device memory: the sum of squares that grad_squares left. Then every block clips from it
+  // (clip_gradients(*grad_squares, clip_norm, loss_scale), times step.grad_scale), and does nothing when
+  // it says skip, so that neither the norm nor the decision has to visit the host.
+  const float* grad_squares = nullptr;
+  float clip_norm = 0.0f;
+  float loss_scale = 1.0f;
   Half half_dtype = Half::BF16;  // of the tensors' half_param copies
   Stream stream = nullptr;
 };
 
 template <Backend B>
 void adam_update(const AdamArgs& args);
+
+// The first pass of clipping: the sum of squares of every tensor's grad (AdamTensor's grad and numel; the
+// chunks as adam_assign_chunks numbered them) into *sum, in device memory. Two launches: block b sums
+// chunk b into partials[b]; one block sums the partials in double, in a fixed order, so the result is the
+// same bits on every run.
+struct GradSquaresArgs {
+  const AdamTensor* tensors = nullptr;
+  int count = 0;
+  int64_t chunks = 0;
+  float* partials = nullptr;  // `chunks` floats of scratch
+  float* sum = nullptr;
+  Stream stream = nullptr;
+};
+
+template <Backend B>
+void grad_squares(const GradSquaresArgs& args);
 
 }  // namespace heed::kernels

@@ -73,10 +73,11 @@ __global__ void __launch_bounds__(kThreads) cross_entropy_backward_kernel(CrossE
   }
   const T* x = static_cast<const T*>(p.logits) + row * p.classes;
   const float lse = p.lse[row];
-  const float uniform = p.grad_scale * p.smoothing / static_cast<float>(p.classes);
-  const float on_target = p.grad_scale * (1.0f - p.smoothing);
+  const float grad_scale = p.dloss ? p.grad_scale * *p.dloss : p.grad_scale;
+  const float uniform = grad_scale * p.smoothing / static_cast<float>(p.classes);
+  const float on_target = grad_scale * (1.0f - p.smoothing);
   for (int64_t j = threadIdx.x; j < p.classes; j += kThreads) {
-    const float d = p.grad_scale * expf(to_float(x[j]) - lse) - uniform;
+    const float d = grad_scale * expf(to_float(x[j]) - lse) - uniform;
     dx[j] = from_float<T>(j == target ? d - on_target : d);
   }
 }

@@ -29,8 +29,11 @@ struct CrossEntropyArgs {
   float* nll = nullptr;
   float* lse = nullptr;  // written by the forward pass, read by the backward pass
 
-  // Backward: dlogits [rows, classes] in dtype, overwritten; the gradient of grad_scale * sum(loss).
+  // Backward: dlogits [rows, classes] in dtype, overwritten; the gradient of grad_scale * sum(loss), times
+  // *dloss when dloss is set: the gradient that reached the loss, read in device memory, so that the
+  // backward pass needs no host round trip for it.
   float grad_scale = 1.0f;
+  const float* dloss = nullptr;
   void* dlogits = nullptr;
 
   Stream stream = nullptr;

@@ -28,6 +28,7 @@ TESTS_OF = {
     "kernels/attention_forward.cu": "[kernel][sim][attention]",
     "kernels/attention_backward.cu": "[kernel][sim][attention]",
     "kernels/log_softmax_top_k.cu": "[kernel][sim][top_k]",
+    "kernels/adam.cu": "[kernel][sim][adam]",
     "kernels/reduce.cu": "[sim][elementwise]",
     "kernels/column_sums.h": "[kernel][sim][layer_norm]",
     "kernels/common/reductions.h": "[kernel][sim][layer_norm],[kernel][sim][cross_entropy],[sim][softmax],"

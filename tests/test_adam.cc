@@ -64,7 +64,7 @@ TEST_CASE("adam_update follows torch's Adam and AdamW step by step", "[ops][adam
           for (int64_t i = 0; i < slots[s].grad.numel(); ++i)
             reference_step(ref[s][i], slots[s].grad.item(i), h, step, grad_scale);
         }
-        ops::adam_update(slots, h, step, grad_scale);
+        ops::adam_update(slots, h, step, {.factor = grad_scale});
       }
       for (size_t s = 0; s < slots.size(); ++s) {
         double dp = 0, dm = 0, dv = 0;
@@ -112,8 +112,8 @@ TEST_CASE("adam_update on the simulated GPU updates every slot in one launch, as
   hyper.lr = 1e-2f;
   hyper.weight_decay = 0.1f;
   for (int64_t step = 1; step <= 3; ++step) {
-    ops::adam_update(cpu, hyper, step, 0.5f);
-    ops::adam_update(gpu, hyper, step, 0.5f);
+    ops::adam_update(cpu, hyper, step, {.factor = 0.5f});
+    ops::adam_update(gpu, hyper, step, {.factor = 0.5f});
   }
   for (size_t i = 0; i < shapes.size(); ++i)
     for (const auto& [got, want] : {std::pair{&gpu[i].param, &cpu[i].param}, std::pair{&gpu[i].m, &cpu[i].m},
@@ -122,4 +122,52 @@ TEST_CASE("adam_update on the simulated GPU updates every slot in one launch, as
       for (int64_t j = 0; j < h.numel(); ++j)
         CHECK(std::abs(h.item(j) - want->item(j)) <= 1e-6 * (1 + std::abs(want->item(j))));
     }
+}
+
+TEST_CASE("grad_squares sums every gradient's squares, and adam_update clips from it or skips", "[ops][adam]") {
+  const std::vector<Shape> shapes = {{5000}, {0}, {3, 7}, {4097}};
+  std::vector<Tensor> grads;
+  double exact = 0;
+  uint32_t seed = 1;
+  for (const Shape& shape : shapes) {
+    grads.push_back(testing::random_tensor(shape, seed++));
+    for (int64_t j = 0; j < grads.back().numel(); ++j) exact += double(grads.back().item(j)) * grads.back().item(j);
+  }
+  // The CPU adds a chunk's squares in 16 float lanes of at most 256 terms each, then the lanes in float and
+  // the chunks in double: all terms positive, so within (255 + 15 + 1) u of the exact sum.
+  const float squares = ops::grad_squares(grads).item();
+  CHECK(std::abs(squares - exact) <= 271 * std::ldexp(exact, -24));
+
+  // Clipping from the sum is the factor clip / norm / loss_scale, the unclipped update's factor otherwise.
+  auto slots_for = [&](const std::vector<Tensor>& g) {
+    std::vector<ops::AdamSlot> slots;
+    for (size_t i = 0; i < g.size(); ++i)
+      slots.push_back({testing::random_tensor(g[i].shape(), 100 + i), g[i], Tensor::zeros(g[i].shape()),
+                       Tensor::zeros(g[i].shape())});
+    return slots;
+  };
+  const float loss_scale = 4.0f, norm = std::sqrt(squares) / loss_scale, clip = norm / 3;
+  for (const auto& [clip_norm, factor] : {std::pair{clip, clip / norm / loss_scale}, std::pair{0.0f, 1 / loss_scale},
+                                          std::pair{2 * norm, 1 / loss_scale}}) {
+    std::vector<ops::AdamSlot> clipped = slots_for(grads), scaled = slots_for(grads);
+    ops::adam_update(clipped, ops::AdamHyper{}, 1,
+                     {.squares = Tensor::full({}, squares), .clip_norm = clip_norm, .loss_scale = loss_scale});
+    ops::adam_update(scaled, ops::AdamHyper{}, 1, {.factor = factor});
+    double worst = 0;  // Adam's step is nearly invariant to the factor: compare the moments, which are not
+    for (size_t i = 0; i < shapes.size(); ++i)
+      for (int64_t j = 0; j < grads[i].numel(); ++j)
+        testing::raise_worst(worst, std::abs(clipped[i].m.item(j) - scaled[i].m.item(j)) /
+                                        (1e-30f + std::abs(scaled[i].m.item(j))));
+    INFO("clip_norm " << clip_norm);
+    CHECK(worst <= 4e-7f);  // the two factors differ by a few float roundings
+  }
+
+  // A non-finite norm: nothing changes.
+  std::vector<ops::AdamSlot> slots = slots_for(grads);
+  const Tensor before = slots[0].param.clone();
+  for (const float bad : {std::nanf(""), INFINITY}) {
+    ops::adam_update(slots, ops::AdamHyper{}, 1, {.squares = Tensor::full({}, bad), .clip_norm = 1.0f});
+    for (int64_t j = 0; j < before.numel(); ++j) REQUIRE(slots[0].param.item(j) == before.item(j));
+    CHECK(slots[0].m.item(0) == 0.0f);
+  }
 }

@@ -168,3 +168,20 @@ TEST_CASE("cross_entropy on the simulated GPU runs the kernels and matches the C
   close(ops::cross_entropy_backward(logits.to(sim), targets.to(sim), got.lse, -100, 0.1f, 0.5f),
         ops::cross_entropy_backward(logits, targets, want.lse, -100, 0.1f, 0.5f), 1e-6);
 }
+
+TEST_CASE("cross_entropy_backward multiplies by the gradient that reached the loss, read where it is",
+          "[ops][cross_entropy][sim]") {
+  const Tensor logits = testing::random_tensor({6, 11}, 3);
+  const Tensor targets = Tensor::from_vector<int32_t>({1, 0, -100, 10, 4, 4}, {6});
+  for (const Device device : {Device::cpu(), Device::sim()}) {
+    INFO(device.str());
+    const Tensor l = logits.to(device), t = targets.to(device);
+    const Tensor lse = ops::cross_entropy_forward(l, t, -100, 0.1f).lse;
+    // 0.25 * 3 and 0.75 are the same float: the gradients must be the same bits.
+    const Tensor with_dloss = ops::cross_entropy_backward(l, t, lse, -100, 0.1f, 0.25f, Tensor::full({}, 3.0f, device));
+    const Tensor scaled = ops::cross_entropy_backward(l, t, lse, -100, 0.1f, 0.75f);
+    CHECK(with_dloss.to(Device::cpu()).to_vector<float>() == scaled.to(Device::cpu()).to_vector<float>());
+    CHECK_THROWS_WITH(ops::cross_entropy_backward(l, t, lse, -100, 0.1f, 1.0f, Tensor::full({2}, 1.0f, device)),
+                      Catch::Contains("dloss must be one F32 value"));
+  }
+}

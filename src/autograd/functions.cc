@@ -198,14 +198,14 @@ CrossEntropy cross_entropy(const Variable& logits, const Tensor& targets, int64_
   const double norm = normalizer > 0 ? normalizer : static_cast<double>(std::max<int64_t>(fwd.count, 1));
   CrossEntropy out;
   out.count = fwd.count;
-  out.nll_sum = fwd.nll_sum.to(Device::cpu()).item();
-  out.loss = Variable(Tensor::full({}, static_cast<float>(fwd.loss_sum.to(Device::cpu()).item() / norm),
-                                   logits.value().device()));
+  // The sums stay where the logits are: reading them on the host would make every training step wait.
+  out.nll_sum = fwd.nll_sum;
+  const auto inverse_norm = static_cast<float>(1.0 / norm);
+  out.loss = Variable(ops::scale(fwd.loss_sum, inverse_norm));
   if (needs_grad({&logits})) {
-    record(out.loss, [logits, targets, lse = fwd.lse, ignore_index, smoothing, norm](const Tensor& dy) {
-      const float scale = static_cast<float>(dy.to(Device::cpu()).item() / norm);
+    record(out.loss, [logits, targets, lse = fwd.lse, ignore_index, smoothing, inverse_norm](const Tensor& dy) {
       logits.accumulate_grad(
-          ops::cross_entropy_backward(logits.value(), targets, lse, ignore_index, smoothing, scale));
+          ops::cross_entropy_backward(logits.value(), targets, lse, ignore_index, smoothing, inverse_norm, dy));
     });
   }
   return out;

@@ -1,5 +1,5 @@
-// Checks, per-step constants and dispatch for Adam/AdamW; the element loop is in adam_cpu.cc and, on the
-// GPU path, kernels/adam.cu (one launch for every tensor).
+// Checks, per-step constants and dispatch for Adam/AdamW and the sum of squares that clipping needs; the
+// element loops are in adam_cpu.cc and, on the GPU path, kernels/adam.cu (one launch for every tensor).
 //
 // The update is that of torch.optim.AdamW and torch.optim.Adam (no amsgrad, no maximize), in the same
 // order of operations, so a run can be compared with PyTorch's step by step (torch forms m with lerp,
@@ -18,7 +18,7 @@
 
 namespace heed::ops {
 
-void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int64_t step, float grad_scale) {
+void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int64_t step, const GradScaling& scaling) {
   HEED_CHECK(step >= 1, "adam: step counts from 1, got {}", step);
   HEED_CHECK(hyper.lr >= 0.0f, "adam: lr must be non-negative, got {}", hyper.lr);
   HEED_CHECK(hyper.beta1 >= 0.0f && hyper.beta1 < 1.0f, "adam: beta1 must be in [0, 1), got {}", hyper.beta1);
@@ -41,9 +41,31 @@ void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int
     HEED_CHECK(slot.param.device() == slots[0].param.device(), "adam: slot {} on {}, slot 0 on {}", i,
                slot.param.device().str(), slots[0].param.device().str());
   }
+  HEED_CHECK(scaling.clip_norm >= 0.0f, "adam: clip_norm must be non-negative, got {}", scaling.clip_norm);
+  HEED_CHECK(scaling.loss_scale > 0.0f, "adam: loss_scale must be positive, got {}", scaling.loss_scale);
   if (slots.empty()) return;
-  const kernels::AdamStepScalars s = adam_step_scalars(hyper, step, grad_scale);
-  HEED_DISPATCH(slots[0].param.device(), "adam", adam_update(slots, s));
+  if (scaling.squares.defined()) {
+    HEED_CHECK(scaling.squares.dtype() == DType::F32 && scaling.squares.numel() == 1,
+               "adam: squares must be one F32 value, got {} of shape {}", dtype_name(scaling.squares.dtype()),
+               shape_str(scaling.squares.shape()));
+    HEED_CHECK(scaling.squares.device() == slots[0].param.device(), "adam: squares on {}, parameters on {}",
+               scaling.squares.device().str(), slots[0].param.device().str());
+  }
+  const kernels::AdamStepScalars s = adam_step_scalars(hyper, step, scaling.factor);
+  HEED_DISPATCH(slots[0].param.device(), "adam", adam_update(slots, s, scaling));
+}
+
+Tensor grad_squares(const std::vector<Tensor>& grads) {
+  HEED_CHECK(!grads.empty(), "grad_squares: no gradients given");
+  for (size_t i = 0; i < grads.size(); ++i) {
+    HEED_CHECK(grads[i].defined() && grads[i].dtype() == DType::F32 && grads[i].is_contiguous(),
+               "grad_squares: gradient {} must be a defined, contiguous F32 tensor", i);
+    HEED_CHECK(grads[i].device() == grads[0].device(), "grad_squares: gradient {} on {}, gradient 0 on {}", i,
+               grads[i].device().str(), grads[0].device().str());
+  }
+  Tensor sum = Tensor::empty({}, DType::F32, grads[0].device());
+  HEED_DISPATCH(grads[0].device(), "grad_squares", grad_squares(grads, sum));
+  return sum;
 }
 
 kernels::AdamStepScalars adam_step_scalars(const AdamHyper& hyper, int64_t step, float grad_scale) {

@@ -1,8 +1,11 @@
-// The Adam/AdamW element update on the CPU: one fused, vectorised, thread-parallel pass per tensor that
-// reads param, grad, m and v once and writes param, m and v once. The arithmetic is fp32, in the order of
+// The Adam/AdamW element update on the CPU, and the sum of squares that clipping needs: one fused,
+// vectorised, thread-parallel pass per tensor that reads param, grad, m and v once and writes param, m and v
+// once. The arithmetic is fp32, in the order of
 // PyTorch's single-tensor implementation, with the step's scalars folded on the host (adam.cc). GCC
 // vectorises the loop only under -fno-math-errno: otherwise sqrtf keeps a scalar errno branch.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ops/adam_backends.h"
 
@@ -33,8 +36,38 @@ void update_tensor(const Tensor& param, const Tensor& grad, const Tensor& m, con
 
 }  // namespace
 
-void adam_update(const std::vector<AdamSlot>& slots, const kernels::AdamStepScalars& s) {
-  for (const AdamSlot& slot : slots) update_tensor(slot.param, slot.grad, slot.m, slot.v, s);
+void adam_update(const std::vector<AdamSlot>& slots, const kernels::AdamStepScalars& s, const GradScaling& scaling) {
+  kernels::AdamStepScalars scaled = s;
+  if (scaling.squares.defined()) {
+    const kernels::ClipResult clip =
+        kernels::clip_gradients(scaling.squares.item(), scaling.clip_norm, scaling.loss_scale);
+    if (clip.skip) return;
+    scaled.grad_scale *= clip.grad_scale;
+  }
+  for (const AdamSlot& slot : slots) update_tensor(slot.param, slot.grad, slot.m, slot.v, scaled);
+}
+
+void grad_squares(const std::vector<Tensor>& grads, Tensor& sum) {
+  // Chunks of the GPU path's size, each summed in float and the chunks in double, in a fixed order: the
+  // same bits for any number of threads.
+  constexpr int64_t chunk = kernels::kAdamChunkElements;
+  double total = 0;
+  for (const Tensor& grad : grads) {
+    const float* g = grad.data<float>();
+    const int64_t n = grad.numel(), chunks = (n + chunk - 1) / chunk;
+    std::vector<float> partials(static_cast<size_t>(chunks));
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t c = 0; c < chunks; ++c) {
+      float lanes[16] = {};  // independent sums, which the compiler keeps in one vector register
+      const int64_t end = std::min(n, (c + 1) * chunk);
+      for (int64_t i = c * chunk; i < end; ++i) lanes[i % 16] += g[i] * g[i];
+      float s = 0;
+      for (const float lane : lanes) s += lane;
+      partials[static_cast<size_t>(c)] = s;
+    }
+    for (const float p : partials) total += p;
+  }
+  *sum.data<float>() = static_cast<float>(total);
 }
 
 }  // namespace heed::ops::cpu

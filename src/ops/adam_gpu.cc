@@ -1,14 +1,57 @@
-// Adam on the GPU path: one launch of kernels/adam.cu updates every slot. The tensor descriptors go to the
-// device with each call (a few bytes per parameter tensor); keeping them there across steps is the
-// trainer's to do once it holds its slots on the device.
+// Adam and the sum of squares on the GPU path: kernels/adam.cu, one launch of the update for every slot
+// and two for the sum. Both read a device table of the tensors; it is uploaded only when the tensors
+// changed since the last call (a trainer's parameters never move, and its gradients come back at the same
+// addresses from the caching allocator step after step), so a training step makes no host-to-device copy
+// for it.
 #include <cstring>
+#include <mutex>
 
 #include "core/kernel_args.h"
+#include "core/per_device.h"
 #include "ops/adam_backends.h"
 
 namespace heed::ops::gpu {
 
-void adam_update(const std::vector<AdamSlot>& slots, const kernels::AdamStepScalars& s) {
+namespace {
+
+// The last table uploaded for one kind of call on one device, and its bytes on the host to compare with.
+struct UploadedTable {
+  std::vector<kernels::AdamTensor> host;
+  Tensor device;
+};
+
+const kernels::AdamTensor* device_table(UploadedTable& cache, const std::vector<kernels::AdamTensor>& tensors,
+                                        Device device) {
+  const size_t bytes = tensors.size() * sizeof(kernels::AdamTensor);
+  if (!cache.device.defined() || cache.device.device() != device || cache.host.size() != tensors.size() ||
+      std::memcmp(cache.host.data(), tensors.data(), bytes) != 0) {
+    Tensor host = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8);
+    std::memcpy(host.raw_data(), tensors.data(), bytes);
+    cache.device = host.to(device);
+    cache.host = tensors;
+  }
+  return static_cast<const kernels::AdamTensor*>(cache.device.raw_data());
+}
+
+}  // namespace
+
+namespace {
+
+// Per device: the tables of the last update and of the last sum, and the sum's scratch.
+struct AdamTables {
+  std::mutex mutex;
+  UploadedTable update, squares;
+  Tensor partials;
+};
+
+AdamTables& tables(Device device) {
+  static auto& registry = *new PerDevice<AdamTables>([](int) { return std::make_unique<AdamTables>(); });
+  return registry.get(device.index);
+}
+
+}  // namespace
+
+void adam_update(const std::vector<AdamSlot>& slots, const kernels::AdamStepScalars& s, const GradScaling& scaling) {
   std::vector<kernels::AdamTensor> tensors(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {
     tensors[i].param = slots[i].param.data<float>();
@@ -21,13 +64,37 @@ void adam_update(const std::vector<AdamSlot>& slots, const kernels::AdamStepScal
   a.count = static_cast<int>(tensors.size());
   a.chunks = kernels::adam_assign_chunks(tensors.data(), a.count);
   a.step = s;
+  if (scaling.squares.defined()) {
+    a.grad_squares = scaling.squares.data<float>();
+    a.clip_norm = scaling.clip_norm;
+    a.loss_scale = scaling.loss_scale;
+  }
   if (a.chunks == 0) return;
   const Device device = slots[0].param.device();
-  Tensor host = Tensor::empty({static_cast<int64_t>(tensors.size() * sizeof(kernels::AdamTensor))}, DType::U8);
-  std::memcpy(host.raw_data(), tensors.data(), host.nbytes());
-  const Tensor on_device = host.to(device);
-  a.tensors = static_cast<const kernels::AdamTensor*>(on_device.raw_data());
+  AdamTables& t = tables(device);
+  std::lock_guard lock(t.mutex);
+  a.tensors = device_table(t.update, tensors, device);
   HEED_RUN_KERNEL(device, adam_update, a);
+}
+
+void grad_squares(const std::vector<Tensor>& grads, Tensor& sum) {
+  std::vector<kernels::AdamTensor> tensors(grads.size());
+  for (size_t i = 0; i < grads.size(); ++i) {
+    tensors[i].grad = grads[i].data<float>();
+    tensors[i].numel = grads[i].numel();
+  }
+  kernels::GradSquaresArgs a;
+  a.count = static_cast<int>(tensors.size());
+  a.chunks = kernels::adam_assign_chunks(tensors.data(), a.count);
+  a.sum = sum.data<float>();
+  const Device device = sum.device();
+  AdamTables& t = tables(device);
+  std::lock_guard lock(t.mutex);
+  a.tensors = device_table(t.squares, tensors, device);
+  if (!t.partials.defined() || t.partials.device() != device || t.partials.numel() < a.chunks)
+    t.partials = Tensor::empty({std::max<int64_t>(a.chunks, 1)}, DType::F32, device);
+  a.partials = t.partials.data<float>();
+  HEED_RUN_KERNEL(device, grad_squares, a);
 }
 
 }  // namespace heed::ops::gpu

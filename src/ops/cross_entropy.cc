@@ -64,7 +64,7 @@ CrossEntropyResult cross_entropy_forward(const Tensor& logits, const Tensor& tar
 }
 
 Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, int64_t ignore_index,
-                              float smoothing, float grad_scale) {
+                              float smoothing, float grad_scale, const Tensor& dloss) {
   check_logits(logits, "cross_entropy_backward");
   check_smoothing(smoothing, "cross_entropy_backward");
   int64_t count = 0;
@@ -74,10 +74,15 @@ Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, const
              "cross_entropy_backward: lse has shape {}, expected [{}]", shape_str(lse.shape()), logits.size(0));
   HEED_CHECK(lse.device() == logits.device(), "cross_entropy_backward: lse on {}, logits on {}", lse.device().str(),
              logits.device().str());
+  if (dloss.defined()) {
+    HEED_CHECK(dloss.dtype() == DType::F32 && dloss.numel() == 1 && dloss.device() == logits.device(),
+               "cross_entropy_backward: dloss must be one F32 value on {}, got {} of shape {} on {}",
+               logits.device().str(), dtype_name(dloss.dtype()), shape_str(dloss.shape()), dloss.device().str());
+  }
   const Tensor lc = logits.contiguous(), lsec = lse.contiguous();
   Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
   HEED_DISPATCH(logits.device(), "cross_entropy_backward",
-                cross_entropy_backward(lc, tc, lsec, ignore_index, smoothing, grad_scale, dlogits));
+                cross_entropy_backward(lc, tc, lsec, ignore_index, smoothing, grad_scale, dloss, dlogits));
   return dlogits;
 }
 

@@ -13,7 +13,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t 
                            Tensor& lse, Tensor& loss_sum, Tensor& nll_sum);
 // dlogits: fresh, logits' shape and dtype, fully written (zero rows for ignored targets).
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, int64_t ignore_index,
-                            float smoothing, float grad_scale, Tensor& dlogits);
+                            float smoothing, float grad_scale, const Tensor& dloss, Tensor& dlogits);
 
 }  // namespace heed::ops::cpu
 
@@ -23,6 +23,6 @@ namespace heed::ops::gpu {
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, float smoothing,
                            Tensor& lse, Tensor& loss_sum, Tensor& nll_sum);
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, int64_t ignore_index,
-                            float smoothing, float grad_scale, Tensor& dlogits);
+                            float smoothing, float grad_scale, const Tensor& dloss, Tensor& dlogits);
 
 }  // namespace heed::ops::gpu

@@ -73,7 +73,8 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t 
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, int64_t ignore_index,
-                            float smoothing, float grad_scale, Tensor& dlogits) {
+                            float smoothing, float grad_scale_alone, const Tensor& dloss, Tensor& dlogits) {
+  const float grad_scale = dloss.defined() ? grad_scale_alone * dloss.item() : grad_scale_alone;
   const int64_t rows = logits.size(0), classes = logits.size(1);
   const float* px = logits.data<float>();
   const int32_t* pt = targets.data<int32_t>();

@@ -38,10 +38,11 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t 
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, int64_t ignore_index,
-                            float smoothing, float grad_scale, Tensor& dlogits) {
+                            float smoothing, float grad_scale, const Tensor& dloss, Tensor& dlogits) {
   kernels::CrossEntropyArgs a = rows_of(logits, targets, ignore_index, smoothing);
   a.lse = const_cast<float*>(lse.data<float>());  // read only by the backward pass
   a.grad_scale = grad_scale;
+  a.dloss = dloss.defined() ? dloss.data<float>() : nullptr;
   a.dlogits = dlogits.raw_data();
   HEED_RUN_KERNEL(logits.device(), cross_entropy_backward, a);
 }

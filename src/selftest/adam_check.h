@@ -11,6 +11,13 @@
 // Each element is held to its own bound. The simulator computes with the host's fp32 arithmetic, so there
 // it matches the CPU exactly whenever the host compiler does not contract either. The 16-bit copy must be
 // exactly the kernel's own new fp32 weight rounded to nearest even.
+//
+// With `clip=C` the scale comes from the device, as a trainer's does: grad_squares sums the squares of all
+// gradients (checked against a double sum on the host: each thread adds at most 16 squares in fp32, the
+// block 8 levels of partial sums and the chunks are added in double, so the sum is within 25 u of the
+// exact one, all terms being positive), and the update clips from that sum with loss scale 1/S (so S is
+// still the factor when nothing is clipped). With `nan` as well, one gradient is NaN: the update must
+// then leave every param, m and v exactly as they were, on both paths.
 #pragma once
 
 #include <optional>
@@ -28,10 +35,12 @@ struct AdamCase {
   bool decoupled = true;  // AdamW with lr 3e-3 and weight decay 0.1; else Adam with coupled decay 0.01
   float grad_scale = 1.0f;
   kernels::Half half = kernels::Half::BF16;  // of the copies
+  float clip_norm = -1;   // >= 0: clip from the device's sum of squares (0: no clipping, the sum is used)
+  bool nan_grad = false;  // with clip_norm: one gradient is NaN, and nothing may change
   std::string str() const;
 };
 
-// "SIZES,STEP[,adamw|adam][,bf16|fp16][,scale=S]", SIZES as N[h]/N[h]/... with h marking a tensor that
+// "SIZES,STEP[,adamw|adam][,bf16|fp16][,scale=S][,clip=C[,nan]]", SIZES as N[h]/N[h]/... with h marking a tensor that
 // also writes a 16-bit copy; nullopt (and *error set) when the text does not parse.
 std::optional<AdamCase> parse_adam_case(const std::string& text, std::string* error);
 

@@ -82,8 +82,12 @@ CheckResult check_cross_entropy(kernels::Backend backend, const CrossEntropyCase
   args.lse = lse.data<float>();
   HEED_RUN_KERNEL(device, cross_entropy_forward, args);
 
+  // The scale in two factors, as a training step has it: 2 on the host and grad_scale / 2 in device memory
+  // (the gradient that reached the loss); their product is grad_scale exactly.
   args.lse = ref_lse_dev.data<float>();
-  args.grad_scale = grad_scale;
+  args.grad_scale = 2.0f;
+  const Tensor dloss = Tensor::full({}, grad_scale / 2).to(device);
+  args.dloss = dloss.data<float>();
   args.dlogits = dlogits.raw_data();
   HEED_RUN_KERNEL(device, cross_entropy_backward, args);
 

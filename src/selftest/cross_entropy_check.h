@@ -12,7 +12,8 @@
 // plus 4 ulps of |lse|, row by row. A row's loss adds the smoothing term's mean of the logits, whose fp32
 // sum is within (V / 256 + 16) u sum|x| / V. The per-row bounds are summed for loss_sum and nll_sum, which
 // the CPU adds in double. A wrong maximum, a lost rescale or a wrong smoothing weight moves a loss by 1e-3
-// or more. An ignored row's lse, loss and nll must be exactly 0. dlogits = grad_scale (p - eps / V - ...):
+// or more. An ignored row's lse, loss and nll must be exactly 0. dlogits = grad_scale (p - eps / V - ...),
+// with grad_scale given as 2 on the host times grad_scale / 2 in device memory (dloss):
 // the error of p is p times the lse error plus expf's 2 ulps, so fp32 outputs are within
 // |grad_scale| (lse bound + 4 u); 16-bit outputs within twice the error of a plain 16-bit gradient (the
 // fp32 reference rounded once) plus that. docs/cuda.md lists how close the kernel comes to these bounds.

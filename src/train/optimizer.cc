@@ -44,29 +44,38 @@ Tensor AdamOptimizer::flatten(const std::function<Tensor(const Slot&)>& pick) co
   return flat;
 }
 
-double AdamOptimizer::reduce_gradients() {
+Tensor AdamOptimizer::reduce_gradients() {
   HEED_CHECK(shards_, "reduce_gradients() is for a sharded optimizer");
   grad_ = shards_->reduce_scatter(flatten([](const Slot& s) { return s.param.grad(); }), dist::ReduceOp::Sum);
-  std::vector<double> squares{static_cast<double>(ops::sum(ops::mul(grad_, grad_)).item())};
+  std::vector<double> squares{static_cast<double>(ops::grad_squares({grad_}).to(Device::cpu()).item())};
   shards_->all_reduce(squares, dist::ReduceOp::Sum);
-  return std::sqrt(squares[0]);
+  return Tensor::full({}, static_cast<float>(squares[0]), grad_.device());
 }
 
-void AdamOptimizer::step(float grad_scale) {
+Tensor AdamOptimizer::grad_squares() const {
+  HEED_CHECK(!shards_, "a sharded optimizer's norm comes from reduce_gradients()");
+  std::vector<Tensor> grads;
+  for (const Slot& s : slots_)
+    if (s.param.grad().defined()) grads.push_back(s.param.grad());
+  HEED_CHECK(!grads.empty(), "no trainable parameter has a gradient");
+  return ops::grad_squares(grads);
+}
+
+void AdamOptimizer::step(const ops::GradScaling& scaling) {
   ++step_;
   if (!shards_) {
     std::vector<ops::AdamSlot> batch;
     batch.reserve(slots_.size());
     for (const Slot& s : slots_)
       if (s.param.grad().defined()) batch.push_back({s.param.value(), s.param.grad(), s.m, s.v});
-    ops::adam_update(batch, hyper_, step_, grad_scale);
+    ops::adam_update(batch, hyper_, step_, scaling);
     return;
   }
   // Every rank updates its range; the gather gives each rank every range.
   HEED_CHECK(grad_.defined(), "a sharded optimizer steps after reduce_gradients()");
   const Tensor flat = flatten([](const Slot& s) { return s.param.value(); });
   const Tensor mine = flat.narrow(0, shards_->rank() * shard_, shard_).contiguous();
-  ops::adam_update({{mine, grad_, m_, v_}}, hyper_, step_, grad_scale);
+  ops::adam_update({{mine, grad_, m_, v_}}, hyper_, step_, scaling);
   const Tensor all = shards_->all_gather(mine).reshape({-1});
   for (const Slot& s : slots_) {
     Tensor value = s.param.value();

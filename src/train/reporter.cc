@@ -136,20 +136,32 @@ double Reporter::elapsed() const {
 }
 
 void Reporter::add(const Update& update) {
-  state_.window_loss += update.loss_sum;
-  state_.window_nll += update.nll_sum;
+  unsettled_.push_back(update);
   state_.window_tokens += static_cast<int64_t>(update.tokens);
-  state_.window_grad_norm += update.grad_norm;
   ++state_.window_steps;
   lr_ = update.lr;
   if (progress_bar_) {
     const int64_t every = config_.logging.every, in_window = state_.step % every;
     fmt::print(stderr, "\r[{:>{}}] step {} loss {:.3f}", std::string(in_window * 30 / every, '#'), 30, state_.step,
-               update.loss_sum / update.tokens);
+               update.loss.to(Device::cpu()).item());  // this rank's share: the bar reads the loss every step
   }
 }
 
-void Reporter::log_window(int64_t epoch) {
+void Reporter::settle(dist::Communicator& comm) {
+  std::vector<double> sums{0, 0};  // loss times tokens, nll: this rank's, then every rank's
+  for (const Update& update : unsettled_) {
+    sums[0] += static_cast<double>(update.loss.to(Device::cpu()).item()) * update.tokens;
+    sums[1] += update.nll_sum.to(Device::cpu()).item();
+    state_.window_grad_norm += update.grad_norm();  // the gradients were summed over the ranks already
+  }
+  unsettled_.clear();
+  comm.all_reduce(sums, dist::ReduceOp::Sum);
+  state_.window_loss += sums[0];
+  state_.window_nll += sums[1];
+}
+
+void Reporter::log_window(int64_t epoch, dist::Communicator& comm) {
+  settle(comm);
   if (progress_bar_) fmt::print(stderr, "\r{:60}\r", "");
   const int64_t max_steps = config_.training.max_steps;
   const double now = elapsed(), n = static_cast<double>(state_.window_tokens);

@@ -279,6 +279,7 @@ struct TrainingLoop {
   const Validator* validator;  // none without validation data
   Scheduler& scheduler;
   Reporter& reporter;
+  dist::Communicator& comm;  // the reporter's sums over the ranks
   const StopSignal& stop;
   // What the validator runs and a checkpoint holds besides the state.
   const nn::Transformer& model;
@@ -297,7 +298,7 @@ struct TrainingLoop {
       if (u.stop) scheduler.stop();
       if (!u.applied) continue;
       reporter.add(u);
-      if (scheduler.log_due()) reporter.log_window(batcher.position().epoch + 1);
+      if (scheduler.log_due()) reporter.log_window(batcher.position().epoch + 1, comm);
       if (scheduler.validate_due()) validate();
       if (scheduler.save_due()) save("scheduled");
     }
@@ -331,6 +332,7 @@ struct TrainingLoop {
 
   // Every rank saves, as a sharded optimizer gathers its moments; the leader writes. Returns the directory.
   std::string save(const std::string& reason) {
+    reporter.settle(comm);
     TrainState saved = state;
     saved.optimizer_steps = optimizer.steps();
     saved.data = batcher.position();
@@ -464,7 +466,7 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
   UpdateStep update(c, model, store, optimizer, average, scaler, *comm, context);
   TrainingLoop{.config = c, .run_dir = run_dir, .leader = leader, .log = log, .state = state, .batcher = batcher,
                .update = update, .validator = validator.get(), .scheduler = scheduler, .reporter = reporter,
-               .stop = stop, .model = model, .compute = where.compute, .store = store, .optimizer = optimizer,
+               .comm = *comm, .stop = stop, .model = model, .compute = where.compute, .store = store, .optimizer = optimizer,
                .average = average, .scaler = scaler, .checkpoint_files = checkpoint_files}
       .run();
 }

@@ -11,20 +11,6 @@
 
 namespace heed::train {
 
-namespace {
-
-double global_grad_norm(const nn::ParameterStore& store) {
-  double sum = 0;
-  for (const auto& [name, p] : store.all()) {
-    if (!p.grad().defined()) continue;
-    const Tensor g = p.grad();
-    sum += static_cast<double>(ops::sum(ops::mul(g, g)).to(Device::cpu()).item());
-  }
-  return std::sqrt(sum);
-}
-
-}  // namespace
-
 UpdateStep::UpdateStep(const TrainConfig& config, const nn::Transformer& model, nn::ParameterStore& store,
                        AdamOptimizer& optimizer, ExponentialMovingAverage& average, LossScaler& scaler,
                        dist::Communicator& comm, nn::ForwardContext context)
@@ -54,12 +40,10 @@ Update UpdateStep::run(std::vector<data::LoadedBatch>& batches, TrainState& stat
   Update update;
   update.tokens = global[0];
   forward_backward(batches, state.step, update);
-  // The stop vote rides along, so that every rank stops after the same update.
-  std::vector<double> sums{update.loss_sum, update.nll_sum, stop_requested ? 1.0 : 0.0};
-  comm_.all_reduce(sums, dist::ReduceOp::Sum);
-  update.loss_sum = sums[0];
-  update.nll_sum = sums[1];
-  update.stop = sums[2] > 0;
+  // Every rank stops after the same update.
+  std::vector<double> stop_votes{stop_requested ? 1.0 : 0.0};
+  comm_.all_reduce(stop_votes, dist::ReduceOp::Sum);
+  update.stop = stop_votes[0] > 0;
   update.applied = apply(state, update);
   return update;
 }
@@ -73,8 +57,8 @@ void UpdateStep::forward_backward(std::vector<data::LoadedBatch>& batches, int64
     // Batch k of the update has the same dropout key whichever rank runs it.
     ctx.step = static_cast<uint64_t>((step * accumulate + i) * comm_.world() + comm_.rank());
     const nn::LossResult l = model_.loss(batches[static_cast<size_t>(i)].batch, ctx, update.tokens);
-    update.loss_sum += static_cast<double>(l.loss.value().to(Device::cpu()).item()) * update.tokens;
-    update.nll_sum += l.nll_sum;
+    update.loss = update.loss.defined() ? ops::add(update.loss, l.loss.value()) : l.loss.value();
+    update.nll_sum = update.nll_sum.defined() ? ops::add(update.nll_sum, l.nll_sum) : l.nll_sum;
     // Only the last batch of an update communicates; the others only accumulate. A sharded optimizer
     // reduce-scatters the gradients itself.
     if (i + 1 < accumulate || optimizer_.sharded())
@@ -85,26 +69,36 @@ void UpdateStep::forward_backward(std::vector<data::LoadedBatch>& batches, int64
 }
 
 bool UpdateStep::apply(TrainState& state, Update& update) {
-  const double scaled_norm = optimizer_.sharded() ? optimizer_.reduce_gradients() : global_grad_norm(store_);
   const double loss_scale = scaler_.scale();
-  if (!scaler_.update(scaled_norm)) {
-    HEED_CHECK(scaler_.enabled(), "step {}: the gradient norm is {} in {}: training diverged (try a lower "
-               "optimizer.lr or optimizer.clip_norm)", state.step + 1, scaled_norm, dtype_name(context_.compute));
+  update.loss_scale = loss_scale;
+  // Unsharded, the norm stays on the device: Adam clips from it there and skips a non-finite one, and the
+  // reporter reads it when a log line is due. Only the fp16 loss scaler decides on the host, every step.
+  update.grad_squares = optimizer_.sharded() ? optimizer_.reduce_gradients() : optimizer_.grad_squares();
+  if (scaler_.enabled() &&
+      !scaler_.update(std::sqrt(static_cast<double>(update.grad_squares.to(Device::cpu()).item())))) {
     ++state.skipped_updates;
     spdlog::warn("step {}: fp16 gradients overflowed at loss scale {}; update skipped ({} so far), scale now {}",
                  state.step + 1, loss_scale, state.skipped_updates, scaler_.scale());
     return false;
   }
-  update.grad_norm = scaled_norm / loss_scale;
-  const double clip = config_.optimizer.clip_norm;
-  const float grad_scale =
-      static_cast<float>((clip > 0 && update.grad_norm > clip ? clip / update.grad_norm : 1.0) / loss_scale);
-  ++state.step;
+  update.step = ++state.step;
+  update.compute = context_.compute;
+  if (optimizer_.sharded()) update.grad_norm();  // on the host already: a non-finite norm stops training here
   update.lr = learning_rate(config_.schedule, config_.optimizer.lr, state.step, config_.training.max_steps);
   optimizer_.hyper().lr = static_cast<float>(update.lr);
-  optimizer_.step(grad_scale);
+  optimizer_.step({.squares = update.grad_squares,
+                   .clip_norm = static_cast<float>(config_.optimizer.clip_norm),
+                   .loss_scale = static_cast<float>(loss_scale)});
   average_.update();
   return true;
+}
+
+double Update::grad_norm() const {
+  const double norm = std::sqrt(static_cast<double>(grad_squares.to(Device::cpu()).item())) / loss_scale;
+  HEED_CHECK(std::isfinite(norm), "step {}: the gradient norm is {} in {}: training diverged (try a lower "
+             "optimizer.lr or optimizer.clip_norm); no update from a non-finite norm was applied", step, norm,
+             dtype_name(compute));
+  return norm;
 }
 
 }  // namespace heed::train

@@ -57,7 +57,7 @@ std::optional<ValidationResult> Validator::run(const nn::Transformer& model, DTy
         ctx.compute = compute;
         const nn::LossResult l = model.loss(b.batch, ctx, 1.0);  // sums, normalised below
         sums[0] += l.loss.value().to(Device::cpu()).item();
-        sums[1] += l.nll_sum;
+        sums[1] += l.nll_sum.to(Device::cpu()).item();
         sums[2] += static_cast<double>(l.tokens);
       }
     }

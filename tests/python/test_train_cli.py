@@ -23,6 +23,7 @@ Standard library only, so this test never skips.
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -269,6 +270,19 @@ def early_stopping(r):
             f"steps {steps}\n{out.stderr[-1500:]}")
 
 
+def divergence_stops(r):
+    """A learning rate of 1e30 makes the weights overflow at once and the gradients NaN. The norm stays on the
+    device, so the error comes when a log line or a checkpoint first reads it; Adam skipped those updates,
+    and nothing from them is saved."""
+    config = r.config("diverge.yaml", "run-diverge", 20, ckpt=3)
+    out = r.heed_run("train", config, "--set", "optimizer.lr=1e30", "--set", "logging.every=5")
+    saved = step_checkpoints(r.path("run-diverge"))
+    r.check("a diverged run stops with an error naming the step, saving nothing after it",
+            out.returncode != 0 and re.search(r"step \d+: the gradient norm is -?nan in F32: training diverged",
+                                              out.stderr) is not None and saved == [],
+            f"exit {out.returncode}, saved {saved}\n{out.stderr[-1500:]}")
+
+
 def resume_is_exact(r):
     whole = r.heed_run("train", r.config("whole.yaml", "run-whole", 20, ckpt=10, dropout=0.1))
     first = r.heed_run("train", r.config("part.yaml", "run-part", 10, ckpt=10, dropout=0.1))
@@ -417,6 +431,7 @@ def checks(r):
     fine_tune_from_hugging_face(r)
     ensembles(r, pairs)
     early_stopping(r)
+    divergence_stops(r)
     resume_is_exact(r)
     sigterm_saves(r)
     second_sigterm_during_save(r)

@@ -38,8 +38,8 @@ Variable attention(const Variable& q, const Variable& k, const Variable& v, int6
                    const ops::AttentionOptions& options);
 
 struct CrossEntropy {
-  Variable loss;       // 0-d: smoothed loss summed over counted tokens, divided by `normalizer`
-  double nll_sum = 0;  // unsmoothed negative log-likelihood, summed (for perplexity)
+  Variable loss;   // 0-d: smoothed loss summed over counted tokens, divided by `normalizer`
+  Tensor nll_sum;  // 0-d, beside the logits: unsmoothed negative log-likelihood, summed (for perplexity)
   int64_t count = 0;   // counted (non-ignored) tokens
 };
 // logits: [N, V]; targets: int32 [N]. normalizer <= 0 means "divide by count" (a mean over tokens).

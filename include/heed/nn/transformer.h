@@ -13,7 +13,7 @@ namespace heed::nn {
 
 struct LossResult {
   autograd::Variable loss;  // 0-d; label-smoothed cross-entropy divided by the normaliser
-  double nll_sum = 0;       // summed negative log-likelihood, for perplexity
+  Tensor nll_sum;           // 0-d, on the model's device: summed negative log-likelihood, for perplexity
   int64_t tokens = 0;       // target tokens counted
 };
 

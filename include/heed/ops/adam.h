@@ -20,8 +20,24 @@ struct AdamSlot {
   Tensor param, grad, m, v;  // same shape, fp32, contiguous
 };
 
-// One update of every slot; `step` counts from 1 and drives the bias correction. `grad_scale` multiplies
-// every gradient first (for clipping and normalisation without another pass over memory).
-void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int64_t step, float grad_scale = 1.0f);
+// How adam_update scales every gradient first (for clipping and normalisation without another pass over
+// memory): by `factor`, and, when `squares` is defined, also by what kernels::clip_gradients makes of it.
+// `squares` is grad_squares' result for the same (loss-scaled) gradients; when their norm is not finite
+// the update changes nothing. Neither needs the host: the GPU path reads `squares` in the kernel.
+struct GradScaling {
+  float factor = 1.0f;
+  Tensor squares;
+  float clip_norm = 0.0f;  // 0: no clipping
+  float loss_scale = 1.0f;
+};
+
+// One update of every slot; `step` counts from 1 and drives the bias correction.
+void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int64_t step,
+                 const GradScaling& scaling = {});
+
+// The sum of the squares of every element of `grads` (fp32, contiguous, on one device): a 0-d fp32 tensor
+// on their device, the square of the global norm that clipping needs, made without a host round trip (on
+// the GPU path, two launches of kernels/adam.cu for all the tensors).
+Tensor grad_squares(const std::vector<Tensor>& grads);
 
 }  // namespace heed::ops

@@ -23,8 +23,9 @@ struct CrossEntropyResult {
 // logits: [N, V] fp32, targets: [N] int32 with values in [0, V) or equal to ignore_index.
 CrossEntropyResult cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                                          float smoothing);
-// Gradient of grad_scale * loss_sum with respect to the logits.
+// Gradient of grad_scale * loss_sum with respect to the logits, times `dloss` (a 0-d fp32 tensor beside the
+// logits: the gradient that reached the loss, read where it is) when that is defined.
 Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                              int64_t ignore_index, float smoothing, float grad_scale);
+                              int64_t ignore_index, float smoothing, float grad_scale, const Tensor& dloss = {});
 
 }  // namespace heed::ops

@@ -24,11 +24,15 @@ class AdamOptimizer {
   AdamOptimizer(const nn::ParameterStore& params, ops::AdamHyper hyper, dist::Communicator* shards = nullptr);
 
   bool sharded() const { return shards_ != nullptr; }
-  // Sharded only: sums the gradients over the ranks into this rank's range and returns the global L2 norm.
-  double reduce_gradients();
-  // One update from the gradients (each multiplied by grad_scale first); parameters without a gradient are
-  // left alone. Advances the step count used for bias correction. Sharded: a collective.
-  void step(float grad_scale = 1.0f);
+  // Sharded only: sums the gradients over the ranks into this rank's range and returns the sum of squares
+  // of all of them, a 0-d tensor on their device (read on the host first: the ranks' sums are added there).
+  Tensor reduce_gradients();
+  // Not sharded: the sum of squares of the gradients, a 0-d tensor on their device (ops::grad_squares).
+  Tensor grad_squares() const;
+  // One update from the gradients, scaled as `scaling` says (ops::GradScaling: a factor from the host, or
+  // clipping from grad_squares() on the device); parameters without a gradient are left alone. Advances the
+  // step count used for bias correction. Sharded: a collective.
+  void step(const ops::GradScaling& scaling = {});
   int64_t steps() const { return step_; }
   ops::AdamHyper& hyper() { return hyper_; }
 

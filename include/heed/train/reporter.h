@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "heed/train/checkpoint.h"
 #include "heed/train/train_config.h"
@@ -44,10 +45,15 @@ class Reporter {
 
   // Training time, this process's and that of the runs it continues.
   double elapsed() const;
-  // Adds an applied update to the logging window and redraws the progress bar.
+  // Adds an applied update to the logging window and redraws the progress bar. What the update left on the
+  // device (its gradient norm) is read later, by settle().
   void add(const Update& update);
-  // The window's averages, logged and recorded; then a new window starts.
-  void log_window(int64_t epoch);
+  // Reads what the window's updates left on the device (losses, gradient norms) into the state, the losses
+  // summed over the ranks: a collective, before a log line and before the state is saved. Throws when a
+  // gradient norm was not finite (training diverged).
+  void settle(dist::Communicator& comm);
+  // The window's averages, logged and recorded; then a new window starts. A collective (settle).
+  void log_window(int64_t epoch, dist::Communicator& comm);
   void validation(const ValidationResult& result);
   // `signal`: the one this process received; 0 when another rank was signalled.
   void stopping(int signal);
@@ -64,6 +70,7 @@ class Reporter {
   const int64_t first_step_;
   double window_start_;
   double lr_ = 0;  // of the last update
+  std::vector<Update> unsettled_;  // added since the last settle()
 };
 
 }  // namespace heed::train

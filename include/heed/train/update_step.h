@@ -19,15 +19,25 @@
 
 namespace heed::train {
 
-// What an update did, summed over the ranks.
+// What an update did. Its sums stay on the device, unread and this rank's own, until a log line needs them
+// (Reporter::settle reads them and adds them up over the ranks), so that a step never waits for the host.
 struct Update {
   bool applied = false;      // false: the fp16 gradients overflowed and the update was skipped
   bool stop = false;         // some rank asked to stop: every rank stops after this update
-  double tokens = 0;         // target tokens
-  double loss_sum = 0;       // the loss times `tokens`
-  double nll_sum = 0;        // summed over the tokens
-  double grad_norm = 0;      // of the gradients, before clipping
+  double tokens = 0;         // target tokens, of all ranks
+  Tensor loss;               // 0-d: this rank's share of the update's loss per target token (of all ranks)
+  Tensor nll_sum;            // 0-d: this rank's summed negative log-likelihood
   double lr = 0;             // the learning rate of the step
+  int64_t step = 0;          // the step it made, when applied
+  DType compute = DType::F32;
+  // The sum of squares of the loss-scaled gradients, a 0-d tensor where they are (on the device, unread
+  // until a log line needs it), and the loss scale.
+  Tensor grad_squares;
+  double loss_scale = 1;
+
+  // The norm of the gradients before clipping; reads grad_squares. A non-finite norm is an error that names
+  // the step (Adam applied no update from it).
+  double grad_norm() const;
 };
 
 class UpdateStep {
