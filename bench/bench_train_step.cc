@@ -213,6 +213,7 @@ void print_estimate(BenchConfig c, DType compute, int64_t tokens, bool json) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  heed::ops::correct_cpu_gemm_kernels();  // as heed's main does
   std::string which = "all", device_name = "cpu", precision = "auto", estimate;
   int steps = 10;
   bool json = false;
@@ -245,8 +246,11 @@ int main(int argc, char** argv) {
     HEED_CHECK(false, "--estimate: the config must be small or base, got '{}'", which);
   }
   const double gemm = gemm_gflops(device, compute);
-  if (device.is_cpu())
-    fmt::print("sgemm 1024^3: {:.1f} GFLOP/s with {} threads\n", gemm, omp_get_max_threads());
+  if (device.is_cpu()) {
+    const ops::CpuGemmLibrary library = ops::cpu_gemm_library();
+    fmt::print("sgemm 1024^3: {:.1f} GFLOP/s with {} threads ({}{})\n", gemm, omp_get_max_threads(),
+               library.description, library.detected.empty() ? "" : ", selected over " + library.detected);
+  }
   else
     fmt::print("{} GEMM 1024^3 on {}: {:.1f} TFLOP/s\n", dtype_name(compute), device.str(), gemm / 1e3);
   for (BenchConfig c : configs())

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <dlfcn.h>
+
+#include <cstdlib>
 #include <functional>
 
 #include "gradcheck.h"
@@ -295,6 +298,67 @@ TEST_CASE("cpu gemm: OpenBLAS's kernel names map to their vector level, and a fa
   CHECK_THAT(linked.description, Catch::Matchers::StartsWith("OpenBLAS "));
   CHECK(linked.kernels != VectorLevel::Unknown);
   CHECK(linked.cpu != VectorLevel::Unknown);
+}
+
+namespace {
+
+// Runs OpenBLAS's kernel selection again as if OPENBLAS_CORETYPE were `core`, as the library does when it
+// loads: how a test puts it in the state an unrecognised CPU leaves it in.
+void select_openblas_kernels(const char* core) {
+  using Hook = void (*)();
+  const auto quit = reinterpret_cast<Hook>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  const auto init = reinterpret_cast<Hook>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  REQUIRE((quit && init));  // Debian's OpenBLAS selects its kernels at run time
+  ::setenv("OPENBLAS_CORETYPE", core, 1);
+  quit();
+  init();
+  ::unsetenv("OPENBLAS_CORETYPE");
+}
+
+}  // namespace
+
+TEST_CASE("cpu gemm: OpenBLAS fallen back to kernels older than the CPU is switched to the CPU's level",
+          "[ops][matmul]") {
+  using ops::VectorLevel;
+  const ops::CpuGemmLibrary original = ops::cpu_gemm_library();
+  // What Debian's OpenBLAS 0.3.21 does on an Intel Xeon it does not know: its SSE3 kernels.
+  select_openblas_kernels("Prescott");
+  REQUIRE(ops::cpu_gemm_library().kernel_name == "Prescott");
+
+  ops::correct_cpu_gemm_kernels();
+  const ops::CpuGemmLibrary corrected = ops::cpu_gemm_library();
+  if (original.cpu == VectorLevel::BeforeAvx2) {  // nothing better to select on such a CPU
+    CHECK(corrected.kernel_name == "Prescott");
+  } else {
+    CHECK(corrected.kernels == original.cpu);
+    CHECK(corrected.detected == "Prescott");
+    CHECK_FALSE(corrected.falls_back());
+  }
+  CHECK(std::getenv("OPENBLAS_CORETYPE") == nullptr);  // what it set to select is gone again
+  // The products are right with the kernels it selected.
+  const Tensor a = testing::random_tensor({67, 45}, 1), b = testing::random_tensor({45, 39}, 2);
+  const Tensor c = ops::matmul(a, b);
+  double worst = 0;
+  for (int64_t i = 0; i < 67; ++i)
+    for (int64_t j = 0; j < 39; ++j) {
+      double want = 0, magnitude = 0;
+      for (int64_t k = 0; k < 45; ++k) {
+        want += double(a.item(i * 45 + k)) * b.item(k * 39 + j);
+        magnitude += std::abs(double(a.item(i * 45 + k)) * b.item(k * 39 + j));
+      }
+      testing::raise_worst(worst, std::abs(c.item(i * 39 + j) - want) / magnitude);
+    }
+  CHECK(worst <= 45 * std::ldexp(1.0, -24));  // a fp32 dot product of 45 terms, in any order
+
+  // A choice the user made stays.
+  select_openblas_kernels("Prescott");
+  ::setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+  ops::correct_cpu_gemm_kernels();
+  ::unsetenv("OPENBLAS_CORETYPE");
+  CHECK(ops::cpu_gemm_library().kernel_name == "Prescott");
+
+  select_openblas_kernels(original.kernel_name.c_str());  // the other tests run with what they had
+  REQUIRE(ops::cpu_gemm_library().kernel_name == original.kernel_name);
 }
 
 TEST_CASE("sum_rows of 16-bit rows returns fp32, so a loss-scaled bias gradient does not overflow",

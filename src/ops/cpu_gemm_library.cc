@@ -2,8 +2,11 @@
 #include <cblas.h>
 #include <fmt/format.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <map>
 
 #include "heed/ops/matmul.h"
@@ -35,6 +38,11 @@ const char* threading_name(int parallel) {
 std::string openblas_version(const std::string& config) {
   const size_t second_space = config.find(' ', config.find(' ') + 1);
   return config.substr(0, second_space);
+}
+
+std::string& detected_kernels() {  // set by correct_cpu_gemm_kernels, on main's thread before any other
+  static std::string name;
+  return name;
 }
 
 }  // namespace
@@ -81,7 +89,24 @@ CpuGemmLibrary cpu_gemm_library() {
   library.cpu = this_cpu_level();
   library.description = fmt::format("{}, {} kernels ({}), {}", openblas_version(openblas_get_config()), core,
                                     vector_level_name(library.kernels), threading_name(openblas_get_parallel()));
+  library.detected = detected_kernels();
   return library;
+}
+
+void correct_cpu_gemm_kernels() {
+  const CpuGemmLibrary library = cpu_gemm_library();
+  if (!library.falls_back() || std::getenv("OPENBLAS_CORETYPE")) return;
+  using Hook = void (*)();
+  const auto quit = reinterpret_cast<Hook>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  const auto init = reinterpret_cast<Hook>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  if (!quit || !init) return;
+  // gotoblas_dynamic_init reads OPENBLAS_CORETYPE. The variable goes again afterwards, so that other
+  // programs started from this one select for themselves.
+  ::setenv("OPENBLAS_CORETYPE", library.cpu == VectorLevel::Avx512 ? "SkylakeX" : "Haswell", 1);
+  quit();
+  init();
+  ::unsetenv("OPENBLAS_CORETYPE");
+  detected_kernels() = library.kernel_name;
 }
 
 }  // namespace heed::ops

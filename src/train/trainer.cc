@@ -357,6 +357,9 @@ struct TrainingLoop {
 void log_cpu_gemm() {
   const ops::CpuGemmLibrary gemm = ops::cpu_gemm_library();
   spdlog::info("gemm: {}, on a CPU with {}", gemm.description, ops::vector_level_name(gemm.cpu));
+  if (!gemm.detected.empty())
+    spdlog::info("gemm: OpenBLAS chose its {} kernels ({}) for this CPU; Heed selected its {} kernels instead",
+                 gemm.detected, ops::vector_level_name(ops::openblas_kernel_level(gemm.detected)), gemm.kernel_name);
   if (gemm.falls_back())
     spdlog::warn("gemm: the library runs its {} kernels ({}) on a CPU with {}, so matrix products run several "
                  "times slower than they could (OPENBLAS_CORETYPE={} selects better ones)",

@@ -24,8 +24,9 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
 //
 // OpenBLAS picks its kernels for the CPU it finds when it loads. Debian's 0.3.21 does not know every
 // recent CPU: on some Intel Xeons with AVX-512 it falls back to its SSE3 (Prescott) kernels, which run
-// Heed's products several times slower. `heed train` logs the library and its kernels once, and warns when
-// the kernels are older than the CPU.
+// Heed's products several times slower. Heed's programs correct that choice before their first product
+// (correct_cpu_gemm_kernels); `heed train` logs the library and its kernels once, and warns when the
+// kernels are still older than the CPU.
 
 // The x86-64 vector extensions that a CPU has, or that a library's kernels use.
 enum class VectorLevel { Unknown, BeforeAvx2, Avx2, Avx512 };
@@ -40,9 +41,18 @@ struct CpuGemmLibrary {
   std::string kernel_name;  // the library's name for its kernels, e.g. "Cooperlake"
   VectorLevel kernels = VectorLevel::Unknown;
   VectorLevel cpu = VectorLevel::Unknown;  // what this CPU supports
+  std::string detected;  // the kernels OpenBLAS chose itself, where correct_cpu_gemm_kernels replaced them
   // Kernels of a lower level than the CPU's: the products run slower than the CPU allows.
   bool falls_back() const { return kernels != VectorLevel::Unknown && cpu != VectorLevel::Unknown && kernels < cpu; }
 };
 CpuGemmLibrary cpu_gemm_library();
+
+// Where OpenBLAS's kernels are older than the CPU and the user did not choose them (OPENBLAS_CORETYPE unset),
+// runs OpenBLAS's kernel selection again for the CPU's level: its SkylakeX kernels for AVX-512, Haswell for
+// AVX2. This goes through two functions that OpenBLAS builds with runtime kernel selection export,
+// gotoblas_dynamic_quit and gotoblas_dynamic_init, looked up at run time: a library without them is left
+// as it is (and `heed train` warns). Call it before the first product, from one thread: Heed's programs do,
+// first thing in main. Doing nothing when nothing falls back, it may be called again.
+void correct_cpu_gemm_kernels();
 
 }  // namespace heed::ops
