@@ -160,7 +160,7 @@ void remove_abandoned_preparations(const fs::path& dir) {
   const fs::path parent = dir.parent_path().empty() ? fs::path(".") : dir.parent_path();
   if (!fs::is_directory(parent)) return;
   for (const char* kind : {".tmp.", ".old."}) {
-    const std::string prefix = "." + dir.filename().string() + kind;
+    const std::string prefix = fmt::format(".{}{}", dir.filename().string(), kind);
     for (const auto& entry : fs::directory_iterator(parent)) {
       const std::string name = entry.path().filename().string();
       if (!name.starts_with(prefix)) continue;
