@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kSumThreads) sum_chunk_squares_kernel(GradSqua
   partial[threadIdx.x] = sum;
   __syncthreads();
   for (int half = kSumThreads / 2; half > 0; half /= 2) {  // a fixed pairing: the same bits every run
-    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    if (static_cast<int>(threadIdx.x) < half) partial[threadIdx.x] += partial[threadIdx.x + half];
     __syncthreads();
   }
   if (threadIdx.x == 0) *p.sum = static_cast<float>(partial[0]);

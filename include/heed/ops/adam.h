@@ -26,7 +26,7 @@ struct AdamSlot {
 // the update changes nothing. Neither needs the host: the GPU path reads `squares` in the kernel.
 struct GradScaling {
   float factor = 1.0f;
-  Tensor squares;
+  Tensor squares = {};
   float clip_norm = 0.0f;  // 0: no clipping
   float loss_scale = 1.0f;
 };
