@@ -143,6 +143,19 @@ uint64_t affine(uint64_t a, double xa, uint64_t b, double xb, double x) {
   return static_cast<uint64_t>(std::max(0.0, std::round(v)));
 }
 
+// The counts of a launch and of a step that extrapolate() carries along the line through two sizes.
+constexpr uint64_t LaunchCounters::*kLaunchCounts[] = {
+    &LaunchCounters::dynamic_smem_bytes,    &LaunchCounters::barriers,
+    &LaunchCounters::warp_collectives,      &LaunchCounters::mma_flops,
+    &LaunchCounters::global_load_requests,  &LaunchCounters::global_load_sectors,
+    &LaunchCounters::global_store_requests, &LaunchCounters::global_store_sectors,
+    &LaunchCounters::shared_requests,       &LaunchCounters::shared_wavefronts,
+    &LaunchCounters::max_thread_global_loads};
+constexpr uint64_t StepCounters::*kStepCounts[] = {
+    &StepCounters::copies_to_device,   &StepCounters::copies_to_host,     &StepCounters::bytes_to_device,
+    &StepCounters::bytes_to_host,      &StepCounters::synchronizations,   &StepCounters::device_allocations,
+    &StepCounters::device_allocation_bytes};
+
 }  // namespace
 
 StepCounters extrapolate(const StepCounters& a, double xa, const StepCounters& b, double xb, double x) {
@@ -161,17 +174,7 @@ StepCounters extrapolate(const StepCounters& a, double xa, const StepCounters& b
     LaunchCounters l = la;
     l.grid[0] = static_cast<unsigned>(std::max<uint64_t>(1, f(la.blocks(), lb.blocks())));
     l.grid[1] = l.grid[2] = 1;
-    l.dynamic_smem_bytes = f(la.dynamic_smem_bytes, lb.dynamic_smem_bytes);
-    l.barriers = f(la.barriers, lb.barriers);
-    l.warp_collectives = f(la.warp_collectives, lb.warp_collectives);
-    l.mma_flops = f(la.mma_flops, lb.mma_flops);
-    l.global_load_requests = f(la.global_load_requests, lb.global_load_requests);
-    l.global_load_sectors = f(la.global_load_sectors, lb.global_load_sectors);
-    l.global_store_requests = f(la.global_store_requests, lb.global_store_requests);
-    l.global_store_sectors = f(la.global_store_sectors, lb.global_store_sectors);
-    l.shared_requests = f(la.shared_requests, lb.shared_requests);
-    l.shared_wavefronts = f(la.shared_wavefronts, lb.shared_wavefronts);
-    l.max_thread_global_loads = f(la.max_thread_global_loads, lb.max_thread_global_loads);
+    for (const auto count : kLaunchCounts) l.*count = f(la.*count, lb.*count);
     s.launches.push_back(std::move(l));
   }
   for (size_t i = 0; i < a.gemms.size(); ++i) {
@@ -186,13 +189,7 @@ StepCounters extrapolate(const StepCounters& a, double xa, const StepCounters& b
     g.batch = std::max<int64_t>(1, dim(g.batch, gb.batch));
     s.gemms.push_back(g);
   }
-  s.copies_to_device = f(a.copies_to_device, b.copies_to_device);
-  s.copies_to_host = f(a.copies_to_host, b.copies_to_host);
-  s.bytes_to_device = f(a.bytes_to_device, b.bytes_to_device);
-  s.bytes_to_host = f(a.bytes_to_host, b.bytes_to_host);
-  s.synchronizations = f(a.synchronizations, b.synchronizations);
-  s.device_allocations = f(a.device_allocations, b.device_allocations);
-  s.device_allocation_bytes = f(a.device_allocation_bytes, b.device_allocation_bytes);
+  for (const auto count : kStepCounts) s.*count = f(a.*count, b.*count);
   return s;
 }
 
