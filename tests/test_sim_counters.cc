@@ -79,6 +79,19 @@ TEST_CASE("the counters see shared-memory bank conflicts as more wavefronts", "[
   }
 }
 
+TEST_CASE("the counters take shuffles and votes as register traffic, not memory", "[sim][counters]") {
+  AlignedFloats in(32), out(32);
+  const cuda_sim::LaunchCounters c = count_launch([&] { counter_tests::warp_sum(in.get(), out.get()); });
+  CHECK(c.warp_collectives == 6);
+  CHECK(c.global_load_requests == 1);
+  CHECK(c.global_load_sectors == 4);
+  CHECK(c.global_store_requests == 1);
+  CHECK(c.global_store_sectors == 4);
+  CHECK(c.max_thread_global_loads == 1);
+  CHECK(c.shared_requests == 0);
+  CHECK(out.get()[31] == 31 * 32 / 2);  // every lane has the sum, which is positive, so the vote passes
+}
+
 TEST_CASE("the counters count the barriers of every block", "[sim][counters]") {
   const cuda_sim::LaunchCounters c = count_launch([] { counter_tests::barriers(3, 5); });
   CHECK(c.barriers == 15);

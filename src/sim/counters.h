@@ -12,7 +12,8 @@
 //     that instruction is one warp-wide access); a warp-wide access takes as many wavefronts as the most
 //     distinct 4-byte words any one of the 32 banks must deliver (a word read by several lanes is
 //     broadcast);
-//   - the launch's parameters and the builtins (threadIdx ...): not counted;
+//   - the launch's parameters, the builtins (threadIdx ...) and the slots of the warp collectives (a
+//     shuffle reads another lane's register through them, inline in the kernel): not counted;
 //   - anything else is global memory: counted in distinct 32-byte sectors per warp-wide access, grouped
 //     the same way, so a strided access shows as more sectors than a contiguous one.
 // cp.async and ldmatrix are counted by the runtime itself (16 bytes a lane, global and shared), mma as

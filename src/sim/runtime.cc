@@ -743,6 +743,8 @@ void count_memory_access(const void* address, size_t size, bool store, const voi
   const auto a = reinterpret_cast<uintptr_t>(address);
   if (a - reinterpret_cast<uintptr_t>(f->stack) < kStackBytes) return;  // registers and local memory
   if (a - w.params < w.params_bytes || is_builtin(a)) return;          // parameters, builtins
+  // The warp collectives' slots, which shuffles and votes read inline in the kernel: registers on a GPU.
+  if (a - reinterpret_cast<uintptr_t>(w.warps.data()) < w.warps.size() * sizeof(WarpState)) return;
   const auto smem = reinterpret_cast<uintptr_t>(w.dynamic_smem.data());
   const bool shared = a - smem < w.dynamic_smem.size() * sizeof(uint4) || a - w.tls_begin < w.tls_bytes;
   if (!shared && a - reinterpret_cast<uintptr_t>(&__executable_start) <

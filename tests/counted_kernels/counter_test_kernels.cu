@@ -16,6 +16,12 @@ __global__ void shared_access_kernel(float* out, int stride) {
   out[threadIdx.x] = words[threadIdx.x * stride];
 }
 
+__global__ void warp_sum_kernel(const float* in, float* out) {
+  float v = in[threadIdx.x];
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  out[threadIdx.x] = __ballot_sync(0xffffffffu, v > 0.0f) == 0xffffffffu ? v : -v;
+}
+
 __global__ void barriers_kernel(int barriers) {
   for (int i = 0; i < barriers; ++i) __syncthreads();
 }
@@ -32,6 +38,10 @@ void strided_load(const float* in, float* out, int stride) {
 
 void shared_access(float* out, int stride) {
   launch(kernels::HEED_BACKEND::shared_access_kernel, dim3(1), dim3(32), 0, nullptr, out, stride);
+}
+
+void warp_sum(const float* in, float* out) {
+  launch(kernels::HEED_BACKEND::warp_sum_kernel, dim3(1), dim3(32), 0, nullptr, in, out);
 }
 
 void barriers(int blocks, int barriers) {

@@ -13,6 +13,10 @@ void strided_load(const float* in, float* out, int stride);
 // lane in bank 0 (32 wavefronts each way); stride 0 is a broadcast (1 wavefront each way).
 void shared_access(float* out, int stride);
 
+// One warp: lane i loads in[i], the warp adds the 32 values in 5 __shfl_xor_sync and votes once, and lane
+// i stores the sum at out[i]. The collectives move registers: one global load and one store a lane.
+void warp_sum(const float* in, float* out);
+
 // `blocks` blocks of 64 threads, each passing `barriers` __syncthreads.
 void barriers(int blocks, int barriers);
 
