@@ -3,6 +3,7 @@
 // tests/counted_kernels; they exist only in builds with the memory counters (GCC without a sanitizer).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <vector>
@@ -176,6 +177,28 @@ TEST_CASE("the H100 model bounds a launch by compute, memory or latency as its c
     CHECK(cuda_sim::resident_blocks_per_sm(gpu, l) == 4);
     l.dynamic_smem_bytes = 100 * 1024;
     CHECK(cuda_sim::resident_blocks_per_sm(gpu, l) == 2);
+  }
+}
+
+TEST_CASE("the H100 model splits a GEMM of few output tiles over K", "[counters]") {
+  const cuda_sim::GpuModel gpu = cuda_sim::h100_sxm();
+  const double tile_rate = gpu.dense_16bit_flops / gpu.sms * gpu.gemm_efficiency;  // FLOP/s of one SM
+  SECTION("a weight gradient: 512 x 512 over 24,576 tokens, 8 tiles, is split in 16 to fill 128 SMs") {
+    const cuda_sim::GemmCounters g{.m = 512, .n = 512, .k = 24576, .output_bytes = 4};
+    CHECK(cuda_sim::gemm_split_k(gpu, g) == 16);
+    const cuda_sim::Estimate e = cuda_sim::estimate_gemm(gpu, g);
+    CHECK(e.compute_s == Approx(2.0 * 128 * 256 * (24576 / 16) / tile_rate));
+    const double bytes = 2.0 * 512 * 24576 * 2 + 512 * 512 * 4 + 2.0 * 16 * 512 * 512 * 4;  // and the partials
+    CHECK(e.memory_s == Approx(bytes / gpu.hbm_bytes_per_s));
+    CHECK(e.seconds == Approx(std::max(e.compute_s, e.memory_s) + 2 * gpu.launch_overhead_s));
+  }
+  SECTION("a shallow product is not split below 256 deep") {
+    CHECK(cuda_sim::gemm_split_k(gpu, {.m = 512, .n = 512, .k = 512}) == 2);
+  }
+  SECTION("a product that fills the SMs is not split") {
+    const cuda_sim::GemmCounters g{.m = 24576, .n = 512, .k = 512};
+    CHECK(cuda_sim::gemm_split_k(gpu, g) == 1);
+    CHECK(cuda_sim::estimate_gemm(gpu, g).compute_s == Approx(3 * 2.0 * 128 * 256 * 512 / tile_rate));  // 384 tiles
   }
 }
 

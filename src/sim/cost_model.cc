@@ -33,6 +33,7 @@ GpuModel h100_sxm() {
   g.gemm_efficiency = 0.70;   // of the dense peak, per 128 x 256 tile of a large cuBLASLt GEMM
   g.gemm_tile_m = 128;
   g.gemm_tile_n = 256;
+  g.gemm_min_split_k = 256;
   g.hbm_bytes_per_s = 3.0e12;  // 90% of the data sheet's 3.35 TB/s, what a streaming copy reaches
   g.dram_latency_s = 600e-9;
   g.loads_in_flight_per_thread = 4;
@@ -97,16 +98,29 @@ Estimate estimate_launch(const GpuModel& gpu, const LaunchCounters& launch) {
   return finish(gpu, e);
 }
 
+int gemm_split_k(const GpuModel& gpu, const GemmCounters& g) {
+  const uint64_t tiles = ceil_div(g.m, gpu.gemm_tile_m) * ceil_div(g.n, gpu.gemm_tile_n) * g.batch;
+  if (g.batch != 1 || tiles >= static_cast<uint64_t>(gpu.sms)) return 1;
+  const uint64_t split = std::min(gpu.sms / tiles, ceil_div(g.k, gpu.gemm_min_split_k));
+  return static_cast<int>(std::max<uint64_t>(split, 1));
+}
+
 Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& g) {
   Estimate e;
+  const int split = gemm_split_k(gpu, g);
   const auto tiles = static_cast<uint64_t>(ceil_div(g.m, gpu.gemm_tile_m) * ceil_div(g.n, gpu.gemm_tile_n) * g.batch);
-  const uint64_t waves = ceil_div(tiles, gpu.sms);
-  const double tile_flops = 2.0 * gpu.gemm_tile_m * gpu.gemm_tile_n * static_cast<double>(g.k);
+  const uint64_t waves = ceil_div(tiles * split, gpu.sms);
+  const double tile_flops = 2.0 * gpu.gemm_tile_m * gpu.gemm_tile_n * static_cast<double>(ceil_div(g.k, split));
   e.compute_s = static_cast<double>(waves) * tile_flops / (gpu.dense_16bit_flops / gpu.sms * gpu.gemm_efficiency);
-  const double bytes = static_cast<double>(g.batch) * (static_cast<double>(g.m * g.k + g.k * g.n) * g.input_bytes +
-                                                       static_cast<double>(g.m * g.n) * g.output_bytes);
+  double bytes = static_cast<double>(g.batch) * (static_cast<double>(g.m * g.k + g.k * g.n) * g.input_bytes +
+                                                 static_cast<double>(g.m * g.n) * g.output_bytes);
+  // Split over K, each slice writes its fp32 partial product to the workspace and a reduction reads them
+  // all back: traffic, and one more launch.
+  if (split > 1) bytes += 2.0 * split * static_cast<double>(g.m * g.n) * sizeof(float);
   e.memory_s = bytes / gpu.hbm_bytes_per_s;
-  return finish(gpu, e);
+  e = finish(gpu, e);
+  if (split > 1) e.seconds += gpu.launch_overhead_s;
+  return e;
 }
 
 StepEstimate estimate_step(const GpuModel& gpu, const StepCounters& step) {

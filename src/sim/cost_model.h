@@ -12,7 +12,8 @@
 //             latency: what a kernel with too little parallelism pays;
 // plus a launch overhead. A GEMM (cuBLASLt) is modelled from its shape: tiles of the size cuBLASLt
 // picks for large products, in waves over the SMs, each at a stated fraction of the dense peak, or its
-// operands' traffic at the HBM bandwidth if that is longer. Every copy between host and device and every
+// operands' traffic at the HBM bandwidth if that is longer; a product of too few tiles to fill the SMs
+// is split over K, paying for its partial sums' traffic and a second launch. Every copy between host and device and every
 // synchronisation costs a round trip. The step is the sum: launches are serial on one stream.
 #pragma once
 
@@ -31,6 +32,7 @@ struct GpuModel {
   double mma_sync_flops;        // what hand-written mma.sync kernels reach
   double gemm_efficiency;       // the fraction of the dense peak a cuBLASLt tile reaches
   int gemm_tile_m, gemm_tile_n;
+  int64_t gemm_min_split_k;     // the least depth of one slice of a product split over K
   double hbm_bytes_per_s;       // achievable, not the data sheet's peak
   double dram_latency_s;
   int loads_in_flight_per_thread;
@@ -60,6 +62,12 @@ struct Estimate {
 // Blocks of `launch` that one SM holds at once (at least 1).
 int resident_blocks_per_sm(const GpuModel& gpu, const LaunchCounters& launch);
 Estimate estimate_launch(const GpuModel& gpu, const LaunchCounters& launch);
+// The slices a GEMM's K is split into (1: none). A product of fewer output tiles than SMs, such as a weight
+// gradient (512 x 512 over 25,000 tokens), would leave most SMs idle for its whole depth; cuBLASLt's
+// heuristics then split K (or stream-K on Hopper) and add the slices' fp32 partials. The model splits
+// into as many slices as fill the SMs in one wave, each at least gemm_min_split_k deep. The partials of
+// one wave (132 tiles of 128 x 256 floats, 16.5 MiB) fit the 32 MiB workspace Heed gives cuBLASLt.
+int gemm_split_k(const GpuModel& gpu, const GemmCounters& gemm);
 Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& gemm);
 
 struct KernelTotal {
