@@ -32,6 +32,42 @@ __device__ __forceinline__ __half from_float<__half>(float v) {
   return __float2half_rn(v);
 }
 
+// Whether every pointer is 16-byte aligned, so that 16-byte packs of its elements may be moved whole.
+template <typename... P>
+__device__ __forceinline__ bool aligned_16(const P*... pointers) {
+  return ((reinterpret_cast<uintptr_t>(pointers) % 16 == 0) && ...);
+}
+
+// kN consecutive elements at p (16-byte aligned) into fp32, in 16-byte loads: one instruction per 8
+// bf16 or fp16 or 4 fp32, so a warp's request covers 512 contiguous bytes, where one element a lane
+// covers 64 or 128 (llm.c's Packed128).
+template <int kN, typename T>
+__device__ __forceinline__ void load_floats(const T* p, float (&out)[kN]) {
+  constexpr int kPack = 16 / sizeof(T);
+  static_assert(kN % kPack == 0, "whole 16-byte packs");
+#pragma unroll
+  for (int k = 0; k < kN; k += kPack) {
+    alignas(16) T pack[kPack];
+    *reinterpret_cast<uint4*>(pack) = load_16(p + k);
+#pragma unroll
+    for (int j = 0; j < kPack; ++j) out[k + j] = to_float(pack[j]);
+  }
+}
+
+// kN fp32 values, rounded to T, to p (16-byte aligned) in 16-byte stores.
+template <int kN, typename T>
+__device__ __forceinline__ void store_floats(T* p, const float (&in)[kN]) {
+  constexpr int kPack = 16 / sizeof(T);
+  static_assert(kN % kPack == 0, "whole 16-byte packs");
+#pragma unroll
+  for (int k = 0; k < kN; k += kPack) {
+    alignas(16) T pack[kPack];
+#pragma unroll
+    for (int j = 0; j < kPack; ++j) pack[j] = from_float<T>(in[k + j]);
+    store_16(p + k, *reinterpret_cast<const uint4*>(pack));
+  }
+}
+
 // Calls body(T{}) with T the storage type of `dtype` (F32, BF16 or F16); `op` names the kernel in the
 // error for any other dtype.
 template <typename Body>

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -40,6 +41,14 @@ struct AlignedFloats {
   std::unique_ptr<float, void (*)(void*)> data{nullptr, std::free};
   float* get() const { return data.get(); }
 };
+
+// The bf16 bits of a small integer, which bf16 holds exactly: the high half of its fp32 bits.
+uint16_t bf16_bits_of(uint16_t i) {
+  const float f = i;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return static_cast<uint16_t>(bits >> 16);
+}
 
 }  // namespace
 
@@ -78,6 +87,17 @@ TEST_CASE("the counters see shared-memory bank conflicts as more wavefronts", "[
     CHECK(c.global_store_sectors == 4);
     CHECK(c.warp_collectives == 1);      // the __syncwarp
   }
+}
+
+TEST_CASE("the counters see a 16-byte load as one request", "[sim][counters]") {
+  AlignedFloats bf16_bits(32 * 8 / 2), out(32);
+  auto* in = reinterpret_cast<uint16_t*>(bf16_bits.get());
+  for (uint16_t i = 0; i < 32 * 8; ++i) in[i] = bf16_bits_of(i);
+  const cuda_sim::LaunchCounters c = count_launch([&] { counter_tests::load_16(in, out.get()); });
+  CHECK(c.global_load_requests == 1);
+  CHECK(c.global_load_sectors == 16);  // 32 lanes x 16 bytes
+  CHECK(c.max_thread_global_loads == 1);
+  CHECK(out.get()[31] == 248 + 255);
 }
 
 TEST_CASE("the counters take shuffles and votes as register traffic, not memory", "[sim][counters]") {

@@ -2,6 +2,7 @@
 #include "common/device.h"
 #include "common/launch.h"
 #include "counter_test_kernels.h"
+#include "storage_types.h"
 
 namespace heed::kernels::HEED_BACKEND {
 
@@ -14,6 +15,12 @@ __global__ void shared_access_kernel(float* out, int stride) {
   words[threadIdx.x * stride] = static_cast<float>(threadIdx.x);
   __syncwarp();
   out[threadIdx.x] = words[threadIdx.x * stride];
+}
+
+__global__ void load_16_kernel(const __nv_bfloat16* in, float* out) {
+  float v[8];
+  load_floats(in + 8 * threadIdx.x, v);
+  out[threadIdx.x] = v[0] + v[7];
 }
 
 __global__ void warp_sum_kernel(const float* in, float* out) {
@@ -38,6 +45,11 @@ void strided_load(const float* in, float* out, int stride) {
 
 void shared_access(float* out, int stride) {
   launch(kernels::HEED_BACKEND::shared_access_kernel, dim3(1), dim3(32), 0, nullptr, out, stride);
+}
+
+void load_16(const uint16_t* in, float* out) {
+  launch(kernels::HEED_BACKEND::load_16_kernel, dim3(1), dim3(32), 0, nullptr,
+         reinterpret_cast<const __nv_bfloat16*>(in), out);
 }
 
 void warp_sum(const float* in, float* out) {
