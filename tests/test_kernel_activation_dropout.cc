@@ -3,8 +3,9 @@
 // (which `heed selftest --act-dropout` runs too; its header explains the reference and the tolerances).
 //
 // Cases, in each storage type: every activation (none, ReLU, GELU, SiLU) with dropout 0.25 and without;
-// element counts that are and are not a multiple of the four elements a thread owns, or of a block's 1024
-// (5 x 1, 3 x 1027, 130 x 37, 260 x 67), so the last group and the last block are partial.
+// element counts that are and are not a multiple of the eight elements a thread owns, or of a block's 2048
+// (5 x 1, 3 x 1027, 130 x 37, 260 x 67, 7 x 64), so the last thread and the last block are partial; and
+// tensors one element off a 16-byte boundary, which take the kernels' element-at-a-time path.
 #include <catch2/catch.hpp>
 
 #include "kernel_testing.h"
@@ -35,6 +36,8 @@ void check_all(Backend backend) {
     check({5, 1, Activation::GELU, 0.25f}, dtype);
     check({3, 1027, Activation::ReLU, 0.5f}, dtype);
     check({260, 67, Activation::None, 0.1f}, dtype);
+    check({130, 37, Activation::SiLU, 0.25f, DType::BF16, true}, dtype);
+    check({33, 64, Activation::GELU, 0.0f, DType::BF16, true}, dtype);
   }
 }
 
@@ -56,6 +59,7 @@ TEST_CASE("selftest --act-dropout reads its cases and refuses others, saying wha
   CHECK((c->rows == 130 && c->cols == 37 && c->act == Activation::SiLU && c->dropout == 0.25f &&
          c->dtype == DType::F16));
   CHECK(selftest::parse_activation_dropout_case(c->str(), &error)->str() == c->str());
+  CHECK(selftest::parse_activation_dropout_case("33,64,gelu,unaligned", &error)->unaligned);
   CHECK(!selftest::parse_activation_dropout_case("130,37", &error));
   CHECK_THAT(error, Catch::Contains("--act-dropout '130,37'") &&
                         Catch::Contains("ROWS,COLS,none|relu|gelu|silu[,dropout=P]"));

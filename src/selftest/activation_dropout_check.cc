@@ -42,13 +42,13 @@ std::string ActivationDropoutCase::str() const {
   const char* act_name = "";
   for (const auto& [a, n] : kActivations)
     if (a == act) act_name = n;
-  return fmt::format("{},{},{}{},{}", rows, cols, act_name, dropout > 0 ? fmt::format(",dropout={}", dropout) : "",
-                     detail::dtype_text(dtype));
+  return fmt::format("{},{},{}{},{}{}", rows, cols, act_name, dropout > 0 ? fmt::format(",dropout={}", dropout) : "",
+                     detail::dtype_text(dtype), unaligned ? ",unaligned" : "");
 }
 
 std::optional<ActivationDropoutCase> parse_activation_dropout_case(const std::string& text, std::string* error) {
   return detail::read_case(
-      "--act-dropout", "ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32]", text, 3, error,
+      "--act-dropout", "ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32][,unaligned]", text, 3, error,
       [](const std::vector<std::string>& fields) {
         ActivationDropoutCase c;
         c.rows = detail::read_size(fields[0]);
@@ -62,6 +62,7 @@ std::optional<ActivationDropoutCase> parse_activation_dropout_case(const std::st
           const std::string& f = fields[i];
           if (const std::optional<DType> dtype = detail::read_dtype(f)) c.dtype = *dtype;
           else if (const std::optional<float> p = detail::read_dropout(f)) c.dropout = *p;
+          else if (f == "unaligned") c.unaligned = true;
           else throw detail::CaseTextError{fmt::format("unknown flag '{}'", f)};
         }
         return c;
@@ -79,26 +80,38 @@ CheckResult check_activation_dropout(kernels::Backend backend, const ActivationD
   const Tensor g = c.dropout > 0 ? ops::dropout_backward(dy, c.dropout, key) : dy;
   const Tensor dx_ref = c.act == Activation::None ? g : ops::activation_backward(g, x, cpu_activation(c.act));
 
+  // The kernels see each tensor `lead` elements into its allocation.
+  const int64_t n = c.rows * c.cols, lead = c.unaligned ? 1 : 0;
+  auto on_device = [&](const Tensor& host) {
+    std::vector<float> v(lead, 0.0f);
+    for (float e : host_values(host)) v.push_back(e);
+    return to_backend(Tensor::from_vector(v, {lead + n}), backend, c.dtype);
+  };
+  auto element_data = [&](const Tensor& t) { return static_cast<char*>(t.raw_data()) + lead * dtype_size(c.dtype); };
+  auto kernel_result = [&](const Tensor& t) {
+    const std::vector<float> v = host_values(t);
+    return Tensor::from_vector(std::vector<float>(v.begin() + lead, v.end()), {c.rows, c.cols});
+  };
   const Device device = backend_device(backend);
-  const Tensor x_dev = to_backend(x, backend, c.dtype), dy_dev = to_backend(dy, backend, c.dtype);
-  const Tensor y = nan_tensor({c.rows, c.cols}, backend, c.dtype), dx = nan_tensor({c.rows, c.cols}, backend, c.dtype);
+  const Tensor x_dev = on_device(x), dy_dev = on_device(dy);
+  const Tensor y_dev = nan_tensor({lead + n}, backend, c.dtype), dx_dev = nan_tensor({lead + n}, backend, c.dtype);
 
   kernels::ActivationDropoutArgs args;
-  args.n = c.rows * c.cols;
+  args.n = n;
   args.dtype = c.dtype;
-  args.x = x_dev.raw_data();
+  args.x = element_data(x_dev);
   args.act = c.act;
   args.dropout_p = c.dropout;
   args.dropout_key = key;
-  args.y = y.raw_data();
+  args.y = element_data(y_dev);
   HEED_RUN_KERNEL(device, activation_dropout_forward, args);
-  args.dy = dy_dev.raw_data();
-  args.dx = dx.raw_data();
+  args.dy = element_data(dy_dev);
+  args.dx = element_data(dx_dev);
   HEED_RUN_KERNEL(device, activation_dropout_backward, args);
+  const Tensor y = kernel_result(y_dev), dx = kernel_result(dx_dev);
 
   const float scale = c.dropout > 0 ? 1.0f / (1.0f - c.dropout) : 1.0f;
   const std::vector<float> x_v = host_values(x), y_want = host_values(y_ref), dy_v = host_values(dy);
-  const int64_t n = c.rows * c.cols;
   std::vector<double> y_allowance(n), dx_allowance(n);
   for (int64_t i = 0; i < n; ++i) {
     y_allowance[i] = 16 * kFp32Unit * (scale * (1 + std::fabs(x_v[i])) + std::fabs(y_want[i]));

@@ -26,10 +26,11 @@ struct ActivationDropoutCase {
   kernels::Activation act = kernels::Activation::None;
   float dropout = 0.0f;
   DType dtype = DType::BF16;  // of x, y, dy and dx
+  bool unaligned = false;     // every tensor one element into its allocation: no 16-byte aligned pointer
   std::string str() const;
 };
 
-// "ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32]"; nullopt (and *error set) when the text
+// "ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32][,unaligned]"; nullopt (and *error set) when the text
 // does not parse.
 std::optional<ActivationDropoutCase> parse_activation_dropout_case(const std::string& text, std::string* error);
 
