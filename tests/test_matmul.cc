@@ -379,11 +379,11 @@ TEST_CASE("sum_rows of 16-bit rows returns fp32, so a loss-scaled bias gradient 
 TEST_CASE("sum_rows on the simulated GPU adds many row chunks and column tiles as the CPU does",
           "[ops][elementwise][sim]") {
   // The kernel adds each column's rows in fp32 within a 128-row chunk (16 rows a thread, then the 8
-  // warps' sums: 24 additions) and the chunks in double; recursive summation of n terms errs by at most
+  // warps' sums: 24 additions) and the chunks in double (3000 rows: 24 chunks, 3 a warp); recursive summation of n terms errs by at most
   // (n - 1) u sum|x|, u = 2^-24, so 24 additions stay within 1.5e-6 sum|x|, and the last rounding to fp32
   // adds u |sum|. The CPU sums the same 16-bit-rounded values in double here.
   const Device sim = Device::sim();
-  for (const Shape& shape : {Shape{1000, 300}, Shape{129, 33}, Shape{5, 1}, Shape{7, 50, 40}})
+  for (const Shape& shape : {Shape{1000, 300}, Shape{3000, 40}, Shape{129, 33}, Shape{5, 1}, Shape{7, 50, 40}})
     for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
       INFO(shape_str(shape) << " " << dtype_name(dtype));
       const Tensor x = testing::random_tensor(shape, 5).to(dtype);
