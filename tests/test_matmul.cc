@@ -275,6 +275,37 @@ TEST_CASE("pointwise ops and sums on the simulated GPU match the CPU", "[ops][el
   CHECK(std::abs(double(got) - want) <= 1e-6 * magnitude);
 }
 
+TEST_CASE("pointwise ops on the simulated GPU match the CPU on dense tensors and on views", "[ops][elementwise][sim]") {
+  // Dense, aligned tensors take the kernel that moves 8 elements a thread in 16-byte accesses; 6149
+  // elements are 3 blocks of 2048 and a last group of 5. A narrow at offset 1 (not 16-byte aligned) and a
+  // transpose take the strided kernel. Each element is the CPU op's fp32 arithmetic on the inputs (the
+  // CPU ops take fp32, so 16-bit inputs go in widened, exactly) rounded once to the output's type, so the
+  // results are equal.
+  const Device sim = Device::sim();
+  auto on_host = [](const Tensor& t) { return t.to(Device::cpu()).to(DType::F32).to_vector<float>(); };
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+    INFO(dtype_name(dtype));
+    const Tensor a = testing::random_tensor({6149}, 11).to(dtype), b = testing::random_tensor({6149}, 12).to(dtype);
+    const Tensor a32 = a.to(DType::F32), b32 = b.to(DType::F32), a_sim = a.to(sim), b_sim = b.to(sim);
+    auto want = [&](const Tensor& fp32_result) { return on_host(fp32_result.to(dtype)); };
+    CHECK(on_host(ops::add(a_sim, b_sim)) == want(ops::add(a32, b32)));
+    CHECK(on_host(ops::mul(a_sim, b_sim)) == want(ops::mul(a32, b32)));
+    CHECK(on_host(ops::scale(a_sim, -0.75f)) == want(ops::scale(a32, -0.75f)));
+    Tensor d = a_sim.clone(), dc = a32.clone();
+    ops::axpy_(d, b_sim, -2.0f);
+    ops::axpy_(dc, b32, -2.0f);
+    CHECK(on_host(d) == want(dc));
+    CHECK(on_host(a_sim.clone()) == on_host(a));
+    for (DType to : {DType::F32, DType::BF16, DType::F16}) CHECK(on_host(a_sim.to(to)) == on_host(a.to(to)));
+    d.fill_(0.5f);
+    CHECK(on_host(d) == std::vector<float>(6149, 0.5f));
+    const Tensor odd = a32.narrow(0, 1, 6000), b_head = b32.narrow(0, 0, 6000);
+    CHECK(on_host(ops::add(a_sim.narrow(0, 1, 6000), b_sim.narrow(0, 0, 6000))) == want(ops::add(odd, b_head)));
+    const Tensor m = a32.narrow(0, 0, 6144).view({96, 64});
+    CHECK(on_host(ops::scale(m.to(dtype).to(sim).transpose(0, 1), 2.0f)) == want(ops::scale(m.transpose(0, 1), 2.0f)));
+  }
+}
+
 TEST_CASE("cpu gemm: OpenBLAS's kernel names map to their vector level, and a fallback is flagged", "[ops][matmul]") {
   using ops::VectorLevel;
   CHECK(ops::openblas_kernel_level("Prescott") == VectorLevel::BeforeAvx2);  // the fallback the issue saw
