@@ -8,6 +8,13 @@
 // warp's row (at most 1024 elements, 2 or 4 KiB) and a block's row stay in L1 between the sweeps, so DRAM
 // sees one read of x (and dy) and one write of y (or dx).
 //
+// The packed row path, for D = 256, 512, 768 or 1024 (every Transformer width Heed trains) with 16-byte
+// aligned tensors: a warp owns kRowsPerWarp rows, one after another, and lane l holds elements
+// 8 (32 p + l) .. 8 (32 p + l) + 7 of each, pack p < D / 256, in registers. A row is read once, in
+// 16-byte loads (a warp's load is 512 contiguous bytes of a 16-bit row), where the team path sweeps it
+// two or three times, and gamma and beta are read once per warp for its 8 rows, not once per row. The
+// parameter gradients' column sums then give each lane 8 consecutive columns in 16-byte loads too.
+//
 // The statistics follow the CPU op (layer_norm_cpu.cc) in fp32: the mean in a first sweep, then, in a
 // second, the deviations d = x - mean and their squares. The mean of d, r, is the part of the exact mean
 // that the fp32 mean missed; it is subtracted from every x - mean, and var = mean(d^2) - r^2, so a row with
@@ -21,6 +28,7 @@
 // the same bits on every run. That kernel reads x and dy once more, column-tiled so that warps read rows
 // contiguously; fusing it into the row kernel would need per-block partial rows of D floats in shared
 // memory and a serial pass over them.
+#include <initializer_list>
 #include <type_traits>
 
 #include "column_sums.h"
@@ -35,6 +43,9 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kWarpRowMaxCols = 1024;  // 32 elements a lane; wider rows get a block each
+constexpr int kPackCols = 32 * 8;           // a warp's 16-byte pack of a row: 8 elements a lane
+constexpr int kMaxPacks = 4;                // D <= 1024 in the packed path
+constexpr int kRowsPerWarp = 8;             // rows a warp of the packed path normalises one after another
 
 }  // namespace
 
@@ -125,26 +136,157 @@ __global__ void __launch_bounds__(kThreads) layer_norm_backward_dx_kernel(LayerN
   if (team.lane == 0) residual_means[team.row] = r;
 }
 
+// A lane's kPacks packs of a packed-path row (row_data points at its first element), as fp32.
+template <int kPacks, typename T>
+__device__ __forceinline__ void load_lane_packs(const T* row_data, int lane, float (&v)[8 * kPacks]) {
+#pragma unroll
+  for (int k = 0; k < kPacks; ++k)
+    load_floats(row_data + (k * 32 + lane) * 8, *reinterpret_cast<float(*)[8]>(v + 8 * k));
+}
+
+template <int kPacks, typename T>
+__device__ __forceinline__ void store_lane_packs(T* row_data, int lane, const float (&v)[8 * kPacks]) {
+#pragma unroll
+  for (int k = 0; k < kPacks; ++k)
+    store_floats(row_data + (k * 32 + lane) * 8, *reinterpret_cast<const float(*)[8]>(v + 8 * k));
+}
+
+// The rows [first, end) of this warp in the packed path; first >= rows for a warp past the last row.
+struct WarpRows {
+  int64_t first, end;
+  __device__ explicit WarpRows(int64_t rows)
+      : first((int64_t(blockIdx.x) * (kThreads / 32) + threadIdx.x / 32) * kRowsPerWarp),
+        end(min(rows, first + kRowsPerWarp)) {}
+};
+
+template <typename T, int kPacks>
+__global__ void __launch_bounds__(kThreads) layer_norm_forward_packed_kernel(LayerNormArgs p) {
+  constexpr int kN = 8 * kPacks;
+  const WarpRows rows(p.rows);
+  if (rows.first >= p.rows) return;  // whole warps
+  const int lane = threadIdx.x % 32;
+  float gamma[kN], beta[kN];
+  load_lane_packs<kPacks>(p.gamma, lane, gamma);
+  load_lane_packs<kPacks>(p.beta, lane, beta);
+  const float inv_d = 1.0f / static_cast<float>(p.cols);
+  for (int64_t row = rows.first; row < rows.end; ++row) {
+    float v[kN];
+    load_lane_packs<kPacks>(static_cast<const T*>(p.x) + row * p.cols, lane, v);
+    float sum = 0.0f;
+    for (int k = 0; k < kN; ++k) sum += v[k];
+    const float mean = warp_sum(sum) * inv_d;
+    float sum_dev = 0.0f, sum_sq = 0.0f;
+    for (int k = 0; k < kN; ++k) {
+      const float d = v[k] - mean;
+      sum_dev += d;
+      sum_sq += d * d;
+    }
+    const float r = warp_sum(sum_dev) * inv_d;
+    const float var = fmaxf(warp_sum(sum_sq) * inv_d - r * r, 0.0f);
+    const float rstd = rsqrtf(var + p.eps);
+    for (int k = 0; k < kN; ++k) v[k] = ((v[k] - mean) - r) * rstd * gamma[k] + beta[k];
+    store_lane_packs<kPacks>(static_cast<T*>(p.y) + row * p.cols, lane, v);
+    if (lane == 0) {
+      p.mean[row] = mean;
+      p.rstd[row] = rstd;
+    }
+  }
+}
+
+// The packed path of layer_norm_backward_dx_kernel.
+template <typename T, int kPacks>
+__global__ void __launch_bounds__(kThreads) layer_norm_backward_dx_packed_kernel(LayerNormArgs p,
+                                                                                 float* residual_means) {
+  constexpr int kN = 8 * kPacks;
+  const WarpRows rows(p.rows);
+  if (rows.first >= p.rows) return;
+  const int lane = threadIdx.x % 32;
+  float gamma[kN];
+  load_lane_packs<kPacks>(p.gamma, lane, gamma);
+  const float inv_d = 1.0f / static_cast<float>(p.cols);
+  for (int64_t row = rows.first; row < rows.end; ++row) {
+    float dev[kN], g[kN];
+    load_lane_packs<kPacks>(static_cast<const T*>(p.x) + row * p.cols, lane, dev);
+    load_lane_packs<kPacks>(static_cast<const T*>(p.dy) + row * p.cols, lane, g);
+    const float mean = p.mean[row], rstd = p.rstd[row];
+    float sum_dev = 0.0f, sum_g = 0.0f, sum_g_dev = 0.0f;
+    for (int k = 0; k < kN; ++k) {
+      dev[k] -= mean;
+      g[k] *= gamma[k];
+      sum_dev += dev[k];
+      sum_g += g[k];
+      sum_g_dev += g[k] * dev[k];
+    }
+    sum_dev = warp_sum(sum_dev);
+    sum_g = warp_sum(sum_g);
+    sum_g_dev = warp_sum(sum_g_dev);
+    const float r = sum_dev * inv_d;
+    const float mean_g = sum_g * inv_d;
+    const float mean_g_xhat = rstd * (sum_g_dev - r * sum_g) * inv_d;
+    for (int k = 0; k < kN; ++k) g[k] = rstd * (g[k] - mean_g - (dev[k] - r) * rstd * mean_g_xhat);
+    store_lane_packs<kPacks>(static_cast<T*>(p.dx) + row * p.cols, lane, g);
+    if (lane == 0) residual_means[row] = r;
+  }
+}
+
 // Stage 1 of dgamma and dbeta: this block's partial sums over its row chunk, dgamma's then dbeta's, into
 // the chunk's 2 * D floats of `partials`.
-template <typename T>
+// kColumnsPerLane consecutive columns a lane: 1 in general, 8 (one 16-byte load of a 16-bit row, two of
+// fp32) in the packed path, where D is a multiple of 256 and rows are 16-byte aligned.
+template <typename T, int kColumnsPerLane>
 __global__ void __launch_bounds__(kColumnThreads)
     layer_norm_param_grads_kernel(LayerNormArgs p, const float* residual_means, float* partials) {
-  __shared__ float scratch[kColumnThreads];
-  const ColumnSlice s = column_slice<1>(p.rows);
+  constexpr int kC = kColumnsPerLane;
+  __shared__ float scratch[kColumnThreads * kC];
+  const ColumnSlice s = column_slice<kC>(p.rows);
   const T* x = static_cast<const T*>(p.x);
   const T* dy = static_cast<const T*>(p.dy);
-  float dgamma = 0.0f, dbeta = 0.0f;
+  float dgamma[kC] = {}, dbeta[kC] = {};
   if (s.col < p.cols)
     for (int64_t row = s.row; row < s.row_end; row += kColumnWarps) {
       const int64_t i = row * p.cols + s.col;
-      const float g = to_float(dy[i]);
-      dgamma += g * (((to_float(x[i]) - p.mean[row]) - residual_means[row]) * p.rstd[row]);
-      dbeta += g;
+      float xv[kC], g[kC];
+      if constexpr (kC == 1) {
+        xv[0] = to_float(x[i]);
+        g[0] = to_float(dy[i]);
+      } else {
+        load_floats(x + i, xv);
+        load_floats(dy + i, g);
+      }
+      const float mean = p.mean[row], r = residual_means[row], rstd = p.rstd[row];
+      for (int k = 0; k < kC; ++k) {
+        dgamma[k] += g[k] * (((xv[k] - mean) - r) * rstd);
+        dbeta[k] += g[k];
+      }
     }
   float* partial = partials + int64_t(blockIdx.y) * 2 * p.cols;
-  store_column_partial<1>({dgamma}, s, p.cols, partial, scratch);
-  store_column_partial<1>({dbeta}, s, p.cols, partial + p.cols, scratch);
+  store_column_partial<kC>(dgamma, s, p.cols, partial, scratch);
+  store_column_partial<kC>(dbeta, s, p.cols, partial + p.cols, scratch);
+}
+
+// The packed path's packs a row (D / 256) when every tensor of `a` that the pass reads or writes is 16-byte
+// aligned and D is 256, 512, 768 or 1024; 0 when the team path must run.
+int packed_row_packs(const LayerNormArgs& a, std::initializer_list<const void*> tensors) {
+  if (a.cols % kPackCols != 0 || a.cols > kMaxPacks * kPackCols) return 0;
+  for (const void* t : tensors)
+    if (reinterpret_cast<uintptr_t>(t) % 16 != 0) return 0;
+  return static_cast<int>(a.cols / kPackCols);
+}
+
+// Calls body(std::integral_constant<int, kPacks>) for packs in 1 .. kMaxPacks.
+template <typename Body>
+void with_packs(int packs, Body&& body) {
+  switch (packs) {
+    case 1: body(std::integral_constant<int, 1>{}); break;
+    case 2: body(std::integral_constant<int, 2>{}); break;
+    case 3: body(std::integral_constant<int, 3>{}); break;
+    default: body(std::integral_constant<int, 4>{}); break;
+  }
+}
+
+dim3 packed_grid(int64_t rows) {
+  constexpr int64_t per_block = kThreads / 32 * kRowsPerWarp;
+  return dim3(static_cast<unsigned>((rows + per_block - 1) / per_block));
 }
 
 // Calls body(std::integral_constant<int, kRowThreads>) with the row team size for rows of `cols`.
@@ -173,8 +315,16 @@ void layer_norm_forward<kBackend>(const LayerNormArgs& a) {
   using namespace HEED_BACKEND;
   check_args(a, "layer_norm_forward");
   if (a.rows == 0) return;
+  const int packs = packed_row_packs(a, {a.x, a.y, a.gamma, a.beta});
   with_storage_type(a.dtype, "layer_norm_forward", [&](auto storage) {
     using T = decltype(storage);
+    if (packs > 0) {
+      with_packs(packs, [&](auto k) {
+        launch(layer_norm_forward_packed_kernel<T, decltype(k)::value>, packed_grid(a.rows), dim3(kThreads), 0,
+               a.stream, a);
+      });
+      return;
+    }
     with_row_team(a.cols, [&](auto team) {
       constexpr int kRowThreads = decltype(team)::value;
       launch(layer_norm_forward_kernel<T, kRowThreads>, row_grid<kRowThreads>(a.rows), dim3(kThreads), 0,
@@ -196,15 +346,25 @@ void layer_norm_backward<kBackend>(const LayerNormArgs& a) {
   float* residual_means = static_cast<float*>(a.workspace);
   float* partials = residual_means + a.rows;
   const int64_t chunks = column_partial_count(a.rows);
+  const int packs = packed_row_packs(a, {a.x, a.dy, a.dx, a.gamma});
   if (a.rows > 0) {
     with_storage_type(a.dtype, "layer_norm_backward", [&](auto storage) {
       using T = decltype(storage);
+      if (packs > 0) {
+        with_packs(packs, [&](auto k) {
+          launch(layer_norm_backward_dx_packed_kernel<T, decltype(k)::value>, packed_grid(a.rows), dim3(kThreads), 0,
+                 a.stream, a, residual_means);
+        });
+        launch(layer_norm_param_grads_kernel<T, 8>, column_partials_grid<8>(a.rows, a.cols), dim3(kColumnThreads), 0,
+               a.stream, a, static_cast<const float*>(residual_means), partials);
+        return;
+      }
       with_row_team(a.cols, [&](auto team) {
         constexpr int kRowThreads = decltype(team)::value;
         launch(layer_norm_backward_dx_kernel<T, kRowThreads>, row_grid<kRowThreads>(a.rows), dim3(kThreads), 0,
                a.stream, a, residual_means);
       });
-      launch(layer_norm_param_grads_kernel<T>, column_partials_grid<1>(a.rows, a.cols), dim3(kColumnThreads), 0,
+      launch(layer_norm_param_grads_kernel<T, 1>, column_partials_grid<1>(a.rows, a.cols), dim3(kColumnThreads), 0,
              a.stream, a, static_cast<const float*>(residual_means), partials);
     });
   }

@@ -2,10 +2,12 @@
 // one, on the GPU, through the check of selftest/layer_norm_check.h (which `heed selftest
 // --layernorm` runs too; its header explains the inputs and the tolerances).
 //
-// Shapes cover one warp's row path (D <= 1024: D = 1, 37, 64, 1024) with row counts that are not
-// multiples of the 8 rows a block, and the block-per-row path (D = 1500, 4099), in each storage type; 1200
-// rows make 10 chunks of 128 for the parameter gradients' column sums, so some of their 8 warps add two; two
-// fp32 cases have rows around 300 with a spread of 0.1, where only the residual-mean correction keeps y
+// Shapes cover one warp's row path (D <= 1024: D = 1, 37, 64) with row counts that are not multiples of
+// the 8 rows a block, the packed path (D = 256, 512, 768, 1024, 8 rows a warp: 67 and 130 rows leave the
+// last warps partial or idle; 300 rows make 3 chunks of its 8-column column sums), and the block-per-row
+// path (D = 1500, 4099), in each storage type; 1200 rows make 10 chunks of 128 for the parameter
+// gradients' column sums, so some of their 8 warps add two. Three fp32 cases (one on the packed path)
+// have rows with a large mean and a spread of 0.1, where only the residual-mean correction keeps y and dx
 // accurate.
 //
 // The simulator runs blocks one after another, so it cannot show races between blocks; these kernels
@@ -23,7 +25,8 @@ using heed::selftest::LayerNormCase;
 namespace {
 
 void check_all_shapes(Backend backend) {
-  const LayerNormCase shapes[] = {{7, 1}, {13, 37}, {33, 64}, {9, 1024}, {5, 1500}, {3, 4099}, {300, 48}, {64, 512}, {1200, 40}};
+  const LayerNormCase shapes[] = {{7, 1}, {13, 37}, {33, 64}, {9, 1024}, {5, 1500}, {3, 4099}, {300, 48}, {64, 512}, {1200, 40},
+                                  {67, 256}, {300, 768}, {130, 1024}};
   uint64_t seed = 100;
   auto check = [&](const LayerNormCase& c) {
     const selftest::CheckResult r = selftest::check_layer_norm(backend, c, seed += 10);
@@ -35,7 +38,8 @@ void check_all_shapes(Backend backend) {
       c.dtype = dtype;
       check(c);
     }
-  for (const LayerNormCase& c : {LayerNormCase{9, 1000, DType::F32, true}, LayerNormCase{4, 3000, DType::F32, true}})
+  for (const LayerNormCase& c : {LayerNormCase{9, 1000, DType::F32, true}, LayerNormCase{4, 3000, DType::F32, true},
+                                 LayerNormCase{130, 512, DType::F32, true}})
     check(c);
 }
 
