@@ -19,6 +19,9 @@
 // the update), sum_chunk_squares_kernel adds the partials in double in one block, and adam_kernel reads
 // the result: each block derives the clip factor from it (clip_gradients, one cached 4-byte load) and
 // returns at once when the norm is not finite. The step never waits for the host.
+//
+// half_copies_kernel walks the same chunks to round every parameter into the 16-bit copy a forward pass
+// reads (autograd::ParameterCopies): one launch a step where a cast per weight took ~190 for base.
 #include "adam.h"
 #include "common/launch.h"
 #include "common/reductions.h"
@@ -85,6 +88,18 @@ __global__ void __launch_bounds__(kThreads) grad_squares_kernel(GradSquaresArgs 
   if (threadIdx.x == 0) p.partials[chunk] = sum;
 }
 
+// One chunk a block, consecutive threads on consecutive elements: coalesced 4-byte loads and 2-byte
+// stores, memory-bound like the update.
+template <typename Half16>
+__global__ void __launch_bounds__(kThreads) half_copies_kernel(HalfCopiesArgs p) {
+  const int64_t chunk = blockIdx.x;
+  const AdamTensor t = p.tensors[tensor_of_chunk(p.tensors, p.count, chunk)];
+  const int64_t begin = (chunk - t.first_chunk) * kAdamChunkElements;
+  const int64_t end = min(t.numel, begin + kAdamChunkElements);
+  Half16* copy = static_cast<Half16*>(t.half_param);
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) copy[i] = from_float<Half16>(t.param[i]);
+}
+
 constexpr int kSumThreads = 1024;
 
 __global__ void __launch_bounds__(kSumThreads) sum_chunk_squares_kernel(GradSquaresArgs p) {
@@ -122,6 +137,19 @@ void adam_update<kBackend>(const AdamArgs& a) {
     launch(adam_kernel<__nv_bfloat16>, grid, dim3(kThreads), 0, a.stream, a);
   else
     launch(adam_kernel<__half>, grid, dim3(kThreads), 0, a.stream, a);
+}
+
+template <>
+void half_copies<kBackend>(const HalfCopiesArgs& a) {
+  using namespace HEED_BACKEND;
+  HEED_CHECK(a.count >= 0 && a.chunks >= 0, "half_copies: {} tensors, {} chunks", a.count, a.chunks);
+  HEED_CHECK(a.chunks <= 0x7fffffff, "half_copies: {} chunks exceed a grid's x dimension", a.chunks);
+  if (a.chunks == 0) return;
+  const dim3 grid(static_cast<unsigned>(a.chunks));
+  if (a.half_dtype == Half::BF16)
+    launch(half_copies_kernel<__nv_bfloat16>, grid, dim3(kThreads), 0, a.stream, a);
+  else
+    launch(half_copies_kernel<__half>, grid, dim3(kThreads), 0, a.stream, a);
 }
 
 }  // namespace heed::kernels

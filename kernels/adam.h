@@ -107,4 +107,18 @@ struct GradSquaresArgs {
 template <Backend B>
 void grad_squares(const GradSquaresArgs& args);
 
+// The 16-bit copies a 16-bit forward pass reads of the fp32 parameters: every tensor's param rounded to
+// nearest even into its half_param, in one launch, chunked as adam_assign_chunks numbered them (one
+// block a chunk), where a cast per weight would take a launch each.
+struct HalfCopiesArgs {
+  const AdamTensor* tensors = nullptr;
+  int count = 0;
+  int64_t chunks = 0;
+  Half half_dtype = Half::BF16;
+  Stream stream = nullptr;
+};
+
+template <Backend B>
+void half_copies(const HalfCopiesArgs& args);
+
 }  // namespace heed::kernels

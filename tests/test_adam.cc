@@ -2,9 +2,11 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 
 #include "gradcheck.h"
 #include "heed/ops/adam.h"
+#include "sim/counters.h"
 #include "worst.h"
 
 using namespace heed;
@@ -122,6 +124,29 @@ TEST_CASE("adam_update on the simulated GPU updates every slot in one launch, as
       for (int64_t j = 0; j < h.numel(); ++j)
         CHECK(std::abs(h.item(j) - want->item(j)) <= 1e-6 * (1 + std::abs(want->item(j))));
     }
+}
+
+TEST_CASE("half_copies rounds every parameter into its 16-bit copy in one launch, as the CPU does",
+          "[ops][adam][sim]") {
+  // Rounding to nearest even is exact arithmetic, so the copies agree bit for bit; tensors of odd sizes,
+  // one empty, cross the 4096-element chunks.
+  const Device sim = Device::sim();
+  for (DType half : {DType::BF16, DType::F16}) {
+    INFO(dtype_name(half));
+    std::vector<Tensor> params, copies;
+    uint32_t seed = 30;
+    for (const Shape& shape : std::vector<Shape>{{5000}, {0}, {3, 7}, {4097}}) {
+      params.push_back(testing::random_tensor(shape, seed++, -70000.0f, 70000.0f).to(sim));  // past fp16's range
+      copies.push_back(Tensor::full(shape, std::nanf("")).to(half).to(sim));
+    }
+    cuda_sim::CountingScope counting;
+    ops::half_copies(params, copies);
+    CHECK(counting.take().launches.size() == 1);
+    for (size_t i = 0; i < params.size(); ++i) {
+      const Tensor got = copies[i].to(Device::cpu()), want = params[i].to(Device::cpu()).to(half);
+      CHECK(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()) == 0);
+    }
+  }
 }
 
 TEST_CASE("grad_squares sums every gradient's squares, and adam_update clips from it or skips", "[ops][adam]") {

@@ -56,3 +56,33 @@ TEST_CASE("backward needs a scalar that depends on a parameter", "[autograd]") {
   autograd::clear_tape();
   CHECK_THROWS_WITH(autograd::backward(Variable(Tensor::full({}, 1.0f))), Catch::Contains("does not depend"));
 }
+
+TEST_CASE("in a cast-parameters scope, cast gives the copy made at its start, with cast's gradient",
+          "[autograd]") {
+  // On the simulated GPU, where 16-bit arithmetic runs.
+  const Device sim = Device::sim();
+  const Tensor w_value = testing::random_tensor({4, 3}, 7), x_value = testing::random_tensor({4, 3}, 8).to(sim);
+  Variable w(w_value.to(sim), true);
+  const Variable alias(w.value(), true);  // the same memory, but not the parameter
+  autograd::ParameterCopies copies({w}, DType::BF16);
+  auto loss_of = [&](const Variable& weight) {
+    const Variable product = autograd::mul(autograd::cast(weight, DType::BF16), Variable(x_value.to(DType::BF16)));
+    return autograd::sum(autograd::cast(product, DType::F32));
+  };
+  autograd::backward(loss_of(w));
+  const std::vector<float> plain_grad = w.grad().to(Device::cpu()).to_vector<float>();
+  w.zero_grad();
+  {
+    autograd::CastParametersScope scope(copies);
+    const Tensor copy = autograd::cast(w, DType::BF16).value();
+    CHECK(copy.raw_data() == autograd::cast(w, DType::BF16).value().raw_data());  // the scope's one copy
+    CHECK(copy.to(Device::cpu()).to(DType::F32).to_vector<float>() ==
+          w_value.to(DType::BF16).to(DType::F32).to_vector<float>());
+    CHECK(autograd::cast(alias, DType::BF16).value().raw_data() != copy.raw_data());  // not in the scope
+    CHECK(autograd::cast(w, DType::F16).value().raw_data() != copy.raw_data());       // not in its dtype
+    autograd::backward(loss_of(w));
+    CHECK(w.grad().to(Device::cpu()).to_vector<float>() == plain_grad);
+    CHECK_THROWS_WITH(autograd::CastParametersScope(copies), Catch::Contains("already active"));
+  }
+  CHECK(autograd::cast(w, DType::BF16).value().raw_data() != autograd::cast(w, DType::BF16).value().raw_data());
+}

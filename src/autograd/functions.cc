@@ -2,6 +2,9 @@
 // the math of both lives in the op (src/ops/), so a reader sees the pairing here and the arithmetic there.
 #include "heed/autograd/functions.h"
 
+#include <unordered_map>
+
+#include "heed/ops/adam.h"
 #include "heed/ops/cross_entropy.h"
 #include "heed/ops/dropout.h"
 #include "heed/ops/elementwise.h"
@@ -158,9 +161,49 @@ Variable reshape(const Variable& x, const Shape& shape) {
   return result;
 }
 
+namespace {
+
+// The copies of the thread's CastParametersScope, by the address of each parameter's value.
+struct ActiveCopies {
+  const ParameterCopies* copies = nullptr;
+  std::unordered_map<const void*, size_t> index;
+};
+thread_local ActiveCopies active_copies;
+
+}  // namespace
+
+ParameterCopies::ParameterCopies(std::vector<Variable> params, DType dtype) : params_(std::move(params)), dtype_(dtype) {
+  HEED_CHECK(dtype == DType::BF16 || dtype == DType::F16, "parameter copies are BF16 or F16, got {}",
+             dtype_name(dtype));
+  for (const Variable& p : params_)
+    copies_.push_back(Tensor::empty(p.shape(), dtype, p.value().device()));
+}
+
+CastParametersScope::CastParametersScope(ParameterCopies& copies) {
+  HEED_CHECK(!active_copies.copies, "a CastParametersScope is already active on this thread");
+  std::vector<Tensor> values;
+  for (size_t i = 0; i < copies.params_.size(); ++i) {
+    values.push_back(copies.params_[i].value());
+    active_copies.index[values.back().raw_data()] = i;
+  }
+  ops::half_copies(values, copies.copies_);
+  active_copies.copies = &copies;
+}
+
+CastParametersScope::~CastParametersScope() { active_copies = {}; }
+
+Tensor CastParametersScope::copy_of(const Variable& x, DType dtype) {
+  const ParameterCopies* copies = active_copies.copies;
+  if (!copies || copies->dtype_ != dtype) return {};
+  const auto found = active_copies.index.find(x.value().raw_data());
+  if (found == active_copies.index.end() || !copies->params_[found->second].same(x)) return {};
+  return copies->copies_[found->second];
+}
+
 Variable cast(const Variable& x, DType dtype) {
   if (x.value().dtype() == dtype) return x;
-  Variable result(x.value().to(dtype));
+  const Tensor copy = CastParametersScope::copy_of(x, dtype);
+  Variable result(copy.defined() ? copy : x.value().to(dtype));
   if (needs_grad({&x})) {
     record(result, [x](const Tensor& dy) { x.accumulate_grad(dy.to(x.value().dtype())); });
   }

@@ -68,6 +68,25 @@ Tensor grad_squares(const std::vector<Tensor>& grads) {
   return sum;
 }
 
+void half_copies(const std::vector<Tensor>& params, const std::vector<Tensor>& copies) {
+  HEED_CHECK(params.size() == copies.size(), "half_copies: {} parameters, {} copies", params.size(), copies.size());
+  if (params.empty()) return;
+  const DType half = copies[0].dtype();
+  HEED_CHECK(half == DType::BF16 || half == DType::F16, "half_copies: copies must be BF16 or F16, got {}",
+             dtype_name(half));
+  for (size_t i = 0; i < params.size(); ++i) {
+    HEED_CHECK(params[i].defined() && params[i].dtype() == DType::F32 && params[i].is_contiguous(),
+               "half_copies: parameter {} must be a defined, contiguous F32 tensor", i);
+    HEED_CHECK(copies[i].defined() && copies[i].dtype() == half && copies[i].is_contiguous() &&
+                   copies[i].shape() == params[i].shape(),
+               "half_copies: copy {} must be a contiguous {} tensor of shape {}", i, dtype_name(half),
+               shape_str(params[i].shape()));
+    HEED_CHECK(params[i].device() == params[0].device() && copies[i].device() == params[0].device(),
+               "half_copies: parameter {} and its copy must be on {}", i, params[0].device().str());
+  }
+  HEED_DISPATCH(params[0].device(), "half_copies", half_copies(params, copies));
+}
+
 kernels::AdamStepScalars adam_step_scalars(const AdamHyper& hyper, int64_t step, float grad_scale) {
   const double t = static_cast<double>(step);
   kernels::AdamStepScalars s;

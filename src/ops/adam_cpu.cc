@@ -70,4 +70,11 @@ void grad_squares(const std::vector<Tensor>& grads, Tensor& sum) {
   *sum.data<float>() = static_cast<float>(total);
 }
 
+void half_copies(const std::vector<Tensor>& params, const std::vector<Tensor>& copies) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    Tensor copy = copies[i];  // a handle to the same memory
+    copy.copy_from(params[i]);
+  }
+}
+
 }  // namespace heed::ops::cpu

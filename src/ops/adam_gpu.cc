@@ -1,5 +1,5 @@
-// Adam and the sum of squares on the GPU path: kernels/adam.cu, one launch of the update for every slot
-// and two for the sum. Both read a device table of the tensors; it is uploaded only when the tensors
+// Adam, the sum of squares and the half copies on the GPU path: kernels/adam.cu, one launch of the update
+// for every slot, two for the sum and one for the copies. Both read a device table of the tensors; it is uploaded only when the tensors
 // changed since the last call (a trainer's parameters never move, and its gradients come back at the same
 // addresses from the caching allocator step after step), so a training step makes no host-to-device copy
 // for it.
@@ -37,10 +37,11 @@ const kernels::AdamTensor* device_table(UploadedTable& cache, const std::vector<
 
 namespace {
 
-// Per device: the tables of the last update and of the last sum, and the sum's scratch.
+// Per device: the tables of the last update, of the last sum and of the last half copies, and the sum's
+// scratch.
 struct AdamTables {
   std::mutex mutex;
-  UploadedTable update, squares;
+  UploadedTable update, squares, half_copies;
   Tensor partials;
 };
 
@@ -95,6 +96,25 @@ void grad_squares(const std::vector<Tensor>& grads, Tensor& sum) {
     t.partials = Tensor::empty({std::max<int64_t>(a.chunks, 1)}, DType::F32, device);
   a.partials = t.partials.data<float>();
   HEED_RUN_KERNEL(device, grad_squares, a);
+}
+
+void half_copies(const std::vector<Tensor>& params, const std::vector<Tensor>& copies) {
+  std::vector<kernels::AdamTensor> tensors(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    tensors[i].param = params[i].data<float>();
+    tensors[i].half_param = copies[i].raw_data();
+    tensors[i].numel = params[i].numel();
+  }
+  kernels::HalfCopiesArgs a;
+  a.count = static_cast<int>(tensors.size());
+  a.chunks = kernels::adam_assign_chunks(tensors.data(), a.count);
+  a.half_dtype = copies[0].dtype() == DType::BF16 ? kernels::Half::BF16 : kernels::Half::FP16;
+  if (a.chunks == 0) return;
+  const Device device = params[0].device();
+  AdamTables& t = tables(device);
+  std::lock_guard lock(t.mutex);
+  a.tensors = device_table(t.half_copies, tensors, device);
+  HEED_RUN_KERNEL(device, half_copies, a);
 }
 
 }  // namespace heed::ops::gpu

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <optional>
 
 #include "heed/autograd/functions.h"
 #include "heed/core/error.h"
@@ -22,7 +23,12 @@ UpdateStep::UpdateStep(const TrainConfig& config, const nn::Transformer& model, 
       scaler_(scaler),
       comm_(comm),
       context_(context),
-      gradient_sync_(store, comm, static_cast<int64_t>(config.training.bucket_mb * (1 << 20))) {}
+      gradient_sync_(store, comm, static_cast<int64_t>(config.training.bucket_mb * (1 << 20))) {
+  if (context.compute == DType::F32) return;
+  std::vector<autograd::Variable> params;
+  for (const auto& [name, p] : store.all()) params.push_back(p);
+  weight_copies_ = autograd::ParameterCopies(std::move(params), context.compute);
+}
 
 Update UpdateStep::run(data::Batcher& batcher, TrainState& state, bool stop_requested) {
   std::vector<data::LoadedBatch> batches(static_cast<size_t>(config_.optimizer.update_freq));
@@ -56,6 +62,8 @@ void UpdateStep::forward_backward(std::vector<data::LoadedBatch>& batches, int64
     ctx.training = true;
     // Batch k of the update has the same dropout key whichever rank runs it.
     ctx.step = static_cast<uint64_t>((step * accumulate + i) * comm_.world() + comm_.rank());
+    std::optional<autograd::CastParametersScope> weights;
+    if (context_.compute != DType::F32) weights.emplace(weight_copies_);
     const nn::LossResult l = model_.loss(batches[static_cast<size_t>(i)].batch, ctx, update.tokens);
     update.loss = update.loss.defined() ? ops::add(update.loss, l.loss.value()) : l.loss.value();
     update.nll_sum = update.nll_sum.defined() ? ops::add(update.nll_sum, l.nll_sum) : l.nll_sum;

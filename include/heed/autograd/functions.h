@@ -29,8 +29,39 @@ Variable softmax(const Variable& x);
 Variable reshape(const Variable& x, const Shape& shape);
 // x converted to `dtype` (x itself when it already has it); the gradient goes back converted to x's dtype.
 // Mixed precision uses it to give the 16-bit GEMMs 16-bit copies of the fp32 master weights, whose
-// gradients then accumulate in fp32.
+// gradients then accumulate in fp32. While a CastParametersScope of x's ParameterCopies in `dtype` lives
+// on this thread, the copy is the one the scope made.
 Variable cast(const Variable& x, DType dtype);
+
+// 16-bit copies of fp32 parameters, kept between forward passes so that their memory (and the GPU path's
+// table of it) stays put. A training step makes them all in one launch when its forward pass starts
+// (CastParametersScope), where casting each weight as a layer reads it took a launch per weight.
+class ParameterCopies {
+ public:
+  ParameterCopies() = default;
+  // fp32 parameters; dtype BF16 or F16.
+  ParameterCopies(std::vector<Variable> params, DType dtype);
+
+ private:
+  friend class CastParametersScope;
+  std::vector<Variable> params_;
+  std::vector<Tensor> copies_;
+  DType dtype_ = DType::BF16;
+};
+
+// While it lives, cast(p, copies' dtype) of a parameter p of `copies` returns p's copy as of the scope's
+// start (ops::half_copies makes them all then), with cast's gradient. One scope at a time per thread; the
+// parameters must not change while it lives (a forward and backward pass).
+class CastParametersScope {
+ public:
+  explicit CastParametersScope(ParameterCopies& copies);
+  ~CastParametersScope();
+  CastParametersScope(const CastParametersScope&) = delete;
+  CastParametersScope& operator=(const CastParametersScope&) = delete;
+
+  // x's copy in the thread's active scope, or an undefined tensor when there is none for x in `dtype`.
+  static Tensor copy_of(const Variable& x, DType dtype);
+};
 
 // Multi-head attention core on [B, L, heads * head_dim] projections: splits heads, runs the fused
 // attention op, and merges heads again, without copies.

@@ -40,4 +40,9 @@ void adam_update(const std::vector<AdamSlot>& slots, const AdamHyper& hyper, int
 // the GPU path, two launches of kernels/adam.cu for all the tensors).
 Tensor grad_squares(const std::vector<Tensor>& grads);
 
+// copies[i] = params[i] rounded to nearest even to copies[i]'s dtype (BF16 or F16; contiguous, params'
+// shapes, one device): the 16-bit weights a 16-bit forward pass reads, one launch for all of them on the
+// GPU path (autograd::ParameterCopies).
+void half_copies(const std::vector<Tensor>& params, const std::vector<Tensor>& copies);
+
 }  // namespace heed::ops

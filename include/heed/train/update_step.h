@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "heed/autograd/functions.h"
 #include "heed/data/batcher.h"
 #include "heed/dist/communicator.h"
 #include "heed/nn/modules.h"
@@ -70,6 +71,8 @@ class UpdateStep {
   dist::Communicator& comm_;
   nn::ForwardContext context_;
   GradientSync gradient_sync_;
+  // In a 16-bit step, the 16-bit weights every forward pass reads, made in one launch as it starts.
+  autograd::ParameterCopies weight_copies_;
 };
 
 }  // namespace heed::train
