@@ -38,9 +38,10 @@ void Variable::accumulate_grad(const Tensor& g) const {
     impl_->grad_owned = false;
     return;
   }
-  if (!impl_->grad_owned) {
-    impl_->grad = impl_->grad.clone();
+  if (!impl_->grad_owned) {  // the sum into a buffer of our own: one pass, where a copy and an add take two
+    impl_->grad = ops::add(impl_->grad, g);
     impl_->grad_owned = true;
+    return;
   }
   ops::axpy_(impl_->grad, g);
 }

@@ -35,8 +35,8 @@ class Variable {
   const Tensor& grad() const { return impl_->grad; }
   void zero_grad() const { impl_->grad = Tensor(); }
 
-  // Adds g to the gradient. The first contribution is stored without a copy; if it is shared with
-  // another variable's gradient it is copied before anything is added to it.
+  // Adds g to the gradient. The first contribution is stored without a copy; since it may be shared with
+  // another variable's gradient, the second goes with it into a new buffer, never into it.
   void accumulate_grad(const Tensor& g) const;
   // For backward passes that write a gradient with a GEMM: the gradient buffer to add into and the beta
   // to use (0 when the buffer is fresh and uninitialised, 1 when it already holds a gradient).
