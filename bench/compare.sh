@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Heed and PyTorch training steps side by side, in one run, alternating, with medians over rounds.
+# Heed and PyTorch 2.x training steps side by side, in one run, alternating, with medians over rounds.
 #
 #   bash bench/compare.sh [ROUNDS] [THREADS]      (defaults: 3 rounds, 2 threads)
 #
-# PyTorch runs in its best setup here: Debian's python3-torch with jemalloc preloaded. The machine is
-# noisy, so each round runs both programs on both configs, and the table reports the medians.
+# PyTorch is 2.x from PyPI, pinned, in the venv that scripts/setup-python.sh makes (.venv-hf5), with its
+# own MKL and oneDNN and jemalloc preloaded, in each of its CPU setups: eager, torch.compile and bf16
+# autocast (bench/pytorch_train_step.py --mode). The table gives each, and each config's ratio of Heed to
+# PyTorch's best setup, and to its best fp32 setup. The machine is noisy, so each round runs every
+# program on both configs, and the table reports the medians.
 #
-# Both programs use the same OpenBLAS, on the kernels it picks for this CPU: the script unsets
-# OPENBLAS_CORETYPE, which the development environment sets to Haswell (AVX2 kernels, about half of
-# sgemm's speed on an AVX-512 CPU; tests and CI keep it). HEED_BENCH_KEEP_CORETYPE=1 keeps it.
+# Heed runs on the OpenBLAS kernels it picks for this CPU: the script unsets OPENBLAS_CORETYPE, which
+# the development environment sets to Haswell (AVX2 kernels, about half of sgemm's speed on an AVX-512
+# CPU; tests and CI keep it). HEED_BENCH_KEEP_CORETYPE=1 keeps it.
 set -euo pipefail
 [ "${HEED_BENCH_KEEP_CORETYPE:-0}" = 1 ] || unset OPENBLAS_CORETYPE
 cd "$(dirname "$0")/.."
@@ -16,15 +19,18 @@ rounds=${1:-3}
 threads=${2:-2}
 bench=build/bench/bench_train_step
 [ -x "$bench" ] || { echo "build first: bash scripts/build.sh" >&2; exit 1; }
+python=.venv-hf5/bin/python
+[ -x "$python" ] || { echo "PyTorch 2.x is missing: bash scripts/setup-python.sh" >&2; exit 1; }
 bash scripts/apt-install.sh compare libjemalloc2
 jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 | head -n 1)
-python=/usr/bin/python3
-[ -x .venv/bin/python ] && python=.venv/bin/python
+modes=(eager compile bf16)
 
 log=$(mktemp)
 for ((r = 1; r <= rounds; r++)); do
   "$bench" all --threads "$threads" | tee -a "$log"
-  LD_PRELOAD="$jemalloc" "$python" bench/pytorch_train_step.py all --threads "$threads" | tee -a "$log"
+  for mode in "${modes[@]}"; do
+    LD_PRELOAD="$jemalloc" "$python" bench/pytorch_train_step.py all --threads "$threads" --mode "$mode" | tee -a "$log"
+  done
 done
 
 echo
@@ -34,16 +40,21 @@ echo "medians over $rounds rounds, $threads threads, $(grep -m1 'model name' /pr
 import re, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    m = re.match(r"(heed|torch)\s+(\w+) .* ([\d.]+) tgt tok/s\s+([\d.]+) GFLOP/s\s+(\d+)% of sgemm\s+peak RSS (\d+)", line)
+    m = re.match(r"(heed|torch-\w+)\s+(\w+) .* ([\d.]+) tgt tok/s\s+([\d.]+) GFLOP/s\s+(\d+)% of sgemm\s+peak RSS (\d+)", line)
     if m:
         rows.setdefault((m[1], m[2]), []).append((float(m[3]), float(m[4]), float(m[5]), float(m[6])))
-print(f"{'':6} {'config':6} {'tgt tok/s':>10} {'GFLOP/s':>8} {'% sgemm':>8} {'RSS MiB':>8}")
+print(f"{'':14} {'config':6} {'tgt tok/s':>10} {'GFLOP/s':>8} {'% sgemm':>8} {'RSS MiB':>8}")
 for (prog, cfg), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     med = [statistics.median(x[i] for x in v) for i in range(4)]
-    print(f"{prog:6} {cfg:6} {med[0]:10.0f} {med[1]:8.1f} {med[2]:8.0f} {med[3]:8.0f}")
+    print(f"{prog:14} {cfg:6} {med[0]:10.0f} {med[1]:8.1f} {med[2]:8.0f} {med[3]:8.0f}")
+tokens = {key: statistics.median(x[0] for x in v) for key, v in rows.items()}
 for cfg in sorted({c for _, c in rows}):
-    if ("heed", cfg) in rows and ("torch", cfg) in rows:
-        h = statistics.median(x[0] for x in rows[("heed", cfg)])
-        t = statistics.median(x[0] for x in rows[("torch", cfg)])
-        print(f"{cfg}: heed / torch tokens/s = {h / t:.2f}x")
+    torch_modes = {p: t for (p, c), t in tokens.items() if c == cfg and p.startswith("torch-")}
+    fp32_modes = {p: t for p, t in torch_modes.items() if p != "torch-bf16"}
+    if ("heed", cfg) not in tokens or not fp32_modes:
+        continue
+    h = tokens[("heed", cfg)]
+    best, best_fp32 = max(torch_modes, key=torch_modes.get), max(fp32_modes, key=fp32_modes.get)
+    print(f"{cfg}: heed / {best} (PyTorch's best) = {h / torch_modes[best]:.2f}x, "
+          f"heed / {best_fp32} (its best fp32) = {h / fp32_modes[best_fp32]:.2f}x")
 PY

@@ -1,6 +1,11 @@
 """The PyTorch side of bench_train_step: the same training steps, timed the same way.
 
-    python bench/pytorch_train_step.py [small|base|all] [--steps N] [--threads T]
+    python bench/pytorch_train_step.py [small|base|all] [--steps N] [--threads T] [--mode eager|compile|bf16]
+
+--mode picks how PyTorch runs the step: eager (the default), torch.compile (its inductor backend, which
+generates C++ for the CPU; the warm-up steps absorb the compilation), or bf16 autocast (the GEMMs in
+bf16 through oneDNN where the CPU has AVX512_BF16, fp32 master weights). A line names the mode as
+torch-MODE.
 
 The model is what a PyTorch user would write for the same architecture: token embeddings scaled by
 sqrt(d) plus sinusoidal positions, torch.nn.Transformer (post-norm, ReLU, dropout 0.1, batch_first),
@@ -63,11 +68,13 @@ def sgemm_gflops():
     return best
 
 
-def run(name, steps, sgemm):
+def run(name, steps, sgemm, mode):
     d, heads, ffn, layers, vocab, batch, src_len, tgt_len = CONFIGS[name]
     torch.manual_seed(1)
     model = Seq2Seq(d, heads, ffn, layers, vocab).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    forward = torch.compile(model) if mode == "compile" else model
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16")
     loss_fn = nn.CrossEntropyLoss(ignore_index=0, label_smoothing=0.0)
     g = torch.Generator().manual_seed(1234)
     src = torch.randint(3, vocab, (batch, src_len), generator=g)
@@ -77,8 +84,9 @@ def run(name, steps, sgemm):
     for s in range(steps + 2):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        logits = model(src, tgt_in)
-        loss = loss_fn(logits.reshape(-1, vocab), tgt_out.reshape(-1))
+        with autocast:
+            logits = forward(src, tgt_in)
+            loss = loss_fn(logits.reshape(-1, vocab), tgt_out.reshape(-1))
         loss.backward()
         opt.step()
         if s >= 2:
@@ -87,7 +95,7 @@ def run(name, steps, sgemm):
     gflops = step_flops(d, ffn, layers, vocab, batch, src_len, tgt_len) / t / 1e9
     params = sum(p.numel() for p in model.parameters()) / 1e6
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"torch {name:<6} threads={torch.get_num_threads()} params={params:.1f}M step={t * 1e3:.1f} ms  "
+    print(f"torch-{mode} {name:<6} threads={torch.get_num_threads()} params={params:.1f}M step={t * 1e3:.1f} ms  "
           f"{batch * tgt_len / t:.0f} tgt tok/s  {gflops:.1f} GFLOP/s  {100 * gflops / sgemm:.0f}% of sgemm  "
           f"peak RSS {rss:.0f} MiB", flush=True)
 
@@ -97,6 +105,7 @@ def main():
     parser.add_argument("which", nargs="?", default="all", choices=["all", *CONFIGS])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--mode", default="eager", choices=["eager", "compile", "bf16"])
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,7 +113,7 @@ def main():
     print(f"sgemm 1024^3: {sgemm:.1f} GFLOP/s with {torch.get_num_threads()} threads (torch {torch.__version__})")
     for name in CONFIGS:
         if args.which in ("all", name):
-            run(name, args.steps, sgemm)
+            run(name, args.steps, sgemm, args.mode)
 
 
 if __name__ == "__main__":
