@@ -9,6 +9,7 @@
 
 #include "gradcheck.h"
 #include "heed/ops/cross_entropy.h"
+#include "sim/counters.h"
 
 using namespace heed;
 
@@ -135,6 +136,30 @@ TEST_CASE("cross_entropy names a target outside the classes and its row", "[ops]
   CHECK_THROWS_WITH(ops::cross_entropy_forward(logits, ok, -100, 1.5f), Catch::Contains("[0, 1]"));
   CHECK_THROWS_WITH(ops::cross_entropy_forward(logits, Tensor::from_vector<int32_t>({1, 2}, {2}), -100, 0.1f),
                     Catch::Contains("expected [3]"));
+}
+
+TEST_CASE("cross_entropy on the simulated GPU takes targets from the host without reading anything back",
+          "[ops][cross_entropy][sim]") {
+  // Checked on the host, then uploaded: no copy to the host, one to the device for each pass.
+  const Device sim = Device::sim();
+  const Tensor logits = testing::random_tensor({6, 5}, 6).to(sim);
+  const Tensor targets = Tensor::from_vector<int32_t>({1, 4, -100, 0, 2, 3}, {6});
+  const ops::CrossEntropyResult on_device = ops::cross_entropy_forward(logits, targets.to(sim), -100, 0.1f);
+  cuda_sim::CountingScope counting;
+  const ops::CrossEntropyResult r = ops::cross_entropy_forward(logits, targets, -100, 0.1f);
+  const Tensor grad = ops::cross_entropy_backward(logits, targets, r.lse, -100, 0.1f, 1.0f);
+  const cuda_sim::StepCounters counted = counting.take();
+  CHECK(counted.copies_to_host == 0);
+  CHECK(counted.copies_to_device == 2);
+  CHECK(r.count == 5);
+  CHECK(r.loss_sum.to(Device::cpu()).item() == on_device.loss_sum.to(Device::cpu()).item());
+  CHECK(grad.to(Device::cpu()).to_vector<float>() ==
+        ops::cross_entropy_backward(logits, targets.to(sim), on_device.lse, -100, 0.1f, 1.0f)
+            .to(Device::cpu())
+            .to_vector<float>());
+  CHECK_THROWS_WITH(ops::cross_entropy_forward(logits, Tensor::from_vector<int32_t>({1, 4, 5, 0, 2, 3}, {6}), -100,
+                                               0.1f),
+                    Catch::Contains("target 5 at row 2"));
 }
 
 TEST_CASE("cross_entropy reads non-contiguous logits", "[ops][cross_entropy]") {

@@ -6,6 +6,7 @@
 
 #include "gradcheck.h"
 #include "heed/ops/embedding.h"
+#include "sim/counters.h"
 
 using namespace heed;
 
@@ -107,5 +108,28 @@ TEST_CASE("embedding on the simulated GPU runs the kernels and matches the CPU o
   CHECK(ops::embedding_backward(dy.to(sim), ids.to(sim), vocab, 0, 1.5f).to(Device::cpu()).to_vector<float>() ==
         ops::embedding_backward(dy, ids, vocab, 0, 1.5f).to_vector<float>());
   CHECK_THROWS_WITH(ops::embedding_forward(Tensor::from_vector<int32_t>({vocab}, {1}).to(sim), weight.to(sim)),
+                    Catch::Contains("outside the vocabulary"));
+}
+
+TEST_CASE("embedding on the simulated GPU takes ids from the host without reading anything back",
+          "[ops][embedding][sim]") {
+  // A training step's ids come from the host: the op checks them there and uploads them, and the backward
+  // groups them there, so neither reads device memory on the host (a synchronisation each).
+  const Device sim = Device::sim();
+  const int64_t n = 300, vocab = 50, d = 37;
+  const Tensor ids = random_ids({n}, vocab, 12);
+  const Tensor weight = testing::random_tensor({vocab, d}, 13).to(sim), dy = testing::random_tensor({n, d}, 14).to(sim);
+  const Tensor out_device_ids = ops::embedding_forward(ids.to(sim), weight, 0.5f);
+  const Tensor grad_device_ids = ops::embedding_backward(dy, ids.to(sim), vocab, 0, 0.5f);
+  cuda_sim::CountingScope counting;
+  const Tensor out = ops::embedding_forward(ids, weight, 0.5f);
+  const Tensor grad = ops::embedding_backward(dy, ids, vocab, 0, 0.5f);
+  const cuda_sim::StepCounters counted = counting.take();
+  CHECK(counted.copies_to_host == 0);
+  CHECK(counted.copies_to_device == 2);  // the ids, then the grouping of them
+  CHECK(out.device() == sim);
+  CHECK(out.to(Device::cpu()).to_vector<float>() == out_device_ids.to(Device::cpu()).to_vector<float>());
+  CHECK(grad.to(Device::cpu()).to_vector<float>() == grad_device_ids.to(Device::cpu()).to_vector<float>());
+  CHECK_THROWS_WITH(ops::embedding_forward(Tensor::from_vector<int32_t>({vocab}, {1}), weight),
                     Catch::Contains("outside the vocabulary"));
 }

@@ -100,7 +100,8 @@ void AttentionProbe::check(const ModelConfig& config) const {
 Variable Transformer::embed(const Tensor& ids, const Variable& table, int64_t first_position,
                             ForwardContext& ctx) const {
   const float scale = config_.scale_embedding ? std::sqrt(static_cast<float>(config_.d_model)) : 1.0f;
-  Variable x = autograd::embedding(ids.to(device()), table, scale, config_.pad_id);
+  // Ids from the host stay there: the op checks them (and its backward groups them) without a read-back.
+  Variable x = autograd::embedding(ids, table, scale, config_.pad_id);
   const int64_t end = first_position + ids.size(1);
   if (!positions_.defined() || positions_.size(0) < end || positions_.device() != device())
     positions_ = sinusoidal_positions(std::max<int64_t>(2 * end, 256), config_.d_model).to(device());
@@ -156,7 +157,7 @@ LossResult Transformer::loss(const data::Batch& batch, ForwardContext& ctx, doub
   Variable memory = encode(batch.src, &src_padding, ctx);
   Variable hidden = decode(batch.tgt_in, memory, src_padding, ctx);
   Variable flat = autograd::reshape(hidden, {-1, config_.d_model});
-  autograd::CrossEntropy ce = autograd::cross_entropy(logits(flat), batch.tgt_out.reshape({-1}).to(device()), config_.pad_id,
+  autograd::CrossEntropy ce = autograd::cross_entropy(logits(flat), batch.tgt_out.reshape({-1}), config_.pad_id,
                                                       config_.label_smoothing, normalizer);
   return {ce.loss, ce.nll_sum, ce.count};
 }

@@ -1,6 +1,8 @@
 // Checks and dispatch for the fused label-smoothed cross-entropy; the math is in cross_entropy_cpu.cc and,
 // on the GPU path, kernels/cross_entropy.cu.
-// Targets are validated here, on the host, where a bad one can be reported by value and row.
+// Targets are validated here, on the host, where a bad one can be reported by value and row. Targets may
+// come on the host for logits on a GPU (a training step's batch does): then they are checked there and
+// uploaded, where targets already on the GPU are read back for the check, a host synchronisation.
 #include "heed/ops/cross_entropy.h"
 
 #include "ops/cross_entropy_backends.h"
@@ -16,8 +18,8 @@ void check_logits(const Tensor& logits, const char* op) {
              shape_str(logits.shape()));
 }
 
-// Returns the targets as a contiguous tensor, and in `count` the rows not equal to ignore_index, after
-// checking that every other target is a class index.
+// Returns the targets as a contiguous tensor on the logits' device, and in `count` the rows not equal to
+// ignore_index, after checking that every other target is a class index.
 Tensor checked_targets(const Tensor& targets, const Tensor& logits, int64_t ignore_index, const char* op,
                        int64_t& count) {
   HEED_CHECK(targets.defined(), "{}: targets are undefined", op);
@@ -25,10 +27,11 @@ Tensor checked_targets(const Tensor& targets, const Tensor& logits, int64_t igno
   HEED_CHECK(targets.dim() == 1 && targets.size(0) == logits.size(0),
              "{}: targets have shape {}, expected [{}] for logits of shape {}", op, shape_str(targets.shape()),
              logits.size(0), shape_str(logits.shape()));
-  HEED_CHECK(targets.device() == logits.device(), "{}: targets on {}, logits on {}", op, targets.device().str(),
+  HEED_CHECK(targets.device() == logits.device() || targets.device().is_cpu(),
+             "{}: targets on {}, expected the logits' device ({}) or the CPU", op, targets.device().str(),
              logits.device().str());
   Tensor tc = targets.contiguous();
-  const Tensor host = tc.to(Device::cpu());  // N ids: cheap to read on the host from any device
+  const Tensor host = tc.to(Device::cpu());
   const int32_t* p = host.data<int32_t>();
   const int64_t classes = logits.size(1);
   count = 0;
@@ -38,7 +41,7 @@ Tensor checked_targets(const Tensor& targets, const Tensor& logits, int64_t igno
                op, p[i], i, classes, ignore_index);
     ++count;
   }
-  return tc;
+  return tc.to(logits.device());
 }
 
 void check_smoothing(float smoothing, const char* op) {

@@ -1,6 +1,8 @@
 // Checks and dispatch for the embedding lookup and its scatter-add backward; the loops are in
 // embedding_cpu.cc and, on the GPU path, kernels/embedding.cu. Ids are validated here, once, on the
-// host: a bad id names itself and its position rather than reading outside the table.
+// host: a bad id names itself and its position rather than reading outside the table. Ids may come on the
+// host for a table on a GPU (a training step's batch does): then they are checked there and uploaded,
+// where ids already on the GPU are read back for the check, a host synchronisation.
 #include "heed/ops/embedding.h"
 
 #include "ops/dispatch.h"
@@ -20,12 +22,14 @@ std::string position_str(const Shape& shape, int64_t i) {
   return shape_str(index);
 }
 
-// Returns ids as a contiguous tensor after checking their dtype and that every id lies in [0, vocab).
-Tensor checked_ids(const Tensor& ids, int64_t vocab, const char* op) {
+// Returns ids as a contiguous tensor (on their device) after checking their dtype, that they are on the
+// CPU or on `device`, and that every id lies in [0, vocab).
+Tensor checked_ids(const Tensor& ids, int64_t vocab, Device device, const char* op) {
   HEED_CHECK(ids.defined(), "{}: ids are undefined", op);
   HEED_CHECK(ids.dtype() == DType::I32, "{}: ids must be I32, got {}", op, dtype_name(ids.dtype()));
+  HEED_CHECK(ids.device() == device || ids.device().is_cpu(), "{}: ids on {}, expected {} or the CPU", op,
+             ids.device().str(), device.str());
   Tensor idc = ids.contiguous();
-  // Ids are few (one per token), so reading them on the host costs little on any device.
   const Tensor host = idc.to(Device::cpu());
   const int32_t* p = host.data<int32_t>();
   for (int64_t i = 0; i < host.numel(); ++i)
@@ -39,9 +43,7 @@ Tensor checked_ids(const Tensor& ids, int64_t vocab, const char* op) {
 Tensor embedding_forward(const Tensor& ids, const Tensor& weight, float scale) {
   check_float(weight, "embedding", "weight");
   HEED_CHECK(weight.dim() == 2, "embedding: weight must be [V, D], got {}", shape_str(weight.shape()));
-  HEED_CHECK(ids.device() == weight.device(), "embedding: ids on {}, weight on {}", ids.device().str(),
-             weight.device().str());
-  const Tensor idc = checked_ids(ids, weight.size(0), "embedding");
+  const Tensor idc = checked_ids(ids, weight.size(0), weight.device(), "embedding").to(weight.device());
   const Tensor wc = weight.contiguous();
   Shape shape = ids.shape();
   shape.push_back(weight.size(1));
@@ -59,9 +61,8 @@ Tensor embedding_backward(const Tensor& dy, const Tensor& ids, int64_t vocab_siz
                  Shape(dy.shape().begin(), dy.shape().end() - 1) == ids.shape(),
              "embedding_backward: dy has shape {}, expected ids' shape {} plus one dimension",
              shape_str(dy.shape()), ids.defined() ? shape_str(ids.shape()) : "(undefined)");
-  HEED_CHECK(ids.device() == dy.device(), "embedding_backward: ids on {}, dy on {}", ids.device().str(),
-             dy.device().str());
-  const Tensor idc = checked_ids(ids, vocab_size, "embedding_backward");
+  // The backends take the ids where they are: the GPU path groups them by id on the host.
+  const Tensor idc = checked_ids(ids, vocab_size, dy.device(), "embedding_backward");
   const Tensor dyc = dy.contiguous();
   Tensor dweight = Tensor::empty({vocab_size, dy.size(-1)}, DType::F32, dy.device());
   HEED_DISPATCH(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, pad_id, scale));

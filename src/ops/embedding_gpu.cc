@@ -15,7 +15,7 @@ kernels::EmbeddingArgs shared_args(const Tensor& ids, const Tensor& table, const
   a.vocab = table.size(0);
   a.dim = table.size(1);
   a.scale = scale;
-  a.ids = ids.data<int32_t>();
+  a.ids = ids.device().is_cpu() ? nullptr : ids.data<int32_t>();  // the grouped backward needs none
   a.dtype = values.dtype();
   return a;
 }
@@ -35,14 +35,15 @@ void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, in
   a.dweight = dweight.data<float>();
   a.pad_id = pad_id;
   // Grouping the positions by id on the host (ids are one per token, few) makes the scatter-add
-  // deterministic: each vocabulary row adds its positions in order, as the CPU op does.
+  // deterministic: each vocabulary row adds its positions in order, as the CPU op does. Ids given on the
+  // host need no read-back; the starts and the order go up in one copy.
   const Tensor host_ids = ids.to(Device::cpu());
-  Tensor starts = Tensor::empty({a.vocab + 1}, DType::I32), order = Tensor::empty({a.positions}, DType::I32);
-  kernels::embedding_group_positions(host_ids.data<int32_t>(), a.positions, a.vocab, starts.data<int32_t>(),
-                                     order.data<int32_t>());
-  const Tensor starts_dev = starts.to(dy.device()), order_dev = order.to(dy.device());
-  a.id_starts = starts_dev.data<int32_t>();
-  a.positions_by_id = order_dev.data<int32_t>();
+  Tensor grouping = Tensor::empty({a.vocab + 1 + a.positions}, DType::I32);
+  int32_t* starts = grouping.data<int32_t>();
+  kernels::embedding_group_positions(host_ids.data<int32_t>(), a.positions, a.vocab, starts, starts + a.vocab + 1);
+  const Tensor grouping_dev = grouping.to(dy.device());
+  a.id_starts = grouping_dev.data<int32_t>();
+  a.positions_by_id = a.id_starts + a.vocab + 1;
   HEED_RUN_KERNEL(dy.device(), embedding_backward, a);
 }
 
