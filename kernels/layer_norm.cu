@@ -368,8 +368,8 @@ void layer_norm_backward<kBackend>(const LayerNormArgs& a) {
              a.stream, a, static_cast<const float*>(residual_means), partials);
     });
   }
-  sum_column_partials(partials, chunks, 2 * a.cols, a.cols, a.dgamma, a.stream);
-  sum_column_partials(partials + a.cols, chunks, 2 * a.cols, a.cols, a.dbeta, a.stream);
+  // A chunk's partials are dgamma's D then dbeta's D, as param_grads' two rows: one sum for both.
+  sum_column_partials(partials, chunks, 2 * a.cols, 2 * a.cols, a.param_grads, a.stream);
 }
 
 }  // namespace heed::kernels

@@ -23,11 +23,10 @@ struct LayerNormArgs {
   float* mean = nullptr;         // [rows]: written by the forward pass, read by the backward pass
   float* rstd = nullptr;         // [rows]: likewise
 
-  // Backward only: dx, dgamma and dbeta are overwritten, not accumulated.
+  // Backward only: dx and the parameter gradients are overwritten, not accumulated.
   const void* dy = nullptr;
   void* dx = nullptr;
-  float* dgamma = nullptr;
-  float* dbeta = nullptr;
+  float* param_grads = nullptr;  // [2, D]: dgamma, then dbeta (one launch sums both)
   void* workspace = nullptr;  // layer_norm_backward_workspace_bytes(args) bytes of device memory
 
   Stream stream = nullptr;

@@ -58,9 +58,11 @@ LayerNormGrads layer_norm_backward(const Tensor& dy, const Tensor& x, const Tens
   }
   const Tensor dyc = dy.contiguous(), xc = x.contiguous(), gc = gamma.contiguous(), mc = mean.contiguous(),
                rc = rstd.contiguous();
-  LayerNormGrads g{Tensor::empty(x.shape(), x.dtype(), x.device()),
-                   Tensor::empty({x.size(-1)}, DType::F32, x.device()),
-                   Tensor::empty({x.size(-1)}, DType::F32, x.device())};
+  // dgamma and dbeta are the rows of one [2, D] tensor, which the GPU path sums in one launch.
+  const int64_t d = x.size(-1);
+  const Tensor param_grads = Tensor::empty({2, d}, DType::F32, x.device());
+  LayerNormGrads g{Tensor::empty(x.shape(), x.dtype(), x.device()), param_grads.narrow(0, 0, 1).view({d}),
+                   param_grads.narrow(0, 1, 1).view({d})};
   HEED_DISPATCH(x.device(), "layer_norm_backward", layer_norm_backward(dyc, xc, gc, mc, rc, g.dx, g.dgamma, g.dbeta));
   return g;
 }

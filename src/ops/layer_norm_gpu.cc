@@ -35,8 +35,9 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
   kernels::LayerNormArgs a = rows_of(x, gamma, mean, rstd);
   a.dy = dy.raw_data();
   a.dx = dx.raw_data();
-  a.dgamma = dgamma.data<float>();
-  a.dbeta = dbeta.data<float>();
+  HEED_CHECK(dbeta.data<float>() == dgamma.data<float>() + dgamma.numel(),
+             "layer_norm_backward: dgamma and dbeta must be the rows of one [2, D] tensor");
+  a.param_grads = dgamma.data<float>();
   // The workspace size is host arithmetic, the same in both builds; the simulator's is always linked.
   const Tensor workspace = Tensor::empty(
       {static_cast<int64_t>(kernels::layer_norm_backward_workspace_bytes<kernels::Backend::Sim>(a))}, DType::U8,

@@ -48,7 +48,8 @@ CheckResult check_layer_norm(kernels::Backend backend, const LayerNormCase& c, u
   const Tensor ref_mean_dev = ref.mean.to(device), ref_rstd_dev = ref.rstd.to(device);
   const Tensor y = nan_tensor({rows, cols}, backend, c.dtype), dx = nan_tensor({rows, cols}, backend, c.dtype);
   const Tensor mean = nan_tensor({rows}, backend, DType::F32), rstd = nan_tensor({rows}, backend, DType::F32);
-  const Tensor dgamma = nan_tensor({cols}, backend, DType::F32), dbeta = nan_tensor({cols}, backend, DType::F32);
+  const Tensor param_grads = nan_tensor({2, cols}, backend, DType::F32);  // dgamma, then dbeta
+  const Tensor dgamma = param_grads.narrow(0, 0, 1).view({cols}), dbeta = param_grads.narrow(0, 1, 1).view({cols});
 
   kernels::LayerNormArgs args;
   args.rows = rows;
@@ -67,8 +68,7 @@ CheckResult check_layer_norm(kernels::Backend backend, const LayerNormCase& c, u
   args.rstd = ref_rstd_dev.data<float>();
   args.dy = dy_dev.raw_data();
   args.dx = dx.raw_data();
-  args.dgamma = dgamma.data<float>();
-  args.dbeta = dbeta.data<float>();
+  args.param_grads = param_grads.data<float>();
   // The workspace size is host arithmetic, the same in both builds; the simulator's is always linked.
   const size_t workspace_bytes = kernels::layer_norm_backward_workspace_bytes<kernels::Backend::Sim>(args);
   const Tensor workspace = nan_tensor({static_cast<int64_t>(workspace_bytes / sizeof(float))}, backend, DType::F32);
