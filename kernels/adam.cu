@@ -115,41 +115,47 @@ __global__ void __launch_bounds__(kSumThreads) sum_chunk_squares_kernel(GradSqua
   if (threadIdx.x == 0) *p.sum = static_cast<float>(partial[0]);
 }
 
+// The grid of a launch with one block a chunk, after checking the counts.
+dim3 chunk_grid(const char* op, int count, int64_t chunks) {
+  HEED_CHECK(count >= 0 && chunks >= 0, "{}: {} tensors, {} chunks", op, count, chunks);
+  HEED_CHECK(chunks <= 0x7fffffff, "{}: {} chunks exceed a grid's x dimension", op, chunks);
+  return dim3(static_cast<unsigned>(chunks));
+}
+
+// Calls body(T{}) with T the 16-bit type of `half`.
+template <typename Body>
+void with_half(Half half, Body&& body) {
+  if (half == Half::BF16)
+    body(__nv_bfloat16{});
+  else
+    body(__half{});
+}
+
 }  // namespace HEED_BACKEND
 
 template <>
 void grad_squares<kBackend>(const GradSquaresArgs& a) {
   using namespace HEED_BACKEND;
-  HEED_CHECK(a.count >= 0 && a.chunks >= 0, "grad_squares: {} tensors, {} chunks", a.count, a.chunks);
-  HEED_CHECK(a.chunks <= 0x7fffffff, "grad_squares: {} chunks exceed a grid's x dimension", a.chunks);
-  if (a.chunks > 0) launch(grad_squares_kernel, dim3(static_cast<unsigned>(a.chunks)), dim3(kThreads), 0, a.stream, a);
+  const dim3 grid = chunk_grid("grad_squares", a.count, a.chunks);
+  if (a.chunks > 0) launch(grad_squares_kernel, grid, dim3(kThreads), 0, a.stream, a);
   launch(sum_chunk_squares_kernel, dim3(1), dim3(kSumThreads), 0, a.stream, a);
 }
 
 template <>
 void adam_update<kBackend>(const AdamArgs& a) {
   using namespace HEED_BACKEND;
-  HEED_CHECK(a.count >= 0 && a.chunks >= 0, "adam_update: {} tensors, {} chunks", a.count, a.chunks);
-  HEED_CHECK(a.chunks <= 0x7fffffff, "adam_update: {} chunks exceed a grid's x dimension", a.chunks);
+  const dim3 grid = chunk_grid("adam_update", a.count, a.chunks);
   if (a.chunks == 0) return;
-  const dim3 grid(static_cast<unsigned>(a.chunks));
-  if (a.half_dtype == Half::BF16)
-    launch(adam_kernel<__nv_bfloat16>, grid, dim3(kThreads), 0, a.stream, a);
-  else
-    launch(adam_kernel<__half>, grid, dim3(kThreads), 0, a.stream, a);
+  with_half(a.half_dtype, [&](auto half) { launch(adam_kernel<decltype(half)>, grid, dim3(kThreads), 0, a.stream, a); });
 }
 
 template <>
 void half_copies<kBackend>(const HalfCopiesArgs& a) {
   using namespace HEED_BACKEND;
-  HEED_CHECK(a.count >= 0 && a.chunks >= 0, "half_copies: {} tensors, {} chunks", a.count, a.chunks);
-  HEED_CHECK(a.chunks <= 0x7fffffff, "half_copies: {} chunks exceed a grid's x dimension", a.chunks);
+  const dim3 grid = chunk_grid("half_copies", a.count, a.chunks);
   if (a.chunks == 0) return;
-  const dim3 grid(static_cast<unsigned>(a.chunks));
-  if (a.half_dtype == Half::BF16)
-    launch(half_copies_kernel<__nv_bfloat16>, grid, dim3(kThreads), 0, a.stream, a);
-  else
-    launch(half_copies_kernel<__half>, grid, dim3(kThreads), 0, a.stream, a);
+  with_half(a.half_dtype,
+            [&](auto half) { launch(half_copies_kernel<decltype(half)>, grid, dim3(kThreads), 0, a.stream, a); });
 }
 
 }  // namespace heed::kernels
