@@ -42,6 +42,12 @@ struct AlignedFloats {
   float* get() const { return data.get(); }
 };
 
+}  // namespace
+
+#ifdef HEED_WITH_SIM_COUNTERS
+
+namespace {
+
 // The bf16 bits of a small integer, which bf16 holds exactly: the high half of its fp32 bits.
 uint16_t bf16_bits_of(uint16_t i) {
   const float f = i;
@@ -51,8 +57,6 @@ uint16_t bf16_bits_of(uint16_t i) {
 }
 
 }  // namespace
-
-#ifdef HEED_WITH_SIM_COUNTERS
 
 TEST_CASE("the counters see uncoalesced global loads as more 32-byte sectors", "[sim][counters]") {
   AlignedFloats in(32 * 32), out(32);
