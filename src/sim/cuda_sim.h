@@ -112,18 +112,14 @@ namespace heed::cuda_sim {
 
 // A 16-byte access kept whole (common/device.h's load_16 and store_16, LDG.128 and STG.128 on a GPU).
 // The host compiler narrows a copied uint4 to 4-byte loads (or to just the elements read from it); a
-// memcpy, whose every byte the empty asm then uses, stays one 16-byte access, so the counting build sees
-// the one request a GPU makes.
+// 16-byte memcpy stays one access, so the counting build sees the one request a GPU makes
+// (tests/test_sim_counters.cc checks it).
 [[gnu::always_inline]] inline uint4 load_16(const void* p) {
   uint4 v;
   std::memcpy(&v, p, sizeof v);
-  asm("" : "+m"(v));
   return v;
 }
-[[gnu::always_inline]] inline void store_16(void* p, uint4 v) {
-  asm("" : "+m"(v));
-  std::memcpy(p, &v, sizeof v);
-}
+[[gnu::always_inline]] inline void store_16(void* p, uint4 v) { std::memcpy(p, &v, sizeof v); }
 
 }  // namespace heed::cuda_sim
 
