@@ -57,13 +57,14 @@ Update UpdateStep::run(std::vector<data::LoadedBatch>& batches, TrainState& stat
 void UpdateStep::forward_backward(std::vector<data::LoadedBatch>& batches, int64_t step, Update& update) {
   const int64_t accumulate = static_cast<int64_t>(batches.size());
   store_.zero_grads();
+  // The weights do not change within an update: their 16-bit copies serve all of its batches.
+  std::optional<autograd::CastParametersScope> weights;
+  if (context_.compute != DType::F32) weights.emplace(weight_copies_);
   for (int64_t i = 0; i < accumulate; ++i) {
     nn::ForwardContext ctx = context_;
     ctx.training = true;
     // Batch k of the update has the same dropout key whichever rank runs it.
     ctx.step = static_cast<uint64_t>((step * accumulate + i) * comm_.world() + comm_.rank());
-    std::optional<autograd::CastParametersScope> weights;
-    if (context_.compute != DType::F32) weights.emplace(weight_copies_);
     const nn::LossResult l = model_.loss(batches[static_cast<size_t>(i)].batch, ctx, update.tokens);
     update.loss = update.loss.defined() ? ops::add(update.loss, l.loss.value()) : l.loss.value();
     update.nll_sum = update.nll_sum.defined() ? ops::add(update.nll_sum, l.nll_sum) : l.nll_sum;
