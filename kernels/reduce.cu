@@ -5,7 +5,8 @@
 // loads follow one another: fine for the small broadcasts of the autograd glue, and far too serial for
 // a bias gradient, where 512 threads would each walk every token of the batch.
 //
-// sum_rows is that bias gradient ([rows, N] down to [N], in fp32 whatever the input's type) as the column
+// sum_rows is that bias gradient ([rows, N] down to [N], in fp32 whatever the input's type), where the
+// weight-gradient GEMM does not give it from its epilogue (a frozen weight, a broadcast add), as the column
 // sums of column_sums.h: column tiles of 32 x row chunks of 128 rows, each warp summing every 8th row of
 // its chunk for 32 consecutive columns (each load instruction reads a contiguous row segment), the
 // warps' sums added in warp order into one partial per chunk, then the chunks added in order in double.

@@ -158,12 +158,57 @@ void check_linear_forward(kernels::Backend backend) {
   }
 }
 
+// A Linear layer's weight and bias gradients in one GEMM (the bias-gradient epilogue on the GPU path)
+// against double-precision sums of the same rounded inputs. Both are fp32 sums of exact products: n terms
+// summed in fp32 err by at most (n - 1) u sum|term|, u = 2^-24 (cuBLASLt's order is not sequential, but
+// no order does worse). 300 rows: more than one 128- or 256-deep slice of K, so a split K sums partials.
+void check_linear_backward_weight(kernels::Backend backend) {
+  const Device dev = testing::backend_device(backend);
+  const int64_t rows = 300, out_features = 5, in = 16;
+  const Tensor dy = testing::random_tensor({rows, out_features}, 1), x = testing::random_tensor({rows, in}, 2);
+  const Tensor dw0 = testing::random_tensor({out_features, in}, 3);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16})
+    for (float beta : {0.0f, 1.0f}) {
+      INFO(testing::dtype_label(dtype) << " beta " << beta);
+      const std::vector<float> g = dy.to(dtype).to(DType::F32).to_vector<float>();
+      const std::vector<float> xs = x.to(dtype).to(DType::F32).to_vector<float>();
+      Tensor dw = dw0.to(dev).clone(), db = Tensor::full({out_features}, 7.0f, dev);
+      ops::linear_backward_weight(dy.to(dtype).to(dev), x.to(dtype).to(dev), dw, beta, &db);
+      const std::vector<float> got_dw = testing::to_host_f32(dw).to_vector<float>();
+      const std::vector<float> got_db = testing::to_host_f32(db).to_vector<float>();
+      double worst = 0.0;
+      for (int64_t o = 0; o < out_features; ++o) {
+        double want_db = 0.0, magnitude_db = 0.0;
+        for (int64_t r = 0; r < rows; ++r) {
+          want_db += g[r * out_features + o];
+          magnitude_db += std::abs(g[r * out_features + o]);
+        }
+        testing::raise_worst(worst, std::abs(got_db[o] - want_db) / ((rows - 1) * 0x1p-24 * magnitude_db + 1e-30));
+        for (int64_t i = 0; i < in; ++i) {
+          double want = beta * dw0.item(o * in + i), magnitude = std::abs(want);
+          for (int64_t r = 0; r < rows; ++r) {
+            const double term = double(g[r * out_features + o]) * xs[r * in + i];
+            want += term;
+            magnitude += std::abs(term);
+          }
+          testing::raise_worst(worst, std::abs(got_dw[o * in + i] - want) / (rows * 0x1p-24 * magnitude + 1e-30));
+        }
+      }
+      CHECK(worst <= 1.0);
+    }
+  // Without db, only the weight gradient.
+  Tensor dw = Tensor::empty({out_features, in}, DType::F32, dev);
+  ops::linear_backward_weight(dy.to(dev), x.to(dev), dw, 0.0f, nullptr);
+  require_close(testing::to_host_f32(dw), naive_matmul(dy, x, true, false), 1e-5);
+}
+
 }  // namespace
 
 TEST_CASE("matmul on the simulated GPU matches the naive product in fp32, bf16 and fp16", "[ops][matmul][sim]") {
   check_gpu_matmul(kernels::Backend::Sim);
   check_gemm_epilogues(kernels::Backend::Sim);
   check_linear_forward(kernels::Backend::Sim);
+  check_linear_backward_weight(kernels::Backend::Sim);
 }
 
 TEST_CASE("matmul on the GPU (cuBLASLt) matches the naive product in fp32, bf16 and fp16", "[ops][matmul][gpu]") {
@@ -171,6 +216,7 @@ TEST_CASE("matmul on the GPU (cuBLASLt) matches the naive product in fp32, bf16 
   check_gpu_matmul(kernels::Backend::Cuda);
   check_gemm_epilogues(kernels::Backend::Cuda);
   check_linear_forward(kernels::Backend::Cuda);
+  check_linear_backward_weight(kernels::Backend::Cuda);
 }
 
 TEST_CASE("broadcasting add and mul, and their reductions", "[ops][elementwise]") {
@@ -390,6 +436,22 @@ TEST_CASE("cpu gemm: OpenBLAS fallen back to kernels older than the CPU is switc
 
   select_openblas_kernels(original.kernel_name.c_str());  // the other tests run with what they had
   REQUIRE(ops::cpu_gemm_library().kernel_name == original.kernel_name);
+}
+
+TEST_CASE("linear backward: a bias used twice gets both contributions on the simulated GPU as on the CPU",
+          "[ops][matmul][sim]") {
+  // The second use's bias gradient cannot be written over the first's: it goes to a fresh buffer and is
+  // added. The loss is a plain sum, so each use contributes exactly 40 (its rows) to every bias element.
+  const Tensor x1 = testing::random_tensor({40, 8}, 1), x2 = testing::random_tensor({40, 8}, 2);
+  const Tensor w = testing::random_tensor({6, 8}, 3), b = testing::random_tensor({6}, 4);
+  for (const Device dev : {Device::cpu(), Device::sim()}) {
+    INFO(dev.str());
+    autograd::Variable wv(w.to(dev), true), bv(b.to(dev), true);
+    autograd::Variable y = autograd::add(autograd::linear(autograd::Variable(x1.to(dev)), wv, bv),
+                                         autograd::linear(autograd::Variable(x2.to(dev)), wv, bv));
+    autograd::backward(autograd::sum(y));
+    for (float g : bv.grad().to(Device::cpu()).to_vector<float>()) CHECK(g == 80.0f);
+  }
 }
 
 TEST_CASE("sum_rows of 16-bit rows returns fp32, so a loss-scaled bias gradient does not overflow",

@@ -215,6 +215,11 @@ TEST_CASE("the H100 model splits a GEMM of few output tiles over K", "[counters]
     const double bytes = 2.0 * 512 * 24576 * 2 + 512 * 512 * 4 + 2.0 * 16 * 512 * 512 * 4;  // and the partials
     CHECK(e.memory_s == Approx(bytes / gpu.hbm_bytes_per_s));
     CHECK(e.seconds == Approx(std::max(e.compute_s, e.memory_s) + 2 * gpu.launch_overhead_s));
+    // With the bias gradient from the epilogue: a second read of dy (512 x 24,576) and the fp32 sums.
+    cuda_sim::GemmCounters with_bias = g;
+    with_bias.bias_grad = true;
+    CHECK(cuda_sim::estimate_gemm(gpu, with_bias).memory_s ==
+          Approx((bytes + 512.0 * 24576 * 2 + 512 * 4) / gpu.hbm_bytes_per_s));
   }
   SECTION("a shallow product is not split below 256 deep") {
     CHECK(cuda_sim::gemm_split_k(gpu, {.m = 512, .n = 512, .k = 512}) == 2);

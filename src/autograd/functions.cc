@@ -35,12 +35,21 @@ Variable linear_impl(const Variable& x, const Variable& weight, const Variable& 
     record(result, [x, weight, bias, x2, y, relu](const Tensor& dy) {
       Tensor dy2 = dy.reshape({-1, dy.size(-1)});
       if (relu) dy2 = ops::activation_backward(dy2, y, ops::Activation::ReLU);
+      const bool bias_grad = bias.defined() && bias.requires_grad();
       if (weight.requires_grad()) {
         float beta;
         Tensor& dw = weight.grad_for_gemm(&beta);
-        ops::matmul_into(dy2, x2, dw, true, false, 1.0f, beta);
+        // The bias gradient comes from the weight gradient's GEMM, which writes it: straight into the
+        // bias's gradient while that holds nothing yet, else into a fresh buffer added after.
+        float bias_beta = 0.0f;
+        Tensor* bias_buffer = bias_grad ? &bias.grad_for_gemm(&bias_beta) : nullptr;
+        Tensor fresh;
+        if (bias_beta != 0.0f) fresh = Tensor::empty(bias.shape(), DType::F32, dy2.device());
+        ops::linear_backward_weight(dy2, x2, dw, beta, fresh.defined() ? &fresh : bias_buffer);
+        if (fresh.defined()) ops::axpy_(*bias_buffer, fresh);
+      } else if (bias_grad) {
+        bias.accumulate_grad(ops::sum_rows(dy2));
       }
-      if (bias.defined() && bias.requires_grad()) bias.accumulate_grad(ops::sum_rows(dy2));
       if (x.requires_grad())
         x.accumulate_grad(ops::matmul(dy2, weight.value()).view(x.shape()));
     });

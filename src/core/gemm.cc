@@ -37,6 +37,15 @@ std::vector<float> widen(const GemmOperand& op, int64_t batch_index, int64_t row
   return dense;
 }
 
+// out[i] = sum over j of op(a)[i, j], in fp32 from the widened inputs, as the epilogue reduces them.
+void sum_rows_of_op_a(const std::vector<float>& a, bool trans, int64_t m, int64_t k, float* out) {
+  for (int64_t i = 0; i < m; ++i) {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < k; ++j) sum += trans ? a[j * m + i] : a[i * k + j];
+    out[i] = sum;
+  }
+}
+
 // The simulated GPU's GEMM: exact widening of the inputs, sgemm with fp32 accumulation, then the epilogue
 // in fp32 and one rounding to the output type.
 void gemm_sim(const GemmDesc& d) {
@@ -54,6 +63,7 @@ void gemm_sim(const GemmDesc& d) {
                   static_cast<int>(a_cols), b.data(), static_cast<int>(b_cols), d.beta, c.data(), static_cast<int>(d.n));
     else
       for (float& v : c) v *= d.beta;
+    if (d.bias_grad) sum_rows_of_op_a(a, d.a.trans, d.m, d.k, static_cast<float*>(d.bias_grad));
     for (int64_t r = 0; r < d.m; ++r)
       for (int64_t col = 0; col < d.n; ++col) {
         float v = c[r * d.n + col];
@@ -73,12 +83,15 @@ void gemm(Device device, const GemmDesc& d) {
     HEED_CHECK(t == DType::F32 || t == DType::BF16 || t == DType::F16, "gemm: {} is not a floating-point type",
                dtype_name(t));
   HEED_CHECK(!d.relu || d.bias, "gemm: the ReLU epilogue needs a bias");
+  HEED_CHECK(!d.bias_grad || (d.batch == 1 && !d.bias && d.out_dtype == DType::F32),
+             "gemm: the bias-gradient epilogue needs batch 1, no bias and an F32 output");
   HEED_CHECK(d.m >= 0 && d.n >= 0 && d.k >= 0 && d.batch >= 1, "gemm: bad sizes m={} n={} k={} batch={}", d.m, d.n,
              d.k, d.batch);
   if (d.m == 0 || d.n == 0) return;
   if (device.is_sim()) {
     cuda_sim::count_gemm({.m = d.m, .n = d.n, .k = d.k, .batch = d.batch, .input_bytes = static_cast<int>(dtype_size(d.a.dtype)),
-                          .output_bytes = static_cast<int>(dtype_size(d.out_dtype)), .bias = d.bias != nullptr});
+                          .output_bytes = static_cast<int>(dtype_size(d.out_dtype)), .bias = d.bias != nullptr,
+                          .bias_grad = d.bias_grad != nullptr});
     return gemm_sim(d);
   }
 #ifdef HEED_WITH_CUDA

@@ -26,7 +26,7 @@ struct GemmOperand {
 };
 
 // out[i] = alpha * op(a[i]) . op(b[i]) + beta * out[i] (+ bias, then ReLU) for i < batch, where op(a) is
-// m x k and op(b) is k x n.
+// m x k and op(b) is k x n. With bias_grad, also the sums of op(a)'s rows.
 struct GemmDesc {
   int64_t m = 0, n = 0, k = 0, batch = 1;
   GemmOperand a, b;
@@ -36,6 +36,10 @@ struct GemmDesc {
   float alpha = 1.0f, beta = 0.0f;
   const void* bias = nullptr;  // optional [n], of out_dtype, added to every row
   bool relu = false;           // after the bias (cuBLASLt's RELU_BIAS epilogue); needs a bias
+  // Optional [m], fp32: bias_grad[i] = sum over j < k of op(a)[i, j], written (not added to) from the same pass
+  // over a (cuBLASLt's BGRADB epilogue). For a Linear layer's weight gradient dy^T . x, that is the bias
+  // gradient, with no launch and no second read of dy of its own. Needs batch 1, no bias and fp32 out.
+  void* bias_grad = nullptr;
 };
 
 // Runs on `device` (cuda or sim); every pointer is that device's memory.

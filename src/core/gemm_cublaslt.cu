@@ -37,13 +37,14 @@ struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
-  // The bias pointer is an attribute of `op`: a GEMM with a bias sets it and runs under this lock, so that
-  // two threads cannot swap each other's bias in between. GEMMs without a bias share the plan unlocked.
+  // The bias pointer (the bias, or where the bias gradient goes) is an attribute of `op`: a GEMM with one
+  // sets it and runs under this lock, so that two threads cannot swap each other's pointer in between.
+  // GEMMs without one share the plan unlocked.
   std::mutex bias_mutex;
 };
 
 using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int, bool, bool, int64_t, int64_t, int64_t,
-                           int64_t, int64_t, int64_t, bool, bool>;
+                           int64_t, int64_t, int64_t, bool, bool, bool>;
 
 struct DeviceState {
   cublasLtHandle_t handle = nullptr;
@@ -73,8 +74,11 @@ std::unique_ptr<Plan> make_plan(DeviceState& state, const GemmDesc& d) {
   cublasOperation_t ta = d.b.trans ? CUBLAS_OP_T : CUBLAS_OP_N, tb = d.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
   HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-  if (d.bias) {
-    cublasLtEpilogue_t epilogue = d.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+  // BGRADB reduces cuBLAS's B' = a over k: one sum per column of out^T, i.e. per row of out, as wanted.
+  if (d.bias || d.bias_grad) {
+    cublasLtEpilogue_t epilogue = d.bias_grad ? CUBLASLT_EPILOGUE_BGRADB
+                                  : d.relu    ? CUBLASLT_EPILOGUE_RELU_BIAS
+                                              : CUBLASLT_EPILOGUE_BIAS;
     HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
   }
   // Stored shapes in column-major terms: a row-major r x c matrix is a column-major c x r one.
@@ -112,7 +116,7 @@ DeviceState& state_for(int device) {
 Plan& plan_for(DeviceState& state, const GemmDesc& d) {
   const PlanKey key{static_cast<int>(d.a.dtype), d.m, d.n, d.k, d.batch, static_cast<int>(d.out_dtype), d.a.trans,
                     d.b.trans, d.a.ld, d.b.ld, d.ldo, d.a.batch_stride, d.b.batch_stride, d.out_batch_stride,
-                    d.bias != nullptr, d.relu};
+                    d.bias != nullptr, d.relu, d.bias_grad != nullptr};
   std::lock_guard lock(state.plans_mutex);
   std::unique_ptr<Plan>& plan = state.plans[key];
   if (!plan) plan = make_plan(state, d);
@@ -126,10 +130,9 @@ void gemm_cublaslt(int device, const GemmDesc& d) {
   HEED_CUDA_CHECK(cudaSetDevice(device));
   Plan& p = plan_for(state, d);
   std::unique_lock<std::mutex> bias_lock;  // held only by a GEMM that sets the plan's bias pointer
-  if (d.bias) {
+  if (const void* bias = d.bias_grad ? d.bias_grad : d.bias) {
     bias_lock = std::unique_lock<std::mutex>(p.bias_mutex);
-    HEED_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &d.bias, sizeof(d.bias)));
+    HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
   HEED_CUBLAS_CHECK(cublasLtMatmul(state.handle, p.op, &d.alpha, d.b.data, p.a, d.a.data, p.b, &d.beta, d.out, p.c,
                                    d.out, p.c, &p.algo, state.workspace, kWorkspaceBytes, nullptr));

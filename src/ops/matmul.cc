@@ -72,4 +72,18 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
   return out;
 }
 
+void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db) {
+  HEED_CHECK(dy.dim() == 2 && x.dim() == 2 && dy.size(0) == x.size(0), "linear backward: dy {} and x {} do not fit",
+             shape_str(dy.shape()), shape_str(x.shape()));
+  check_f32(dw, "linear backward", "dw");
+  check_matmul(dy, x, dw, true, false);
+  if (db) {
+    check_f32(*db, "linear backward", "db");
+    HEED_CHECK(db->shape() == Shape{dy.size(1)} && db->is_contiguous() && db->device() == dy.device(),
+               "linear backward: db must be a contiguous [{}] on {}, got {} on {}", dy.size(1), dy.device().str(),
+               shape_str(db->shape()), db->device().str());
+  }
+  HEED_DISPATCH(dy.device(), "linear_backward_weight", linear_backward_weight(dy, x, dw, beta, db));
+}
+
 }  // namespace heed::ops

@@ -40,6 +40,8 @@ namespace heed::ops::cpu {
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta);
 // out = x . weight^T + bias (bias contiguous).
 void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out);
+// dw = dy^T . x + beta * dw, then db = dy's row sums where db is given.
+void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db);
 
 }  // namespace heed::ops::cpu
 
@@ -49,5 +51,7 @@ namespace heed::ops::gpu {
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta);
 // out = x . weight^T + bias through the GEMM's bias epilogue.
 void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out);
+// dw = dy^T . x + beta * dw, with db from the same GEMM's bias-gradient epilogue.
+void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db);
 
 }  // namespace heed::ops::gpu

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 
+#include "ops/elementwise_backends.h"
 #include "ops/matmul_backends.h"
 
 namespace heed::ops::cpu {
@@ -112,6 +113,11 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, b
   if (!relu) return;
 #pragma omp parallel for simd if (rows * cols > (1 << 16))
   for (int64_t i = 0; i < rows * cols; ++i) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
+}
+
+void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db) {
+  matmul_into(dy, x, dw, true, false, 1.0f, beta);
+  if (db) sum_rows(dy.contiguous(), *db);
 }
 
 }  // namespace heed::ops::cpu

@@ -80,4 +80,19 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, b
   gemm(x.device(), d);
 }
 
+void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db) {
+  GemmDesc d;
+  d.m = dw.size(0);
+  d.n = dw.size(1);
+  d.k = dy.size(0);
+  d.a = operand(dy, true);
+  d.b = operand(x, false);
+  d.out = dw.raw_data();
+  d.out_dtype = dw.dtype();
+  d.ldo = d.n;
+  d.beta = beta;
+  if (db) d.bias_grad = db->raw_data();
+  gemm(dy.device(), d);
+}
+
 }  // namespace heed::ops::gpu

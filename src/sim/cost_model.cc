@@ -117,6 +117,9 @@ Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& g) {
   // Split over K, each slice writes its fp32 partial product to the workspace and a reduction reads them
   // all back: traffic, and one more launch.
   if (split > 1) bytes += 2.0 * split * static_cast<double>(g.m * g.n) * sizeof(float);
+  // The bias-gradient epilogue sums op(a)'s rows from the tiles already in shared memory; charged here as a
+  // second read of a from DRAM (as a separate reduction would make, without its launch), and its output.
+  if (g.bias_grad) bytes += static_cast<double>(g.m * g.k) * g.input_bytes + static_cast<double>(g.m) * sizeof(float);
   e.memory_s = bytes / gpu.hbm_bytes_per_s;
   e = finish(gpu, e);
   if (split > 1) e.seconds += gpu.launch_overhead_s;

@@ -19,6 +19,11 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans
 // the output's dtype. With `relu`, max(0, .) is applied in the same pass (cuBLASLt's RELU_BIAS epilogue),
 // for the feed-forward layer's first product.
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu = false);
+// A Linear layer's parameter gradients from its output gradient dy [N, out] and input x [N, in]:
+// dw = dy^T . x + beta * dw (dw [out, in], fp32), and, with db, db = the sum of dy's rows (fp32 [out],
+// written, not added to). On a GPU db comes from the same GEMM (cuBLASLt's BGRADB epilogue): no launch and
+// no read of dy of its own.
+void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db);
 
 // --- Which GEMM kernels the CPU runs.
 //
