@@ -202,6 +202,43 @@ void check_linear_backward_weight(kernels::Backend backend) {
   require_close(testing::to_host_f32(dw), naive_matmul(dy, x, true, false), 1e-5);
 }
 
+// A Linear layer's input gradient added to a gradient so far by the GEMM (beta 1, C apart from D, or in
+// place), against double sums of the same rounded values. The result is rounded once to dx's type:
+// K = 24 fp32 additions of exact products, (K + 1) u sum|term| (u = 2^-24), then half an ulp of the type.
+void check_linear_backward_input(kernels::Backend backend) {
+  const Device dev = testing::backend_device(backend);
+  const int64_t rows = 37, out_features = 24, in = 40;
+  const Tensor dy = testing::random_tensor({rows, out_features}, 1), w = testing::random_tensor({out_features, in}, 2);
+  const Tensor prior = testing::random_tensor({rows, in}, 3);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16})
+    for (const char* mode : {"none", "apart", "in place"}) {
+      INFO(testing::dtype_label(dtype) << " prior " << mode);
+      const double rel = dtype == DType::BF16 ? 1.0 / 256 : dtype == DType::F16 ? 1.0 / 2048 : 0.0;
+      const std::vector<float> g = dy.to(dtype).to(DType::F32).to_vector<float>();
+      const std::vector<float> ws = w.to(dtype).to(DType::F32).to_vector<float>();
+      const std::vector<float> ps = prior.to(dtype).to(DType::F32).to_vector<float>();
+      const std::string m = mode;
+      Tensor p = m == "none" ? Tensor() : prior.to(dtype).to(dev);
+      Tensor dx = m == "in place" ? p : Tensor::full({rows, in}, 5.0f, dev).to(dtype);
+      ops::linear_backward_input(dy.to(dtype).to(dev), w.to(dtype).to(dev), dx, p);
+      if (m == "apart") CHECK(testing::to_host_f32(p).to_vector<float>() == ps);  // C is only read
+      const std::vector<float> got = testing::to_host_f32(dx).to_vector<float>();
+      double worst = 0.0;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < in; ++i) {
+          double want = m == "none" ? 0.0 : ps[r * in + i], magnitude = std::abs(want);
+          for (int64_t o = 0; o < out_features; ++o) {
+            const double term = double(g[r * out_features + o]) * ws[o * in + i];
+            want += term;
+            magnitude += std::abs(term);
+          }
+          const double bound = (out_features + 1) * 0x1p-24 * magnitude + rel * std::abs(want) + 1e-30;
+          testing::raise_worst(worst, std::abs(got[r * in + i] - want) / bound);
+        }
+      CHECK(worst <= 1.0);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("matmul on the simulated GPU matches the naive product in fp32, bf16 and fp16", "[ops][matmul][sim]") {
@@ -209,6 +246,7 @@ TEST_CASE("matmul on the simulated GPU matches the naive product in fp32, bf16 a
   check_gemm_epilogues(kernels::Backend::Sim);
   check_linear_forward(kernels::Backend::Sim);
   check_linear_backward_weight(kernels::Backend::Sim);
+  check_linear_backward_input(kernels::Backend::Sim);
 }
 
 TEST_CASE("matmul on the GPU (cuBLASLt) matches the naive product in fp32, bf16 and fp16", "[ops][matmul][gpu]") {
@@ -217,6 +255,7 @@ TEST_CASE("matmul on the GPU (cuBLASLt) matches the naive product in fp32, bf16 
   check_gemm_epilogues(kernels::Backend::Cuda);
   check_linear_forward(kernels::Backend::Cuda);
   check_linear_backward_weight(kernels::Backend::Cuda);
+  check_linear_backward_input(kernels::Backend::Cuda);
 }
 
 TEST_CASE("broadcasting add and mul, and their reductions", "[ops][elementwise]") {
@@ -451,6 +490,30 @@ TEST_CASE("linear backward: a bias used twice gets both contributions on the sim
                                          autograd::linear(autograd::Variable(x2.to(dev)), wv, bv));
     autograd::backward(autograd::sum(y));
     for (float g : bv.grad().to(Device::cpu()).to_vector<float>()) CHECK(g == 80.0f);
+  }
+}
+
+TEST_CASE("linear backward: an input used by three layers gets all three gradients, summed by the GEMMs",
+          "[ops][matmul][sim]") {
+  // As Q, K and V read one LayerNorm output: the first GEMM sums into a new buffer the gradient that the
+  // residual path left (an alias of another tensor, which must not change), the next two in place. The
+  // weights are small integers and the loss a plain sum, so every product and sum is exact in fp32.
+  const Tensor x = Tensor::full({6, 8}, 1.0f, Device::cpu());
+  for (const Device dev : {Device::cpu(), Device::sim()}) {
+    INFO(dev.str());
+    autograd::Variable xv(x.to(dev), true);
+    autograd::Variable y = autograd::mul(xv, autograd::Variable(Tensor::full({6, 8}, 1.0f, dev)));
+    autograd::Variable total;
+    for (int layer = 0; layer < 3; ++layer) {
+      autograd::Variable w(Tensor::full({5, 8}, float(layer + 1), dev), false);
+      autograd::Variable out = autograd::linear(y, w, autograd::Variable());
+      total = total.defined() ? autograd::add(total, out) : out;
+    }
+    autograd::Variable loss = autograd::sum(autograd::add(total, autograd::linear(y, autograd::Variable(
+                                                              Tensor::full({5, 8}, 0.0f, dev)), autograd::Variable())));
+    autograd::backward(autograd::add(loss, autograd::sum(y)));
+    // d/dy: 1 from sum(y), and 5 * (1 + 2 + 3 + 0) from the four layers.
+    for (float g : xv.grad().to(Device::cpu()).to_vector<float>()) CHECK(g == 31.0f);
   }
 }
 

@@ -220,6 +220,11 @@ TEST_CASE("the H100 model splits a GEMM of few output tiles over K", "[counters]
     with_bias.bias_grad = true;
     CHECK(cuda_sim::estimate_gemm(gpu, with_bias).memory_s ==
           Approx((bytes + 512.0 * 24576 * 2 + 512 * 4) / gpu.hbm_bytes_per_s));
+    // Added to a gradient so far (beta 1): the fp32 output is read as well as written.
+    cuda_sim::GemmCounters accumulating = g;
+    accumulating.accumulates = true;
+    CHECK(cuda_sim::estimate_gemm(gpu, accumulating).memory_s ==
+          Approx((bytes + 512.0 * 512 * 4) / gpu.hbm_bytes_per_s));
   }
   SECTION("a shallow product is not split below 256 deep") {
     CHECK(cuda_sim::gemm_split_k(gpu, {.m = 512, .n = 512, .k = 512}) == 2);

@@ -50,8 +50,11 @@ Variable linear_impl(const Variable& x, const Variable& weight, const Variable& 
       } else if (bias_grad) {
         bias.accumulate_grad(ops::sum_rows(dy2));
       }
-      if (x.requires_grad())
-        x.accumulate_grad(ops::matmul(dy2, weight.value()).view(x.shape()));
+      if (x.requires_grad()) {  // added to the input's gradient so far by the GEMM itself
+        Tensor prior;
+        Tensor dx = x.grad_for_sum(&prior).view(x2.shape());
+        ops::linear_backward_input(dy2, weight.value(), dx, prior.defined() ? prior.reshape(x2.shape()) : prior);
+      }
     });
   }
   return result;

@@ -59,6 +59,16 @@ Tensor& Variable::grad_for_gemm(float* beta) const {
   return impl_->grad;
 }
 
+Tensor& Variable::grad_for_sum(Tensor* prior) const {
+  ++impl_->grad_version;
+  *prior = impl_->grad;
+  if (!prior->defined() || !impl_->grad_owned)
+    impl_->grad = Tensor::empty(shape(), prior->defined() ? prior->dtype() : impl_->value.dtype(),
+                                impl_->value.device());
+  impl_->grad_owned = true;
+  return impl_->grad;
+}
+
 bool grad_enabled() { return grad_mode; }
 
 NoGradGuard::NoGradGuard() : previous_(grad_mode) { grad_mode = false; }

@@ -56,7 +56,7 @@ void gemm_sim(const GemmDesc& d) {
     std::vector<float> a = widen(d.a, i, a_rows, a_cols), b = widen(d.b, i, b_rows, b_cols);
     for (int64_t r = 0; r < d.m; ++r)
       for (int64_t col = 0; col < d.n; ++col)
-        c[r * d.n + col] = d.beta == 0.0f ? 0.0f : load(d.out, i * d.out_batch_stride + r * d.ldo + col, d.out_dtype);
+        c[r * d.n + col] = d.beta == 0.0f ? 0.0f : load(d.c ? d.c : d.out, i * d.out_batch_stride + r * d.ldo + col, d.out_dtype);
     if (d.k > 0)
       cblas_sgemm(CblasRowMajor, d.a.trans ? CblasTrans : CblasNoTrans, d.b.trans ? CblasTrans : CblasNoTrans,
                   static_cast<int>(d.m), static_cast<int>(d.n), static_cast<int>(d.k), d.alpha, a.data(),
@@ -91,7 +91,7 @@ void gemm(Device device, const GemmDesc& d) {
   if (device.is_sim()) {
     cuda_sim::count_gemm({.m = d.m, .n = d.n, .k = d.k, .batch = d.batch, .input_bytes = static_cast<int>(dtype_size(d.a.dtype)),
                           .output_bytes = static_cast<int>(dtype_size(d.out_dtype)), .bias = d.bias != nullptr,
-                          .bias_grad = d.bias_grad != nullptr});
+                          .bias_grad = d.bias_grad != nullptr, .accumulates = d.beta != 0.0f});
     return gemm_sim(d);
   }
 #ifdef HEED_WITH_CUDA

@@ -34,6 +34,9 @@ struct GemmDesc {
   DType out_dtype = DType::F32;
   int64_t ldo = 0, out_batch_stride = 0;
   float alpha = 1.0f, beta = 0.0f;
+  // What beta scales, when it is not out itself: out = alpha * op(a) . op(b) + beta * c (cuBLASLt's C apart
+  // from its D), with out's type and layout. A backward pass sums a gradient so far into a new buffer this way.
+  const void* c = nullptr;
   const void* bias = nullptr;  // optional [n], of out_dtype, added to every row
   bool relu = false;           // after the bias (cuBLASLt's RELU_BIAS epilogue); needs a bias
   // Optional [m], fp32: bias_grad[i] = sum over j < k of op(a)[i, j], written (not added to) from the same pass

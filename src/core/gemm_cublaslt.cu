@@ -134,8 +134,9 @@ void gemm_cublaslt(int device, const GemmDesc& d) {
     bias_lock = std::unique_lock<std::mutex>(p.bias_mutex);
     HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
-  HEED_CUBLAS_CHECK(cublasLtMatmul(state.handle, p.op, &d.alpha, d.b.data, p.a, d.a.data, p.b, &d.beta, d.out, p.c,
-                                   d.out, p.c, &p.algo, state.workspace, kWorkspaceBytes, nullptr));
+  HEED_CUBLAS_CHECK(cublasLtMatmul(state.handle, p.op, &d.alpha, d.b.data, p.a, d.a.data, p.b, &d.beta,
+                                   d.c ? d.c : d.out, p.c, d.out, p.c, &p.algo, state.workspace, kWorkspaceBytes,
+                                   nullptr));
 }
 
 }  // namespace heed::cuda

@@ -86,4 +86,19 @@ void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float
   HEED_DISPATCH(dy.device(), "linear_backward_weight", linear_backward_weight(dy, x, dw, beta, db));
 }
 
+void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior) {
+  HEED_CHECK(dy.dim() == 2 && weight.dim() == 2, "linear backward: dy {} and weight {} must be matrices",
+             shape_str(dy.shape()), shape_str(weight.shape()));
+  check_matmul(dy, weight, dx, false, false);
+  HEED_CHECK(dx.dtype() == dy.dtype(), "linear backward: dx is {}, dy {}", dtype_name(dx.dtype()),
+             dtype_name(dy.dtype()));
+  if (prior.defined())
+    HEED_CHECK(prior.shape() == dx.shape() && prior.dtype() == dx.dtype() && prior.is_contiguous() &&
+                   prior.device() == dx.device(),
+               "linear backward: the gradient so far is {} {} on {}, dx {} {} on {}", shape_str(prior.shape()),
+               dtype_name(prior.dtype()), prior.device().str(), shape_str(dx.shape()), dtype_name(dx.dtype()),
+               dx.device().str());
+  HEED_DISPATCH(dy.device(), "linear_backward_input", linear_backward_input(dy, weight, dx, prior));
+}
+
 }  // namespace heed::ops

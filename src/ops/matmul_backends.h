@@ -42,6 +42,8 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
 void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out);
 // dw = dy^T . x + beta * dw, then db = dy's row sums where db is given.
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db);
+// dx = dy . weight (+ prior, copied into dx first when it is not dx).
+void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior);
 
 }  // namespace heed::ops::cpu
 
@@ -53,5 +55,7 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
 void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out);
 // dw = dy^T . x + beta * dw, with db from the same GEMM's bias-gradient epilogue.
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db);
+// dx = dy . weight + prior, prior read as the GEMM's C.
+void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior);
 
 }  // namespace heed::ops::gpu

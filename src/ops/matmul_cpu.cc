@@ -120,4 +120,9 @@ void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float
   if (db) sum_rows(dy.contiguous(), *db);
 }
 
+void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior) {
+  if (prior.defined() && prior.raw_data() != dx.raw_data()) dx.copy_from(prior);
+  matmul_into(dy, weight, dx, false, false, 1.0f, prior.defined() ? 1.0f : 0.0f);
+}
+
 }  // namespace heed::ops::cpu

@@ -95,4 +95,21 @@ void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float
   gemm(dy.device(), d);
 }
 
+void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior) {
+  GemmDesc d;
+  d.m = dx.size(0);
+  d.n = dx.size(1);
+  d.k = dy.size(1);
+  d.a = operand(dy, false);
+  d.b = operand(weight, false);
+  d.out = dx.raw_data();
+  d.out_dtype = dx.dtype();
+  d.ldo = d.n;
+  if (prior.defined()) {
+    d.beta = 1.0f;
+    d.c = prior.raw_data();
+  }
+  gemm(dy.device(), d);
+}
+
 }  // namespace heed::ops::gpu

@@ -59,7 +59,8 @@ struct GemmCounters {
   int64_t m = 0, n = 0, k = 0, batch = 1;
   int input_bytes = 2, output_bytes = 2;  // per element
   bool bias = false;
-  bool bias_grad = false;  // sums op(a)'s rows in its epilogue (BGRADB)
+  bool bias_grad = false;    // sums op(a)'s rows in its epilogue (BGRADB)
+  bool accumulates = false;  // beta != 0: reads the m x n it adds to
 };
 
 struct StepCounters {

@@ -41,6 +41,12 @@ class Variable {
   // For backward passes that write a gradient with a GEMM: the gradient buffer to add into and the beta
   // to use (0 when the buffer is fresh and uninitialised, 1 when it already holds a gradient).
   Tensor& grad_for_gemm(float* beta) const;
+  // For a backward whose op adds the gradient so far into its own output in the same pass (a GEMM's
+  // beta = 1, reading C apart from where it writes D): *prior is that gradient (undefined when there is
+  // none), and the returned buffer, of prior's type (else the value's), is where the sum goes and becomes
+  // the gradient.
+  // That is a new buffer unless the gradient is already our own, which is then summed in place.
+  Tensor& grad_for_sum(Tensor* prior) const;
   // Counts the contributions to the gradient, so that a caller can tell when backward has stopped adding
   // to it (data-parallel training starts reducing a gradient as soon as it is complete).
   uint64_t grad_version() const { return impl_->grad_version; }

@@ -24,6 +24,10 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
 // written, not added to). On a GPU db comes from the same GEMM (cuBLASLt's BGRADB epilogue): no launch and
 // no read of dy of its own.
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db);
+// Its input gradient: dx = dy . weight (+ prior, the input's gradient so far: undefined for none, or dx
+// itself), one GEMM whose beta = 1 reads prior apart from where it writes, so a gradient of several
+// contributions takes no addition of its own. dx [N, in] contiguous, of dy's type; prior like dx.
+void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior);
 
 // --- Which GEMM kernels the CPU runs.
 //
