@@ -1,4 +1,4 @@
-// y = dropout(act(x)), forward and backward, in one pass over memory each.
+// y = dropout(act(x)) (+ a residual), forward and backward, in one pass over memory each.
 //
 // Dropout draws element i's uniform number from Philox group i / 4, lane i % 4 (ops::dropout_keep), so one
 // Philox call serves four consecutive elements. Each thread owns eight consecutive flat elements, two
@@ -73,17 +73,19 @@ __global__ void __launch_bounds__(kThreads) activation_dropout_forward_kernel(Ac
   float factor[kPerThread];
   dropout_factors(p, first, factor);
   const T* x = static_cast<const T*>(p.x) + first;
+  const T* residual = p.residual ? static_cast<const T*>(p.residual) + first : nullptr;
   T* y = static_cast<T*>(p.y) + first;
-  if (first + kPerThread <= p.n && aligned_16(x, y)) {
-    float v[kPerThread];
+  if (first + kPerThread <= p.n && aligned_16(x, y) && (!residual || aligned_16(residual))) {
+    float v[kPerThread], r[kPerThread] = {};
     load_floats(x, v);
+    if (residual) load_floats(residual, r);
 #pragma unroll
-    for (int k = 0; k < kPerThread; ++k) v[k] = activate<kAct>(v[k]) * factor[k];
+    for (int k = 0; k < kPerThread; ++k) v[k] = r[k] + activate<kAct>(v[k]) * factor[k];
     store_floats(y, v);
     return;
   }
   for (int k = 0; k < kPerThread && first + k < p.n; ++k)
-    y[k] = from_float<T>(activate<kAct>(to_float(x[k])) * factor[k]);
+    y[k] = from_float<T>((residual ? to_float(residual[k]) : 0.0f) + activate<kAct>(to_float(x[k])) * factor[k]);
 }
 
 template <typename T, Activation kAct>

@@ -2,7 +2,8 @@
 // contiguous tensor, and its backward. They compute the same function as the CPU ops:
 // ops::activation_forward (ReLU, GELU in its exact erf form, SiLU) and ops::dropout_forward (flat element i
 // kept when Philox's uniform number at index i is >= p, and scaled by 1 / (1 - p), as ops::dropout_keep
-// defines it). The activation op runs them without dropout, the dropout op without an activation.
+// defines it). The activation op runs them without dropout, the dropout op without an activation, and
+// with a residual to add.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,9 @@ struct ActivationDropoutArgs {
   float dropout_p = 0.0f;  // 0: no dropout (and no random numbers drawn); else in (0, 1)
   RandomKey dropout_key;
   void* y = nullptr;  // forward output
+  // Forward, optional: y = residual + dropout(act(x)), a sublayer's output joining the residual stream in
+  // the same pass (one rounding to the type), where a dropout and an add would take two.
+  const void* residual = nullptr;
 
   // Backward: dx = dy * dropout mask * act'(x).
   const void* dy = nullptr;

@@ -7,7 +7,10 @@
 #include "gradcheck.h"
 #include "heed/core/philox.h"
 #include "heed/ops/activation.h"
+#include "heed/autograd/functions.h"
 #include "heed/ops/dropout.h"
+#include "heed/ops/elementwise.h"
+#include "worst.h"
 
 using namespace heed;
 
@@ -121,5 +124,32 @@ TEST_CASE("dropout and activations on the simulated GPU match the CPU ops", "[op
       CHECK(std::abs(y.item(i) - y_want.item(i)) <= 1e-6 * (1 + std::abs(y_want.item(i))));
       CHECK(std::abs(dx.item(i) - dx_want.item(i)) <= 1e-6 * (1 + std::abs(dx_want.item(i))));
     }
+  }
+}
+
+TEST_CASE("dropout_add is residual + dropout in one pass, forward and backward, on the CPU and the simulated GPU",
+          "[ops][dropout][sim]") {
+  // The same Philox mask as the two ops composed, and the same fp32 arithmetic on the CPU: equal bit for
+  // bit there. The GPU kernel may fuse x * scale + residual into one FMA (nvcc does, and so may the host
+  // compiler for the simulator), which skips the product's rounding (at most u |x * scale|, u = 2^-24) and
+  // may then round the sum the other way (one ulp, at most 2u |y|).
+  // The backward gives the residual dy and x the masked dy, exactly.
+  const Tensor x = testing::random_tensor({13, 70}, 3), r = testing::random_tensor({13, 70}, 4);
+  const Tensor dy = testing::random_tensor({13, 70}, 5);
+  const RandomKey key{42, 3, 8};
+  const std::vector<float> want = ops::add(r, ops::dropout_forward(x, 0.3f, key)).to_vector<float>();
+  for (const Device dev : {Device::cpu(), Device::sim()}) {
+    INFO(dev.str());
+    autograd::Variable xv(x.to(dev), true), rv(r.to(dev), true);
+    autograd::Variable y = autograd::dropout_add(rv, xv, 0.3f, key);
+    const std::vector<float> got = y.value().to(Device::cpu()).to_vector<float>();
+    double worst = 0.0;
+    for (size_t i = 0; i < want.size(); ++i)
+      testing::raise_worst(worst, std::abs(got[i] - want[i]) /
+                                      (0x1p-24 * (std::abs(x.item(i)) / 0.7 + 2 * std::abs(want[i])) + 1e-30));
+    CHECK(worst <= (dev.is_cpu() ? 0.0 : 1.0));
+    autograd::backward(autograd::sum(autograd::mul(y, autograd::Variable(dy.to(dev)))));
+    CHECK(rv.grad().to(Device::cpu()).to_vector<float>() == dy.to_vector<float>());
+    CHECK(xv.grad().to(Device::cpu()).to_vector<float>() == ops::dropout_backward(dy, 0.3f, key).to_vector<float>());
   }
 }

@@ -5,7 +5,8 @@
 // Cases, in each storage type: every activation (none, ReLU, GELU, SiLU) with dropout 0.25 and without;
 // element counts that are and are not a multiple of the eight elements a thread owns, or of a block's 2048
 // (5 x 1, 3 x 1027, 130 x 37, 260 x 67, 7 x 64), so the last thread and the last block are partial; and
-// tensors one element off a 16-byte boundary, which take the kernels' element-at-a-time path.
+// tensors one element off a 16-byte boundary, which take the kernels' element-at-a-time path; and a
+// residual added by the forward kernel, aligned and not.
 #include <catch2/catch.hpp>
 
 #include "kernel_testing.h"
@@ -38,6 +39,9 @@ void check_all(Backend backend) {
     check({260, 67, Activation::None, 0.1f}, dtype);
     check({130, 37, Activation::SiLU, 0.25f, DType::BF16, true}, dtype);
     check({33, 64, Activation::GELU, 0.0f, DType::BF16, true}, dtype);
+    // A sublayer's dropout joining the residual stream (ops::dropout_add_forward).
+    check({260, 67, Activation::None, 0.1f, DType::BF16, false, true}, dtype);
+    check({130, 37, Activation::None, 0.25f, DType::BF16, true, true}, dtype);
   }
 }
 
@@ -60,6 +64,7 @@ TEST_CASE("selftest --act-dropout reads its cases and refuses others, saying wha
          c->dtype == DType::F16));
   CHECK(selftest::parse_activation_dropout_case(c->str(), &error)->str() == c->str());
   CHECK(selftest::parse_activation_dropout_case("33,64,gelu,unaligned", &error)->unaligned);
+  CHECK(selftest::parse_activation_dropout_case("33,64,none,dropout=0.1,residual", &error)->residual);
   CHECK(!selftest::parse_activation_dropout_case("130,37", &error));
   CHECK_THAT(error, Catch::Contains("--act-dropout '130,37'") &&
                         Catch::Contains("ROWS,COLS,none|relu|gelu|silu[,dropout=P]"));

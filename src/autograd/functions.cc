@@ -130,6 +130,18 @@ Variable dropout(const Variable& x, float p, const RandomKey& key) {
   return result;
 }
 
+Variable dropout_add(const Variable& residual, const Variable& x, float p, const RandomKey& key) {
+  if (p == 0.0f) return add(residual, x);
+  Variable result(ops::dropout_add_forward(residual.value(), x.value(), p, key));
+  if (needs_grad({&residual, &x})) {
+    record(result, [residual, x, p, key](const Tensor& dy) {
+      if (residual.requires_grad()) residual.accumulate_grad(dy);
+      if (x.requires_grad()) x.accumulate_grad(ops::dropout_backward(dy, p, key));
+    });
+  }
+  return result;
+}
+
 Variable embedding(const Tensor& ids, const Variable& weight, float scale, int64_t pad_id) {
   Variable result(ops::embedding_forward(ids, weight.value(), scale));
   if (needs_grad({&weight})) {

@@ -77,9 +77,10 @@ const std::vector<CheckKind>& check_kinds() {
        {"37h/0h/4096/1h/9000/4097h,1,adamw,bf16,scale=0.5", "5h/4097h,7,adam,fp16"},
        case_reader<selftest::AdamCase>(selftest::parse_adam_case, {selftest::check_adam})},
       {"--act-dropout",
-       "Activation + dropout forward and backward, ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32]",
+       "Activation + dropout forward and backward, ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32]"
+       "[,unaligned][,residual]",
        {"130,37,gelu,dropout=0.25,bf16", "7,64,silu,fp16", "3,1027,relu,dropout=0.5,fp32",
-        "260,67,none,dropout=0.1,fp32"},
+        "260,67,none,dropout=0.1,fp32", "260,67,none,dropout=0.1,bf16,residual"},
        case_reader<selftest::ActivationDropoutCase>(selftest::parse_activation_dropout_case,
                                                     {selftest::check_activation_dropout})},
       {"--embedding",

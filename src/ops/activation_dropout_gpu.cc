@@ -44,11 +44,12 @@ void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activati
   HEED_RUN_KERNEL(x.device(), activation_dropout_backward, a);
 }
 
-void dropout_apply(const Tensor& x, Tensor& y, float p, const RandomKey& key) {
+void dropout_apply(const Tensor& x, const Tensor& residual, Tensor& y, float p, const RandomKey& key) {
   kernels::ActivationDropoutArgs a = elements_of(x);
   a.dropout_p = p;
   a.dropout_key = key;
   a.y = y.raw_data();
+  if (residual.defined()) a.residual = residual.raw_data();
   HEED_RUN_KERNEL(x.device(), activation_dropout_forward, a);
 }
 

@@ -7,14 +7,14 @@
 namespace heed::ops::cpu {
 
 // y = x * keep(i) / (1 - p) for 0 < p < 1; x contiguous, y a fresh tensor of x's shape. The backward pass
-// is the same map applied to dy.
-void dropout_apply(const Tensor& x, Tensor& y, float p, const RandomKey& key);
+// is the same map applied to dy. With a residual (contiguous, x's shape and type), y = residual + that.
+void dropout_apply(const Tensor& x, const Tensor& residual, Tensor& y, float p, const RandomKey& key);
 
 }  // namespace heed::ops::cpu
 
 namespace heed::ops::gpu {
 
 // As on the CPU, with the same mask; x and y may also be bf16 or fp16.
-void dropout_apply(const Tensor& x, Tensor& y, float p, const RandomKey& key);
+void dropout_apply(const Tensor& x, const Tensor& residual, Tensor& y, float p, const RandomKey& key);
 
 }  // namespace heed::ops::gpu

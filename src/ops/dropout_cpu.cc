@@ -17,20 +17,24 @@ constexpr int64_t kParallelMin = 1 << 14;  // below this, thread start-up costs 
 
 }  // namespace
 
-void dropout_apply(const Tensor& x, Tensor& y, float p, const RandomKey& key) {
+void dropout_apply(const Tensor& x, const Tensor& residual, Tensor& y, float p, const RandomKey& key) {
   const float* px = x.data<float>();
+  const float* pr = residual.defined() ? residual.data<float>() : nullptr;
   float* py = y.data<float>();
   const int64_t n = x.numel();
   const int64_t groups = n / 4;
   const float scale = 1.0f / (1.0f - p);
+  auto put = [&](int64_t i, bool keep) {
+    const float v = px[i] * (keep ? scale : 0.0f);
+    py[i] = pr ? pr[i] + v : v;
+  };
 #pragma omp parallel for if (n > kParallelMin)
   for (int64_t g = 0; g < groups; ++g) {
     float u[4];
     philox_uniform4(key, static_cast<uint64_t>(g), u);
-    for (int j = 0; j < 4; ++j) py[4 * g + j] = px[4 * g + j] * (u[j] >= p ? scale : 0.0f);
+    for (int j = 0; j < 4; ++j) put(4 * g + j, u[j] >= p);
   }
-  for (int64_t i = groups * 4; i < n; ++i)
-    py[i] = px[i] * (dropout_keep(key, static_cast<uint64_t>(i), p) ? scale : 0.0f);
+  for (int64_t i = groups * 4; i < n; ++i) put(i, dropout_keep(key, static_cast<uint64_t>(i), p));
 }
 
 }  // namespace heed::ops::cpu

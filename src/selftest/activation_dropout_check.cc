@@ -8,6 +8,7 @@
 #include "core/kernel_args.h"
 #include "heed/ops/activation.h"
 #include "heed/ops/dropout.h"
+#include "heed/ops/elementwise.h"
 #include "selftest/case_text.h"
 
 namespace heed::selftest {
@@ -42,13 +43,14 @@ std::string ActivationDropoutCase::str() const {
   const char* act_name = "";
   for (const auto& [a, n] : kActivations)
     if (a == act) act_name = n;
-  return fmt::format("{},{},{}{},{}{}", rows, cols, act_name, dropout > 0 ? fmt::format(",dropout={}", dropout) : "",
-                     detail::dtype_text(dtype), unaligned ? ",unaligned" : "");
+  return fmt::format("{},{},{}{},{}{}{}", rows, cols, act_name,
+                     dropout > 0 ? fmt::format(",dropout={}", dropout) : "", detail::dtype_text(dtype),
+                     unaligned ? ",unaligned" : "", residual ? ",residual" : "");
 }
 
 std::optional<ActivationDropoutCase> parse_activation_dropout_case(const std::string& text, std::string* error) {
   return detail::read_case(
-      "--act-dropout", "ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32][,unaligned]", text, 3, error,
+      "--act-dropout", "ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32][,unaligned][,residual]", text, 3, error,
       [](const std::vector<std::string>& fields) {
         ActivationDropoutCase c;
         c.rows = detail::read_size(fields[0]);
@@ -63,6 +65,7 @@ std::optional<ActivationDropoutCase> parse_activation_dropout_case(const std::st
           if (const std::optional<DType> dtype = detail::read_dtype(f)) c.dtype = *dtype;
           else if (const std::optional<float> p = detail::read_dropout(f)) c.dropout = *p;
           else if (f == "unaligned") c.unaligned = true;
+          else if (f == "residual") c.residual = true;
           else throw detail::CaseTextError{fmt::format("unknown flag '{}'", f)};
         }
         return c;
@@ -76,7 +79,9 @@ CheckResult check_activation_dropout(kernels::Backend backend, const ActivationD
 
   // The CPU composition.
   const Tensor activated = c.act == Activation::None ? x : ops::activation_forward(x, cpu_activation(c.act));
-  const Tensor y_ref = c.dropout > 0 ? ops::dropout_forward(activated, c.dropout, key) : activated;
+  const Tensor r = random_uniform({c.rows, c.cols}, seed, 3).to(c.dtype).to(DType::F32);
+  const Tensor dropped = c.dropout > 0 ? ops::dropout_forward(activated, c.dropout, key) : activated;
+  const Tensor y_ref = c.residual ? ops::add(r, dropped) : dropped;
   const Tensor g = c.dropout > 0 ? ops::dropout_backward(dy, c.dropout, key) : dy;
   const Tensor dx_ref = c.act == Activation::None ? g : ops::activation_backward(g, x, cpu_activation(c.act));
 
@@ -93,7 +98,7 @@ CheckResult check_activation_dropout(kernels::Backend backend, const ActivationD
     return Tensor::from_vector(std::vector<float>(v.begin() + lead, v.end()), {c.rows, c.cols});
   };
   const Device device = backend_device(backend);
-  const Tensor x_dev = on_device(x), dy_dev = on_device(dy);
+  const Tensor x_dev = on_device(x), dy_dev = on_device(dy), r_dev = on_device(r);
   const Tensor y_dev = nan_tensor({lead + n}, backend, c.dtype), dx_dev = nan_tensor({lead + n}, backend, c.dtype);
 
   kernels::ActivationDropoutArgs args;
@@ -104,17 +109,21 @@ CheckResult check_activation_dropout(kernels::Backend backend, const ActivationD
   args.dropout_p = c.dropout;
   args.dropout_key = key;
   args.y = element_data(y_dev);
+  if (c.residual) args.residual = element_data(r_dev);
   HEED_RUN_KERNEL(device, activation_dropout_forward, args);
+  args.residual = nullptr;
   args.dy = element_data(dy_dev);
   args.dx = element_data(dx_dev);
   HEED_RUN_KERNEL(device, activation_dropout_backward, args);
   const Tensor y = kernel_result(y_dev), dx = kernel_result(dx_dev);
 
   const float scale = c.dropout > 0 ? 1.0f / (1.0f - c.dropout) : 1.0f;
-  const std::vector<float> x_v = host_values(x), y_want = host_values(y_ref), dy_v = host_values(dy);
+  const std::vector<float> x_v = host_values(x), y_want = host_values(y_ref), dy_v = host_values(dy),
+                           r_v = host_values(r);
   std::vector<double> y_allowance(n), dx_allowance(n);
   for (int64_t i = 0; i < n; ++i) {
-    y_allowance[i] = 16 * kFp32Unit * (scale * (1 + std::fabs(x_v[i])) + std::fabs(y_want[i]));
+    y_allowance[i] = 16 * kFp32Unit * (scale * (1 + std::fabs(x_v[i])) + std::fabs(y_want[i])) +
+                     (c.residual ? kFp32Unit * std::fabs(r_v[i]) : 0.0);
     dx_allowance[i] = 16 * kFp32Unit * scale * std::fabs(dy_v[i]) * (1 + std::fabs(x_v[i]));
   }
   return {"act-dropout " + c.str(),

@@ -10,7 +10,8 @@
 // magnitude |v| <= 3: the activation differs by at most 16 u (1 + |v|) (relative to its input scale), and
 // the result after the dropout scale s by 16 u (s (1 + |v|) + |y|). The slope likewise: dx within
 // 16 u s |dy| (1 + |v|). 16-bit outputs may in addition be off by twice the error of a plain 16-bit
-// computation (the fp32 reference rounded once, over the whole tensor).
+// computation (the fp32 reference rounded once, over the whole tensor). With a residual r, the kernel adds
+// it in fp32 before its one rounding, as the CPU adds it in fp32: u |r| more.
 #pragma once
 
 #include <optional>
@@ -27,10 +28,11 @@ struct ActivationDropoutCase {
   float dropout = 0.0f;
   DType dtype = DType::BF16;  // of x, y, dy and dx
   bool unaligned = false;     // every tensor one element into its allocation: no 16-byte aligned pointer
+  bool residual = false;      // forward: y = r + dropout(act(x)), a residual r added in the same pass
   std::string str() const;
 };
 
-// "ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32][,unaligned]"; nullopt (and *error set) when the text
+// "ROWS,COLS,none|relu|gelu|silu[,dropout=P][,bf16|fp16|fp32][,unaligned][,residual]"; nullopt (and *error set) when the text
 // does not parse.
 std::optional<ActivationDropoutCase> parse_activation_dropout_case(const std::string& text, std::string* error);
 

@@ -22,6 +22,8 @@ Variable add_constant(const Variable& a, const Tensor& c);
 Variable activation(const Variable& x, ops::Activation act);
 // Identity when p == 0 (no node is recorded).
 Variable dropout(const Variable& x, float p, const RandomKey& key);
+// residual + dropout(x, p, key), the two in one pass (ops::dropout_add_forward).
+Variable dropout_add(const Variable& residual, const Variable& x, float p, const RandomKey& key);
 // Returns scale * weight[ids], ids int32.
 Variable embedding(const Tensor& ids, const Variable& weight, float scale, int64_t pad_id);
 Variable layer_norm(const Variable& x, const Variable& gamma, const Variable& beta, float eps);

@@ -29,6 +29,10 @@ struct ForwardContext {
 
   RandomKey next_key() { return RandomKey{seed, step, next_site++}; }
   Variable dropout(const Variable& x, float p) { return training && p > 0 ? autograd::dropout(x, p, next_key()) : x; }
+  // residual + dropout(x, p), in one pass when training.
+  Variable dropout_add(const Variable& residual, const Variable& x, float p) {
+    return training && p > 0 ? autograd::dropout_add(residual, x, p, next_key()) : autograd::add(residual, x);
+  }
 };
 
 // The compute type named by a precision option ("fp32", "bf16", "fp16", or "auto": bf16 on a GPU, fp32 on

@@ -24,8 +24,8 @@ struct Residual {
 
   template <typename F>
   Variable operator()(const Variable& x, const LayerNorm& norm, ForwardContext& ctx, F&& f) const {
-    if (pre_norm) return autograd::add(x, ctx.dropout(f(norm(x)), dropout));
-    return norm(autograd::add(x, ctx.dropout(f(x), dropout)));
+    if (pre_norm) return ctx.dropout_add(x, f(norm(x)), dropout);
+    return norm(ctx.dropout_add(x, f(x), dropout));
   }
 };
 

@@ -12,6 +12,9 @@ namespace heed::ops {
 
 Tensor dropout_forward(const Tensor& x, float p, const RandomKey& key);
 Tensor dropout_backward(const Tensor& dy, float p, const RandomKey& key);
+// residual + dropout_forward(x, p, key) in one pass (0 < p < 1; residual of x's shape and type): a sublayer
+// joining the residual stream. Its backward is dy for the residual and dropout_backward(dy) for x.
+Tensor dropout_add_forward(const Tensor& residual, const Tensor& x, float p, const RandomKey& key);
 
 // The keep decision for flat element index i; the one definition every implementation follows.
 inline bool dropout_keep(const RandomKey& key, uint64_t i, float p) {
