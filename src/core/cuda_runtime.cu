@@ -1,8 +1,40 @@
-#include "core/cuda_runtime.h"
+// The CUDA runtime calls of cuda_runtime.h. Everything Heed queues on a device goes to that device's one
+// compute stream, in program order, which is what keeps it simple:
+//   - the caching allocator (heed/core/allocator.h) hands a freed block out again at once, before the
+//     kernels that used it may have run; that is safe because whatever uses it next is queued on the same
+//     stream, after them. (A second stream, such as the communicator's, orders itself with events and
+//     keeps its tensors alive until it is done.)
+//   - the stream is non-blocking, so the legacy default stream (a plain cudaMemcpy, a launch without a
+//     stream) would not wait for it: every copy and memset here is queued on it instead.
+//   - one stream is what a CUDA Graph can capture.
+#include <memory>
+#include <mutex>
 
+#include "core/cuda_runtime.h"
+#include "core/per_device.h"
 #include "kernels/common/cuda_check.h"
 
 namespace heed::cuda {
+
+namespace {
+
+struct ComputeStream {
+  cudaStream_t stream = nullptr;
+};
+
+cudaStream_t stream_of(int device) {
+  static auto& streams = *new PerDevice<ComputeStream>([](int index) {
+    auto s = std::make_unique<ComputeStream>();
+    HEED_CUDA_CHECK(cudaSetDevice(index));
+    HEED_CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+    return s;
+  });
+  return streams.get(device).stream;
+}
+
+}  // namespace
+
+void* compute_stream(int device) { return stream_of(device); }
 
 int device_count(std::string* why) {
   int count = 0;
@@ -29,14 +61,33 @@ void free(void* ptr, int device) {
 }
 
 void memcpy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
-  if (dst_device.is_cuda()) HEED_CUDA_CHECK(cudaSetDevice(dst_device.index));
-  else if (src_device.is_cuda()) HEED_CUDA_CHECK(cudaSetDevice(src_device.index));
-  HEED_CUDA_CHECK(cudaMemcpy(dst, src, nbytes, cudaMemcpyDefault));
+  if (nbytes == 0) return;
+  if (!src_device.is_cuda()) {  // host to device: from pageable memory, so the host waits
+    const cudaStream_t stream = stream_of(dst_device.index);
+    HEED_CUDA_CHECK(cudaSetDevice(dst_device.index));
+    HEED_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, stream));
+    HEED_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return;
+  }
+  const cudaStream_t src_stream = stream_of(src_device.index);
+  HEED_CUDA_CHECK(cudaSetDevice(src_device.index));
+  if (!dst_device.is_cuda()) {  // device to host: the caller reads dst when this returns
+    HEED_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToHost, src_stream));
+    HEED_CUDA_CHECK(cudaStreamSynchronize(src_stream));
+    return;
+  }
+  // Between devices: src is final once its stream is drained, and dst's stream may reuse src's memory
+  // only after the copy, so both wait on the host. Simple, and outside any training step.
+  const cudaStream_t dst_stream = stream_of(dst_device.index);
+  HEED_CUDA_CHECK(cudaStreamSynchronize(src_stream));
+  HEED_CUDA_CHECK(cudaSetDevice(dst_device.index));
+  HEED_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, dst_stream));
+  HEED_CUDA_CHECK(cudaStreamSynchronize(dst_stream));
 }
 
 void memset_zero(void* ptr, size_t nbytes, int device) {
   HEED_CUDA_CHECK(cudaSetDevice(device));
-  HEED_CUDA_CHECK(cudaMemset(ptr, 0, nbytes));
+  HEED_CUDA_CHECK(cudaMemsetAsync(ptr, 0, nbytes, stream_of(device)));
 }
 
 void synchronize(int device) {
