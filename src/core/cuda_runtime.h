@@ -18,7 +18,9 @@ void free(void* ptr, int device);
 // queued: one non-blocking stream per device, made on first use (thread-safe) and never destroyed.
 void* compute_stream(int device);
 // Copies between any two of host and device memory, in order with the compute streams' work:
-//   - host to device and device to host: queued, then the host waits for the compute stream;
+//   - host to device: the bytes go into a pinned staging ring and are queued from there with
+//     cudaMemcpyAsync; the call returns at once, and `src` may be freed or overwritten;
+//   - device to host: queued, then the host waits for the compute stream (a host synchronisation);
 //   - device to device: waits for both devices' compute streams (no training step makes one).
 void memcpy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 void memset_zero(void* ptr, size_t nbytes, int device);  // queued on the compute stream
