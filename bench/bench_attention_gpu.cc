@@ -23,6 +23,7 @@
 #include "core/cuda_runtime.h"
 #include "core/gemm.h"
 #include "heed/core/allocator.h"
+#include "heed/core/stream.h"
 #include "heed/core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/softmax.h"
@@ -113,6 +114,7 @@ void run(const Options& opt) {
         Tensor workspace = Tensor::empty(
             {static_cast<int64_t>(kernels::attention_backward_workspace_bytes<Backend::Cuda>(a))}, DType::U8, device);
         a.workspace = workspace.raw_data();
+        a.stream = Stream::compute(device).handle();  // after the inputs' uploads, as ops' launches are
 
         const double fwd_flops = 4.0 * batch * heads * len * len * d * (causal ? 0.5 : 1.0);
         const double fused_fwd = time_ms(opt.device, opt.iters, [&] { kernels::attention_forward<Backend::Cuda>(a); });
@@ -144,6 +146,7 @@ void run(const Options& opt) {
           Tensor dqf = dq.view(flat), dkf = dk.view(flat), dvf = dv.view(flat);
           kernels::SoftmaxArgs sm;
           sm.rows = batch * heads * len, sm.cols = len, sm.dtype = opt.dtype;
+          sm.stream = a.stream;
           const double nf = time_ms(opt.device, opt.iters, [&] {
             batched_gemm(device, qf, false, kf, true, s, a.scale);
             sm.x = s.raw_data(), sm.out = p.raw_data();

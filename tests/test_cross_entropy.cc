@@ -151,6 +151,7 @@ TEST_CASE("cross_entropy on the simulated GPU takes targets from the host withou
   const cuda_sim::StepCounters counted = counting.take();
   CHECK(counted.copies_to_host == 0);
   CHECK(counted.copies_to_device == 2);
+  CHECK(counted.host_syncs() == 0);  // uploads are queued through the staging ring, waiting for nothing
   CHECK(r.count == 5);
   CHECK(r.loss_sum.to(Device::cpu()).item() == on_device.loss_sum.to(Device::cpu()).item());
   CHECK(grad.to(Device::cpu()).to_vector<float>() ==

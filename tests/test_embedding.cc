@@ -127,6 +127,7 @@ TEST_CASE("embedding on the simulated GPU takes ids from the host without readin
   const cuda_sim::StepCounters counted = counting.take();
   CHECK(counted.copies_to_host == 0);
   CHECK(counted.copies_to_device == 2);  // the ids, then the grouping of them
+  CHECK(counted.host_syncs() == 0);       // uploads are queued through the staging ring, waiting for nothing
   CHECK(out.device() == sim);
   CHECK(out.to(Device::cpu()).to_vector<float>() == out_device_ids.to(Device::cpu()).to_vector<float>());
   CHECK(grad.to(Device::cpu()).to_vector<float>() == grad_device_ids.to(Device::cpu()).to_vector<float>());

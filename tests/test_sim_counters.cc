@@ -157,12 +157,49 @@ TEST_CASE("the counters count a step's launches, copies, synchronisations and de
     CHECK(s.copies_to_host == 1);
     CHECK(s.bytes_to_host == n * sizeof(float));
     CHECK(s.synchronizations == 1);
-    CHECK(s.host_syncs() == 3);
+    CHECK(s.host_syncs() == 2);  // the read back and the synchronisation; the upload waits for nothing
   }
   CHECK(first.device_allocations == 2);  // x and y
   CHECK(second.device_allocations == 0);  // both from the cache
   cuda_sim::CountingScope outside;
   CHECK(outside.take().launches.empty());  // nothing is counted between scopes
+}
+
+TEST_CASE("an upload to the simulated GPU is a copy to the device and no host synchronisation, a read back is one",
+          "[sim][counters]") {
+  const int64_t n = 1000;
+  Tensor host = Tensor::full({n}, 2.0f);
+  cuda_sim::CountingScope counting(false);
+  const Tensor device = host.to(Device::sim());
+  const cuda_sim::StepCounters upload = counting.take();
+  host = Tensor();  // the upload's source may go at once: its bytes were staged
+  const Tensor back = device.to(Device::cpu());
+  const cuda_sim::StepCounters read_back = counting.take();
+  CHECK(upload.copies_to_device == 1);
+  CHECK(upload.bytes_to_device == n * sizeof(float));
+  CHECK(upload.copies_to_host == 0);
+  CHECK(upload.host_syncs() == 0);
+  CHECK(read_back.copies_to_device == 0);
+  CHECK(read_back.copies_to_host == 1);
+  CHECK(read_back.host_syncs() == 1);
+  CHECK(back.item(n - 1) == 2.0f);
+}
+
+TEST_CASE("the H100 model charges an upload its call and its bytes, and a host synchronisation a round trip",
+          "[counters]") {
+  const cuda_sim::GpuModel gpu = cuda_sim::h100_sxm();
+  cuda_sim::StepCounters step;
+  step.copies_to_device = 2;
+  step.bytes_to_device = 1'000'000;
+  cuda_sim::StepEstimate e = cuda_sim::estimate_step(gpu, step);
+  CHECK(e.host_syncs == 0);
+  CHECK(e.seconds == Approx(2 * gpu.launch_overhead_s + 1e6 / gpu.host_to_device_bytes_per_s));
+  step = {};
+  step.copies_to_host = 1;
+  step.synchronizations = 1;
+  e = cuda_sim::estimate_step(gpu, step);
+  CHECK(e.host_syncs == 2);
+  CHECK(e.seconds == Approx(2 * gpu.host_sync_s));
 }
 
 TEST_CASE("the H100 model bounds a launch by compute, memory or latency as its counts say", "[counters]") {

@@ -1,9 +1,14 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <vector>
+
 #include "heed/core/allocator.h"
 #include "heed/core/half.h"
 #include "heed/core/tensor.h"
+#include "heed/ops/matmul.h"
 #include "gradcheck.h"
+#include "kernel_testing.h"
 
 using namespace heed;
 
@@ -104,6 +109,38 @@ TEST_CASE("the simulated GPU holds tensors, and copies between devices are what 
   CHECK_THROWS_WITH(host.transpose(0, 1).to(Device::sim()), Catch::Contains("copies between devices need contiguous"));
   // CPU ops refuse device tensors instead of reading them as host memory.
   CHECK_THROWS_WITH(on_sim.item(0), Catch::Contains("CPU tensor"));
+}
+
+TEST_CASE("uploads to a GPU arrive intact through the staging ring, however many and however large",
+          "[core][device][gpu]") {
+  if (!testing::gpu_or_skip()) return;
+  const Device gpu = Device::cuda(0);
+  // Products queued first keep the compute stream busy, so the uploads behind them are still in flight
+  // while the host refills the ring (16 MiB) three times over with 48 uploads of 1 MiB, overwriting each
+  // source at once.
+  const Tensor a = Tensor::full({4096, 4096}, 1.0f / 4096).to(DType::BF16).to(gpu);
+  Tensor product = a;
+  for (int i = 0; i < 8; ++i) product = ops::matmul(product, a);
+  Tensor host = Tensor::empty({1 << 18}, DType::I32);
+  std::vector<Tensor> uploaded;
+  for (int32_t i = 0; i < 48; ++i) {
+    std::fill(host.data<int32_t>(), host.data<int32_t>() + host.numel(), i);
+    uploaded.push_back(host.to(gpu));
+  }
+  for (int32_t i = 0; i < 48; ++i) {
+    const std::vector<int32_t> back = uploaded[i].to(Device::cpu()).to_vector<int32_t>();
+    INFO("upload " << i);
+    CHECK(std::count(back.begin(), back.end(), i) == host.numel());
+  }
+  // One upload longer than the ring goes in chunks.
+  Tensor big = Tensor::empty({10'000'000}, DType::I32);
+  for (int64_t i = 0; i < big.numel(); ++i) big.data<int32_t>()[i] = static_cast<int32_t>(i * 7);
+  CHECK(big.to(gpu).to(Device::cpu()).to_vector<int32_t>() == big.to_vector<int32_t>());
+  // A memset is queued after the upload it follows.
+  Tensor zeroed = big.to(gpu);
+  zeroed.zero_();
+  const std::vector<int32_t> zeros = zeroed.to(Device::cpu()).to_vector<int32_t>();
+  CHECK(std::count(zeros.begin(), zeros.end(), 0) == big.numel());
 }
 
 TEST_CASE("strided copies of 64-bit integers keep every bit", "[core][tensor]") {

@@ -10,8 +10,9 @@ namespace heed::kernels {
 // (src/sim/counters.h): the same kernels, built to report each load and store.
 enum class Backend { Cuda, Sim, SimCounted };
 
-// A cudaStream_t on the GPU (nullptr is the default stream); the simulator runs launches synchronously
-// and ignores it.
+// A cudaStream_t on the GPU: the device's compute stream, which HEED_RUN_KERNEL sets (src/core/kernel_args.h;
+// nullptr would be the legacy default stream, which does not wait for it). The simulator runs launches
+// synchronously and ignores it.
 using Stream = void*;
 
 // The 16-bit storage types a kernel can read and write; compute is always fp32.

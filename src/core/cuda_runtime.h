@@ -14,13 +14,20 @@ namespace heed::cuda {
 int device_count(std::string* why);
 void* malloc(size_t nbytes, int device);
 void free(void* ptr, int device);
-// Copies between any two of host and device memory; returns when the copy is complete.
+// The device's compute stream (a cudaStream_t), on which every kernel, GEMM, memset and copy of Heed is
+// queued: one non-blocking stream per device, made on first use (thread-safe) and never destroyed.
+void* compute_stream(int device);
+// Copies between any two of host and device memory, in order with the compute streams' work:
+//   - host to device: the bytes go into a pinned staging ring and are queued from there with
+//     cudaMemcpyAsync; the call returns at once, and `src` may be freed or overwritten;
+//   - device to host: queued, then the host waits for the compute stream (a host synchronisation);
+//   - device to device: waits for both devices' compute streams (no training step makes one).
 void memcpy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
-void memset_zero(void* ptr, size_t nbytes, int device);
+void memset_zero(void* ptr, size_t nbytes, int device);  // queued on the compute stream
 // Waits for all work queued on the device; benchmarks time whole launches with it.
 void synchronize(int device);
-// Streams and events (include/heed/core/stream.h wraps them). A created stream does not synchronise with
-// the default (legacy) stream, on which every kernel and GEMM is queued.
+// Streams and events (include/heed/core/stream.h wraps them). A created stream is non-blocking, like the
+// compute stream: the two order against each other only through events.
 void* stream_create(int device);
 void stream_destroy(void* stream);
 void* event_create(int device);

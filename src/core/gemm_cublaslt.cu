@@ -5,8 +5,8 @@
 // Descriptors and the heuristic's choice are cached per distinct problem (training repeats a few dozen
 // shapes), so the steady state makes one cublasLtMatmul call per GEMM. Each device gets a handle and a
 // 32 MiB workspace from the caching allocator once (PerDevice). Only finding or making a plan takes the
-// device's lock; GEMMs run unlocked. They all go to the default stream, so on one device they run one
-// after another and share the workspace.
+// device's lock; GEMMs run unlocked. They all go to the device's compute stream (cuda_runtime.h), so on
+// one device they run one after another and share the workspace.
 #include <cublasLt.h>
 
 #include <map>
@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "kernels/common/cuda_check.h"
+#include "core/cuda_runtime.h"
 #include "core/gemm.h"
 #include "core/per_device.h"
 #include "heed/core/allocator.h"
@@ -136,7 +137,7 @@ void gemm_cublaslt(int device, const GemmDesc& d) {
   }
   HEED_CUBLAS_CHECK(cublasLtMatmul(state.handle, p.op, &d.alpha, d.b.data, p.a, d.a.data, p.b, &d.beta,
                                    d.c ? d.c : d.out, p.c, d.out, p.c, &p.algo, state.workspace, kWorkspaceBytes,
-                                   nullptr));
+                                   static_cast<cudaStream_t>(compute_stream(device))));
 }
 
 }  // namespace heed::cuda

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "heed/core/error.h"
+#include "heed/core/stream.h"
 #include "heed/core/tensor.h"
 #include "kernels/common/backend.h"
 #include "kernels/tensor_layout.h"
@@ -30,6 +31,17 @@ inline kernels::Backend kernel_backend(Device device) {
   return cuda_sim::counting_memory() ? kernels::Backend::SimCounted : kernels::Backend::Sim;
 }
 
+// Puts a GPU launch on the device's compute stream (heed/core/stream.h), where everything else of Heed
+// is queued: HEED_RUN_KERNEL does it for every kernel's args, so no call site sets a stream. (An
+// ensemble's selection launches with the stream of its `row`.)
+template <typename Args>
+void set_compute_stream(Args& args, Device device) {
+  if constexpr (requires { args.row.stream; })
+    args.row.stream = Stream::compute(device).handle();
+  else
+    args.stream = Stream::compute(device).handle();
+}
+
 }  // namespace heed
 
 // The simulator's build of a kernel: the counting one while the simulator counts memory accesses.
@@ -48,12 +60,14 @@ inline kernels::Backend kernel_backend(Device device) {
 // Runs kernels::kernel<Backend::Sim>(args) or kernels::kernel<Backend::Cuda>(args) for a tensor on
 // `device`. Without CUDA the GPU build of the kernels does not exist, and only the simulated GPU runs.
 #ifdef HEED_WITH_CUDA
-#define HEED_RUN_KERNEL(device, kernel, args)                          \
-  do {                                                                 \
-    if (::heed::kernel_backend(device) == ::heed::kernels::Backend::Cuda) \
-      ::heed::kernels::kernel<::heed::kernels::Backend::Cuda>(args);   \
-    else                                                               \
-      HEED_RUN_SIM_KERNEL(device, kernel, args);                       \
+#define HEED_RUN_KERNEL(device, kernel, args)                                \
+  do {                                                                       \
+    if (::heed::kernel_backend(device) == ::heed::kernels::Backend::Cuda) {  \
+      ::heed::set_compute_stream(args, device);                              \
+      ::heed::kernels::kernel<::heed::kernels::Backend::Cuda>(args);         \
+    } else {                                                                 \
+      HEED_RUN_SIM_KERNEL(device, kernel, args);                             \
+    }                                                                        \
   } while (0)
 #else
 #define HEED_RUN_KERNEL(device, kernel, args)                                                        \

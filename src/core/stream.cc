@@ -6,7 +6,14 @@
 
 namespace heed {
 
-Stream Stream::compute(Device device) { return Stream(device, nullptr); }
+Stream Stream::compute(Device device) {
+#ifdef HEED_WITH_CUDA
+  // The device's own stream lives as long as the process: the handle does not own it.
+  if (device.is_cuda())
+    return Stream(device, std::shared_ptr<void>(cuda::compute_stream(device.index), [](void*) {}));
+#endif
+  return Stream(device, nullptr);
+}
 
 Stream Stream::create(Device device) {
 #ifdef HEED_WITH_CUDA

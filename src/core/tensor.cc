@@ -287,7 +287,8 @@ void Tensor::copy_from(const Tensor& src) {
              "copies between devices need contiguous tensors of one dtype (got {} {} -> {} {})", src.device().str(),
              dtype_name(src.dtype_), device().str(), dtype_name(dtype_));
   if (device().is_host_memory() && src.device().is_host_memory()) {
-    // A cudaMemcpy on a real GPU: counted for the cost model (src/sim/counters.h).
+    // A copy through the compute stream on a real GPU (cuda::memcpy): counted for the cost model
+    // (src/sim/counters.h), where a copy to the host is a host synchronisation and one to the device is not.
     if (device().is_sim() != src.device().is_sim()) cuda_sim::count_copy(src.device().is_sim(), nbytes());
     std::memcpy(raw_data(), src.raw_data(), nbytes());
     return;

@@ -17,6 +17,7 @@
 
 #include "core/per_device.h"
 #include "heed/core/error.h"
+#include "heed/core/stream.h"
 #include "heed/ops/elementwise.h"
 #include "kernels/common/cuda_check.h"
 #include "ops/attention_cudnn.h"
@@ -381,7 +382,10 @@ DeviceState& state_for(int device) {
   static auto& states = *new PerDevice<DeviceState>([](int index) {
     auto s = std::make_unique<DeviceState>();
     HEED_CUDA_CHECK(cudaSetDevice(index));
-    HEED_CUDNN_CHECK(cudnnCreate(&s->handle));  // its stream is the default one, where every kernel goes
+    HEED_CUDNN_CHECK(cudnnCreate(&s->handle));
+    // Its graphs run on the compute stream, where every kernel goes.
+    const Stream compute = Stream::compute(Device::cuda(index));
+    HEED_CUDNN_CHECK(cudnnSetStream(s->handle, static_cast<cudaStream_t>(compute.handle())));
     Desc properties(CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR);
     s->properties = properties.set(CUDNN_ATTR_DEVICEPROP_HANDLE, CUDNN_TYPE_HANDLE, 1, &s->handle).finalize();
     return s;

@@ -45,6 +45,7 @@ GpuModel h100_sxm() {
   g.smem_reserved_per_block = 1024;
   g.launch_overhead_s = 4e-6;
   g.host_sync_s = 10e-6;
+  g.host_to_device_bytes_per_s = 25e9;  // an assumption: under half of PCIe 5.0 x16's 64 GB/s a direction
   return g;
 }
 
@@ -147,6 +148,9 @@ StepEstimate estimate_step(const GpuModel& gpu, const StepCounters& step) {
   s.host_syncs = step.host_syncs();
   s.device_allocations = step.device_allocations;
   s.seconds += static_cast<double>(s.host_syncs) * gpu.host_sync_s;
+  // Uploads wait for nothing, but run in order on the stream, between the kernels.
+  s.seconds += static_cast<double>(step.copies_to_device) * gpu.launch_overhead_s +
+               static_cast<double>(step.bytes_to_device) / gpu.host_to_device_bytes_per_s;
   for (auto& [name, total] : totals) s.kernels.push_back(total.first);
   std::sort(s.kernels.begin(), s.kernels.end(),
             [](const KernelTotal& a, const KernelTotal& b) { return a.seconds > b.seconds; });

@@ -13,8 +13,9 @@
 // plus a launch overhead. A GEMM (cuBLASLt) is modelled from its shape: tiles of the size cuBLASLt
 // picks for large products, in waves over the SMs, each at a stated fraction of the dense peak, or its
 // operands' traffic at the HBM bandwidth if that is longer; a product of too few tiles to fill the SMs
-// is split over K, paying for its partial sums' traffic and a second launch. Every copy between host and device and every
-// synchronisation costs a round trip. The step is the sum: launches are serial on one stream.
+// is split over K, paying for its partial sums' traffic and a second launch. Every copy to the host and every
+// synchronisation costs a round trip; a copy to the device, queued on the stream from pinned memory, costs
+// a call and its bytes over PCIe. The step is the sum: launches and copies are serial on one stream.
 #pragma once
 
 #include <string>
@@ -39,6 +40,7 @@ struct GpuModel {
   int max_warps_per_sm, max_blocks_per_sm, registers_per_sm, register_granularity_per_warp;
   int smem_per_sm, smem_reserved_per_block;
   double launch_overhead_s, host_sync_s;
+  double host_to_device_bytes_per_s;  // a copy from pinned host memory
 };
 
 // H100 SXM5 (132 SMs, HBM3): the model of `bench_train_step --estimate h100`.

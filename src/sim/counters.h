@@ -66,14 +66,16 @@ struct GemmCounters {
 struct StepCounters {
   std::vector<LaunchCounters> launches;
   std::vector<GemmCounters> gemms;
-  uint64_t copies_to_device = 0, copies_to_host = 0;  // cudaMemcpy between host and device
+  uint64_t copies_to_device = 0, copies_to_host = 0;  // between host and device (src/core/cuda_runtime.h)
   uint64_t bytes_to_device = 0, bytes_to_host = 0;
   uint64_t synchronizations = 0;    // explicit device synchronisations (cudaDeviceSynchronize)
   uint64_t device_allocations = 0;  // requests that reached the device's allocator (cudaMalloc)
   uint64_t device_allocation_bytes = 0;
 
-  // Every copy between host and device is a cudaMemcpy, which blocks the host until the device is done.
-  uint64_t host_syncs() const { return copies_to_device + copies_to_host + synchronizations; }
+  // What blocks the host until the device is done: a copy to the host (queued on the compute stream, then
+  // waited for) and a synchronisation. A copy to the device is not one: it goes through the pinned staging
+  // ring and is queued on the compute stream without waiting.
+  uint64_t host_syncs() const { return copies_to_host + synchronizations; }
 };
 
 // Whether the memory-access counting build of the kernels is part of this build (GCC, no sanitizer).

@@ -1,8 +1,9 @@
 // Streams and events of a device, for work that should overlap (NCCL's all-reduces with backward).
 //
-// On a GPU they are CUDA streams and events. Every kernel and GEMM is queued on the device's compute
-// stream (CUDA's default stream); Stream::create makes one that runs beside it, and an Event recorded on
-// one stream orders later work on another, or tells the host when it has been reached.
+// On a GPU they are CUDA streams and events. Every kernel, GEMM, memset and copy is queued on the device's
+// compute stream, a non-blocking stream of Heed's own (one per device, made on first use), in program
+// order; so CUDA Graphs could capture a step. Stream::create makes one that runs beside it, and an Event
+// recorded on one stream orders later work on another, or tells the host when it has been reached.
 //
 // The simulated GPU runs each launch to completion when it is made, so there the stand-ins are trivial: a
 // stream is a name, and an event is reached as soon as it is recorded. Code that orders its work with
@@ -24,7 +25,7 @@ class Stream {
   static Stream create(Device device);
 
   Device device() const { return device_; }
-  void* handle() const { return handle_.get(); }  // cudaStream_t on a GPU; null for the compute stream
+  void* handle() const { return handle_.get(); }  // cudaStream_t on a GPU; null on the simulated GPU and the CPU
 
  private:
   Stream(Device device, std::shared_ptr<void> handle) : device_(device), handle_(std::move(handle)) {}
