@@ -49,7 +49,8 @@
 //
 // Masks: keys past Lk and queries past Lq are zero-filled by the tile loads; a query past Lq gets lse =
 // -inf, and a row with lse = -inf (one that saw no key) has P = 0, so it contributes nothing. Tiles that
-// straddle the causal diagonal, the end of the keys, or carry a padding mask pay for the per-element test.
+// straddle the causal diagonal, the end of the keys, or carry a padding mask pay for the per-element test,
+// a bit test of the tile's hidden keys (KeyVisibility::hidden_keys, made once per key tile).
 //
 // Dropout factors are drawn again from Philox, exactly as the CPU op and the forward kernel draw them, so
 // the mask is never stored. One Philox call yields the decisions of four consecutive flat indices, which
@@ -98,12 +99,14 @@ struct ScoreGradient {
   float p_dropped, ds;
 };
 
-// `s` = q . k and `dp` = dO . v of one (query, key) element; `factor` is its dropout factor f.
-__device__ __forceinline__ ScoreGradient score_gradient(float s, float dp, float scale, float lse, float delta,
-                                                        bool visible, float factor) {
+// `s` = q . k and `dp` = dO . v of one (query, key) element; `factor` is its dropout factor f. The row's
+// lse comes as lse log2(e) and the scale as scale log2(e): P = 2^(s scale_log2 - lse_log2), one FFMA and
+// one ex2 (attention_tiles.h).
+__device__ __forceinline__ ScoreGradient score_gradient(float s, float dp, float scale_log2, float lse_log2,
+                                                        float delta, bool visible, float factor) {
   // A hidden key has P = 0, and so does every key of a row that saw none (lse = -inf, where the exponent
   // would be +inf).
-  const float p = visible && lse != -INFINITY ? __expf(s * scale - lse) : 0.0f;
+  const float p = visible && lse_log2 != -INFINITY ? exp2f(fmaf(s, scale_log2, -lse_log2)) : 0.0f;
   return {p * factor, p * (dp * factor - delta)};
 }
 
@@ -243,8 +246,10 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int query_tiles = (a.len_q + kTileQ - 1) / kTileQ - first_tile;
   const bool dropout = a.dropout_p > 0.0f;
   const float keep_scale = 1.0f / (1.0f - a.dropout_p);
+  const float scale_log2 = a.scale * kLog2e;
 
-  // Tile n of this block's walk goes into buffer n % 2, with its rows' lse and delta (lse = -inf past Lq).
+  // Tile n of this block's walk goes into buffer n % 2, with its rows' lse log2(e) and delta (lse = -inf past
+  // Lq).
   auto load_query_tile = [&](int n) {
     const int i0 = (first_tile + n) * kTileQ, buffer = n % 2, valid = min(kTileQ, a.len_q - i0);
     load_tile_async<kTileQ, D>(q_tiles + buffer * QTile::kElements, q + i0 * a.q_strides.row, a.q_strides.row, valid,
@@ -253,7 +258,7 @@ __global__ void __launch_bounds__(kThreads, 2)
                                valid, threadIdx.x, kThreads);
     if (threadIdx.x < kTileQ) {
       const int r = threadIdx.x;
-      lse_rows[buffer * kTileQ + r] = r < valid ? lse[i0 + r] : -INFINITY;
+      lse_rows[buffer * kTileQ + r] = r < valid ? lse[i0 + r] * kLog2e : -INFINITY;
       delta_rows[buffer * kTileQ + r] = r < valid ? head_delta[i0 + r] : 0.0f;
     }
   };
@@ -266,6 +271,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   // The warp's 16 keys' gradient rows, as 8-column accumulator tiles (rows g and g + 8).
   float dk[D / 8][4] = {}, dv[D / 8][4] = {};
+  const uint64_t hidden = keys.hidden_keys(j0, lane);  // the block's keys are the same for every query tile
 
   for (int n_tile = 0; n_tile < query_tiles; ++n_tile) {
     // The buffer tile n + 1 goes into was last read in iteration n - 1, which ended with a barrier. The
@@ -304,8 +310,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const int e = 2 * r + c, j = j0 + warp_key0 + g + r * 8;
-          const ScoreGradient sg = score_gradient(s[n][e], dp[n][e], a.scale, row_lse, row_delta,
-                                                  !needs_mask || keys.visible(i, j), factor[r]);
+          const ScoreGradient sg = score_gradient(s[n][e], dp[n][e], scale_log2, row_lse, row_delta,
+                                                  !needs_mask || keys.visible(i, j, j0, hidden), factor[r]);
           s[n][e] = sg.p_dropped;
           dp[n][e] = sg.ds;
         }
@@ -430,6 +436,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_dq_kernel(Attenti
   const int key_tiles = (k_end + kBlockK - 1) / kBlockK;
   const bool dropout = a.dropout_p > 0.0f;
   const float keep_scale = 1.0f / (1.0f - a.dropout_p);
+  const float scale_log2 = a.scale * kLog2e;
 
   auto load_key_tile = [&](int tile) {
     const int j0 = tile * kBlockK, buffer = tile % 2, valid = min(kBlockK, a.len_k - j0);
@@ -444,12 +451,12 @@ __global__ void __launch_bounds__(kThreads) attention_backward_dq_kernel(Attenti
   if (key_tiles > 0) load_key_tile(0);
   cp_async_commit();
 
-  // lse and delta of the lane's rows g and g + 8 (lse = -inf past Lq, so those rows contribute nothing).
+  // lse log2(e) and delta of the lane's rows g and g + 8 (lse = -inf past Lq: those rows contribute nothing).
   float row_lse[2], row_delta[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int i = i0 + warp_row0 + g + r * 8;
-    row_lse[r] = i < a.len_q ? a.lse[bh * a.len_q + i] : -INFINITY;
+    row_lse[r] = i < a.len_q ? a.lse[bh * a.len_q + i] * kLog2e : -INFINITY;
     row_delta[r] = i < a.len_q ? delta[bh * a.len_q + i] : 0.0f;
   }
 
@@ -473,6 +480,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_dq_kernel(Attenti
     // dS into dp. Element e of tile n is query g + (e / 2) * 8, key column n * 8 + 2t + e % 2. The 8 keys
     // of tile n in a query row are held by the 4 lanes with this g, 2 each: one DropoutRun.
     const bool needs_mask = keys.tile_needs_mask(i0, j0, kBlockK);
+    const uint64_t hidden = needs_mask ? keys.hidden_keys(j0, lane) : 0;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int i = i0 + warp_row0 + g + r * 8;
@@ -488,8 +496,8 @@ __global__ void __launch_bounds__(kThreads) attention_backward_dq_kernel(Attenti
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
           const int e = 2 * r + c;
-          dp[n][e] = score_gradient(s[n][e], dp[n][e], a.scale, row_lse[r], row_delta[r],
-                                    !needs_mask || keys.visible(i, j + c), factor[c])
+          dp[n][e] = score_gradient(s[n][e], dp[n][e], scale_log2, row_lse[r], row_delta[r],
+                                    !needs_mask || keys.visible(i, j + c, j0, hidden), factor[c])
                          .ds;
         }
       }

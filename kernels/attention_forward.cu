@@ -9,7 +9,7 @@
 //
 // Each warp owns 16 query rows, FA2-style: it computes its 16 x 64 score tile S = Q K^T with
 // mma.m16n8k16 (Q fragments by ldmatrix, K fragments by ldmatrix of K's rows, which are K^T's columns),
-// masks and scales it, and updates its rows' online softmax entirely in registers: a row lives in the 4
+// masks it, and updates its rows' online softmax entirely in registers: a row lives in the 4
 // lanes of a quad, so the row max and sum need two quad shuffles and no shared memory or cross-warp
 // reduction. The probabilities P = e^(S - m) are rounded to 16 bits straight from the accumulator
 // registers into A fragments (the C layout of two 8-column tiles is the A layout of one 16-column block),
@@ -20,11 +20,13 @@
 //
 // The running sum stays per-lane (each lane sums its own columns) and is reduced across the quad once at
 // the end. O / l goes back through the warp's own Q rows in shared memory (no other warp reads them) so
-// that global stores are whole 16-byte pieces; lse = m + log l is written per row for the backward pass.
+// that global stores are whole 16-byte pieces; lse = m scale + log l is written per row for the backward
+// pass. Exponentials are 2^(s scale log2(e) - m scale log2(e)), one FFMA and ex2 (attention_tiles.h).
 //
 // Masks. The causal rule (query i sees keys j <= i + Lk - Lq) bounds the keys a tile can see, so key tiles
 // beyond the last query's limit are never loaded or computed. Only tiles that straddle the causal diagonal,
-// the end of the keys, or have a padding mask pay for the per-element test. A row that sees no key keeps
+// the end of the keys, or have a padding mask pay for the per-element test, a bit test of the tile's
+// hidden keys (KeyVisibility::hidden_keys: two byte loads a lane, not one per element). A row that sees no key keeps
 // m = -inf; exponentials are then taken against 0, so its P is 0, l stays 0, and it writes 0 and lse = -inf.
 //
 // Dropout. Each probability is kept or zeroed by the Philox draw of its flat index, exactly as the CPU op
@@ -90,8 +92,9 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(AttentionAr
   if (key_tiles > 0) load_key_tile(0);
   cp_async_commit();
 
-  // Rows g and g + 8 of the warp's 16: running max (of scaled scores), this lane's part of the running sum,
-  // and the unnormalised output, as 8-column accumulator tiles.
+  // Rows g and g + 8 of the warp's 16: running max (of unscaled scores), this lane's part of the running
+  // sum, and the unnormalised output, as 8-column accumulator tiles.
+  const float scale_log2 = a.scale * kLog2e;
   float m[2] = {-INFINITY, -INFINITY};
   float l[2] = {0.0f, 0.0f};
   float o[D / 8][4];
@@ -132,13 +135,14 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(AttentionAr
 
     // Scale, mask, and the new row max over the quad.
     const bool needs_mask = keys.tile_needs_mask(i0, j0, kBlockK);
+    const uint64_t hidden = needs_mask ? keys.hidden_keys(j0, lane) : 0;
     float m_new[2] = {m[0], m[1]};
 #pragma unroll
     for (int n = 0; n < kBlockK / 8; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int i = i0 + warp_row0 + g + (e / 2) * 8, j = j0 + n * 8 + 2 * t + e % 2;
-        s[n][e] = !needs_mask || keys.visible(i, j) ? s[n][e] * a.scale : -INFINITY;
+        if (needs_mask && !keys.visible(i, j, j0, hidden)) s[n][e] = -INFINITY;
         m_new[e / 2] = fmaxf(m_new[e / 2], s[n][e]);
       }
     float base[2], alpha[2];
@@ -146,8 +150,8 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(AttentionAr
     for (int r = 0; r < 2; ++r) {
       m_new[r] = fmaxf(m_new[r], __shfl_xor_sync(kFullMask, m_new[r], 1));
       m_new[r] = fmaxf(m_new[r], __shfl_xor_sync(kFullMask, m_new[r], 2));
-      base[r] = m_new[r] == -INFINITY ? 0.0f : m_new[r];  // a row that has seen no key keeps P = 0
-      alpha[r] = __expf(m[r] - base[r]);                   // 0 while m was -inf
+      base[r] = m_new[r] == -INFINITY ? 0.0f : m_new[r] * scale_log2;  // a row that has seen no key keeps P = 0
+      alpha[r] = exp2f(fmaf(m[r], scale_log2, -base[r]));              // 0 while m was -inf
       m[r] = m_new[r];
       l[r] *= alpha[r];
     }
@@ -155,7 +159,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(AttentionAr
     for (int n = 0; n < kBlockK / 8; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[n][e] = __expf(s[n][e] - base[e / 2]);
+        s[n][e] = exp2f(fmaf(s[n][e], scale_log2, -base[e / 2]));
         l[e / 2] += s[n][e];
       }
 #pragma unroll
@@ -225,7 +229,8 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(AttentionAr
     for (int r = 0; r < 2; ++r) {
       const int i = i0 + warp_row0 + g + r * 8;
       if (i < a.len_q)
-        a.lse[(static_cast<int64_t>(b) * a.heads + h) * a.len_q + i] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+        a.lse[(static_cast<int64_t>(b) * a.heads + h) * a.len_q + i] =
+            l[r] > 0.0f ? m[r] * a.scale + logf(l[r]) : -INFINITY;
     }
 }
 

@@ -139,16 +139,36 @@ __device__ __forceinline__ void accumulators_to_a_fragment(uint32_t a[4], const 
   a[3] = pack_pair<T>(right[2], right[3]);
 }
 
+// Exponentials are taken base 2, with the softmax scale folded in: e^(x scale - c) = 2^(x scale log2(e) -
+// c log2(e)), one FFMA and one ex2 (the MUFU instruction __expf itself multiplies into), as FlashAttention 2
+// does. Scores stay unscaled until then, so the scale must be positive (the row max of raw scores is then
+// the max of scaled ones); the entry points check it.
+inline constexpr float kLog2e = 1.4426950408889634f;
+
 // Which keys a query sees (heed/ops/attention.h): keys past the end, padding keys, and under the causal
 // rule the keys j > i + len_k - len_q are hidden.
+//
+// The keys hidden from every query (past the end, padding) of a 64-key tile are one 64-bit word per warp,
+// made once per tile: each lane reads the padding bytes of two keys (the warp's loads are two coalesced
+// 32-byte pieces) and two ballots share them. The per-element test is then a shift and a compare, where a
+// byte load per element would make each lane wait on 32 dependent global loads a tile.
 struct KeyVisibility {
   int len_k;
   int causal_offset;       // len_k - len_q
   bool causal;
   const uint8_t* padding;  // this batch row's [len_k] mask, or null
 
-  __device__ __forceinline__ bool visible(int i, int j) const {
-    return j < len_k && !(causal && j > i + causal_offset) && !(padding != nullptr && padding[j] != 0);
+  // Bit c: key j0 + c (c < 64) is past the end or padding. Every lane of the warp must call it.
+  __device__ __forceinline__ uint64_t hidden_keys(int j0, int lane) const {
+    const int low = j0 + lane, high = j0 + 32 + lane;
+    const bool hide_low = low >= len_k || (padding != nullptr && padding[low] != 0);
+    const bool hide_high = high >= len_k || (padding != nullptr && padding[high] != 0);
+    return static_cast<uint64_t>(__ballot_sync(0xffffffffu, hide_low)) |
+           static_cast<uint64_t>(__ballot_sync(0xffffffffu, hide_high)) << 32;
+  }
+  // Whether query i sees key j of the tile starting at j0, whose hidden_keys are `hidden`.
+  __device__ __forceinline__ bool visible(int i, int j, int j0, uint64_t hidden) const {
+    return !((hidden >> (j - j0)) & 1u) && !(causal && j > i + causal_offset);
   }
   // Whether any key of [j0, j0 + cols) is hidden from any query of [i0, i0 + rows): tiles for which this
   // is false skip the per-element test.
@@ -194,6 +214,8 @@ inline void check_common_args(const char* op, const AttentionArgs& a) {
   HEED_CHECK(a.batch > 0 && a.heads > 0 && a.len_q > 0 && a.len_k > 0, "{}: empty problem B={} H={} Lq={} Lk={}", op,
              a.batch, a.heads, a.len_q, a.len_k);
   HEED_CHECK(a.dropout_p >= 0.0f && a.dropout_p < 1.0f, "{}: dropout_p must be in [0, 1), got {}", op, a.dropout_p);
+  HEED_CHECK(a.scale > 0.0f, "{}: the scale must be positive (the kernels take row maxima before scaling), got {}",
+             op, a.scale);
   check_rows_aligned(op, a.q, a.q_strides, "q");
   check_rows_aligned(op, a.k, a.k_strides, "k");
   check_rows_aligned(op, a.v, a.v_strides, "v");

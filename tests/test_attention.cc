@@ -306,6 +306,9 @@ TEST_CASE("attention rejects malformed arguments with clear messages", "[ops][at
   opt.dropout_p = 1.0f;
   CHECK_THROWS_WITH(ops::attention_forward(q, k, v, opt), Contains("dropout_p must be in [0, 1), got 1"));
   opt.dropout_p = 0.0f;
+  opt.scale = -0.5f;  // the GPU kernels take row maxima of unscaled scores
+  CHECK_THROWS_WITH(ops::attention_forward(q, k, v, opt), Contains("scale must be positive and finite, got -0.5"));
+  opt.scale = 1.0f;
   opt.key_padding = Tensor::zeros({2, 5}, DType::U8);
   CHECK_THROWS_WITH(ops::attention_forward(q, k, v, opt), Contains("key_padding must be [B=2, Lk=6], got [2, 5]"));
   opt.key_padding = Tensor::zeros({2, 6});

@@ -46,7 +46,8 @@ AttentionOptions check_inputs(const Tensor& q, const Tensor& k, const Tensor& v,
              q.device().str(), k.device().str(), v.device().str());
   HEED_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(), "{}: q is {}, k {}, v {}", op, dtype_name(q.dtype()),
              dtype_name(k.dtype()), dtype_name(v.dtype()));
-  HEED_CHECK(std::isfinite(opt.scale), "{}: scale must be finite, got {}", op, opt.scale);
+  HEED_CHECK(std::isfinite(opt.scale) && opt.scale > 0.0f, "{}: scale must be positive and finite, got {}", op,
+             opt.scale);
   HEED_CHECK(opt.dropout_p >= 0.0f && opt.dropout_p < 1.0f, "{}: dropout_p must be in [0, 1), got {}", op,
              opt.dropout_p);
   AttentionOptions checked = opt;
