@@ -1,13 +1,17 @@
 // The one gradient buffer of a parameter store (autograd::GradientBuffer): every trainable gradient is a
-// slice of it that keeps its address from step to step, and a backward pass fills it with the same values
-// as gradients of their own.
+// slice of it that keeps its address from step to step, a backward pass fills it with the same values as
+// gradients of their own, and GradientSync all-reduces consecutive slices of it in place, with no copy
+// per parameter.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 
 #include "gradcheck.h"
 #include "heed/autograd/functions.h"
 #include "heed/nn/parameters.h"
+#include "heed/train/gradient_sync.h"
+#include "sim/counters.h"
 
 using namespace heed;
 using autograd::Variable;
@@ -55,6 +59,35 @@ bool in_its_slice(const nn::ParameterStore& store, const std::string& name, cons
       return t.raw_data() == buffer.flat().narrow(0, buffer.offset(i), t.numel()).raw_data();
   return false;
 }
+
+// A world of two ranks whose other rank contributes zeros: the sum is the identity, so the gradients
+// after the all-reduce must equal one process's. It records what it was asked to reduce.
+class ZeroPeerCommunicator : public dist::Communicator {
+ public:
+  struct Reduced {
+    const void* data;
+    int64_t numel;
+  };
+  std::vector<Reduced> reduced;
+
+  int rank() const override { return 0; }
+  int world() const override { return 2; }
+  std::string name() const override { return "a peer of zeros"; }
+  void all_reduce(Tensor& t, dist::ReduceOp) override { reduced.push_back({t.raw_data(), t.numel()}); }
+  std::unique_ptr<dist::Pending> all_reduce_async(Tensor& t, dist::ReduceOp op) override {
+    struct Done : dist::Pending {
+      bool test() override { return true; }
+      void wait() override {}
+    };
+    all_reduce(t, op);
+    return std::make_unique<Done>();
+  }
+  void all_reduce(std::vector<double>&, dist::ReduceOp) override {}
+  void broadcast(Tensor&, int) override {}
+  Tensor all_gather(const Tensor& t) override { return t.clone(); }
+  Tensor reduce_scatter(const Tensor& t, dist::ReduceOp) override { return t.clone(); }
+  void barrier() override {}
+};
 
 }  // namespace
 
@@ -111,4 +144,62 @@ TEST_CASE("a store lays its gradient buffer out anew when a parameter is frozen,
   model.store.to(Device::cpu());
   CHECK_FALSE(model.store.grad_buffer().defined());
   CHECK_FALSE(model.b1.grad_home().defined());
+}
+
+TEST_CASE("GradientSync all-reduces slices of the gradient buffer in place, without a copy per parameter",
+          "[train][grads][sim]") {
+  // Buckets of about 64 bytes: four, so that some start while backward goes on.
+  const Device sim = Device::sim();
+  TinyModel model(sim), reference(sim);  // the reference runs one process's backward pass
+  ZeroPeerCommunicator comm;
+  train::GradientSync sync(model.store, comm, 64);
+  cuda_sim::CountingScope counting(/*count_memory=*/false);
+  for (int step = 0; step < 2; ++step) {
+    INFO("step " << step);
+    const Tensor x = testing::random_tensor({5, 6}, 21 + step);
+    comm.reduced.clear();
+    // spare has a gradient in the first step and none in the second: its slice must be zeroed then.
+    model.store.zero_grads();
+    counting.take();
+    sync.backward_and_reduce(model.loss(x, step == 0));
+    const cuda_sim::StepCounters synced = counting.take();
+    // The reference has a buffer too, so that the launches differ only by what GradientSync does.
+    reference.store.zero_grads();
+    autograd::backward(reference.loss(x, step == 0));
+    const cuda_sim::StepCounters plain = counting.take();
+
+    // The buckets are the whole buffer, slice after slice.
+    const Tensor& flat = model.store.grad_buffer().flat();
+    REQUIRE(comm.reduced.size() >= 3);
+    const char* next = static_cast<const char*>(flat.raw_data());
+    int64_t covered = 0;
+    for (const auto& r : comm.reduced) {
+      CHECK(r.data == next);
+      next += r.numel * 4;
+      covered += r.numel;
+    }
+    CHECK(covered == flat.numel());
+
+    for (const auto& [name, p] : model.store.all()) {
+      INFO(name);
+      if (name == "frozen") continue;
+      REQUIRE(p.grad().defined());  // every trainable parameter takes part, with zeros where it had none
+      CHECK(in_its_slice(model.store, name, p.grad()));
+      const Tensor& want = reference.store.get(name).grad();
+      CHECK(host(p.grad()) == (want.defined() ? host(want) : std::vector<float>(p.value().numel(), 0.0f)));
+    }
+
+    // The launches of a plain backward pass, and the gradient copies: at most one launch a bucket, where a
+    // copy into a bucket and one back took two a parameter.
+    auto kernels = [](const cuda_sim::StepCounters& c, bool copies) {
+      std::vector<std::string> names;
+      for (const auto& l : c.launches)
+        if ((l.kernel == "copy_grads_kernel") == copies) names.push_back(l.kernel);
+      std::sort(names.begin(), names.end());
+      return names;
+    };
+    CHECK(kernels(synced, false) == kernels(plain, false));
+    CHECK(kernels(synced, true).size() <= comm.reduced.size());
+    CHECK(synced.copies_to_device == plain.copies_to_device);  // the input; no table uploads
+  }
 }
