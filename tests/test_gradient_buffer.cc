@@ -203,3 +203,39 @@ TEST_CASE("GradientSync all-reduces slices of the gradient buffer in place, with
     CHECK(synced.copies_to_device == plain.copies_to_device);  // the input; no table uploads
   }
 }
+
+TEST_CASE("a 16-bit copy that sends its gradient to its parameter has GEMMs write into the parameter's slice",
+          "[autograd][grads][sim]") {
+  // As cast() does for a parameter copy of a CastParametersScope: the weight's gradient is the GEMM's,
+  // written into the parameter's home with beta 0 and then 1, with nothing left to copy when backward
+  // ends. The reference casts the usual way (a node that hands the copy's gradient to the parameter); the
+  // GEMMs are the same, so the gradients are the same bits.
+  const Device sim = Device::sim();
+  struct Model {
+    nn::ParameterStore store{3};
+    Variable w = store.create("w", {8, 6}, nn::Init::XavierUniform);
+    Model(Device device) { store.to(device); }
+  } model(sim), reference(sim);
+  const Tensor x1 = testing::random_tensor({5, 6}, 31).to(DType::BF16).to(sim);
+  const Tensor x2 = testing::random_tensor({3, 6}, 32).to(DType::BF16).to(sim);
+  auto loss = [&](const Variable& w16) {
+    const Variable y1 = autograd::linear(Variable(x1), w16, Variable());
+    const Variable y2 = autograd::linear(Variable(x2), w16, Variable());
+    return autograd::add(autograd::sum(autograd::cast(y1, DType::F32)), autograd::sum(autograd::cast(y2, DType::F32)));
+  };
+  cuda_sim::CountingScope counting(/*count_memory=*/false);
+  for (int step = 0; step < 2; ++step) {
+    model.store.zero_grads();
+    reference.store.zero_grads();
+    const Variable copy(model.w.value().to(DType::BF16));
+    copy.send_grad_to(model.w);
+    counting.take();
+    autograd::backward(loss(copy));
+    for (const auto& l : counting.take().launches) CHECK(l.kernel != "copy_grads_kernel");
+    autograd::backward(loss(autograd::cast(reference.w, DType::BF16)));
+    CHECK_FALSE(copy.grad().defined());
+    REQUIRE(model.w.grad().defined());
+    CHECK(in_its_slice(model.store, "w", model.w.grad()));
+    CHECK(host(model.w.grad()) == host(reference.w.grad()));
+  }
+}

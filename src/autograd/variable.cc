@@ -42,6 +42,13 @@ void Variable::set_grad_home(Tensor home) const {
   impl_->grad = Tensor();
 }
 
+void Variable::send_grad_to(const Variable& target) const {
+  HEED_CHECK(target.defined() && target.shape() == shape(), "send_grad_to: a variable of shape {} for one of shape {}",
+             target.defined() ? shape_str(target.shape()) : "(undefined)", shape_str(shape()));
+  impl_->grad_target = target.impl_;
+  impl_->requires_grad = true;
+}
+
 // Why a home is written by its first contribution and not zeroed once per step for every contribution to
 // add into: a GEMM writes with beta 0 and reads nothing, where zeroing the whole buffer would write it once
 // more and every beta 1 GEMM would read it, about twice the gradients' bytes per step for nothing. Whether
@@ -49,6 +56,12 @@ void Variable::set_grad_home(Tensor home) const {
 void Variable::accumulate_grad(const Tensor& g) const {
   HEED_CHECK(g.shape() == shape(), "gradient of shape {} for a variable of shape {}", shape_str(g.shape()),
              shape_str(shape()));
+  if (impl_->grad_target) {
+    const Variable target(impl_->grad_target);
+    const DType dtype = target.value().dtype();
+    target.accumulate_grad(g.dtype() == dtype ? g : g.to(dtype));
+    return;
+  }
   ++impl_->grad_version;
   if (!impl_->grad.defined()) {
     impl_->grad = g;
@@ -71,6 +84,7 @@ void Variable::accumulate_grad(const Tensor& g) const {
 }
 
 Tensor& Variable::grad_for_gemm(float* beta) const {
+  if (impl_->grad_target) return Variable(impl_->grad_target).grad_for_gemm(beta);  // the target's Impl lives on
   ++impl_->grad_version;
   Tensor home = impl_->grad_home;  // a handle to the same memory
   if (!impl_->grad.defined()) {

@@ -43,6 +43,12 @@ class Variable {
   void set_grad_home(Tensor home) const;
   const Tensor& grad_home() const { return impl_->grad_home; }
 
+  // Sends every gradient contribution to `target` (of this shape) instead, converted to its dtype, and
+  // makes this variable require a gradient; its own gradient stays undefined, so no node of the tape is
+  // ever run for it. For a parameter's 16-bit copy, whose gradient is the parameter's (cast's gradient): a
+  // GEMM then writes the weight gradient straight into the parameter's home, with the parameter's beta.
+  void send_grad_to(const Variable& target) const;
+
   // Adds g to the gradient. The first contribution is stored without a copy; since it may be shared with
   // another variable's gradient, the second goes with it into a new buffer (the home, where there is
   // one), never into it. A first contribution that is still shared when backward() ends is copied into
@@ -68,9 +74,11 @@ class Variable {
     Tensor grad;
     bool requires_grad = false;
     Tensor grad_home;
+    std::shared_ptr<Impl> grad_target;  // send_grad_to's
     bool grad_owned = false;  // false while grad may alias a tensor that someone else holds
     uint64_t grad_version = 0;
   };
+  explicit Variable(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<Impl> impl_;
 };
 
