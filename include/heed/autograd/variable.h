@@ -39,7 +39,8 @@ class Variable {
 
   // A fixed place for the gradient: a contiguous fp32 tensor of the variable's shape (a slice of an
   // autograd::GradientBuffer), which every gradient of the variable then lives in, step after step.
-  // Undefined (the default): each gradient is a tensor of its own, as for intermediate values.
+  // Undefined (the default): each gradient is a tensor of its own, as for intermediate values. Either way
+  // the current gradient is dropped.
   void set_grad_home(Tensor home) const;
   const Tensor& grad_home() const { return impl_->grad_home; }
 
