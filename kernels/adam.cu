@@ -22,6 +22,10 @@
 //
 // half_copies_kernel walks the same chunks to round every parameter into the 16-bit copy a forward pass
 // reads (autograd::ParameterCopies): one launch a step where a cast per weight took ~190 for base.
+//
+// copy_grads_kernel walks chunks of a table in its launch parameters to move the first gradient
+// contributions of a backward pass into their slices of the one gradient buffer (autograd::settle_grads),
+// with zeros for a parameter without one: a launch per 100 tensors where a copy each took one per tensor.
 #include "adam.h"
 #include "common/launch.h"
 #include "common/reductions.h"
@@ -39,7 +43,8 @@ namespace HEED_BACKEND {
 
 // The tensor that holds chunk `chunk`: the last with first_chunk <= chunk (tensors with no elements
 // share their successor's first_chunk and are passed over).
-__device__ __forceinline__ int tensor_of_chunk(const AdamTensor* tensors, int count, int64_t chunk) {
+template <typename Tensor>
+__device__ __forceinline__ int tensor_of_chunk(const Tensor* tensors, int count, int64_t chunk) {
   int lo = 0, hi = count - 1;
   while (lo < hi) {
     const int mid = (lo + hi + 1) / 2;
@@ -100,6 +105,15 @@ __global__ void __launch_bounds__(kThreads) half_copies_kernel(HalfCopiesArgs p)
   for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) copy[i] = from_float<Half16>(t.param[i]);
 }
 
+// One chunk a block, as half_copies_kernel: coalesced 4-byte loads and stores, memory-bound.
+__global__ void __launch_bounds__(kThreads) copy_grads_kernel(CopyGradsArgs p) {
+  const int64_t chunk = blockIdx.x;
+  const GradCopy c = p.copies[tensor_of_chunk(p.copies, p.count, chunk)];
+  const int64_t begin = (chunk - c.first_chunk) * kAdamChunkElements;
+  const int64_t end = min(c.numel, begin + kAdamChunkElements);
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) c.home[i] = c.grad ? c.grad[i] : 0.0f;
+}
+
 constexpr int kSumThreads = 1024;
 
 __global__ void __launch_bounds__(kSumThreads) sum_chunk_squares_kernel(GradSquaresArgs p) {
@@ -156,6 +170,15 @@ void half_copies<kBackend>(const HalfCopiesArgs& a) {
   if (a.chunks == 0) return;
   with_half(a.half_dtype,
             [&](auto half) { launch(half_copies_kernel<decltype(half)>, grid, dim3(kThreads), 0, a.stream, a); });
+}
+
+template <>
+void copy_grads<kBackend>(const CopyGradsArgs& a) {
+  using namespace HEED_BACKEND;
+  HEED_CHECK(a.count <= kGradCopiesPerLaunch, "copy_grads: {} entries, at most {} a launch", a.count,
+             kGradCopiesPerLaunch);
+  const dim3 grid = chunk_grid("copy_grads", a.count, a.chunks);
+  if (a.chunks > 0) launch(copy_grads_kernel, grid, dim3(kThreads), 0, a.stream, a);
 }
 
 }  // namespace heed::kernels

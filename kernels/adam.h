@@ -61,8 +61,10 @@ struct AdamTensor {
 // Elements a block updates: tensors are cut into chunks of this many, and a launch has one block a chunk.
 inline constexpr int64_t kAdamChunkElements = 4096;
 
-// Numbers the chunks of all tensors consecutively (AdamTensor::first_chunk) and returns their count.
-inline int64_t adam_assign_chunks(AdamTensor* tensors, int count) {
+// Numbers the chunks of all tensors consecutively (first_chunk of an AdamTensor or a GradCopy) and returns
+// their count.
+template <typename Tensors>
+inline int64_t adam_assign_chunks(Tensors* tensors, int count) {
   int64_t chunks = 0;
   for (int i = 0; i < count; ++i) {
     tensors[i].first_chunk = chunks;
@@ -120,5 +122,30 @@ struct HalfCopiesArgs {
 
 template <Backend B>
 void half_copies(const HalfCopiesArgs& args);
+
+// Gradients into their homes (autograd::settle_grads): each entry's grad, or zeros where it is null, copied
+// into its home, numel contiguous fp32 elements, chunked as adam_assign_chunks numbers them (one block a
+// chunk). The table travels in the launch's parameters, not in device memory: its grads are first
+// contributions of a backward pass, wherever the allocator put them, and a device table would need an
+// upload, which blocks the host, whenever one moved. kGradCopiesPerLaunch entries keep the parameters
+// (3.2 KB) under the 4 KiB that every CUDA version takes; more entries take more launches.
+struct GradCopy {
+  const float* grad = nullptr;
+  float* home = nullptr;
+  int64_t numel = 0;
+  int64_t first_chunk = 0;  // set by adam_assign_chunks
+};
+
+inline constexpr int kGradCopiesPerLaunch = 100;
+
+struct CopyGradsArgs {
+  GradCopy copies[kGradCopiesPerLaunch];
+  int count = 0;
+  int64_t chunks = 0;
+  Stream stream = nullptr;
+};
+
+template <Backend B>
+void copy_grads(const CopyGradsArgs& args);
 
 }  // namespace heed::kernels

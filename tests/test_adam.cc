@@ -149,6 +149,32 @@ TEST_CASE("half_copies rounds every parameter into its 16-bit copy in one launch
   }
 }
 
+TEST_CASE("copy_grads copies every gradient into its home, zeros where there is none, in one launch per 100",
+          "[ops][adam][sim]") {
+  // A copy is exact, so every home must hold its gradient's bits. 205 tensors take three launches (100 a
+  // launch); sizes cross the 4096-element chunks, one is empty, and every seventh has no gradient.
+  const Device device = GENERATE(Device::cpu(), Device::sim());
+  INFO(device.str());
+  std::vector<Tensor> grads, homes;
+  const std::vector<Shape> shapes = {{5000}, {0}, {3, 7}, {4097}, {1}};
+  for (uint32_t i = 0; i < 205; ++i) {
+    const Shape& shape = shapes[i % shapes.size()];
+    grads.push_back(i % 7 == 3 ? Tensor() : testing::random_tensor(shape, 100 + i).to(device));
+    homes.push_back(Tensor::full(shape, std::nanf("")).to(device));
+  }
+  cuda_sim::CountingScope counting(/*count_memory=*/false);
+  ops::copy_grads(grads, homes);
+  CHECK(counting.take().launches.size() == (device.is_cpu() ? 0 : 3));
+  for (size_t i = 0; i < homes.size(); ++i) {
+    INFO(i);
+    const std::vector<float> want = grads[i].defined() ? grads[i].to(Device::cpu()).to_vector<float>()
+                                                       : std::vector<float>(homes[i].numel(), 0.0f);
+    CHECK(homes[i].to(Device::cpu()).to_vector<float>() == want);
+  }
+  ops::copy_grads({}, {});  // nothing to copy: no launch
+  CHECK(counting.take().launches.empty());
+}
+
 TEST_CASE("grad_squares sums every gradient's squares, and adam_update clips from it or skips", "[ops][adam]") {
   const std::vector<Shape> shapes = {{5000}, {0}, {3, 7}, {4097}};
   std::vector<Tensor> grads;

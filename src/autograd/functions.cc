@@ -52,8 +52,12 @@ Variable linear_impl(const Variable& x, const Variable& weight, const Variable& 
       }
       if (x.requires_grad()) {  // added to the input's gradient so far by the GEMM itself
         Tensor prior;
-        Tensor dx = x.grad_for_sum(&prior).view(x2.shape());
-        ops::linear_backward_input(dy2, weight.value(), dx, prior.defined() ? prior.reshape(x2.shape()) : prior);
+        if (Tensor* sum = x.grad_for_sum(&prior)) {
+          Tensor dx = sum->view(x2.shape());
+          ops::linear_backward_input(dy2, weight.value(), dx, prior.defined() ? prior.reshape(x2.shape()) : prior);
+        } else {
+          x.accumulate_grad(ops::matmul(dy2, weight.value()).view(x.shape()));
+        }
       }
     });
   }
@@ -229,7 +233,10 @@ Variable cast(const Variable& x, DType dtype) {
   const Tensor copy = CastParametersScope::copy_of(x, dtype);
   Variable result(copy.defined() ? copy : x.value().to(dtype));
   if (needs_grad({&x})) {
-    record(result, [x](const Tensor& dy) { x.accumulate_grad(dy.to(x.value().dtype())); });
+    if (copy.defined())
+      result.send_grad_to(x);  // a GEMM writes the weight gradient straight into the parameter's home
+    else
+      record(result, [x](const Tensor& dy) { x.accumulate_grad(dy.to(x.value().dtype())); });
   }
   return result;
 }

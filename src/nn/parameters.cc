@@ -102,6 +102,7 @@ io::TensorMap ParameterStore::grads() const {
 }
 
 void ParameterStore::to(Device device) {
+  grad_buffer_.release();
   for (auto& [name, v] : params_) {
     v.set_value(v.value().to(device));
     v.zero_grad();
@@ -109,6 +110,13 @@ void ParameterStore::to(Device device) {
 }
 
 void ParameterStore::zero_grads() {
+  std::vector<Variable> trainable;
+  for (auto it = params_.rbegin(); it != params_.rend(); ++it)
+    if (it->second.requires_grad()) trainable.push_back(it->second);
+  if (!grad_buffer_.holds(trainable)) {
+    grad_buffer_.release();
+    grad_buffer_ = autograd::GradientBuffer(std::move(trainable));
+  }
   for (auto& [name, v] : params_) v.zero_grad();
 }
 

@@ -87,6 +87,21 @@ void half_copies(const std::vector<Tensor>& params, const std::vector<Tensor>& c
   HEED_DISPATCH(params[0].device(), "half_copies", half_copies(params, copies));
 }
 
+void copy_grads(const std::vector<Tensor>& grads, const std::vector<Tensor>& homes) {
+  HEED_CHECK(grads.size() == homes.size(), "copy_grads: {} gradients, {} homes", grads.size(), homes.size());
+  if (homes.empty()) return;
+  for (size_t i = 0; i < homes.size(); ++i) {
+    HEED_CHECK(homes[i].defined() && homes[i].dtype() == DType::F32 && homes[i].is_contiguous() &&
+                   homes[i].device() == homes[0].device(),
+               "copy_grads: home {} must be a contiguous F32 tensor on {}", i, homes[0].device().str());
+    HEED_CHECK(!grads[i].defined() || (grads[i].dtype() == DType::F32 && grads[i].is_contiguous() &&
+                                       grads[i].shape() == homes[i].shape() && grads[i].device() == homes[0].device()),
+               "copy_grads: gradient {} must be a contiguous F32 tensor of shape {} on {}", i,
+               shape_str(homes[i].shape()), homes[0].device().str());
+  }
+  HEED_DISPATCH(homes[0].device(), "copy_grads", copy_grads(grads, homes));
+}
+
 kernels::AdamStepScalars adam_step_scalars(const AdamHyper& hyper, int64_t step, float grad_scale) {
   const double t = static_cast<double>(step);
   kernels::AdamStepScalars s;

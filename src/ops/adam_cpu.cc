@@ -77,4 +77,14 @@ void half_copies(const std::vector<Tensor>& params, const std::vector<Tensor>& c
   }
 }
 
+void copy_grads(const std::vector<Tensor>& grads, const std::vector<Tensor>& homes) {
+  for (size_t i = 0; i < homes.size(); ++i) {
+    Tensor home = homes[i];  // a handle to the same memory
+    if (grads[i].defined())
+      home.copy_from(grads[i]);
+    else
+      home.zero_();
+  }
+}
+
 }  // namespace heed::ops::cpu

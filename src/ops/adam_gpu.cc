@@ -1,8 +1,10 @@
-// Adam, the sum of squares and the half copies on the GPU path: kernels/adam.cu, one launch of the update
-// for every slot, two for the sum and one for the copies. Both read a device table of the tensors; it is uploaded only when the tensors
-// changed since the last call (a trainer's parameters never move, and its gradients come back at the same
-// addresses from the caching allocator step after step), so a training step makes no host-to-device copy
-// for it.
+// Adam, the sum of squares, the half copies and the gradient copies on the GPU path: kernels/adam.cu, one
+// launch of the update for every slot, two for the sum, one for the half copies and one per 100 gradient
+// copies. The first three read a device table of the tensors; it is uploaded only when the tensors changed
+// since the last call (a trainer's parameters never move, and its gradients keep their places in one
+// buffer, autograd::GradientBuffer), so a training step makes no host-to-device copy for it. The gradient
+// copies carry their table in the launch's parameters.
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -115,6 +117,22 @@ void half_copies(const std::vector<Tensor>& params, const std::vector<Tensor>& c
   std::lock_guard lock(t.mutex);
   a.tensors = device_table(t.half_copies, tensors, device);
   HEED_RUN_KERNEL(device, half_copies, a);
+}
+
+void copy_grads(const std::vector<Tensor>& grads, const std::vector<Tensor>& homes) {
+  const Device device = homes[0].device();
+  for (size_t first = 0; first < homes.size(); first += kernels::kGradCopiesPerLaunch) {
+    kernels::CopyGradsArgs a;
+    a.count = static_cast<int>(std::min<size_t>(kernels::kGradCopiesPerLaunch, homes.size() - first));
+    for (int i = 0; i < a.count; ++i) {
+      const size_t k = first + static_cast<size_t>(i);
+      a.copies[i].grad = grads[k].defined() ? grads[k].data<float>() : nullptr;
+      a.copies[i].home = homes[k].data<float>();
+      a.copies[i].numel = homes[k].numel();
+    }
+    a.chunks = kernels::adam_assign_chunks(a.copies, a.count);
+    HEED_RUN_KERNEL(device, copy_grads, a);
+  }
 }
 
 }  // namespace heed::ops::gpu

@@ -7,55 +7,45 @@
 namespace heed::train {
 
 struct GradientSync::Bucket {
-  std::vector<const nn::Variable*> params;
-  int64_t floats = 0;
+  std::vector<nn::Variable> params;
+  Tensor flat;             // their gradients: a slice of the store's gradient buffer
   size_t ready_after = 0;  // tape nodes after which every gradient in the bucket is complete
-  Tensor flat;
   std::unique_ptr<dist::Pending> pending;
 };
 
 GradientSync::GradientSync(const nn::ParameterStore& store, dist::Communicator& comm, int64_t bucket_bytes)
-    : comm_(comm) {
-  for (const auto& [name, p] : store.all())
-    if (p.requires_grad()) params_.push_back(p);
-  std::reverse(params_.begin(), params_.end());
-  for (const nn::Variable& p : params_) {
-    if (buckets_.empty() || buckets_.back().floats * 4 >= bucket_bytes) buckets_.emplace_back();
-    buckets_.back().params.push_back(&p);
-    buckets_.back().floats += p.value().numel();
-  }
-}
+    : store_(store), comm_(comm), bucket_bytes_(bucket_bytes) {}
 
 GradientSync::~GradientSync() = default;
 
-// Parameters without a gradient on this rank take part with zeros, so all ranks send the same layout.
-void GradientSync::start(Bucket& b) {
-  b.flat = Tensor::empty({b.floats}, DType::F32, b.params.front()->value().device());
-  int64_t offset = 0;
-  for (const nn::Variable* p : b.params) {
-    Tensor slice = b.flat.narrow(0, offset, p->value().numel()).view(p->shape());
-    if (p->grad().defined())
-      slice.copy_from(p->grad());
-    else
-      slice.fill_(0.0f);
-    offset += p->value().numel();
+void GradientSync::lay_out_buckets() {
+  const autograd::GradientBuffer& buffer = store_.grad_buffer();
+  HEED_CHECK(buffer.defined(), "data-parallel backward without a gradient buffer: the parameter store's "
+             "zero_grads() lays it out before a step");
+  // laid_out_ keeps the buffer it was cut from alive, so no other buffer can have its address.
+  if (laid_out_.defined() && laid_out_.raw_data() == buffer.flat().raw_data()) return;
+  laid_out_ = buffer.flat();
+  buckets_.clear();
+  learned_ = false;
+  int64_t begin = 0;
+  auto close_bucket = [&](int64_t end) {
+    if (!buckets_.empty()) buckets_.back().flat = laid_out_.narrow(0, begin, end - begin);
+    begin = end;
+  };
+  for (size_t i = 0; i < buffer.vars().size(); ++i) {
+    if (buckets_.empty() || (buffer.offset(i) - begin) * 4 >= bucket_bytes_) {
+      close_bucket(buffer.offset(i));
+      buckets_.emplace_back();
+    }
+    buckets_.back().params.push_back(buffer.vars()[i]);
   }
-  b.pending = comm_.all_reduce_async(b.flat, dist::ReduceOp::Sum);
+  close_bucket(laid_out_.numel());
 }
 
-void GradientSync::finish(Bucket& b) {
-  b.pending->wait();
-  b.pending.reset();
-  int64_t offset = 0;
-  for (const nn::Variable* p : b.params) {
-    const Tensor slice = b.flat.narrow(0, offset, p->value().numel()).view(p->shape());
-    if (Tensor grad = p->grad(); grad.defined())
-      grad.copy_from(slice);
-    else
-      p->accumulate_grad(slice.clone());
-    offset += p->value().numel();
-  }
-  b.flat = Tensor();
+// Parameters without a gradient on this rank take part with zeros, so all ranks send the same layout.
+void GradientSync::start(Bucket& b) {
+  autograd::settle_grads(b.params, /*zero_missing=*/true);
+  b.pending = comm_.all_reduce_async(b.flat, dist::ReduceOp::Sum);
 }
 
 void GradientSync::backward_and_reduce(const nn::Variable& loss, float seed) {
@@ -63,16 +53,18 @@ void GradientSync::backward_and_reduce(const nn::Variable& loss, float seed) {
     autograd::backward(loss, seed);
     return;
   }
+  lay_out_buckets();
   if (!learned_) {
-    std::vector<uint64_t> version(params_.size());
-    std::vector<size_t> last_change(params_.size(), 0);
+    const std::vector<nn::Variable>& params = store_.grad_buffer().vars();
+    std::vector<uint64_t> version(params.size());
+    std::vector<size_t> last_change(params.size(), 0);
     size_t nodes = 0;
-    for (size_t i = 0; i < params_.size(); ++i) version[i] = params_[i].grad_version();
+    for (size_t i = 0; i < params.size(); ++i) version[i] = params[i].grad_version();
     autograd::backward(loss, seed, [&](size_t done) {
       nodes = done;
-      for (size_t i = 0; i < params_.size(); ++i) {
-        if (params_[i].grad_version() != version[i]) {
-          version[i] = params_[i].grad_version();
+      for (size_t i = 0; i < params.size(); ++i) {
+        if (params[i].grad_version() != version[i]) {
+          version[i] = params[i].grad_version();
           last_change[i] = done;
         }
       }
@@ -90,14 +82,17 @@ void GradientSync::backward_and_reduce(const nn::Variable& loss, float seed) {
   } else {
     autograd::backward(loss, seed, [&](size_t done) {
       for (Bucket& b : buckets_) {
-        if (!b.pending && !b.flat.defined() && b.ready_after <= done) start(b);
+        if (!b.pending && b.ready_after <= done) start(b);
         if (b.pending) b.pending->test();  // MPI progresses a non-blocking collective only inside MPI calls
       }
     });
   }
   for (Bucket& b : buckets_)
     if (!b.pending) start(b);
-  for (Bucket& b : buckets_) finish(b);
+  for (Bucket& b : buckets_) {
+    b.pending->wait();
+    b.pending.reset();
+  }
 }
 
 }  // namespace heed::train

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "heed/autograd/gradient_buffer.h"
 #include "heed/autograd/variable.h"
 #include "heed/io/safetensors.h"
 
@@ -40,13 +41,21 @@ class ParameterStore {
   io::TensorMap values() const;
   // Gradients by name; a parameter without one (e.g. unused) gets zeros.
   io::TensorMap grads() const;
+  // Drops every gradient before a step's backward passes. The trainable parameters' gradients then live in
+  // grad_buffer(), which the first call allocates and a call after the trainable parameters or their device
+  // changed lays out anew.
   void zero_grads();
+  // The trainable parameters' gradients, in reverse creation order (about the order in which backward
+  // completes them, so that data-parallel training can all-reduce its leading slices while backward goes
+  // on); undefined before zero_grads().
+  const autograd::GradientBuffer& grad_buffer() const { return grad_buffer_; }
   // Moves every value to `device` in place (the handles the modules hold follow) and drops the gradients.
   void to(Device device);
 
  private:
   uint64_t seed_;
   std::vector<std::pair<std::string, Variable>> params_;
+  autograd::GradientBuffer grad_buffer_;
 };
 
 }  // namespace heed::nn

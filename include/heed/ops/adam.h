@@ -45,4 +45,9 @@ Tensor grad_squares(const std::vector<Tensor>& grads);
 // GPU path (autograd::ParameterCopies).
 void half_copies(const std::vector<Tensor>& params, const std::vector<Tensor>& copies);
 
+// homes[i] = grads[i], or zeros where grads[i] is undefined (fp32, contiguous, homes' shapes, one device):
+// what autograd::settle_grads does to move gradients into their slices of a GradientBuffer, one launch for
+// all of them on the GPU path. Nothing to copy: no launch.
+void copy_grads(const std::vector<Tensor>& grads, const std::vector<Tensor>& homes);
+
 }  // namespace heed::ops

@@ -7,6 +7,11 @@
 // every node and learns the node after which it last changes. That step reduces all buckets after
 // backward; later steps start a bucket right after the last node that writes into it. Buckets hold the
 // parameters in reverse creation order, which is about the order in which backward finishes them.
+//
+// A bucket is a slice of the store's gradient buffer (ParameterStore::grad_buffer, which lays the
+// gradients out in that order), all-reduced in place: starting one costs at most one launch, which moves
+// first contributions still held elsewhere into their slices and zeroes the slices of parameters without
+// a gradient on this rank (autograd::settle_grads), and nothing is copied back.
 #pragma once
 
 #include <memory>
@@ -23,16 +28,20 @@ class GradientSync {
   ~GradientSync();
 
   // backward() from `loss`, seeded with `seed` (the fp16 loss scale); on return every trainable gradient is
-  // the sum over the ranks. With one rank, a plain backward pass.
+  // the sum over the ranks. With one rank, a plain backward pass. The store's zero_grads() must have laid
+  // out its gradient buffer.
   void backward_and_reduce(const nn::Variable& loss, float seed = 1.0f);
 
  private:
   struct Bucket;
+  // Cuts the store's gradient buffer into buckets (again, if the buffer changed).
+  void lay_out_buckets();
   void start(Bucket& bucket);
-  void finish(Bucket& bucket);
 
+  const nn::ParameterStore& store_;
   dist::Communicator& comm_;
-  std::vector<nn::Variable> params_;  // trainable, in reverse creation order
+  int64_t bucket_bytes_;
+  Tensor laid_out_;  // the gradient buffer the buckets are slices of
   std::vector<Bucket> buckets_;
   bool learned_ = false;  // whether each bucket knows the node after which it is complete
 };
