@@ -45,12 +45,13 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) embedding_backward_grouped_kernel(EmbeddingArgs p) {
   const int64_t id = blockIdx.x;
   const int32_t begin = p.id_starts[id], end = id == p.pad_id ? begin : p.id_starts[id + 1];
+  if (p.accumulate && begin == end) return;  // nothing to add: the row is not even read
   const T* dy = static_cast<const T*>(p.dy);
   float* row = p.dweight + id * p.dim;
   for (int64_t j = threadIdx.x; j < p.dim; j += kThreads) {
     float sum = 0.0f;
     for (int32_t k = begin; k < end; ++k) sum += to_float(dy[static_cast<int64_t>(p.positions_by_id[k]) * p.dim + j]);
-    row[j] = sum * p.scale;
+    row[j] = p.accumulate ? row[j] + sum * p.scale : sum * p.scale;
   }
 }
 
@@ -106,8 +107,9 @@ void embedding_backward<kBackend>(const EmbeddingArgs& a) {
       return;
     }
     const int64_t n = a.vocab * a.dim;
-    launch(zero_kernel, dim3(static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535))),
-           dim3(kThreads), 0, a.stream, a.dweight, n);
+    if (!a.accumulate)
+      launch(zero_kernel, dim3(static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535))),
+             dim3(kThreads), 0, a.stream, a.dweight, n);
     if (a.positions > 0)
       launch(embedding_backward_atomic_kernel<T>, warp_per_position_grid(a.positions), dim3(kThreads), 0, a.stream,
              a);

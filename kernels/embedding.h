@@ -22,9 +22,11 @@ struct EmbeddingArgs {
   const void* weight = nullptr;
   void* out = nullptr;
 
-  // Backward: dy [positions, dim] in dtype; dweight [vocab, dim] fp32, overwritten.
+  // Backward: dy [positions, dim] in dtype; dweight [vocab, dim] fp32, overwritten, or with `accumulate`
+  // added to in the rows of the ids present (the others are not touched).
   const void* dy = nullptr;
   float* dweight = nullptr;
+  bool accumulate = false;
   int64_t pad_id = -1;
   // Optional, for a deterministic backward: the positions grouped by id (embedding_group_positions), in
   // device memory. Without them the backward scatters with float atomicAdd, so that the order in which a

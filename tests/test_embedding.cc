@@ -6,6 +6,7 @@
 
 #include "gradcheck.h"
 #include "heed/ops/embedding.h"
+#include "worst.h"
 #include "sim/counters.h"
 
 using namespace heed;
@@ -133,4 +134,35 @@ TEST_CASE("embedding on the simulated GPU takes ids from the host without readin
   CHECK(grad.to(Device::cpu()).to_vector<float>() == grad_device_ids.to(Device::cpu()).to_vector<float>());
   CHECK_THROWS_WITH(ops::embedding_forward(Tensor::from_vector<int32_t>({vocab}, {1}), weight),
                     Catch::Contains("outside the vocabulary"));
+}
+
+TEST_CASE("embedding backward adds into a gradient in the rows of the ids present only",
+          "[ops][embedding][grad][sim]") {
+  // As a tied embedding's gradient after the output layer's product filled it: each present row gets
+  // base + scale * (its positions' sum), the separate gradient added: the same fp32 sum, then one scaled
+  // add, which a compiler may fuse into an FMA (skipping the product's rounding: u |added| at most, and an
+  // ulp of the result, u = 2^-24). Rows of absent ids keep their bits, and so does the pad row.
+  const int64_t n = 300, vocab = 80, d = 37;
+  const Tensor ids = random_ids({n}, vocab / 2, 15);  // ids below 40 only: rows 40..79 absent
+  const Tensor dy = testing::random_tensor({n, d}, 16), base = testing::random_tensor({vocab, d}, 17);
+  const Tensor separate = ops::embedding_backward(dy, ids, vocab, 3, 0.5f);
+  for (const Device dev : {Device::cpu(), Device::sim()}) {
+    INFO(dev.str());
+    Tensor dweight = base.to(dev).clone();
+    ops::embedding_backward_into(dy.to(dev), ids, dweight, true, 3, 0.5f);
+    const std::vector<float> got = dweight.to(Device::cpu()).to_vector<float>();
+    double worst = 0.0;
+    for (int64_t v = 0; v < vocab; ++v)
+      for (int64_t j = 0; j < d; ++j) {
+        const int64_t i = v * d + j;
+        if (v >= vocab / 2 || v == 3) {
+          CHECK(got[i] == base.item(i));
+          continue;
+        }
+        const double want = static_cast<double>(base.item(i)) + separate.item(i);
+        const double allowed = 0x1p-24 * (2 * std::abs(want) + std::abs(separate.item(i)));
+        testing::raise_worst(worst, std::abs(got[i] - static_cast<float>(want)) - allowed);
+      }
+    CHECK(worst <= 0.0);
+  }
 }

@@ -150,8 +150,11 @@ Variable embedding(const Tensor& ids, const Variable& weight, float scale, int64
   Variable result(ops::embedding_forward(ids, weight.value(), scale));
   if (needs_grad({&weight})) {
     record(result, [ids, weight, scale, pad_id](const Tensor& dy) {
-      weight.accumulate_grad(
-          ops::embedding_backward(dy, ids, weight.size(0), pad_id, scale));
+      // Added to the gradient in the rows of the ids present when it holds one already (a tied output
+      // layer's), else written whole.
+      float beta;
+      Tensor& dweight = weight.grad_for_gemm(&beta);
+      ops::embedding_backward_into(dy, ids, dweight, beta != 0.0f, pad_id, scale);
     });
   }
   return result;

@@ -53,8 +53,21 @@ Tensor embedding_forward(const Tensor& ids, const Tensor& weight, float scale) {
 }
 
 Tensor embedding_backward(const Tensor& dy, const Tensor& ids, int64_t vocab_size, int64_t pad_id, float scale) {
-  check_float(dy, "embedding_backward", "dy");
   HEED_CHECK(vocab_size > 0, "embedding_backward: vocab_size must be positive, got {}", vocab_size);
+  Tensor dweight = Tensor::empty({vocab_size, dy.dim() > 0 ? dy.size(-1) : 0}, DType::F32, dy.device());
+  embedding_backward_into(dy, ids, dweight, false, pad_id, scale);
+  return dweight;
+}
+
+void embedding_backward_into(const Tensor& dy, const Tensor& ids, Tensor& dweight, bool accumulate, int64_t pad_id,
+                             float scale) {
+  check_float(dy, "embedding_backward", "dy");
+  check_f32(dweight, "embedding_backward", "dweight");
+  const int64_t vocab_size = dweight.dim() == 2 ? dweight.size(0) : 0;
+  HEED_CHECK(vocab_size > 0 && dweight.size(1) == dy.size(-1) && dweight.is_contiguous() &&
+                 dweight.device() == dy.device(),
+             "embedding_backward: dweight must be a contiguous [V, {}] on {}, got {} on {}", dy.size(-1),
+             dy.device().str(), shape_str(dweight.shape()), dweight.device().str());
   HEED_CHECK(pad_id >= -1 && pad_id < vocab_size, "embedding_backward: pad_id must be -1 or in [0, {}), got {}",
              vocab_size, pad_id);
   HEED_CHECK(ids.defined() && dy.dim() == ids.dim() + 1 &&
@@ -64,9 +77,7 @@ Tensor embedding_backward(const Tensor& dy, const Tensor& ids, int64_t vocab_siz
   // The backends take the ids where they are: the GPU path groups them by id on the host.
   const Tensor idc = checked_ids(ids, vocab_size, dy.device(), "embedding_backward");
   const Tensor dyc = dy.contiguous();
-  Tensor dweight = Tensor::empty({vocab_size, dy.size(-1)}, DType::F32, dy.device());
-  HEED_DISPATCH(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, pad_id, scale));
-  return dweight;
+  HEED_DISPATCH(dy.device(), "embedding_backward", embedding_backward(dyc, idc, dweight, accumulate, pad_id, scale));
 }
 
 }  // namespace heed::ops

@@ -37,7 +37,8 @@ void embedding_forward(const Tensor& ids, const Tensor& weight, Tensor& out, flo
   }
 }
 
-void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, int64_t pad_id, float scale) {
+void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, bool accumulate, int64_t pad_id,
+                        float scale) {
   const int32_t* pid = ids.data<int32_t>();
   const float* pdy = dy.data<float>();
   float* pg = dweight.data<float>();
@@ -57,15 +58,28 @@ void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, in
 #pragma omp parallel for schedule(dynamic, 16) if (vocab * d > kParallelMin)
   for (int64_t v = 0; v < vocab; ++v) {
     float* row = pg + v * d;
-    std::memset(row, 0, d * sizeof(float));
+    if (!accumulate) std::memset(row, 0, d * sizeof(float));
     if (v == pad_id || start[v] == start[v + 1]) continue;
+    // With accumulate, the row's sum goes into a buffer first, so that it is scaled before it is added,
+    // as a gradient of its own would be.
+    thread_local std::vector<float> sum_buffer;
+    float* sum = row;
+    if (accumulate) {
+      sum_buffer.assign(d, 0.0f);
+      sum = sum_buffer.data();
+    }
     for (int64_t k = start[v]; k < start[v + 1]; ++k) {
       const float* src = pdy + order[k] * d;
 #pragma omp simd
-      for (int64_t j = 0; j < d; ++j) row[j] += src[j];
+      for (int64_t j = 0; j < d; ++j) sum[j] += src[j];
     }
+    if (accumulate) {
 #pragma omp simd
-    for (int64_t j = 0; j < d; ++j) row[j] *= scale;
+      for (int64_t j = 0; j < d; ++j) row[j] += sum[j] * scale;
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < d; ++j) row[j] *= scale;
+    }
   }
 }
 

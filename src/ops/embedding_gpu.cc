@@ -29,10 +29,12 @@ void embedding_forward(const Tensor& ids, const Tensor& weight, Tensor& out, flo
   HEED_RUN_KERNEL(weight.device(), embedding_forward, a);
 }
 
-void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, int64_t pad_id, float scale) {
+void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dweight, bool accumulate, int64_t pad_id,
+                        float scale) {
   kernels::EmbeddingArgs a = shared_args(ids, dweight, dy, scale);
   a.dy = dy.raw_data();
   a.dweight = dweight.data<float>();
+  a.accumulate = accumulate;
   a.pad_id = pad_id;
   // Grouping the positions by id on the host (ids are one per token, few) makes the scatter-add
   // deterministic: each vocabulary row adds its positions in order, as the CPU op does. Ids given on the

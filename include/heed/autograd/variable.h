@@ -55,9 +55,10 @@ class Variable {
   // one), never into it. A first contribution that is still shared when backward() ends is copied into
   // the home then, with all the others of the pass in one launch (settle_grads).
   void accumulate_grad(const Tensor& g) const;
-  // For backward passes that write a gradient with a GEMM: the gradient buffer to add into and the beta
-  // to use (0 when it holds nothing of this gradient yet, whatever its memory holds; 1 when it already
-  // holds a contribution). With a home, the buffer is the home.
+  // For backward passes that write a gradient themselves (a GEMM with its beta, its bias-gradient
+  // epilogue, the embedding's scatter): the gradient buffer to write or add into and the beta to use (0
+  // when it holds nothing of this gradient yet, whatever its memory holds; 1 when it already holds a
+  // contribution). With a home, the buffer is the home.
   Tensor& grad_for_gemm(float* beta) const;
   // For a backward whose op adds the gradient so far into its own output in the same pass (a GEMM's
   // beta = 1, reading C apart from where it writes D): *prior is that gradient (undefined when there is
