@@ -7,6 +7,8 @@
 
 #include "gradcheck.h"
 #include "heed/autograd/functions.h"
+#include "heed/ops/activation.h"
+#include "heed/ops/dropout.h"
 #include "heed/ops/elementwise.h"
 #include "heed/ops/matmul.h"
 #include "kernels/common/backend.h"
@@ -327,6 +329,53 @@ TEST_CASE("linear_relu: the fused ReLU equals relu(linear), and its gradients pa
     CHECK(negative >= 6);
   }
   check_linear_gradients(xt.clone(), wt.clone(), bt.clone(), autograd::linear_relu);
+}
+
+TEST_CASE("linear_relu_dropout: the dropped ReLU's backward is one pass and matches the two ops composed",
+          "[ops][matmul][gradcheck][sim]") {
+  // The backward reads the dropped output d in place of the ReLU's: d > 0 exactly where the mask keeps an
+  // element and the pre-activation is positive. Forward and gradients equal dropout(linear_relu) composed
+  // bit for bit on the CPU (the same products in the same order: dy times the mask's scale, then the 0 or 1
+  // slope); on the simulated GPU within the bf16 rounding of one result per element. The mask is a fixed
+  // function of the key, so finite differences see the same one.
+  using autograd::Variable;
+  const Tensor xt = testing::random_tensor({2, 3, 5}, 25), wt = testing::random_tensor({4, 5}, 26),
+               bt = testing::random_tensor({4}, 7), probe = testing::random_tensor({2, 3, 4}, 8);
+  const RandomKey key{11, 2, 3};
+  const float p = 0.4f;
+  auto fused = [&](const Variable& x, const Variable& w, const Variable& b) {
+    return autograd::linear_relu_dropout(x, w, b, p, key);
+  };
+  auto composed = [&](const Variable& x, const Variable& w, const Variable& b) {
+    return autograd::dropout(autograd::linear_relu(x, w, b), p, key);
+  };
+  check_linear_gradients(xt.clone(), wt.clone(), bt.clone(), fused);
+  std::vector<float> want[4], got[4];
+  for (int run = 0; run < 2; ++run) {
+    Variable x(xt, true), w(wt, true), b(bt, true);
+    Variable y = run == 0 ? composed(x, w, b) : fused(x, w, b);
+    autograd::backward(autograd::sum(autograd::mul(y, Variable(probe))));
+    std::vector<float>* out = run == 0 ? want : got;
+    out[0] = y.value().to_vector<float>();
+    out[1] = x.grad().to_vector<float>();
+    out[2] = w.grad().to_vector<float>();
+    out[3] = b.grad().to_vector<float>();
+  }
+  for (int i = 0; i < 4; ++i) CHECK(got[i] == want[i]);
+  // On the simulated GPU in bf16, the one kernel against the CPU's composition of the same bf16 values.
+  const Device sim = Device::sim();
+  const Tensor dy = testing::random_tensor({6, 4}, 9).to(DType::BF16).to(DType::F32);
+  const Tensor d = ops::dropout_forward(testing::random_tensor({6, 4}, 10), p, key).to(DType::BF16).to(DType::F32);
+  const std::vector<float> cpu = ops::activation_backward(dy, d, ops::Activation::ReLU, p, key).to_vector<float>();
+  const std::vector<float> gpu = ops::activation_backward(dy.to(DType::BF16).to(sim), d.to(DType::BF16).to(sim),
+                                                          ops::Activation::ReLU, p, key)
+                                     .to(Device::cpu())
+                                     .to(DType::F32)
+                                     .to_vector<float>();
+  double worst = 0.0;
+  for (size_t i = 0; i < cpu.size(); ++i)
+    testing::raise_worst(worst, std::abs(gpu[i] - cpu[i]) / (std::abs(cpu[i]) / 256 + 1e-30));  // bf16: 2^-8
+  CHECK(worst <= 1.0);
 }
 
 TEST_CASE("pointwise ops and sums on the simulated GPU match the CPU", "[ops][elementwise][sim]") {

@@ -19,22 +19,26 @@ namespace {
 
 // x . weight^T (+ bias), then max(0, .) when `relu`: one GEMM pass either way (ops::linear_forward). ReLU's
 // derivative is read from the output (y > 0 exactly where the pre-activation is), so the fused form keeps
-// no tensor the plain one does not.
-Variable linear_impl(const Variable& x, const Variable& weight, const Variable& bias, bool relu) {
+// no tensor the plain one does not. With dropout after the ReLU, the dropped output d is what is kept, and
+// the backward of both is one pass: where the mask keeps an element, d > 0 exactly where y > 0, and where
+// it drops one the gradient is 0 whatever the slope.
+Variable linear_impl(const Variable& x, const Variable& weight, const Variable& bias, bool relu,
+                     float dropout_p = 0.0f, const RandomKey& dropout_key = {}) {
   const int64_t in = weight.size(1), out_features = weight.size(0);
   HEED_CHECK(x.value().dim() >= 1 && x.size(-1) == in, "linear: input {} does not fit weight {}",
              shape_str(x.shape()), shape_str(weight.shape()));
   HEED_CHECK(!relu || bias.defined(), "linear_relu: needs a bias (the fused epilogue adds it)");
   const Tensor x2 = x.value().reshape({-1, in});
-  const Tensor y = bias.defined() ? ops::linear_forward(x2, weight.value(), bias.value(), relu)
-                                  : ops::matmul(x2, weight.value(), false, true);
+  Tensor y = bias.defined() ? ops::linear_forward(x2, weight.value(), bias.value(), relu)
+                            : ops::matmul(x2, weight.value(), false, true);
+  if (dropout_p > 0.0f) y = ops::dropout_forward(y, dropout_p, dropout_key);
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
   Variable result(y.view(out_shape));
   if (needs_grad({&x, &weight, &bias})) {
-    record(result, [x, weight, bias, x2, y, relu](const Tensor& dy) {
+    record(result, [x, weight, bias, x2, y, relu, dropout_p, dropout_key](const Tensor& dy) {
       Tensor dy2 = dy.reshape({-1, dy.size(-1)});
-      if (relu) dy2 = ops::activation_backward(dy2, y, ops::Activation::ReLU);
+      if (relu) dy2 = ops::activation_backward(dy2, y, ops::Activation::ReLU, dropout_p, dropout_key);
       const bool bias_grad = bias.defined() && bias.requires_grad();
       if (weight.requires_grad()) {
         float beta;
@@ -72,6 +76,12 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias)
 
 Variable linear_relu(const Variable& x, const Variable& weight, const Variable& bias) {
   return linear_impl(x, weight, bias, true);
+}
+
+Variable linear_relu_dropout(const Variable& x, const Variable& weight, const Variable& bias, float p,
+                             const RandomKey& key) {
+  HEED_CHECK(p > 0.0f && p < 1.0f, "linear_relu_dropout: probability must be in (0, 1), got {}", p);
+  return linear_impl(x, weight, bias, true, p, key);
 }
 
 Variable add(const Variable& a, const Variable& b) {

@@ -32,6 +32,12 @@ Variable Linear::with_relu(const Variable& x) const {
   return autograd::linear_relu(x, autograd::cast(weight_, t), autograd::cast(bias_, t));
 }
 
+Variable Linear::with_relu_dropout(const Variable& x, float p, ForwardContext& ctx) const {
+  if (!ctx.training || p == 0.0f) return with_relu(x);
+  const DType t = x.value().dtype();
+  return autograd::linear_relu_dropout(x, autograd::cast(weight_, t), autograd::cast(bias_, t), p, ctx.next_key());
+}
+
 LayerNorm::LayerNorm(ParameterStore& store, const std::string& name, int64_t dim, float eps) : eps_(eps) {
   gamma_ = store.create(name + ".weight", {dim}, Init::Ones);
   beta_ = store.create(name + ".bias", {dim}, Init::Zeros);
@@ -120,8 +126,8 @@ FeedForward::FeedForward(ParameterStore& store, const std::string& prefix, int64
       activation_dropout_(activation_dropout) {}
 
 Variable FeedForward::operator()(const Variable& x, ForwardContext& ctx) const {
-  const Variable hidden = act_ == ops::Activation::ReLU ? fc1_.with_relu(x) : autograd::activation(fc1_(x), act_);
-  return fc2_(ctx.dropout(hidden, activation_dropout_));
+  if (act_ == ops::Activation::ReLU) return fc2_(fc1_.with_relu_dropout(x, activation_dropout_, ctx));
+  return fc2_(ctx.dropout(autograd::activation(fc1_(x), act_), activation_dropout_));
 }
 
 Tensor sinusoidal_positions(int64_t length, int64_t d) {

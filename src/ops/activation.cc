@@ -31,7 +31,8 @@ Tensor activation_forward(const Tensor& x, Activation act) {
   return y;
 }
 
-Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation act) {
+Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation act, float dropout_p,
+                           const RandomKey& dropout_key) {
   check_float(dy, "activation_backward", "dy");
   check_float(x, "activation_backward", "x");
   HEED_CHECK(dy.dtype() == x.dtype(), "activation_backward: dy is {}, x is {}", dtype_name(dy.dtype()),
@@ -42,7 +43,9 @@ Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation act) {
              x.device().str());
   Tensor dyc = dy.contiguous(), xc = x.contiguous();
   Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-  HEED_DISPATCH(x.device(), "activation_backward", activation_backward(dyc, xc, dx, act));
+  HEED_CHECK(dropout_p >= 0.0f && dropout_p < 1.0f, "activation_backward: dropout_p must be in [0, 1), got {}",
+             dropout_p);
+  HEED_DISPATCH(x.device(), "activation_backward", activation_backward(dyc, xc, dx, act, dropout_p, dropout_key));
   return dx;
 }
 

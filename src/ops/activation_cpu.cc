@@ -4,6 +4,7 @@
 // `parallel for simd` loop with the math inlined; GELU and SiLU use the vectorisable exp and normal CDF
 // of cpu_math.h, so these loops run at SIMD width instead of one libm call per element.
 #include "ops/activation_backends.h"
+#include "ops/dropout_backends.h"
 #include "ops/cpu_math.h"
 
 namespace heed::ops::cpu {
@@ -46,7 +47,10 @@ void activation_forward(const Tensor& x, Tensor& y, Activation act) {
   }
 }
 
-void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act) {
+namespace {
+
+// dx = dy * act'(x).
+void slope_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act) {
   switch (act) {
     case Activation::ReLU: map_grad(dy, x, dx, [](float v) { return v > 0.0f ? 1.0f : 0.0f; }); break;
     case Activation::GELU:
@@ -61,6 +65,17 @@ void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activati
       });
       break;
   }
+}
+
+}  // namespace
+
+void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act, float dropout_p,
+                         const RandomKey& dropout_key) {
+  // The dropout's backward first, then the slope, in the order the two ops' backwards run when composed
+  // (the GPU kernel multiplies in the same order). Both maps are elementwise, so dx may be their input.
+  if (dropout_p == 0.0f) return slope_backward(dy, x, dx, act);
+  dropout_apply(dy, Tensor(), dx, dropout_p, dropout_key);
+  slope_backward(dx, x, dx, act);
 }
 
 }  // namespace heed::ops::cpu

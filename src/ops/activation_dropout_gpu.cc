@@ -36,9 +36,12 @@ void activation_forward(const Tensor& x, Tensor& y, Activation act) {
   HEED_RUN_KERNEL(x.device(), activation_dropout_forward, a);
 }
 
-void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act) {
+void activation_backward(const Tensor& dy, const Tensor& x, Tensor& dx, Activation act, float dropout_p,
+                         const RandomKey& dropout_key) {
   kernels::ActivationDropoutArgs a = elements_of(x);
   a.act = kernel_activation(act);
+  a.dropout_p = dropout_p;
+  a.dropout_key = dropout_key;
   a.dy = dy.raw_data();
   a.dx = dx.raw_data();
   HEED_RUN_KERNEL(x.device(), activation_dropout_backward, a);

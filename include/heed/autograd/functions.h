@@ -13,6 +13,10 @@ namespace heed::autograd {
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias);
 // relu(linear(x, weight, bias)) in one GEMM pass (cuBLASLt's RELU_BIAS epilogue on a GPU); bias required.
 Variable linear_relu(const Variable& x, const Variable& weight, const Variable& bias);
+// dropout(linear_relu(x, weight, bias), p, key), whose backward through the dropout and the ReLU is one
+// pass (ops::activation_backward with the dropout's mask).
+Variable linear_relu_dropout(const Variable& x, const Variable& weight, const Variable& bias, float p,
+                             const RandomKey& key);
 Variable add(const Variable& a, const Variable& b);
 Variable mul(const Variable& a, const Variable& b);
 // Sum of all elements, 0-d.

@@ -46,8 +46,10 @@ class Linear {
   Linear(ParameterStore& store, const std::string& name, int64_t in, int64_t out, bool bias = true);
   // Runs in x's type: fp32 weights are converted for 16-bit inputs (see ForwardContext).
   Variable operator()(const Variable& x) const;
-  // relu(this(x)), fused into the product (autograd::linear_relu); the layer must have a bias.
+  // relu(this(x)), fused into the product (autograd::linear_relu); the layer must have a bias. With
+  // ctx's dropout p after the ReLU when training (autograd::linear_relu_dropout).
   Variable with_relu(const Variable& x) const;
+  Variable with_relu_dropout(const Variable& x, float p, ForwardContext& ctx) const;
 
  private:
   Variable weight_, bias_;
