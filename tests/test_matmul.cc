@@ -378,6 +378,53 @@ TEST_CASE("linear_relu_dropout: the dropped ReLU's backward is one pass and matc
   CHECK(worst <= 1.0);
 }
 
+TEST_CASE("feed_forward_relu equals its two layers composed, forward and backward, on the CPU and the simulated GPU",
+          "[ops][matmul][sim]") {
+  // The fused block's backward takes the ReLU's derivative from the mask in fc2's input-gradient GEMM;
+  // composed, it is a pass of its own over that GEMM's output. Either way each element of that gradient
+  // is the same rounded product times 1 or 0, and every GEMM has the same operands: equal bits (37 ffn
+  // features: a mask row of 128 bits, partly used; 9 x 3 tokens).
+  using autograd::Variable;
+  const Tensor xt = testing::random_tensor({9, 3, 16}, 31), w1t = testing::random_tensor({37, 16}, 32),
+               b1t = testing::random_tensor({37}, 33), w2t = testing::random_tensor({16, 37}, 34),
+               b2t = testing::random_tensor({16}, 35), probe = testing::random_tensor({9, 3, 16}, 36);
+  for (const Device dev : {Device::cpu(), Device::sim()}) {
+    INFO(dev.str());
+    std::vector<float> results[2][6];
+    for (int fused = 0; fused < 2; ++fused) {
+      auto on = [&](const Tensor& t) { return Variable(t.to(dev), true); };
+      Variable x = on(xt), w1 = on(w1t), b1 = on(b1t), w2 = on(w2t), b2 = on(b2t);
+      Variable y = fused ? autograd::feed_forward_relu(x, w1, b1, w2, b2)
+                         : autograd::linear(autograd::linear_relu(x, w1, b1), w2, b2);
+      autograd::backward(autograd::sum(autograd::mul(y, Variable(probe.to(dev)))));
+      int i = 0;
+      for (const Tensor& t : {y.value(), x.grad(), w1.grad(), b1.grad(), w2.grad(), b2.grad()})
+        results[fused][i++] = testing::to_host_f32(t).to_vector<float>();
+    }
+    for (int i = 0; i < 6; ++i) CHECK(results[1][i] == results[0][i]);
+  }
+  // In bf16 on the simulated GPU: the input gradient through the mask is the GEMM's rounded result where
+  // the bit is set and 0 where not, as the ReLU's backward pass would make it.
+  {
+    const Device sim = Device::sim();
+    const Tensor x2 = xt.reshape({27, 16}).to(DType::BF16).to(sim);
+    Tensor mask;
+    const Tensor h = ops::linear_relu_forward(x2, w1t.to(DType::BF16).to(sim), b1t.to(DType::BF16).to(sim), &mask);
+    const Tensor dy = testing::random_tensor({27, 16}, 37).to(DType::BF16).to(sim);
+    Tensor dz = Tensor::empty({27, 37}, DType::BF16, sim);
+    ops::linear_backward_input_relu(dy, w2t.to(DType::BF16).to(sim), dz, mask);
+    const Tensor want = ops::activation_backward(ops::matmul(dy, w2t.to(DType::BF16).to(sim)), h, ops::Activation::ReLU);
+    CHECK(testing::to_host_f32(dz).to_vector<float>() == testing::to_host_f32(want).to_vector<float>());
+  }
+  // The mask: a bit an element, 1 where the output is positive, rows of 128 bits.
+  Tensor mask;
+  const Tensor h = ops::linear_relu_forward(xt.reshape({27, 16}), w1t, b1t, &mask);
+  REQUIRE(mask.shape() == Shape({27, 16}));
+  for (int64_t r = 0; r < 27; ++r)
+    for (int64_t c = 0; c < 37; ++c)
+      CHECK(((mask.data<uint8_t>()[r * 16 + c / 8] >> (c % 8)) & 1) == (h.item(r * 37 + c) > 0.0f));
+}
+
 TEST_CASE("pointwise ops and sums on the simulated GPU match the CPU", "[ops][elementwise][sim]") {
   // The GPU path runs the same fp32 arithmetic per element, so results are equal up to the order of the
   // sums: exact for add, mul, scale and axpy; sums of 7..40 terms of size <= 1 agree to 1e-5.

@@ -17,6 +17,37 @@ namespace heed::autograd {
 
 namespace {
 
+// A Linear layer's weight and bias gradients from its output gradient dy2 [N, out] and input x2 [N, in]:
+// one GEMM, the bias gradient from its epilogue. The epilogue writes: straight into the bias's gradient
+// while that holds nothing yet, else into a fresh buffer added after.
+void linear_parameter_grads(const Variable& weight, const Variable& bias, const Tensor& dy2, const Tensor& x2) {
+  const bool bias_grad = bias.defined() && bias.requires_grad();
+  if (!weight.requires_grad()) {
+    if (bias_grad) bias.accumulate_grad(ops::sum_rows(dy2));
+    return;
+  }
+  float beta;
+  Tensor& dw = weight.grad_for_gemm(&beta);
+  float bias_beta = 0.0f;
+  Tensor* bias_buffer = bias_grad ? &bias.grad_for_gemm(&bias_beta) : nullptr;
+  Tensor fresh;
+  if (bias_beta != 0.0f) fresh = Tensor::empty(bias.shape(), DType::F32, dy2.device());
+  ops::linear_backward_weight(dy2, x2, dw, beta, fresh.defined() ? &fresh : bias_buffer);
+  if (fresh.defined()) ops::axpy_(*bias_buffer, fresh);
+}
+
+// Its input gradient, added to the input's gradient so far by the GEMM itself.
+void linear_input_grad(const Variable& x, const Variable& weight, const Tensor& dy2, const Shape& x2_shape) {
+  if (!x.requires_grad()) return;
+  Tensor prior;
+  if (Tensor* sum = x.grad_for_sum(&prior)) {
+    Tensor dx = sum->view(x2_shape);
+    ops::linear_backward_input(dy2, weight.value(), dx, prior.defined() ? prior.reshape(x2_shape) : prior);
+  } else {
+    x.accumulate_grad(ops::matmul(dy2, weight.value()).view(x.shape()));
+  }
+}
+
 // x . weight^T (+ bias), then max(0, .) when `relu`: one GEMM pass either way (ops::linear_forward). ReLU's
 // derivative is read from the output (y > 0 exactly where the pre-activation is), so the fused form keeps
 // no tensor the plain one does not. With dropout after the ReLU, the dropped output d is what is kept, and
@@ -39,30 +70,8 @@ Variable linear_impl(const Variable& x, const Variable& weight, const Variable& 
     record(result, [x, weight, bias, x2, y, relu, dropout_p, dropout_key](const Tensor& dy) {
       Tensor dy2 = dy.reshape({-1, dy.size(-1)});
       if (relu) dy2 = ops::activation_backward(dy2, y, ops::Activation::ReLU, dropout_p, dropout_key);
-      const bool bias_grad = bias.defined() && bias.requires_grad();
-      if (weight.requires_grad()) {
-        float beta;
-        Tensor& dw = weight.grad_for_gemm(&beta);
-        // The bias gradient comes from the weight gradient's GEMM, which writes it: straight into the
-        // bias's gradient while that holds nothing yet, else into a fresh buffer added after.
-        float bias_beta = 0.0f;
-        Tensor* bias_buffer = bias_grad ? &bias.grad_for_gemm(&bias_beta) : nullptr;
-        Tensor fresh;
-        if (bias_beta != 0.0f) fresh = Tensor::empty(bias.shape(), DType::F32, dy2.device());
-        ops::linear_backward_weight(dy2, x2, dw, beta, fresh.defined() ? &fresh : bias_buffer);
-        if (fresh.defined()) ops::axpy_(*bias_buffer, fresh);
-      } else if (bias_grad) {
-        bias.accumulate_grad(ops::sum_rows(dy2));
-      }
-      if (x.requires_grad()) {  // added to the input's gradient so far by the GEMM itself
-        Tensor prior;
-        if (Tensor* sum = x.grad_for_sum(&prior)) {
-          Tensor dx = sum->view(x2.shape());
-          ops::linear_backward_input(dy2, weight.value(), dx, prior.defined() ? prior.reshape(x2.shape()) : prior);
-        } else {
-          x.accumulate_grad(ops::matmul(dy2, weight.value()).view(x.shape()));
-        }
-      }
+      linear_parameter_grads(weight, bias, dy2, x2);
+      linear_input_grad(x, weight, dy2, x2.shape());
     });
   }
   return result;
@@ -82,6 +91,36 @@ Variable linear_relu_dropout(const Variable& x, const Variable& weight, const Va
                              const RandomKey& key) {
   HEED_CHECK(p > 0.0f && p < 1.0f, "linear_relu_dropout: probability must be in (0, 1), got {}", p);
   return linear_impl(x, weight, bias, true, p, key);
+}
+
+Variable feed_forward_relu(const Variable& x, const Variable& w1, const Variable& b1, const Variable& w2,
+                           const Variable& b2) {
+  const int64_t d = x.size(-1);
+  HEED_CHECK(w1.value().dim() == 2 && w1.size(1) == d && w2.value().dim() == 2 && w2.size(1) == w1.size(0) &&
+                 b1.defined() && b2.defined(),
+             "feed_forward_relu: input {}, fc1 {} and fc2 {} with their biases do not fit", shape_str(x.shape()),
+             shape_str(w1.shape()), shape_str(w2.shape()));
+  const Tensor x2 = x.value().reshape({-1, d});
+  const bool grads = needs_grad({&x, &w1, &b1, &w2, &b2});
+  Tensor relu_mask;
+  const Tensor hidden = grads ? ops::linear_relu_forward(x2, w1.value(), b1.value(), &relu_mask)
+                              : ops::linear_forward(x2, w1.value(), b1.value(), true);
+  const Tensor y = ops::linear_forward(hidden, w2.value(), b2.value());
+  Shape out_shape = x.shape();
+  out_shape.back() = w2.size(0);
+  Variable result(y.view(out_shape));
+  if (grads) {
+    record(result, [x, w1, b1, w2, b2, x2, hidden, relu_mask](const Tensor& dy) {
+      const Tensor dy2 = dy.reshape({-1, dy.size(-1)});
+      linear_parameter_grads(w2, b2, dy2, hidden);
+      // The gradient of fc1's output before the ReLU, from fc2's input-gradient GEMM and the mask.
+      Tensor dz = Tensor::empty(hidden.shape(), dy2.dtype(), dy2.device());
+      ops::linear_backward_input_relu(dy2, w2.value(), dz, relu_mask);
+      linear_parameter_grads(w1, b1, dz, x2);
+      linear_input_grad(x, w1, dz, x2.shape());
+    });
+  }
+  return result;
 }
 
 Variable add(const Variable& a, const Variable& b) {

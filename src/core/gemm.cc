@@ -37,6 +37,13 @@ std::vector<float> widen(const GemmOperand& op, int64_t batch_index, int64_t row
   return dense;
 }
 
+void set_bit(void* bits, int64_t i, bool value) {
+  uint8_t& byte = static_cast<uint8_t*>(bits)[i / 8];
+  byte = static_cast<uint8_t>(value ? byte | (1u << (i % 8)) : byte & ~(1u << (i % 8)));
+}
+
+bool get_bit(const void* bits, int64_t i) { return (static_cast<const uint8_t*>(bits)[i / 8] >> (i % 8)) & 1u; }
+
 // out[i] = sum over j of op(a)[i, j], in fp32 from the widened inputs, as the epilogue reduces them.
 void sum_rows_of_op_a(const std::vector<float>& a, bool trans, int64_t m, int64_t k, float* out) {
   for (int64_t i = 0; i < m; ++i) {
@@ -64,10 +71,14 @@ void gemm_sim(const GemmDesc& d) {
     else
       for (float& v : c) v *= d.beta;
     if (d.bias_grad) sum_rows_of_op_a(a, d.a.trans, d.m, d.k, static_cast<float*>(d.bias_grad));
+    const int64_t mask_ld = relu_mask_ld(d.n);
     for (int64_t r = 0; r < d.m; ++r)
       for (int64_t col = 0; col < d.n; ++col) {
         float v = c[r * d.n + col];
         if (d.bias) v += load(d.bias, col, d.out_dtype);
+        const int64_t bit = r * mask_ld + col;
+        if (d.relu_mask_out) set_bit(d.relu_mask_out, bit, v > 0.0f);
+        if (d.relu_mask_in && !get_bit(d.relu_mask_in, bit)) v = 0.0f;
         if (d.relu) v = v > 0.0f ? v : 0.0f;
         store(d.out, i * d.out_batch_stride + r * d.ldo + col, d.out_dtype, v);
       }
@@ -85,13 +96,17 @@ void gemm(Device device, const GemmDesc& d) {
   HEED_CHECK(!d.relu || d.bias, "gemm: the ReLU epilogue needs a bias");
   HEED_CHECK(!d.bias_grad || (d.batch == 1 && !d.bias && d.out_dtype == DType::F32),
              "gemm: the bias-gradient epilogue needs batch 1, no bias and an F32 output");
+  HEED_CHECK(!d.relu_mask_out || (d.relu && d.batch == 1), "gemm: a ReLU mask comes from a ReLU epilogue, batch 1");
+  HEED_CHECK(!d.relu_mask_in || (d.batch == 1 && !d.bias && !d.relu && !d.bias_grad && d.beta == 0.0f),
+             "gemm: the ReLU-derivative epilogue needs batch 1, beta 0 and no other epilogue");
   HEED_CHECK(d.m >= 0 && d.n >= 0 && d.k >= 0 && d.batch >= 1, "gemm: bad sizes m={} n={} k={} batch={}", d.m, d.n,
              d.k, d.batch);
   if (d.m == 0 || d.n == 0) return;
   if (device.is_sim()) {
     cuda_sim::count_gemm({.m = d.m, .n = d.n, .k = d.k, .batch = d.batch, .input_bytes = static_cast<int>(dtype_size(d.a.dtype)),
                           .output_bytes = static_cast<int>(dtype_size(d.out_dtype)), .bias = d.bias != nullptr,
-                          .bias_grad = d.bias_grad != nullptr, .accumulates = d.beta != 0.0f});
+                          .bias_grad = d.bias_grad != nullptr, .accumulates = d.beta != 0.0f,
+                          .relu_mask = d.relu_mask_out != nullptr || d.relu_mask_in != nullptr});
     return gemm_sim(d);
   }
 #ifdef HEED_WITH_CUDA

@@ -43,7 +43,17 @@ struct GemmDesc {
   // over a (cuBLASLt's BGRADB epilogue). For a Linear layer's weight gradient dy^T . x, that is the bias
   // gradient, with no launch and no second read of dy of its own. Needs batch 1, no bias and fp32 out.
   void* bias_grad = nullptr;
+  // The ReLU's mask, one bit an element of out (1 where the value before the ReLU is positive), which a
+  // Linear layer's backward needs and which costs 1/16 of a 16-bit output's bytes: written by a product
+  // with relu (cuBLASLt's RELU_AUX_BIAS epilogue), and read by one that multiplies its result by it (DRELU:
+  // the ReLU's derivative applied to an input gradient in the GEMM that makes it, with beta 0 and no bias).
+  // Row r's bits start at bit r * relu_mask_ld(n); only the GEMM reads and writes them. Batch 1.
+  void* relu_mask_out = nullptr;
+  const void* relu_mask_in = nullptr;
 };
+
+// Bits a row of a ReLU mask takes: n rounded up to 128, as cuBLASLt's bitmask epilogues ask.
+inline int64_t relu_mask_ld(int64_t n) { return (n + 127) / 128 * 128; }
 
 // Runs on `device` (cuda or sim); every pointer is that device's memory.
 void gemm(Device device, const GemmDesc& desc);

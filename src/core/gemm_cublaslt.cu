@@ -38,14 +38,14 @@ struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
-  // The bias pointer (the bias, or where the bias gradient goes) is an attribute of `op`: a GEMM with one
-  // sets it and runs under this lock, so that two threads cannot swap each other's pointer in between.
-  // GEMMs without one share the plan unlocked.
-  std::mutex bias_mutex;
+  // The bias pointer (the bias, or where the bias gradient goes) and the ReLU mask's are attributes of
+  // `op`: a GEMM with one sets it and runs under this lock, so that two threads cannot swap each other's
+  // pointers in between. GEMMs without one share the plan unlocked.
+  std::mutex pointers_mutex;
 };
 
 using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int, bool, bool, int64_t, int64_t, int64_t,
-                           int64_t, int64_t, int64_t, bool, bool, bool>;
+                           int64_t, int64_t, int64_t, bool, bool, bool, bool, bool>;
 
 struct DeviceState {
   cublasLtHandle_t handle = nullptr;
@@ -76,11 +76,18 @@ std::unique_ptr<Plan> make_plan(DeviceState& state, const GemmDesc& d) {
   HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   // BGRADB reduces cuBLAS's B' = a over k: one sum per column of out^T, i.e. per row of out, as wanted.
-  if (d.bias || d.bias_grad) {
-    cublasLtEpilogue_t epilogue = d.bias_grad ? CUBLASLT_EPILOGUE_BGRADB
-                                  : d.relu    ? CUBLASLT_EPILOGUE_RELU_BIAS
-                                              : CUBLASLT_EPILOGUE_BIAS;
+  // A ReLU mask is cuBLASLt's aux bitmask: one bit an element of out^T's columns, relu_mask_ld(n) a column.
+  if (d.bias || d.bias_grad || d.relu_mask_in) {
+    cublasLtEpilogue_t epilogue = d.bias_grad       ? CUBLASLT_EPILOGUE_BGRADB
+                                  : d.relu_mask_in  ? CUBLASLT_EPILOGUE_DRELU
+                                  : d.relu_mask_out ? CUBLASLT_EPILOGUE_RELU_AUX_BIAS
+                                  : d.relu          ? CUBLASLT_EPILOGUE_RELU_BIAS
+                                                    : CUBLASLT_EPILOGUE_BIAS;
     HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+  }
+  if (d.relu_mask_in || d.relu_mask_out) {
+    const int64_t ld = relu_mask_ld(d.n);
+    HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld)));
   }
   // Stored shapes in column-major terms: a row-major r x c matrix is a column-major c x r one.
   p.a = layout(d.b.dtype, d.b.trans ? d.k : d.n, d.b.trans ? d.n : d.k, d.b.ld, d.batch, d.b.batch_stride);
@@ -117,7 +124,8 @@ DeviceState& state_for(int device) {
 Plan& plan_for(DeviceState& state, const GemmDesc& d) {
   const PlanKey key{static_cast<int>(d.a.dtype), d.m, d.n, d.k, d.batch, static_cast<int>(d.out_dtype), d.a.trans,
                     d.b.trans, d.a.ld, d.b.ld, d.ldo, d.a.batch_stride, d.b.batch_stride, d.out_batch_stride,
-                    d.bias != nullptr, d.relu, d.bias_grad != nullptr};
+                    d.bias != nullptr, d.relu, d.bias_grad != nullptr, d.relu_mask_out != nullptr,
+                    d.relu_mask_in != nullptr};
   std::lock_guard lock(state.plans_mutex);
   std::unique_ptr<Plan>& plan = state.plans[key];
   if (!plan) plan = make_plan(state, d);
@@ -130,11 +138,15 @@ void gemm_cublaslt(int device, const GemmDesc& d) {
   DeviceState& state = state_for(device);
   HEED_CUDA_CHECK(cudaSetDevice(device));
   Plan& p = plan_for(state, d);
-  std::unique_lock<std::mutex> bias_lock;  // held only by a GEMM that sets the plan's bias pointer
-  if (const void* bias = d.bias_grad ? d.bias_grad : d.bias) {
-    bias_lock = std::unique_lock<std::mutex>(p.bias_mutex);
+  std::unique_lock<std::mutex> pointers_lock;  // held only by a GEMM that sets the plan's pointers
+  const void* bias = d.bias_grad ? d.bias_grad : d.bias;
+  const void* mask = d.relu_mask_out ? d.relu_mask_out : d.relu_mask_in;
+  if (bias || mask) pointers_lock = std::unique_lock<std::mutex>(p.pointers_mutex);
+  if (bias)
     HEED_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-  }
+  if (mask)
+    HEED_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof(mask)));
   HEED_CUBLAS_CHECK(cublasLtMatmul(state.handle, p.op, &d.alpha, d.b.data, p.a, d.a.data, p.b, &d.beta,
                                    d.c ? d.c : d.out, p.c, d.out, p.c, &p.algo, state.workspace, kWorkspaceBytes,
                                    static_cast<cudaStream_t>(compute_stream(device))));

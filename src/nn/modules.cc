@@ -126,7 +126,11 @@ FeedForward::FeedForward(ParameterStore& store, const std::string& prefix, int64
       activation_dropout_(activation_dropout) {}
 
 Variable FeedForward::operator()(const Variable& x, ForwardContext& ctx) const {
-  if (act_ == ops::Activation::ReLU) return fc2_(fc1_.with_relu_dropout(x, activation_dropout_, ctx));
+  if (act_ == ops::Activation::ReLU) {
+    if (ctx.training && activation_dropout_ > 0) return fc2_(fc1_.with_relu_dropout(x, activation_dropout_, ctx));
+    const DType t = x.value().dtype();
+    return autograd::feed_forward_relu(x, fc1_.weight_as(t), fc1_.bias_as(t), fc2_.weight_as(t), fc2_.bias_as(t));
+  }
   return fc2_(ctx.dropout(autograd::activation(fc1_(x), act_), activation_dropout_));
 }
 

@@ -1,6 +1,7 @@
 // Shape checks and dispatch for matrix products; matmul_cpu.cc and matmul_gpu.cc make the GEMM calls.
 #include "heed/ops/matmul.h"
 
+#include "core/gemm.h"
 #include "ops/dispatch.h"
 #include "ops/matmul_backends.h"
 
@@ -40,8 +41,28 @@ void check_matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool tran
   HEED_CHECK(a.device() == b.device() && a.device() == out.device(), "matmul: operands on different devices");
 }
 
-void linear_into(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out) {
-  HEED_DISPATCH(x.device(), "linear", linear_forward(x, weight, bias, relu, out));
+// The checks of a Linear layer's input gradient dx = dy . weight.
+void check_input_gradient(const Tensor& dy, const Tensor& weight, const Tensor& dx) {
+  HEED_CHECK(dy.dim() == 2 && weight.dim() == 2, "linear backward: dy {} and weight {} must be matrices",
+             shape_str(dy.shape()), shape_str(weight.shape()));
+  check_matmul(dy, weight, dx, false, false);
+  HEED_CHECK(dx.dtype() == dy.dtype(), "linear backward: dx is {}, dy {}", dtype_name(dx.dtype()),
+             dtype_name(dy.dtype()));
+}
+
+// A Linear layer's forward, with the ReLU's mask where relu_mask is given.
+Tensor linear_with_mask(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor* relu_mask) {
+  HEED_CHECK(x.dim() == 2 && weight.dim() == 2 && bias.dim() == 1 && bias.size(0) == weight.size(0),
+             "linear: x {}, weight {} and bias {} do not fit", shape_str(x.shape()), shape_str(weight.shape()),
+             shape_str(bias.shape()));
+  HEED_CHECK(bias.dtype() == x.dtype() && bias.device() == x.device(), "linear: bias is {} on {}, x {} on {}",
+             dtype_name(bias.dtype()), bias.device().str(), dtype_name(x.dtype()), x.device().str());
+  Tensor out = Tensor::empty({x.size(0), weight.size(0)}, x.dtype(), x.device());
+  check_matmul(x, weight, out, false, true);
+  if (relu_mask) *relu_mask = Tensor::empty({x.size(0), relu_mask_bytes(weight.size(0))}, DType::U8, x.device());
+  const Tensor bc = bias.contiguous();
+  HEED_DISPATCH(x.device(), "linear", linear_forward(x, weight, bc, relu, out, relu_mask));
+  return out;
 }
 
 }  // namespace
@@ -61,16 +82,14 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, floa
 }
 
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu) {
-  HEED_CHECK(x.dim() == 2 && weight.dim() == 2 && bias.dim() == 1 && bias.size(0) == weight.size(0),
-             "linear: x {}, weight {} and bias {} do not fit", shape_str(x.shape()), shape_str(weight.shape()),
-             shape_str(bias.shape()));
-  HEED_CHECK(bias.dtype() == x.dtype() && bias.device() == x.device(), "linear: bias is {} on {}, x {} on {}",
-             dtype_name(bias.dtype()), bias.device().str(), dtype_name(x.dtype()), x.device().str());
-  Tensor out = Tensor::empty({x.size(0), weight.size(0)}, x.dtype(), x.device());
-  check_matmul(x, weight, out, false, true);
-  linear_into(x, weight, bias.contiguous(), relu, out);
-  return out;
+  return linear_with_mask(x, weight, bias, relu, nullptr);
 }
+
+Tensor linear_relu_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* relu_mask) {
+  return linear_with_mask(x, weight, bias, true, relu_mask);
+}
+
+int64_t relu_mask_bytes(int64_t features) { return relu_mask_ld(features) / 8; }
 
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db) {
   HEED_CHECK(dy.dim() == 2 && x.dim() == 2 && dy.size(0) == x.size(0), "linear backward: dy {} and x {} do not fit",
@@ -87,11 +106,7 @@ void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float
 }
 
 void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior) {
-  HEED_CHECK(dy.dim() == 2 && weight.dim() == 2, "linear backward: dy {} and weight {} must be matrices",
-             shape_str(dy.shape()), shape_str(weight.shape()));
-  check_matmul(dy, weight, dx, false, false);
-  HEED_CHECK(dx.dtype() == dy.dtype(), "linear backward: dx is {}, dy {}", dtype_name(dx.dtype()),
-             dtype_name(dy.dtype()));
+  check_input_gradient(dy, weight, dx);
   if (prior.defined())
     HEED_CHECK(prior.shape() == dx.shape() && prior.dtype() == dx.dtype() && prior.is_contiguous() &&
                    prior.device() == dx.device(),
@@ -99,6 +114,16 @@ void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, c
                dtype_name(prior.dtype()), prior.device().str(), shape_str(dx.shape()), dtype_name(dx.dtype()),
                dx.device().str());
   HEED_DISPATCH(dy.device(), "linear_backward_input", linear_backward_input(dy, weight, dx, prior));
+}
+
+void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& relu_mask) {
+  check_input_gradient(dy, weight, dx);
+  HEED_CHECK(relu_mask.defined() && relu_mask.dtype() == DType::U8 && relu_mask.is_contiguous() &&
+                 relu_mask.shape() == Shape({dx.size(0), relu_mask_bytes(dx.size(1))}) &&
+                 relu_mask.device() == dx.device(),
+             "linear backward: the ReLU mask must be a contiguous U8 [{}, {}] on {}", dx.size(0),
+             relu_mask_bytes(dx.size(1)), dx.device().str());
+  HEED_DISPATCH(dy.device(), "linear_backward_input_relu", linear_backward_input_relu(dy, weight, dx, relu_mask));
 }
 
 }  // namespace heed::ops

@@ -38,12 +38,15 @@ inline int64_t matmul_batch_offset(const Tensor& t, int64_t index) {
 namespace heed::ops::cpu {
 
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta);
-// out = x . weight^T + bias (bias contiguous).
-void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out);
+// out = x . weight^T + bias (bias contiguous), and with relu_mask (relu only) the ReLU's mask.
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out,
+                    Tensor* relu_mask);
 // dw = dy^T . x + beta * dw, then db = dy's row sums where db is given.
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db);
 // dx = dy . weight (+ prior, copied into dx first when it is not dx).
 void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior);
+// dx = (dy . weight) * the mask's bits.
+void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& relu_mask);
 
 }  // namespace heed::ops::cpu
 
@@ -51,11 +54,14 @@ namespace heed::ops::gpu {
 
 // a and b: fp32, bf16 or fp16 (one type); out: fp32 or a's type.
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta);
-// out = x . weight^T + bias through the GEMM's bias epilogue.
-void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out);
+// out = x . weight^T + bias through the GEMM's bias epilogue (and the mask through its aux output).
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out,
+                    Tensor* relu_mask);
 // dw = dy^T . x + beta * dw, with db from the same GEMM's bias-gradient epilogue.
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db);
 // dx = dy . weight + prior, prior read as the GEMM's C.
 void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior);
+// dx = (dy . weight) * the mask's bits, through the GEMM's DRELU epilogue.
+void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& relu_mask);
 
 }  // namespace heed::ops::gpu

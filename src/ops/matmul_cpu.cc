@@ -102,7 +102,8 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
   }
 }
 
-void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out) {
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out,
+                    Tensor* relu_mask) {
   // The bias rows first, then the GEMM accumulates onto them (beta = 1): one pass over the output, not two.
   const float* b = bias.data<float>();
   float* o = out.data<float>();
@@ -113,6 +114,16 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, b
   if (!relu) return;
 #pragma omp parallel for simd if (rows * cols > (1 << 16))
   for (int64_t i = 0; i < rows * cols; ++i) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
+  if (!relu_mask) return;
+  uint8_t* bits = relu_mask->data<uint8_t>();
+  const int64_t row_bytes = relu_mask->size(1);
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* row_bits = bits + r * row_bytes;
+    std::fill(row_bits, row_bits + row_bytes, 0);
+    for (int64_t c = 0; c < cols; ++c)
+      if (o[r * cols + c] > 0.0f) row_bits[c / 8] = static_cast<uint8_t>(row_bits[c / 8] | (1u << (c % 8)));
+  }
 }
 
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db) {
@@ -123,6 +134,17 @@ void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float
 void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior) {
   if (prior.defined() && prior.raw_data() != dx.raw_data()) dx.copy_from(prior);
   matmul_into(dy, weight, dx, false, false, 1.0f, prior.defined() ? 1.0f : 0.0f);
+}
+
+void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& relu_mask) {
+  matmul_into(dy, weight, dx, false, false, 1.0f, 0.0f);
+  const uint8_t* bits = relu_mask.data<uint8_t>();
+  float* g = dx.data<float>();
+  const int64_t rows = dx.size(0), cols = dx.size(1), row_bytes = relu_mask.size(1);
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      if (!((bits[r * row_bytes + c / 8] >> (c % 8)) & 1u)) g[r * cols + c] = 0.0f;
 }
 
 }  // namespace heed::ops::cpu

@@ -28,6 +28,20 @@ int64_t batch_stride(const Tensor& t) {
   return stride;
 }
 
+// out = op(a) . op(b) for matrices, out contiguous: a Linear layer's products, before their epilogues.
+GemmDesc matrix_product(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& out) {
+  GemmDesc d;
+  d.m = out.size(0);
+  d.n = out.size(1);
+  d.k = trans_a ? a.size(0) : a.size(1);
+  d.a = operand(a, trans_a);
+  d.b = operand(b, trans_b);
+  d.out = out.raw_data();
+  d.out_dtype = out.dtype();
+  d.ldo = d.n;
+  return d;
+}
+
 }  // namespace
 
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta) {
@@ -65,50 +79,34 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
   }
 }
 
-void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out) {
-  GemmDesc d;
-  d.m = out.size(0);
-  d.n = out.size(1);
-  d.k = x.size(1);
-  d.a = operand(x, false);
-  d.b = operand(weight, true);
-  d.out = out.raw_data();
-  d.out_dtype = out.dtype();
-  d.ldo = d.n;
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu, Tensor& out,
+                    Tensor* relu_mask) {
+  GemmDesc d = matrix_product(x, false, weight, true, out);
   d.bias = bias.raw_data();
   d.relu = relu;
+  if (relu_mask) d.relu_mask_out = relu_mask->raw_data();
   gemm(x.device(), d);
 }
 
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db) {
-  GemmDesc d;
-  d.m = dw.size(0);
-  d.n = dw.size(1);
-  d.k = dy.size(0);
-  d.a = operand(dy, true);
-  d.b = operand(x, false);
-  d.out = dw.raw_data();
-  d.out_dtype = dw.dtype();
-  d.ldo = d.n;
+  GemmDesc d = matrix_product(dy, true, x, false, dw);
   d.beta = beta;
   if (db) d.bias_grad = db->raw_data();
   gemm(dy.device(), d);
 }
 
 void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior) {
-  GemmDesc d;
-  d.m = dx.size(0);
-  d.n = dx.size(1);
-  d.k = dy.size(1);
-  d.a = operand(dy, false);
-  d.b = operand(weight, false);
-  d.out = dx.raw_data();
-  d.out_dtype = dx.dtype();
-  d.ldo = d.n;
+  GemmDesc d = matrix_product(dy, false, weight, false, dx);
   if (prior.defined()) {
     d.beta = 1.0f;
     d.c = prior.raw_data();
   }
+  gemm(dy.device(), d);
+}
+
+void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& relu_mask) {
+  GemmDesc d = matrix_product(dy, false, weight, false, dx);
+  d.relu_mask_in = relu_mask.raw_data();
   gemm(dy.device(), d);
 }
 

@@ -118,6 +118,7 @@ Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& g) {
   // Split over K, each slice writes its fp32 partial product to the workspace and a reduction reads them
   // all back: traffic, and one more launch.
   if (g.accumulates) bytes += static_cast<double>(g.batch * g.m * g.n) * g.output_bytes;
+  if (g.relu_mask) bytes += static_cast<double>(g.batch * g.m * ((g.n + 127) / 128 * 128)) / 8;
   if (split > 1) bytes += 2.0 * split * static_cast<double>(g.m * g.n) * sizeof(float);
   // The bias-gradient epilogue sums op(a)'s rows from the tiles already in shared memory; charged here as a
   // second read of a from DRAM (as a separate reduction would make, without its launch), and its output.

@@ -61,6 +61,7 @@ struct GemmCounters {
   bool bias = false;
   bool bias_grad = false;    // sums op(a)'s rows in its epilogue (BGRADB)
   bool accumulates = false;  // beta != 0: reads the m x n it adds to
+  bool relu_mask = false;    // writes or reads a ReLU mask, a bit an element of out
 };
 
 struct StepCounters {

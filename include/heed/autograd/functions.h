@@ -17,6 +17,12 @@ Variable linear_relu(const Variable& x, const Variable& weight, const Variable& 
 // pass (ops::activation_backward with the dropout's mask).
 Variable linear_relu_dropout(const Variable& x, const Variable& weight, const Variable& bias, float p,
                              const RandomKey& key);
+// linear(linear_relu(x, w1, b1), w2, b2), a feed-forward block without dropout between its layers, as one
+// node: the forward keeps the ReLU's mask (a bit an element, from fc1's GEMM) instead of its output's
+// slope, and the backward takes the ReLU's derivative in fc2's input-gradient GEMM (cuBLASLt's DRELU),
+// where a pass of its own would read the [tokens, ffn] gradient and the ReLU's output and write it again.
+Variable feed_forward_relu(const Variable& x, const Variable& w1, const Variable& b1, const Variable& w2,
+                           const Variable& b2);
 Variable add(const Variable& a, const Variable& b);
 Variable mul(const Variable& a, const Variable& b);
 // Sum of all elements, 0-d.

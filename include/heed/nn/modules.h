@@ -50,6 +50,9 @@ class Linear {
   // ctx's dropout p after the ReLU when training (autograd::linear_relu_dropout).
   Variable with_relu(const Variable& x) const;
   Variable with_relu_dropout(const Variable& x, float p, ForwardContext& ctx) const;
+  // The weight and bias in type t (the 16-bit copies in a training step), for fused blocks.
+  Variable weight_as(DType t) const { return autograd::cast(weight_, t); }
+  Variable bias_as(DType t) const { return autograd::cast(bias_, t); }
 
  private:
   Variable weight_, bias_;

@@ -19,6 +19,10 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans
 // the output's dtype. With `relu`, max(0, .) is applied in the same pass (cuBLASLt's RELU_BIAS epilogue),
 // for the feed-forward layer's first product.
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, bool relu = false);
+// The same with relu, also giving the ReLU's mask for linear_backward_input: U8 [N, relu_mask_bytes(out)],
+// one bit an element (1 where the output is positive), from the GEMM's epilogue on a GPU.
+Tensor linear_relu_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* relu_mask);
+int64_t relu_mask_bytes(int64_t features);
 // A Linear layer's parameter gradients from its output gradient dy [N, out] and input x [N, in]:
 // dw = dy^T . x + beta * dw (dw [out, in], fp32), and, with db, db = the sum of dy's rows (fp32 [out],
 // written, not added to). On a GPU db comes from the same GEMM (cuBLASLt's BGRADB epilogue): no launch and
@@ -28,6 +32,10 @@ void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float
 // itself), one GEMM whose beta = 1 reads prior apart from where it writes, so a gradient of several
 // contributions takes no addition of its own. dx [N, in] contiguous, of dy's type; prior like dx.
 void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior);
+// dx = (dy . weight) * relu'(x), relu' read from the mask linear_relu_forward gave for x: the input gradient
+// of a layer whose input is a ReLU's output, taken through the ReLU in the same GEMM (cuBLASLt's DRELU
+// epilogue on a GPU), where a separate pass would read dx and the ReLU's output and write dx again.
+void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& relu_mask);
 
 // --- Which GEMM kernels the CPU runs.
 //
