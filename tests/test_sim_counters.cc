@@ -244,10 +244,9 @@ TEST_CASE("the H100 model bounds a launch by compute, memory or latency as its c
 TEST_CASE("the H100 model splits a GEMM of few output tiles over K", "[counters]") {
   const cuda_sim::GpuModel gpu = cuda_sim::h100_sxm();
   const double tile_rate = gpu.dense_16bit_flops / gpu.sms * gpu.gemm_efficiency;  // FLOP/s of one SM
-  SECTION("a weight gradient: 512 x 512 over 24,576 tokens, 8 tiles, is split in 16 to fill 128 SMs") {
+  SECTION("a weight gradient: 512 x 512 over 24,576 tokens, 8 tiles, in 16 slices to fill 128 SMs") {
     const cuda_sim::GemmCounters g{.m = 512, .n = 512, .k = 24576, .output_bytes = 4};
-    CHECK(cuda_sim::gemm_split_k(gpu, g) == 16);
-    const cuda_sim::Estimate e = cuda_sim::estimate_gemm(gpu, g);
+    const cuda_sim::Estimate e = cuda_sim::estimate_gemm(gpu, g, 16);
     CHECK(e.compute_s == Approx(2.0 * 128 * 256 * (24576 / 16) / tile_rate));
     const double bytes = 2.0 * 512 * 24576 * 2 + 512 * 512 * 4 + 2.0 * 16 * 512 * 512 * 4;  // and the partials
     CHECK(e.memory_s == Approx(bytes / gpu.hbm_bytes_per_s));
@@ -255,16 +254,31 @@ TEST_CASE("the H100 model splits a GEMM of few output tiles over K", "[counters]
     // With the bias gradient from the epilogue: a second read of dy (512 x 24,576) and the fp32 sums.
     cuda_sim::GemmCounters with_bias = g;
     with_bias.bias_grad = true;
-    CHECK(cuda_sim::estimate_gemm(gpu, with_bias).memory_s ==
+    CHECK(cuda_sim::estimate_gemm(gpu, with_bias, 16).memory_s ==
           Approx((bytes + 512.0 * 24576 * 2 + 512 * 4) / gpu.hbm_bytes_per_s));
     // Added to a gradient so far (beta 1): the fp32 output is read as well as written.
     cuda_sim::GemmCounters accumulating = g;
     accumulating.accumulates = true;
-    CHECK(cuda_sim::estimate_gemm(gpu, accumulating).memory_s ==
+    CHECK(cuda_sim::estimate_gemm(gpu, accumulating, 16).memory_s ==
           Approx((bytes + 512.0 * 512 * 4) / gpu.hbm_bytes_per_s));
   }
+  SECTION("the split is the fastest of those up to one wave: fewer slices than 16, whose partials cost more") {
+    for (const bool bias_grad : {false, true}) {
+      const cuda_sim::GemmCounters g{.m = 512, .n = 512, .k = 24576, .output_bytes = 4, .bias_grad = bias_grad};
+      const int chosen = cuda_sim::gemm_split_k(gpu, g);
+      INFO("bias gradient " << bias_grad << ", split " << chosen);
+      // 12 slices: 25.6 us of compute and 76.6 MB (25.5 us); 13 slices: 23.6 us and 78.6 MB (26.2 us).
+      if (!bias_grad) CHECK(chosen == 12);
+      CHECK(cuda_sim::estimate_gemm(gpu, g).seconds == cuda_sim::estimate_gemm(gpu, g, chosen).seconds);
+      for (int split = 1; split <= 16; ++split)
+        CHECK(cuda_sim::estimate_gemm(gpu, g, split).seconds >= cuda_sim::estimate_gemm(gpu, g, chosen).seconds);
+    }
+  }
   SECTION("a shallow product is not split below 256 deep") {
-    CHECK(cuda_sim::gemm_split_k(gpu, {.m = 512, .n = 512, .k = 512}) == 2);
+    // 1024 deep: 4 slices of 256 at most, and the fastest, though more would fill more SMs.
+    CHECK(cuda_sim::gemm_split_k(gpu, {.m = 512, .n = 512, .k = 1024}) == 4);
+    // 512 deep: 2 slices would save less than their second launch costs.
+    CHECK(cuda_sim::gemm_split_k(gpu, {.m = 512, .n = 512, .k = 512}) == 1);
   }
   SECTION("a product that fills the SMs is not split") {
     const cuda_sim::GemmCounters g{.m = 24576, .n = 512, .k = 512};

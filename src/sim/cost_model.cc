@@ -99,26 +99,18 @@ Estimate estimate_launch(const GpuModel& gpu, const LaunchCounters& launch) {
   return finish(gpu, e);
 }
 
-int gemm_split_k(const GpuModel& gpu, const GemmCounters& g) {
-  const uint64_t tiles = ceil_div(g.m, gpu.gemm_tile_m) * ceil_div(g.n, gpu.gemm_tile_n) * g.batch;
-  if (g.batch != 1 || tiles >= static_cast<uint64_t>(gpu.sms)) return 1;
-  const uint64_t split = std::min(gpu.sms / tiles, ceil_div(g.k, gpu.gemm_min_split_k));
-  return static_cast<int>(std::max<uint64_t>(split, 1));
-}
-
-Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& g) {
+Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& g, int split) {
   Estimate e;
-  const int split = gemm_split_k(gpu, g);
   const auto tiles = static_cast<uint64_t>(ceil_div(g.m, gpu.gemm_tile_m) * ceil_div(g.n, gpu.gemm_tile_n) * g.batch);
   const uint64_t waves = ceil_div(tiles * split, gpu.sms);
   const double tile_flops = 2.0 * gpu.gemm_tile_m * gpu.gemm_tile_n * static_cast<double>(ceil_div(g.k, split));
   e.compute_s = static_cast<double>(waves) * tile_flops / (gpu.dense_16bit_flops / gpu.sms * gpu.gemm_efficiency);
   double bytes = static_cast<double>(g.batch) * (static_cast<double>(g.m * g.k + g.k * g.n) * g.input_bytes +
                                                  static_cast<double>(g.m * g.n) * g.output_bytes);
-  // Split over K, each slice writes its fp32 partial product to the workspace and a reduction reads them
-  // all back: traffic, and one more launch.
   if (g.accumulates) bytes += static_cast<double>(g.batch * g.m * g.n) * g.output_bytes;
   if (g.relu_mask) bytes += static_cast<double>(g.batch * g.m * ((g.n + 127) / 128 * 128)) / 8;
+  // Split over K, each slice writes its fp32 partial product to the workspace and a reduction reads them
+  // all back: traffic, and one more launch.
   if (split > 1) bytes += 2.0 * split * static_cast<double>(g.m * g.n) * sizeof(float);
   // The bias-gradient epilogue sums op(a)'s rows from the tiles already in shared memory; charged here as a
   // second read of a from DRAM (as a separate reduction would make, without its launch), and its output.
@@ -127,6 +119,24 @@ Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& g) {
   e = finish(gpu, e);
   if (split > 1) e.seconds += gpu.launch_overhead_s;
   return e;
+}
+
+// Up to as many slices as fill the SMs in one wave, each at least gemm_min_split_k deep; of those, the one
+// this model finds fastest (more slices shorten each tile's depth but add partials to write and read), as
+// cuBLASLt's heuristic picks among its split-K kernels by its own estimate.
+int gemm_split_k(const GpuModel& gpu, const GemmCounters& g) {
+  const uint64_t tiles = ceil_div(g.m, gpu.gemm_tile_m) * ceil_div(g.n, gpu.gemm_tile_n) * g.batch;
+  if (g.batch != 1 || tiles >= static_cast<uint64_t>(gpu.sms)) return 1;
+  const uint64_t most_slices = std::min(gpu.sms / tiles, ceil_div(g.k, gpu.gemm_min_split_k));
+  const int most = static_cast<int>(std::max<uint64_t>(most_slices, 1));
+  int best = 1;
+  for (int split = 2; split <= most; ++split)
+    if (estimate_gemm(gpu, g, split).seconds < estimate_gemm(gpu, g, best).seconds) best = split;
+  return best;
+}
+
+Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& g) {
+  return estimate_gemm(gpu, g, gemm_split_k(gpu, g));
 }
 
 StepEstimate estimate_step(const GpuModel& gpu, const StepCounters& step) {

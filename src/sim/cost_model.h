@@ -66,11 +66,14 @@ int resident_blocks_per_sm(const GpuModel& gpu, const LaunchCounters& launch);
 Estimate estimate_launch(const GpuModel& gpu, const LaunchCounters& launch);
 // The slices a GEMM's K is split into (1: none). A product of fewer output tiles than SMs, such as a weight
 // gradient (512 x 512 over 25,000 tokens), would leave most SMs idle for its whole depth; cuBLASLt's
-// heuristics then split K (or stream-K on Hopper) and add the slices' fp32 partials. The model splits
-// into as many slices as fill the SMs in one wave, each at least gemm_min_split_k deep. The partials of
-// one wave (132 tiles of 128 x 256 floats, 16.5 MiB) fit the 32 MiB workspace Heed gives cuBLASLt.
+// heuristics then split K (or stream-K on Hopper) and add the slices' fp32 partials. The model takes, of
+// the splits up to as many slices as fill the SMs in one wave (each at least gemm_min_split_k deep), the
+// one it estimates fastest. The partials of one wave (132 tiles of 128 x 256 floats, 16.5 MiB) fit the
+// 32 MiB workspace Heed gives cuBLASLt.
 int gemm_split_k(const GpuModel& gpu, const GemmCounters& gemm);
 Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& gemm);
+// The same with K split in `split` slices.
+Estimate estimate_gemm(const GpuModel& gpu, const GemmCounters& gemm, int split);
 
 struct KernelTotal {
   std::string name;
