@@ -12,8 +12,7 @@
 // aligned tensors: a warp owns kRowsPerWarp rows, one after another, and lane l holds elements
 // 8 (32 p + l) .. 8 (32 p + l) + 7 of each, pack p < D / 256, in registers. A row is read once, in
 // 16-byte loads (a warp's load is 512 contiguous bytes of a 16-bit row), where the team path sweeps it
-// two or three times, and gamma and beta are read once per warp for its 8 rows, not once per row. The
-// parameter gradients' column sums then give each lane 8 consecutive columns in 16-byte loads too.
+// two or three times, and gamma and beta are read once per warp for its 8 rows, not once per row.
 //
 // The statistics follow the CPU op (layer_norm_cpu.cc) in fp32: the mean in a first sweep, then, in a
 // second, the deviations d = x - mean and their squares. The mean of d, r, is the part of the exact mean
@@ -23,11 +22,11 @@
 // sum(g) and sum(g (x - mean)) with g = dy * gamma, and saves it per row in the workspace for the
 // parameter gradients.
 //
-// dgamma = sum over rows of dy * xhat and dbeta = sum of dy are column sums, taken by column_sums.h in two
-// deterministic stages (column tiles x row chunks into a workspace, then the chunks in order): no atomics,
-// the same bits on every run. That kernel reads x and dy once more, column-tiled so that warps read rows
-// contiguously; fusing it into the row kernel would need per-block partial rows of D floats in shared
-// memory and a serial pass over them.
+// dgamma = sum over rows of dy * xhat and dbeta = sum of dy are column sums, taken in two deterministic
+// stages (partial rows into a workspace, then column_sums.h's sum of them in order): no atomics, the same
+// bits on every run. The packed path takes stage 1 in its dx kernel, from the rows it holds in registers
+// (a partial row per block, its warps added in shared memory); the team path reads x and dy once more in
+// column tiles (column_sums.h), so that warps read rows contiguously.
 #include <initializer_list>
 #include <type_traits>
 
@@ -193,75 +192,83 @@ __global__ void __launch_bounds__(kThreads) layer_norm_forward_packed_kernel(Lay
   }
 }
 
-// The packed path of layer_norm_backward_dx_kernel.
+// The packed path of the backward: dx as layer_norm_backward_dx_kernel computes it, and, from the same
+// registers, stage 1 of dgamma and dbeta: each lane sums its columns over its warp's rows, the block's
+// warps add theirs in shared memory in warp order, and the block writes one partial row of 2 D floats
+// (dgamma's, then dbeta's) for sum_column_partials. x and dy are read once for both, where a separate
+// parameter-gradient kernel would read them again. Shared memory: a 2 D-float row a warp (32 KiB at D =
+// 512, 64 KiB at 1024).
 template <typename T, int kPacks>
-__global__ void __launch_bounds__(kThreads) layer_norm_backward_dx_packed_kernel(LayerNormArgs p,
-                                                                                 float* residual_means) {
+__global__ void __launch_bounds__(kThreads) layer_norm_backward_packed_kernel(LayerNormArgs p, float* partials) {
   constexpr int kN = 8 * kPacks;
   const WarpRows rows(p.rows);
-  if (rows.first >= p.rows) return;
-  const int lane = threadIdx.x % 32;
-  float gamma[kN];
-  load_lane_packs<kPacks>(p.gamma, lane, gamma);
-  const float inv_d = 1.0f / static_cast<float>(p.cols);
-  for (int64_t row = rows.first; row < rows.end; ++row) {
-    float dev[kN], g[kN];
-    load_lane_packs<kPacks>(static_cast<const T*>(p.x) + row * p.cols, lane, dev);
-    load_lane_packs<kPacks>(static_cast<const T*>(p.dy) + row * p.cols, lane, g);
-    const float mean = p.mean[row], rstd = p.rstd[row];
-    float sum_dev = 0.0f, sum_g = 0.0f, sum_g_dev = 0.0f;
-    for (int k = 0; k < kN; ++k) {
-      dev[k] -= mean;
-      g[k] *= gamma[k];
-      sum_dev += dev[k];
-      sum_g += g[k];
-      sum_g_dev += g[k] * dev[k];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  float dgamma[kN] = {}, dbeta[kN] = {};
+  if (rows.first < p.rows) {  // a warp past the last row still takes part in the block's sum, with zeros
+    float gamma[kN];
+    load_lane_packs<kPacks>(p.gamma, lane, gamma);
+    const float inv_d = 1.0f / static_cast<float>(p.cols);
+    for (int64_t row = rows.first; row < rows.end; ++row) {
+      float dev[kN], dy[kN];
+      load_lane_packs<kPacks>(static_cast<const T*>(p.x) + row * p.cols, lane, dev);
+      load_lane_packs<kPacks>(static_cast<const T*>(p.dy) + row * p.cols, lane, dy);
+      const float mean = p.mean[row], rstd = p.rstd[row];
+      float sum_dev = 0.0f, sum_g = 0.0f, sum_g_dev = 0.0f;
+      for (int k = 0; k < kN; ++k) {
+        dev[k] -= mean;
+        const float g = dy[k] * gamma[k];
+        sum_dev += dev[k];
+        sum_g += g;
+        sum_g_dev += g * dev[k];
+      }
+      sum_dev = warp_sum(sum_dev);
+      sum_g = warp_sum(sum_g);
+      sum_g_dev = warp_sum(sum_g_dev);
+      const float r = sum_dev * inv_d;
+      const float mean_g = sum_g * inv_d;
+      const float mean_g_xhat = rstd * (sum_g_dev - r * sum_g) * inv_d;
+      for (int k = 0; k < kN; ++k) {
+        const float xhat = (dev[k] - r) * rstd;
+        dgamma[k] += dy[k] * xhat;
+        dbeta[k] += dy[k];
+        dev[k] = rstd * (dy[k] * gamma[k] - mean_g - xhat * mean_g_xhat);  // dx, in dev's registers
+      }
+      store_lane_packs<kPacks>(static_cast<T*>(p.dx) + row * p.cols, lane, dev);
     }
-    sum_dev = warp_sum(sum_dev);
-    sum_g = warp_sum(sum_g);
-    sum_g_dev = warp_sum(sum_g_dev);
-    const float r = sum_dev * inv_d;
-    const float mean_g = sum_g * inv_d;
-    const float mean_g_xhat = rstd * (sum_g_dev - r * sum_g) * inv_d;
-    for (int k = 0; k < kN; ++k) g[k] = rstd * (g[k] - mean_g - (dev[k] - r) * rstd * mean_g_xhat);
-    store_lane_packs<kPacks>(static_cast<T*>(p.dx) + row * p.cols, lane, g);
-    if (lane == 0) residual_means[row] = r;
+  }
+  float* const warp_sums = dynamic_shared_memory<float>();  // [warps][2 D]
+  store_lane_packs<kPacks>(warp_sums + warp * 2 * p.cols, lane, dgamma);
+  store_lane_packs<kPacks>(warp_sums + warp * 2 * p.cols + p.cols, lane, dbeta);
+  __syncthreads();
+  float* const block_partial = partials + int64_t(blockIdx.x) * 2 * p.cols;
+  for (int64_t c = threadIdx.x; c < 2 * p.cols; c += kThreads) {
+    float sum = 0.0f;
+    for (int w = 0; w < kThreads / 32; ++w) sum += warp_sums[w * 2 * p.cols + c];
+    block_partial[c] = sum;
   }
 }
 
-// Stage 1 of dgamma and dbeta: this block's partial sums over its row chunk, dgamma's then dbeta's, into
-// the chunk's 2 * D floats of `partials`.
-// kColumnsPerLane consecutive columns a lane: 1 in general, 8 (one 16-byte load of a 16-bit row, two of
-// fp32) in the packed path, where D is a multiple of 256 and rows are 16-byte aligned.
-template <typename T, int kColumnsPerLane>
+// Stage 1 of dgamma and dbeta on the team path: this block's partial sums over its row chunk, dgamma's
+// then dbeta's, into the chunk's 2 * D floats of `partials`.
+template <typename T>
 __global__ void __launch_bounds__(kColumnThreads)
     layer_norm_param_grads_kernel(LayerNormArgs p, const float* residual_means, float* partials) {
-  constexpr int kC = kColumnsPerLane;
-  __shared__ float scratch[kColumnThreads * kC];
-  const ColumnSlice s = column_slice<kC>(p.rows);
+  __shared__ float scratch[kColumnThreads];
+  const ColumnSlice s = column_slice<1>(p.rows);
   const T* x = static_cast<const T*>(p.x);
   const T* dy = static_cast<const T*>(p.dy);
-  float dgamma[kC] = {}, dbeta[kC] = {};
+  float dgamma[1] = {}, dbeta[1] = {};
   if (s.col < p.cols)
     for (int64_t row = s.row; row < s.row_end; row += kColumnWarps) {
       const int64_t i = row * p.cols + s.col;
-      float xv[kC], g[kC];
-      if constexpr (kC == 1) {
-        xv[0] = to_float(x[i]);
-        g[0] = to_float(dy[i]);
-      } else {
-        load_floats(x + i, xv);
-        load_floats(dy + i, g);
-      }
+      const float g = to_float(dy[i]);
       const float mean = p.mean[row], r = residual_means[row], rstd = p.rstd[row];
-      for (int k = 0; k < kC; ++k) {
-        dgamma[k] += g[k] * (((xv[k] - mean) - r) * rstd);
-        dbeta[k] += g[k];
-      }
+      dgamma[0] += g * (((to_float(x[i]) - mean) - r) * rstd);
+      dbeta[0] += g;
     }
   float* partial = partials + int64_t(blockIdx.y) * 2 * p.cols;
-  store_column_partial<kC>(dgamma, s, p.cols, partial, scratch);
-  store_column_partial<kC>(dbeta, s, p.cols, partial + p.cols, scratch);
+  store_column_partial<1>(dgamma, s, p.cols, partial, scratch);
+  store_column_partial<1>(dbeta, s, p.cols, partial + p.cols, scratch);
 }
 
 // The packed path's packs a row (D / 256) when every tensor of `a` that the pass reads or writes is 16-byte
@@ -333,10 +340,13 @@ void layer_norm_forward<kBackend>(const LayerNormArgs& a) {
   });
 }
 
-// The per-row r, then the column partials of dgamma and dbeta.
+// The per-row r, then the column partials of dgamma and dbeta: a row of 2 D floats per 128-row chunk on
+// the team path, per block of 64 rows on the packed path (whichever runs, the larger count).
 template <>
 size_t layer_norm_backward_workspace_bytes<kBackend>(const LayerNormArgs& a) {
-  return static_cast<size_t>(a.rows + HEED_BACKEND::column_partial_count(a.rows) * 2 * a.cols) * sizeof(float);
+  using namespace HEED_BACKEND;
+  const int64_t partial_rows = std::max<int64_t>(column_partial_count(a.rows), packed_grid(a.rows).x);
+  return static_cast<size_t>(a.rows + partial_rows * 2 * a.cols) * sizeof(float);
 }
 
 template <>
@@ -345,18 +355,19 @@ void layer_norm_backward<kBackend>(const LayerNormArgs& a) {
   check_args(a, "layer_norm_backward");
   float* residual_means = static_cast<float*>(a.workspace);
   float* partials = residual_means + a.rows;
-  const int64_t chunks = column_partial_count(a.rows);
+  int64_t partial_rows = column_partial_count(a.rows);
   const int packs = packed_row_packs(a, {a.x, a.dy, a.dx, a.gamma});
   if (a.rows > 0) {
     with_storage_type(a.dtype, "layer_norm_backward", [&](auto storage) {
       using T = decltype(storage);
       if (packs > 0) {
+        const dim3 grid = packed_grid(a.rows);
+        const size_t warp_sums_bytes = kThreads / 32 * 2 * a.cols * sizeof(float);
         with_packs(packs, [&](auto k) {
-          launch(layer_norm_backward_dx_packed_kernel<T, decltype(k)::value>, packed_grid(a.rows), dim3(kThreads), 0,
-                 a.stream, a, residual_means);
+          launch(layer_norm_backward_packed_kernel<T, decltype(k)::value>, grid, dim3(kThreads), warp_sums_bytes,
+                 a.stream, a, partials);
         });
-        launch(layer_norm_param_grads_kernel<T, 8>, column_partials_grid<8>(a.rows, a.cols), dim3(kColumnThreads), 0,
-               a.stream, a, static_cast<const float*>(residual_means), partials);
+        partial_rows = grid.x;
         return;
       }
       with_row_team(a.cols, [&](auto team) {
@@ -364,12 +375,12 @@ void layer_norm_backward<kBackend>(const LayerNormArgs& a) {
         launch(layer_norm_backward_dx_kernel<T, kRowThreads>, row_grid<kRowThreads>(a.rows), dim3(kThreads), 0,
                a.stream, a, residual_means);
       });
-      launch(layer_norm_param_grads_kernel<T, 1>, column_partials_grid<1>(a.rows, a.cols), dim3(kColumnThreads), 0,
+      launch(layer_norm_param_grads_kernel<T>, column_partials_grid<1>(a.rows, a.cols), dim3(kColumnThreads), 0,
              a.stream, a, static_cast<const float*>(residual_means), partials);
     });
   }
-  // A chunk's partials are dgamma's D then dbeta's D, as param_grads' two rows: one sum for both.
-  sum_column_partials(partials, chunks, 2 * a.cols, 2 * a.cols, a.param_grads, a.stream);
+  // A partial row is dgamma's D then dbeta's D, as param_grads' two rows: one sum for both.
+  sum_column_partials(partials, partial_rows, 2 * a.cols, 2 * a.cols, a.param_grads, a.stream);
 }
 
 }  // namespace heed::kernels

@@ -3,8 +3,9 @@
 // --layernorm` runs too; its header explains the inputs and the tolerances).
 //
 // Shapes cover one warp's row path (D <= 1024: D = 1, 37, 64) with row counts that are not multiples of
-// the 8 rows a block, the packed path (D = 256, 512, 768, 1024, 8 rows a warp: 67 and 130 rows leave the
-// last warps partial or idle; 300 rows make 3 chunks of its 8-column column sums), and the block-per-row
+// the 8 rows a block, the packed path (D = 256, 512, 768, 1024, 8 rows a warp and 64 a block: 9, 67 and
+// 130 rows leave the last warps partial or idle, which still add their zeros to the block's parameter-
+// gradient partial row; 300 rows make 5 such rows), and the block-per-row
 // path (D = 1500, 4099), in each storage type; 1200 rows make 10 chunks of 128 for the parameter
 // gradients' column sums, so some of their 8 warps add two. Three fp32 cases (one on the packed path)
 // have rows with a large mean and a spread of 0.1, where only the residual-mean correction keeps y and dx
