@@ -31,6 +31,7 @@ TESTS_OF = {
     "kernels/adam.cu": "[kernel][sim][adam]",
     "kernels/reduce.cu": "[sim][elementwise]",
     "kernels/column_sums.h": "[kernel][sim][layer_norm]",
+    "kernels/layer_norm.cu": "[kernel][sim][layer_norm]",
     "kernels/common/reductions.h": "[kernel][sim][layer_norm],[kernel][sim][cross_entropy],[sim][softmax],"
                                    "[kernel][sim][top_k]",
 }
