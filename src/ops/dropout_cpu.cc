@@ -6,6 +6,8 @@
 // (the 32x32->64-bit products become vector multiplies). The mask multiplies rather than selects, so the
 // load of x is unconditional, which the vectoriser needs. The scalar dropout_keep() finishes a trailing
 // partial group.
+#include <type_traits>
+
 #include "heed/ops/dropout.h"
 #include "ops/dropout_backends.h"
 
@@ -24,17 +26,27 @@ void dropout_apply(const Tensor& x, const Tensor& residual, Tensor& y, float p, 
   const int64_t n = x.numel();
   const int64_t groups = n / 4;
   const float scale = 1.0f / (1.0f - p);
-  auto put = [&](int64_t i, bool keep) {
-    const float v = px[i] * (keep ? scale : 0.0f);
-    py[i] = pr ? pr[i] + v : v;
-  };
+  // The residual's presence is a template flag, so that each loop stays one the compiler vectorises.
+  auto run = [&](auto with_residual) {
+    constexpr bool kResidual = decltype(with_residual)::value;
 #pragma omp parallel for if (n > kParallelMin)
-  for (int64_t g = 0; g < groups; ++g) {
-    float u[4];
-    philox_uniform4(key, static_cast<uint64_t>(g), u);
-    for (int j = 0; j < 4; ++j) put(4 * g + j, u[j] >= p);
-  }
-  for (int64_t i = groups * 4; i < n; ++i) put(i, dropout_keep(key, static_cast<uint64_t>(i), p));
+    for (int64_t g = 0; g < groups; ++g) {
+      float u[4];
+      philox_uniform4(key, static_cast<uint64_t>(g), u);
+      for (int j = 0; j < 4; ++j) {
+        const float v = px[4 * g + j] * (u[j] >= p ? scale : 0.0f);
+        if constexpr (kResidual) py[4 * g + j] = pr[4 * g + j] + v;
+        else py[4 * g + j] = v;
+      }
+    }
+    for (int64_t i = groups * 4; i < n; ++i) {
+      const float v = px[i] * (dropout_keep(key, static_cast<uint64_t>(i), p) ? scale : 0.0f);
+      if constexpr (kResidual) py[i] = pr[i] + v;
+      else py[i] = v;
+    }
+  };
+  if (pr) run(std::true_type{});
+  else run(std::false_type{});
 }
 
 }  // namespace heed::ops::cpu

@@ -120,9 +120,12 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, b
 #pragma omp parallel for if (rows * cols > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* row_bits = bits + r * row_bytes;
-    std::fill(row_bits, row_bits + row_bytes, 0);
-    for (int64_t c = 0; c < cols; ++c)
-      if (o[r * cols + c] > 0.0f) row_bits[c / 8] = static_cast<uint8_t>(row_bits[c / 8] | (1u << (c % 8)));
+    const float* row = o + r * cols;
+    for (int64_t b = 0; b < row_bytes; ++b) {  // a byte at a time, without a branch an element
+      unsigned byte = 0;
+      for (int64_t j = 0; j < 8 && b * 8 + j < cols; ++j) byte |= static_cast<unsigned>(row[b * 8 + j] > 0.0f) << j;
+      row_bits[b] = static_cast<uint8_t>(byte);
+    }
   }
 }
 
@@ -142,9 +145,12 @@ void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& 
   float* g = dx.data<float>();
   const int64_t rows = dx.size(0), cols = dx.size(1), row_bytes = relu_mask.size(1);
 #pragma omp parallel for if (rows * cols > (1 << 16))
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      if (!((bits[r * row_bytes + c / 8] >> (c % 8)) & 1u)) g[r * cols + c] = 0.0f;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row_bits = bits + r * row_bytes;
+    float* row = g + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) row[c] = (row_bits[c / 8] >> (c % 8)) & 1u ? row[c] : 0.0f;
+  }
 }
 
 }  // namespace heed::ops::cpu
