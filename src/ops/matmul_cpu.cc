@@ -70,6 +70,40 @@ void run_split(const Gemm& g) {
   }
 }
 
+// The ReLU's bit mask holds column c of a row in bit c % 8 of byte c / 8. Both loops below go a byte (eight
+// columns) at a time with the bit index a constant per lane, so each byte's eight elements are one vector
+// operation, not eight gathers; a trailing partial byte finishes element by element.
+
+// row = max(row, 0); bits (when not null) records which elements were positive.
+void relu_row(float* row, int64_t cols, uint8_t* bits) {
+  const int64_t full_bytes = cols / 8;
+  for (int64_t b = 0; b < full_bytes; ++b) {
+    unsigned byte = 0;
+    for (int j = 0; j < 8; ++j) {
+      const float v = row[8 * b + j];
+      byte |= static_cast<unsigned>(v > 0.0f) << j;
+      row[8 * b + j] = v > 0.0f ? v : 0.0f;
+    }
+    if (bits) bits[b] = static_cast<uint8_t>(byte);
+  }
+  unsigned byte = 0;
+  for (int64_t c = full_bytes * 8; c < cols; ++c) {
+    byte |= static_cast<unsigned>(row[c] > 0.0f) << (c % 8);
+    row[c] = row[c] > 0.0f ? row[c] : 0.0f;
+  }
+  if (bits && cols % 8) bits[full_bytes] = static_cast<uint8_t>(byte);
+}
+
+// row[c] = 0 where bit c of bits is clear.
+void mask_row(float* row, int64_t cols, const uint8_t* bits) {
+  const int64_t full_bytes = cols / 8;
+  for (int64_t b = 0; b < full_bytes; ++b) {
+    const unsigned byte = bits[b];
+    for (int j = 0; j < 8; ++j) row[8 * b + j] = (byte >> j) & 1u ? row[8 * b + j] : 0.0f;
+  }
+  for (int64_t c = full_bytes * 8; c < cols; ++c) row[c] = (bits[c / 8] >> (c % 8)) & 1u ? row[c] : 0.0f;
+}
+
 }  // namespace
 
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta) {
@@ -112,21 +146,10 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, b
   for (int64_t r = 0; r < rows; ++r) std::copy(b, b + cols, o + r * cols);
   matmul_into(x, weight, out, false, true, 1.0f, 1.0f);
   if (!relu) return;
-#pragma omp parallel for simd if (rows * cols > (1 << 16))
-  for (int64_t i = 0; i < rows * cols; ++i) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
-  if (!relu_mask) return;
-  uint8_t* bits = relu_mask->data<uint8_t>();
-  const int64_t row_bytes = relu_mask->size(1);
+  uint8_t* bits = relu_mask ? relu_mask->data<uint8_t>() : nullptr;
+  const int64_t row_bytes = relu_mask ? relu_mask->size(1) : 0;
 #pragma omp parallel for if (rows * cols > (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    uint8_t* row_bits = bits + r * row_bytes;
-    const float* row = o + r * cols;
-    for (int64_t b = 0; b < row_bytes; ++b) {  // a byte at a time, without a branch an element
-      unsigned byte = 0;
-      for (int64_t j = 0; j < 8 && b * 8 + j < cols; ++j) byte |= static_cast<unsigned>(row[b * 8 + j] > 0.0f) << j;
-      row_bits[b] = static_cast<uint8_t>(byte);
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r) relu_row(o + r * cols, cols, bits ? bits + r * row_bytes : nullptr);
 }
 
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db) {
@@ -145,12 +168,7 @@ void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& 
   float* g = dx.data<float>();
   const int64_t rows = dx.size(0), cols = dx.size(1), row_bytes = relu_mask.size(1);
 #pragma omp parallel for if (rows * cols > (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* row_bits = bits + r * row_bytes;
-    float* row = g + r * cols;
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) row[c] = (row_bits[c / 8] >> (c % 8)) & 1u ? row[c] : 0.0f;
-  }
+  for (int64_t r = 0; r < rows; ++r) mask_row(g + r * cols, cols, bits + r * row_bytes);
 }
 
 }  // namespace heed::ops::cpu
