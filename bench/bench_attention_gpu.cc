@@ -131,8 +131,9 @@ void run(const Options& opt) {
           o.causal = causal;
           ops::AttentionResult r;
           const double cf = time_ms(opt.device, opt.iters, [&] { r = ops::cudnn::attention_forward(qs, ks, vs, o); });
+          const ops::AttentionGrads g{heads_view(9), heads_view(10), heads_view(11)};
           const double cb =
-              time_ms(opt.device, opt.iters, [&] { ops::cudnn::attention_backward(ds, qs, ks, vs, r, o); });
+              time_ms(opt.device, opt.iters, [&] { ops::cudnn::attention_backward(ds, qs, ks, vs, r, o, g); });
           cudnn_fwd = fmt::format("{:9.1f}", tflops(fwd_flops, cf));
           cudnn_bwd = fmt::format("{:9.1f}", tflops(2.5 * fwd_flops, cb));
         }

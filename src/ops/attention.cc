@@ -7,6 +7,7 @@
 #include "heed/ops/attention.h"
 
 #include <cmath>
+#include <tuple>
 
 #include "ops/attention_backends.h"
 #include "ops/dispatch.h"
@@ -71,6 +72,17 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
 
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const AttentionResult& fwd, const AttentionOptions& opt) {
+  // [B, H, L, D] views of [B, L, H, D] storage, as the forward's output.
+  auto heads_like = [](const Tensor& t) {
+    return Tensor::empty({t.size(0), t.size(2), t.size(1), t.size(3)}, t.dtype(), t.device()).transpose(1, 2);
+  };
+  const AttentionGrads grads{heads_like(q), heads_like(k), heads_like(v)};
+  attention_backward_into(dout, q, k, v, fwd, opt, grads);
+  return grads;
+}
+
+void attention_backward_into(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                             const AttentionResult& fwd, const AttentionOptions& opt, const AttentionGrads& grads) {
   const char* op = "attention_backward";
   const AttentionOptions checked = check_inputs(q, k, v, opt, op);
   check_rows(dout, op, "dout");
@@ -86,8 +98,15 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
   for (const Tensor* t : {&dout, &fwd.out, &fwd.lse})
     HEED_CHECK(t->device() == q.device(), "{}: all tensors must be on {}, got one on {}", op, q.device().str(),
                t->device().str());
+  for (auto [grad, input, what] : {std::tuple{&grads.dq, &q, "dq"}, {&grads.dk, &k, "dk"}, {&grads.dv, &v, "dv"}}) {
+    check_rows(*grad, op, what);
+    HEED_CHECK(grad->shape() == input->shape() && grad->dtype() == input->dtype() && grad->device() == input->device(),
+               "{}: {} must be {} {} on {} like its input, got {} {} on {}", op, what, dtype_name(input->dtype()),
+               shape_str(input->shape()), input->device().str(), dtype_name(grad->dtype()), shape_str(grad->shape()),
+               grad->device().str());
+  }
   const AttentionResult saved{fwd.out, fwd.lse.contiguous()};
-  return HEED_DISPATCH(q.device(), op, attention_backward(dout, q, k, v, saved, checked));
+  HEED_DISPATCH(q.device(), op, attention_backward(dout, q, k, v, saved, checked, grads));
 }
 
 Tensor attention_probabilities(const Tensor& q, const Tensor& k, const Tensor& lse, const AttentionOptions& opt) {

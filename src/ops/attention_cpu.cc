@@ -413,12 +413,10 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
   return res;
 }
 
-AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const AttentionResult& fwd, const AttentionOptions& opt) {
+void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const AttentionResult& fwd, const AttentionOptions& opt, const AttentionGrads& g) {
   const Problem pr(q, k, opt);
   const int64_t B = pr.B, H = pr.H, Lq = pr.Lq, Lk = pr.Lk, D = pr.D;
-  AttentionGrads g{Tensor::empty({B, Lq, H, D}).transpose(1, 2), Tensor::empty({B, Lk, H, D}).transpose(1, 2),
-                   Tensor::empty({B, Lk, H, D}).transpose(1, 2)};
   const float* lse_all = fwd.lse.data<float>();
 
   const int64_t tasks = B * H;
@@ -505,7 +503,6 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
       zero_rows(dq, dq_written_from, D);
     }
   }
-  return g;
 }
 
 // Plain loops: the caller asks for a few rows (one decoding step's queries of one layer), not for speed.

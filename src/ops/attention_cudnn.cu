@@ -521,16 +521,18 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
   return r;
 }
 
-AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const AttentionResult& fwd, const AttentionOptions& opt) {
+void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const AttentionResult& fwd, const AttentionOptions& opt, const AttentionGrads& g) {
   check_problem(q, k, v, opt);
   check_heads_layout(dout, "dout");
   check_heads_layout(fwd.out, "out");
+  check_heads_layout(g.dq, "dq");
+  check_heads_layout(g.dk, "dk");
+  check_heads_layout(g.dv, "dv");
   const SdpaProblem p = problem_of(q, k, opt);
   DeviceState& s = state_for(q.device().index);
   std::lock_guard lock(s.mutex);
   const Plan& plan = plan_for(s, p, true, keep_probability(opt));
-  AttentionGrads g{heads_like(q, q.size(2)), heads_like(k, k.size(2)), heads_like(v, v.size(2))};
   const Tensor softmax_sum = Tensor::empty({q.size(0), q.size(1), q.size(2)}, DType::F32, q.device());
   const Tensor dq_accum = Tensor::zeros({q.size(0), q.size(1), q.size(2), q.size(3)}, DType::F32, q.device());
   const float keep_scale = 1.0f - opt.dropout_p;
@@ -542,7 +544,6 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
                        {kKeepScale, &keep_scale}};
   shared.bind(p, bindings);
   execute(s, plan, bindings, q.device());
-  return g;
 }
 
 int64_t deviceless_engine_configs(const SdpaProblem& problem, bool backward, const std::string& device_json) {

@@ -23,8 +23,9 @@
 namespace heed::ops::cudnn {
 
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt);
-AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const AttentionResult& fwd, const AttentionOptions& opt);
+// Writes into grads' tensors, which (like every operand) must have [B, L, H, D] storage.
+void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const AttentionResult& fwd, const AttentionOptions& opt, const AttentionGrads& grads);
 
 // One attention problem as cuDNN sees it: q, k, v and the output are [B, L, H, D] storage seen as
 // [B, H, L, D] (the layout of Heed's projections).

@@ -48,11 +48,37 @@ bool use_cudnn(const AttentionOptions& opt) {
   return opt.backend == AttentionBackend::Cudnn;
 }
 
+#ifdef HEED_WITH_CUDNN
+// cuDNN's graphs are built for [B, L, H, D] storage; views of another layout (the column ranges of a fused
+// projection) go through a copy in that layout, in and out.
+bool has_heads_layout(const Tensor& t) {
+  const int64_t len = t.size(2), heads = t.size(1), dim = t.size(3);
+  return t.stride(3) == 1 && t.stride(1) == dim && t.stride(2) == heads * dim && t.stride(0) == len * heads * dim;
+}
+
+Tensor in_heads_layout(const Tensor& t) {
+  if (has_heads_layout(t)) return t;
+  Tensor copy = heads_like(t, t.size(2));
+  copy.copy_from(t);
+  return copy;
+}
+
+void cudnn_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionResult& fwd,
+                    const AttentionOptions& opt, const AttentionGrads& g) {
+  auto output = [](const Tensor& t) { return has_heads_layout(t) ? t : heads_like(t, t.size(2)); };
+  const AttentionGrads out{output(g.dq), output(g.dk), output(g.dv)};
+  cudnn::attention_backward(in_heads_layout(dout), in_heads_layout(q), in_heads_layout(k), in_heads_layout(v), fwd,
+                            opt, out);
+  for (auto [dst, src] : {std::pair{g.dq, out.dq}, std::pair{g.dk, out.dk}, std::pair{g.dv, out.dv}})
+    if (src.raw_data() != dst.raw_data()) dst.copy_from(src);
+}
+#endif
+
 }  // namespace
 
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
 #ifdef HEED_WITH_CUDNN
-  if (use_cudnn(opt)) return cudnn::attention_forward(q, k, v, opt);
+  if (use_cudnn(opt)) return cudnn::attention_forward(in_heads_layout(q), in_heads_layout(k), in_heads_layout(v), opt);
 #else
   use_cudnn(opt);  // refuses the option
 #endif
@@ -66,14 +92,13 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
   return r;
 }
 
-AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const AttentionResult& fwd, const AttentionOptions& opt) {
+void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const AttentionResult& fwd, const AttentionOptions& opt, const AttentionGrads& g) {
 #ifdef HEED_WITH_CUDNN
-  if (use_cudnn(opt)) return cudnn::attention_backward(dout, q, k, v, fwd, opt);
+  if (use_cudnn(opt)) return cudnn_backward(dout, q, k, v, fwd, opt, g);
 #else
   use_cudnn(opt);  // refuses the option
 #endif
-  AttentionGrads g{heads_like(q, q.size(2)), heads_like(k, k.size(2)), heads_like(v, v.size(2))};
   kernels::AttentionArgs a = args_of(q, k, v, opt);
   a.out = fwd.out.raw_data();
   a.out_strides = strides_of(fwd.out);
@@ -88,7 +113,6 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
       q.device());
   a.workspace = workspace.raw_data();
   HEED_RUN_KERNEL(q.device(), attention_backward, a);
-  return g;
 }
 
 // The host computes them: callers ask for one decoding step's rows of one layer (a few kilobytes), so a

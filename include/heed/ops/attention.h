@@ -42,6 +42,11 @@ struct AttentionGrads {
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt);
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const AttentionResult& fwd, const AttentionOptions& opt);
+// attention_backward writing into the caller's grads.dq, dk and dv: shaped like q, k and v, of their dtype
+// and device, with a unit stride in the last dimension and any other strides; for instance the column
+// ranges of one fused projection's gradient, which then needs no assembling.
+void attention_backward_into(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                             const AttentionResult& fwd, const AttentionOptions& opt, const AttentionGrads& grads);
 
 // The probabilities that attention_forward used, which it never materialises, recomputed from its lse as
 // P = exp(q . k * scale - lse) with the same masks (scale, causal, key_padding; dropout is ignored):
