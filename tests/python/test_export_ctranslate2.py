@@ -82,8 +82,14 @@ def checks(r):
     heed = result.stdout.splitlines()
     r.check("heed translate", result.returncode == 0 and len(heed) == len(sources), result.stderr[-1500:])
     reference = [es for _, es in held_out]
-    r.check(f"the model has learnt something ({agreement(heed, reference):.0%} of held-out lines exact)",
-            agreement(heed, reference) >= 0.2, differences(heed, reference))
+    # Corpus BLEU (heed score), not exact lines: of 50 lines, the exact share moves by 5 to 10 points with the
+    # seed or a GEMM's order of sums (10-24% over six such runs), BLEU stayed within 26-41, and an untrained
+    # model scores about 0.
+    score = r.heed_run("score", "--hyp", r.write("heed.txt", "\n".join(heed) + "\n"),
+                       "--ref", r.write("reference.txt", "\n".join(reference) + "\n"), "--json")
+    bleu = json.loads(score.stdout)["bleu"]["score"] if score.returncode == 0 else 0.0
+    r.check(f"the model has learnt something (held-out BLEU {bleu:.1f}, {agreement(heed, reference):.0%} of lines "
+            "exact)", bleu >= 20, differences(heed, reference) + score.stderr[-500:])
 
     tokenizer = MarianTokenizer.from_pretrained(hf_dir)
     model = MarianMTModel.from_pretrained(hf_dir).eval()
