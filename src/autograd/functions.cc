@@ -2,6 +2,8 @@
 // the math of both lives in the op (src/ops/), so a reader sees the pairing here and the arithmetic there.
 #include "heed/autograd/functions.h"
 
+#include <algorithm>
+#include <array>
 #include <unordered_map>
 
 #include "heed/ops/adam.h"
@@ -37,15 +39,31 @@ void linear_parameter_grads(const Variable& weight, const Variable& bias, const 
 }
 
 // Its input gradient, added to the input's gradient so far by the GEMM itself.
-void linear_input_grad(const Variable& x, const Variable& weight, const Tensor& dy2, const Shape& x2_shape) {
+void linear_input_grad(const Variable& x, const Tensor& weight, const Tensor& dy2, const Shape& x2_shape) {
   if (!x.requires_grad()) return;
   Tensor prior;
   if (Tensor* sum = x.grad_for_sum(&prior)) {
     Tensor dx = sum->view(x2_shape);
-    ops::linear_backward_input(dy2, weight.value(), dx, prior.defined() ? prior.reshape(x2_shape) : prior);
+    ops::linear_backward_input(dy2, weight, dx, prior.defined() ? prior.reshape(x2_shape) : prior);
   } else {
-    x.accumulate_grad(ops::matmul(dy2, weight.value()).view(x.shape()));
+    x.accumulate_grad(ops::matmul(dy2, weight).view(x.shape()));
   }
+}
+
+// `parts` stacked along dimension 0: the active CastParametersScope's view when they lie end to end in its
+// copies, else a copy.
+Tensor stack_rows(const std::vector<Tensor>& parts) {
+  if (Tensor view = CastParametersScope::stacked_view(parts); view.defined()) return view;
+  Shape shape = parts.front().shape();
+  shape[0] = 0;
+  for (const Tensor& p : parts) shape[0] += p.size(0);
+  Tensor stacked = Tensor::empty(shape, parts.front().dtype(), parts.front().device());
+  int64_t row = 0;
+  for (const Tensor& p : parts) {
+    stacked.narrow(0, row, p.size(0)).copy_from(p);
+    row += p.size(0);
+  }
+  return stacked;
 }
 
 // x . weight^T (+ bias), then max(0, .) when `relu`: one GEMM pass either way (ops::linear_forward). ReLU's
@@ -71,7 +89,7 @@ Variable linear_impl(const Variable& x, const Variable& weight, const Variable& 
       Tensor dy2 = dy.reshape({-1, dy.size(-1)});
       if (relu) dy2 = ops::activation_backward(dy2, y, ops::Activation::ReLU, dropout_p, dropout_key);
       linear_parameter_grads(weight, bias, dy2, x2);
-      linear_input_grad(x, weight, dy2, x2.shape());
+      linear_input_grad(x, weight.value(), dy2, x2.shape());
     });
   }
   return result;
@@ -117,7 +135,47 @@ Variable feed_forward_relu(const Variable& x, const Variable& w1, const Variable
       Tensor dz = Tensor::empty(hidden.shape(), dy2.dtype(), dy2.device());
       ops::linear_backward_input_relu(dy2, w2.value(), dz, relu_mask);
       linear_parameter_grads(w1, b1, dz, x2);
-      linear_input_grad(x, w1, dz, x2.shape());
+      linear_input_grad(x, w1.value(), dz, x2.shape());
+    });
+  }
+  return result;
+}
+
+Variable linear_stacked(const Variable& x, const std::vector<Variable>& weights, const std::vector<Variable>& biases) {
+  HEED_CHECK(!weights.empty() && (biases.empty() || biases.size() == weights.size()),
+             "linear_stacked: {} weights with {} biases (all layers have a bias, or none)", weights.size(),
+             biases.size());
+  const int64_t in = x.size(-1);
+  std::vector<Tensor> weight_values, bias_values;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    HEED_CHECK(weights[i].value().dim() == 2 && weights[i].size(1) == in &&
+                   (biases.empty() || biases[i].shape() == Shape{weights[i].size(0)}),
+               "linear_stacked: input {} does not fit layer {}'s weight {}{}", shape_str(x.shape()), i,
+               shape_str(weights[i].shape()), biases.empty() ? "" : " and bias " + shape_str(biases[i].shape()));
+    weight_values.push_back(weights[i].value());
+    if (!biases.empty()) bias_values.push_back(biases[i].value());
+  }
+  const Tensor weight = stack_rows(weight_values);
+  const Tensor x2 = x.value().reshape({-1, in});
+  const Tensor y = biases.empty() ? ops::matmul(x2, weight, false, true)
+                                  : ops::linear_forward(x2, weight, stack_rows(bias_values));
+  Shape out_shape = x.shape();
+  out_shape.back() = weight.size(0);
+  Variable result(y.view(out_shape));
+  bool grads = needs_grad({&x});
+  for (size_t i = 0; i < weights.size(); ++i)
+    grads = grads || needs_grad({&weights[i], i < biases.size() ? &biases[i] : nullptr});
+  if (grads) {
+    record(result, [x, weights, biases, x2, weight](const Tensor& dy) {
+      const Tensor dy2 = dy.reshape({-1, dy.size(-1)});
+      int64_t first = 0;
+      for (size_t i = 0; i < weights.size(); ++i) {
+        const int64_t out_features = weights[i].size(0);
+        linear_parameter_grads(weights[i], biases.empty() ? Variable() : biases[i], dy2.narrow(1, first, out_features),
+                               x2);
+        first += out_features;
+      }
+      linear_input_grad(x, weight, dy2, x2.shape());
     });
   }
   return result;
@@ -255,8 +313,40 @@ thread_local ActiveCopies active_copies;
 ParameterCopies::ParameterCopies(std::vector<Variable> params, DType dtype) : params_(std::move(params)), dtype_(dtype) {
   HEED_CHECK(dtype == DType::BF16 || dtype == DType::F16, "parameter copies are BF16 or F16, got {}",
              dtype_name(dtype));
-  for (const Variable& p : params_)
-    copies_.push_back(Tensor::empty(p.shape(), dtype, p.value().device()));
+  if (params_.empty()) return;
+  std::stable_partition(params_.begin(), params_.end(), [](const Variable& p) { return p.value().dim() >= 2; });
+  // Each copy starts on a 16-byte boundary, as the GEMMs' operands must; a copy whose size is a multiple
+  // of 8 elements (every weight of a model with d % 8 == 0) leaves no gap before the next.
+  constexpr int64_t kAlign = 16 / 2;
+  std::vector<int64_t> offsets;
+  int64_t total = 0;
+  for (const Variable& p : params_) {
+    offsets.push_back(total);
+    total += (p.value().numel() + kAlign - 1) / kAlign * kAlign;
+  }
+  buffer_ = Tensor::empty({total}, dtype, params_.front().value().device());
+  for (size_t i = 0; i < params_.size(); ++i)
+    copies_.push_back(buffer_.narrow(0, offsets[i], params_[i].value().numel()).view(params_[i].shape()));
+}
+
+Tensor ParameterCopies::stacked_view(const std::vector<Tensor>& parts) const {
+  if (parts.empty() || !buffer_.defined()) return {};
+  const size_t element = dtype_size(dtype_);
+  const char* const base = static_cast<const char*>(buffer_.raw_data());
+  const char* next = static_cast<const char*>(parts.front().raw_data());
+  Shape shape = parts.front().shape();
+  shape[0] = 0;
+  for (const Tensor& p : parts) {
+    const bool follows = p.shares_storage(buffer_) && p.dtype() == dtype_ && p.is_contiguous() && p.dim() >= 1 &&
+                         p.dim() == static_cast<int>(shape.size()) &&
+                         std::equal(shape.begin() + 1, shape.end(), p.shape().begin() + 1) &&
+                         static_cast<const char*>(p.raw_data()) == next;
+    if (!follows) return {};
+    next += p.nbytes();
+    shape[0] += p.size(0);
+  }
+  const int64_t first = (static_cast<const char*>(parts.front().raw_data()) - base) / static_cast<int64_t>(element);
+  return buffer_.narrow(0, first, shape_numel(shape)).view(shape);
 }
 
 CastParametersScope::CastParametersScope(ParameterCopies& copies) {
@@ -280,6 +370,10 @@ Tensor CastParametersScope::copy_of(const Variable& x, DType dtype) {
   return copies->copies_[found->second];
 }
 
+Tensor CastParametersScope::stacked_view(const std::vector<Tensor>& parts) {
+  return active_copies.copies ? active_copies.copies->stacked_view(parts) : Tensor();
+}
+
 Variable cast(const Variable& x, DType dtype) {
   if (x.value().dtype() == dtype) return x;
   const Tensor copy = CastParametersScope::copy_of(x, dtype);
@@ -293,29 +387,68 @@ Variable cast(const Variable& x, DType dtype) {
   return result;
 }
 
-Variable attention(const Variable& q, const Variable& k, const Variable& v, int64_t heads,
-                   const ops::AttentionOptions& options) {
-  const int64_t d = q.size(-1);
-  HEED_CHECK(q.value().dim() == 3 && d % heads == 0, "attention: query {} cannot be split into {} heads",
-             shape_str(q.shape()), heads);
-  // [B, L, H*Dh] -> [B, L, H, Dh] -> [B, H, L, Dh]: a strided view that the op reads directly.
-  auto split = [heads](const Tensor& t) {
-    return t.view({t.size(0), t.size(1), heads, t.size(2) / heads}).transpose(1, 2);
+namespace {
+
+// Where q, k or v lies: the column range [first, first + d) of input `source`.
+struct Columns {
+  size_t source;
+  int64_t first;
+};
+
+// Attention whose q, k and v are column ranges of `sources` ([B, L, n * d] each, n ranges side by side).
+Variable attention_of(const std::vector<Variable>& sources, const std::array<Columns, 3>& qkv, int64_t d,
+                      int64_t heads, const ops::AttentionOptions& options) {
+  for (const Variable& s : sources)
+    HEED_CHECK(s.value().dim() == 3 && d % heads == 0 && s.size(-1) % d == 0,
+               "attention: projections {} cannot be split into {} heads of width {}", shape_str(s.shape()), heads, d);
+  // [B, L, n*d] -> [B, L, n*H, Dh] -> the H heads of the range -> [B, H, L, Dh]: a strided view that the op
+  // reads directly.
+  const int64_t head_dim = d / heads;
+  auto heads_of = [heads, head_dim](const Tensor& t, int64_t first) {
+    return t.view({t.size(0), t.size(1), t.size(2) / head_dim, head_dim})
+        .narrow(2, first / head_dim, heads)
+        .transpose(1, 2);
   };
-  auto merge = [](const Tensor& t, const Shape& shape) { return t.transpose(1, 2).reshape(shape); };
-  const Tensor qh = split(q.value().contiguous()), kh = split(k.value().contiguous()),
-               vh = split(v.value().contiguous());
-  ops::AttentionResult fwd = ops::attention_forward(qh, kh, vh, options);
-  Variable result(merge(fwd.out, q.shape()));
-  if (needs_grad({&q, &k, &v})) {
-    record(result, [q, k, v, qh, kh, vh, fwd, options, split, merge](const Tensor& dy) {
-      ops::AttentionGrads g = ops::attention_backward(split(dy.contiguous()), qh, kh, vh, fwd, options);
-      if (q.requires_grad()) q.accumulate_grad(merge(g.dq, q.shape()));
-      if (k.requires_grad()) k.accumulate_grad(merge(g.dk, k.shape()));
-      if (v.requires_grad()) v.accumulate_grad(merge(g.dv, v.shape()));
+  std::vector<Tensor> values;
+  for (const Variable& s : sources) values.push_back(s.value().contiguous());
+  std::array<Tensor, 3> in;
+  for (size_t i = 0; i < 3; ++i) in[i] = heads_of(values[qkv[i].source], qkv[i].first);
+  const ops::AttentionResult fwd = ops::attention_forward(in[0], in[1], in[2], options);
+  Variable result(fwd.out.transpose(1, 2).reshape({in[0].size(0), in[0].size(2), d}));
+  bool grads = false;
+  for (const Variable& s : sources) grads = grads || needs_grad({&s});
+  if (grads) {
+    record(result, [sources, qkv, in, fwd, options, heads_of](const Tensor& dy) {
+      // Every input's gradient is one buffer that the op writes by column ranges, and that buffer is the
+      // gradient: no range is left unwritten, since q, k and v cover each input's columns.
+      std::vector<Tensor> buffers;
+      for (const Variable& s : sources) buffers.push_back(Tensor::empty(s.shape(), s.value().dtype(), dy.device()));
+      const ops::AttentionGrads g{heads_of(buffers[qkv[0].source], qkv[0].first),
+                                  heads_of(buffers[qkv[1].source], qkv[1].first),
+                                  heads_of(buffers[qkv[2].source], qkv[2].first)};
+      ops::attention_backward_into(heads_of(dy.contiguous(), 0), in[0], in[1], in[2], fwd, options, g);
+      for (size_t i = 0; i < sources.size(); ++i)
+        if (sources[i].requires_grad()) sources[i].accumulate_grad(buffers[i]);
     });
   }
   return result;
+}
+
+}  // namespace
+
+Variable self_attention(const Variable& qkv, int64_t heads, const ops::AttentionOptions& options) {
+  HEED_CHECK(qkv.value().dim() == 3 && qkv.size(-1) % 3 == 0,
+             "self_attention: q, k and v side by side must be [B, L, 3d], got {}", shape_str(qkv.shape()));
+  const int64_t d = qkv.size(-1) / 3;
+  return attention_of({qkv}, {Columns{0, 0}, Columns{0, d}, Columns{0, 2 * d}}, d, heads, options);
+}
+
+Variable cross_attention(const Variable& q, const Variable& kv, int64_t heads, const ops::AttentionOptions& options) {
+  const int64_t d = q.size(-1);
+  HEED_CHECK(q.value().dim() == 3 && kv.value().dim() == 3 && kv.size(-1) == 2 * d && kv.size(0) == q.size(0),
+             "cross_attention: k and v side by side must be [B={}, Lk, {}] for q {}, got {}", q.size(0), 2 * d,
+             shape_str(q.shape()), shape_str(kv.shape()));
+  return attention_of({q, kv}, {Columns{0, 0}, Columns{1, 0}, Columns{1, d}}, d, heads, options);
 }
 
 CrossEntropy cross_entropy(const Variable& logits, const Tensor& targets, int64_t ignore_index, float smoothing,

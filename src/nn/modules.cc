@@ -69,8 +69,15 @@ Variable MultiHeadAttention::operator()(const Variable& x_q, const Variable& x_k
     options.dropout_key = ctx.next_key();
   }
   if (probabilities) return attend_recording(x_q, x_kv, options, probabilities);
-  Variable o = autograd::attention(q_proj_(x_q), k_proj_(x_kv), v_proj_(x_kv), heads_, options);
-  return out_proj_(o);
+  // The projections of one input as one GEMM: q, k and v for self-attention, k and v for cross-attention.
+  const DType t = x_q.value().dtype();
+  const Variable wk = k_proj_.weight_as(t), bk = k_proj_.bias_as(t), wv = v_proj_.weight_as(t), bv = v_proj_.bias_as(t);
+  if (x_q.same(x_kv)) {
+    const Variable qkv = autograd::linear_stacked(x_q, {q_proj_.weight_as(t), wk, wv}, {q_proj_.bias_as(t), bk, bv});
+    return out_proj_(autograd::self_attention(qkv, heads_, options));
+  }
+  const Variable kv = autograd::linear_stacked(x_kv, {wk, wv}, {bk, bv});
+  return out_proj_(autograd::cross_attention(q_proj_(x_q), kv, heads_, options));
 }
 
 void MultiHeadAttention::cache_keys_values(const Variable& x_kv, const KeyValueCache& cache) const {
@@ -88,7 +95,7 @@ Variable MultiHeadAttention::attend_recording(const Variable& x_q, const Variabl
                                               const ops::AttentionOptions& options, Tensor* probabilities) const {
   HEED_CHECK(!autograd::grad_enabled(), "recording attention probabilities is for inference: no gradients");
   const int64_t batch = x_q.size(0), length = x_q.size(1), d = x_q.size(-1);
-  // [B, L, H*Dh] -> [B, H, L, Dh] views, as autograd::attention makes them.
+  // [B, L, H*Dh] -> [B, H, L, Dh] views, as autograd::self_attention makes them.
   const auto split = [this](const Tensor& t) {
     return t.view({t.size(0), t.size(1), heads_, t.size(2) / heads_}).transpose(1, 2);
   };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "heed/autograd/variable.h"
 #include "heed/ops/activation.h"
@@ -23,6 +24,13 @@ Variable linear_relu_dropout(const Variable& x, const Variable& weight, const Va
 // where a pass of its own would read the [tokens, ffn] gradient and the ReLU's output and write it again.
 Variable feed_forward_relu(const Variable& x, const Variable& w1, const Variable& b1, const Variable& w2,
                            const Variable& b2);
+// Linear layers that read one input, as one GEMM (attention's q, k and v projections): their outputs side
+// by side, [..., sum of their out], which self_attention and cross_attention read as column ranges. The
+// weights go in as one [sum of out, in] matrix: a view when their values lie end to end in one buffer (the
+// 16-bit copies of a CastParametersScope, ParameterCopies's layout), else a copy; so do the biases (all or
+// none). The backward takes one input-gradient GEMM, and each layer's weight and bias gradients from its
+// column range of the output gradient, written where they live as linear's are.
+Variable linear_stacked(const Variable& x, const std::vector<Variable>& weights, const std::vector<Variable>& biases);
 Variable add(const Variable& a, const Variable& b);
 Variable mul(const Variable& a, const Variable& b);
 // Sum of all elements, 0-d.
@@ -52,11 +60,19 @@ class ParameterCopies {
  public:
   ParameterCopies() = default;
   // fp32 parameters; dtype BF16 or F16.
+  // The copies lie in one buffer: first the matrices, then the other parameters, each group in the order
+  // given, so that the weights of layers created one after another (attention's q, k and v), and their
+  // biases, are adjacent and one GEMM reads them as one matrix (stacked_view).
   ParameterCopies(std::vector<Variable> params, DType dtype);
+
+  // `parts` stacked along dimension 0, as a view of the buffer, when they are copies that lie end to end in
+  // it; else undefined.
+  Tensor stacked_view(const std::vector<Tensor>& parts) const;
 
  private:
   friend class CastParametersScope;
   std::vector<Variable> params_;
+  Tensor buffer_;
   std::vector<Tensor> copies_;
   DType dtype_ = DType::BF16;
 };
@@ -73,12 +89,17 @@ class CastParametersScope {
 
   // x's copy in the thread's active scope, or an undefined tensor when there is none for x in `dtype`.
   static Tensor copy_of(const Variable& x, DType dtype);
+  // The active scope's ParameterCopies::stacked_view of `parts`; undefined without a scope.
+  static Tensor stacked_view(const std::vector<Tensor>& parts);
 };
 
-// Multi-head attention core on [B, L, heads * head_dim] projections: splits heads, runs the fused
-// attention op, and merges heads again, without copies.
-Variable attention(const Variable& q, const Variable& k, const Variable& v, int64_t heads,
-                   const ops::AttentionOptions& options);
+// Multi-head attention core on projections side by side, as linear_stacked makes them: splits heads, runs
+// the fused attention op, and merges heads again, without copies. The backward writes dq, dk and dv straight
+// into the column ranges of one gradient per input, which linear_stacked's backward then takes whole.
+// Self-attention: q, k and v are the column ranges [0, d), [d, 2d) and [2d, 3d) of qkv [B, L, 3d].
+Variable self_attention(const Variable& qkv, int64_t heads, const ops::AttentionOptions& options);
+// Cross-attention: q [B, Lq, d]; k and v are the ranges [0, d) and [d, 2d) of kv [B, Lk, 2d].
+Variable cross_attention(const Variable& q, const Variable& kv, int64_t heads, const ops::AttentionOptions& options);
 
 struct CrossEntropy {
   Variable loss;   // 0-d: smoothed loss summed over counted tokens, divided by `normalizer`
