@@ -361,43 +361,60 @@ TEST_CASE("attention on the simulated GPU runs the kernels and returns the op's 
                     Catch::Contains("must be BF16 or F16"));
 }
 
+namespace {
+
+// q, k and v as the column ranges of one [B, L, 3 H D] projection, as self-attention on a fused QKV
+// product reads them, and their gradients written into the same ranges of one buffer filled with NaN
+// first: every element must be written, and with the bits attention_backward gives for the same views
+// (the same kernels and order of sums, only the destination's strides differ), on `device` with `backend`.
+// 70 positions straddle the 64-wide tiles.
+void check_backward_into_ranges(Device device, ops::AttentionBackend backend) {
+  INFO(device.str() << (backend == ops::AttentionBackend::Cudnn ? " cudnn" : ""));
+  const int64_t B = 2, H = 2, L = 70, D = 32, d = H * D;
+  const DType dtype = device.is_cpu() ? DType::F32 : DType::BF16;
+  const auto packed = [&](uint32_t seed, int64_t ranges) {
+    return random_tensor({B, L, ranges * d}, seed).to(dtype).to(device);
+  };
+  // Range r of a [B, L, n * d] tensor as [B, H, L, D].
+  const auto range = [&](const Tensor& t, int64_t r) {
+    return t.view({B, L, t.size(2) / D, D}).narrow(2, r * H, H).transpose(1, 2);
+  };
+  const Tensor qkv = packed(1, 3), dout = packed(2, 1);
+  ops::AttentionOptions opt;
+  opt.scale = 0.4f;
+  opt.causal = true;
+  opt.key_padding = padding_mask(B, L).to(device);
+  opt.backend = backend;
+  const Tensor q = range(qkv, 0), k = range(qkv, 1), v = range(qkv, 2), dov = range(dout, 0);
+  const ops::AttentionResult fwd = ops::attention_forward(q, k, v, opt);
+  const ops::AttentionGrads want = ops::attention_backward(dov, q, k, v, fwd, opt);
+  Tensor buffer = Tensor::full({B, L, 3 * d}, std::numeric_limits<float>::quiet_NaN()).to(dtype).to(device);
+  const ops::AttentionGrads into{range(buffer, 0), range(buffer, 1), range(buffer, 2)};
+  ops::attention_backward_into(dov, q, k, v, fwd, opt, into);
+  const auto host = [](const Tensor& t) { return testing::to_host_f32(t.contiguous()).to_vector<float>(); };
+  for (const float x : host(buffer)) REQUIRE(std::isfinite(x));
+  CHECK(host(into.dq) == host(want.dq));
+  CHECK(host(into.dk) == host(want.dk));
+  CHECK(host(into.dv) == host(want.dv));
+  const ops::AttentionGrads short_dk{into.dq, range(buffer, 1).narrow(2, 0, L - 1), into.dv};
+  CHECK_THROWS_WITH(ops::attention_backward_into(dov, q, k, v, fwd, opt, short_dk),
+                    Catch::Contains(fmt::format("dk must be {} [2, 2, 70, 32]", dtype_name(dtype))));
+}
+
+}  // namespace
+
 TEST_CASE("attention_backward_into writes the gradients into column ranges of one buffer, as attention_backward "
           "returns them",
           "[ops][attention][sim]") {
-  // q, k and v as the column ranges of one [B, L, 3 H D] projection, as self-attention on a fused QKV
-  // product reads them, and their gradients written into the same ranges of one buffer filled with NaN
-  // first: every element must be written, and with the bits attention_backward gives for the same views
-  // (the same kernel and order of sums, only the destination's strides differ). On the CPU in fp32 and
-  // on the simulated GPU's kernels in bf16. 70 positions straddle the 64-wide tiles.
-  const int64_t B = 2, H = 2, L = 70, D = 32, d = H * D;
-  for (const Device device : {Device::cpu(), Device::sim()}) {
-    INFO(device.str());
-    const DType dtype = device.is_cpu() ? DType::F32 : DType::BF16;
-    const auto packed = [&](uint32_t seed, int64_t ranges) {
-      return random_tensor({B, L, ranges * d}, seed).to(dtype).to(device);
-    };
-    // Range r of a [B, L, n * d] tensor as [B, H, L, D].
-    const auto range = [&](const Tensor& t, int64_t r) {
-      return t.view({B, L, t.size(2) / D, D}).narrow(2, r * H, H).transpose(1, 2);
-    };
-    const Tensor qkv = packed(1, 3), dout = packed(2, 1);
-    ops::AttentionOptions opt;
-    opt.scale = 0.4f;
-    opt.causal = true;
-    opt.key_padding = padding_mask(B, L).to(device);
-    const Tensor q = range(qkv, 0), k = range(qkv, 1), v = range(qkv, 2), dov = range(dout, 0);
-    const ops::AttentionResult fwd = ops::attention_forward(q, k, v, opt);
-    const ops::AttentionGrads want = ops::attention_backward(dov, q, k, v, fwd, opt);
-    Tensor buffer = Tensor::full({B, L, 3 * d}, std::numeric_limits<float>::quiet_NaN()).to(dtype).to(device);
-    const ops::AttentionGrads into{range(buffer, 0), range(buffer, 1), range(buffer, 2)};
-    ops::attention_backward_into(dov, q, k, v, fwd, opt, into);
-    const auto host = [](const Tensor& t) { return testing::to_host_f32(t.contiguous()).to_vector<float>(); };
-    for (const float x : host(buffer)) REQUIRE(std::isfinite(x));
-    CHECK(host(into.dq) == host(want.dq));
-    CHECK(host(into.dk) == host(want.dk));
-    CHECK(host(into.dv) == host(want.dv));
-    const ops::AttentionGrads short_dk{into.dq, range(buffer, 1).narrow(2, 0, L - 1), into.dv};
-    CHECK_THROWS_WITH(ops::attention_backward_into(dov, q, k, v, fwd, opt, short_dk),
-                      Catch::Contains(fmt::format("dk must be {} [2, 2, 70, 32]", device.is_cpu() ? "F32" : "BF16")));
-  }
+  check_backward_into_ranges(Device::cpu(), ops::AttentionBackend::Fused);
+  check_backward_into_ranges(Device::sim(), ops::AttentionBackend::Fused);
+}
+
+TEST_CASE("attention_backward_into writes column ranges on the GPU, with the kernels and with cuDNN",
+          "[ops][attention][gpu]") {
+  if (!testing::gpu_or_skip()) return;
+  check_backward_into_ranges(Device::cuda(0), ops::AttentionBackend::Fused);
+#ifdef HEED_WITH_CUDNN
+  check_backward_into_ranges(Device::cuda(0), ops::AttentionBackend::Cudnn);
+#endif
 }
