@@ -221,7 +221,6 @@ void print_estimate(BenchConfig c, DType compute, int64_t tokens, bool json) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  heed::ops::correct_cpu_gemm_kernels();  // as heed's main does
   std::string which = "all", device_name = "cpu", precision = "auto", estimate;
   int steps = 10;
   bool json = false;
@@ -256,8 +255,8 @@ int main(int argc, char** argv) {
   const double gemm = gemm_gflops(device, compute);
   if (device.is_cpu()) {
     const ops::CpuGemmLibrary library = ops::cpu_gemm_library();
-    fmt::print("sgemm 1024^3: {:.1f} GFLOP/s with {} threads ({}{})\n", gemm, omp_get_max_threads(),
-               library.description, library.detected.empty() ? "" : ", selected over " + library.detected);
+    fmt::print("sgemm 1024^3: {:.1f} GFLOP/s with {} threads ({})\n", gemm, omp_get_max_threads(),
+               library.description);
   }
   else
     fmt::print("{} GEMM 1024^3 on {}: {:.1f} TFLOP/s\n", dtype_name(compute), device.str(), gemm / 1e3);

@@ -8,12 +8,7 @@
 # autocast (bench/pytorch_train_step.py --mode). The table gives each, and each config's ratio of Heed to
 # PyTorch's best setup, and to its best fp32 setup. The machine is noisy, so each round runs every
 # program on both configs, and the table reports the medians.
-#
-# Heed runs on the OpenBLAS kernels it picks for this CPU: the script unsets OPENBLAS_CORETYPE, which
-# the development environment sets to Haswell (AVX2 kernels, about half of sgemm's speed on an AVX-512
-# CPU; tests and CI keep it). HEED_BENCH_KEEP_CORETYPE=1 keeps it.
 set -euo pipefail
-[ "${HEED_BENCH_KEEP_CORETYPE:-0}" = 1 ] || unset OPENBLAS_CORETYPE
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 threads=${2:-2}
@@ -34,8 +29,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 echo
-echo "medians over $rounds rounds, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
-  "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}:"
+echo "medians over $rounds rounds, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs):"
 "$python" - "$log" <<'PY'
 import re, statistics, sys
 rows = {}

@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libopenblas-openmp-dev   # GEMM; the OpenMP build shares Heed's thread pool
+  libdnnl-dev              # oneDNN: the CPU's GEMMs, on GNU OpenMP like Heed
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsentencepiece-dev     # tokenizer (C++ API)
   libopenmpi-dev openmpi-bin  # data-parallel training on CPUs (mpirun)

@@ -9,8 +9,8 @@
 # check is known to bite; and every __syncthreads and __syncwarp of kernels/, dropped in turn by the
 # simulator (tests/barrier_mutations.py), makes its kernel's tests fail or ThreadSanitizer report a race.
 # Debian 12's default clang 14 lacks _Float16 on x86 (include/heed/core/half.h); clang-16 has it.
-# OpenMP and OpenBLAS run single-threaded here: their runtimes are not instrumented, and the threads
-# under test are the simulator's own.
+# OpenMP, and oneDNN's GEMMs with it, run single-threaded here: their runtimes are not instrumented, and
+# the threads under test are the simulator's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -19,7 +19,7 @@ CC=clang-16 CXX=clang++-16 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDe
   -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_CXX_FLAGS=-fsanitize=thread \
   -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
 cmake --build build-tsan -j "$(nproc)" --target heed_tests
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+export OMP_NUM_THREADS=1
 export TSAN_OPTIONS="external_symbolizer_path=/usr/lib/llvm-16/bin/llvm-symbolizer"
 
 # Under each schedule: the adversarial ones land half of the cp.async copies at issue, the moment a

@@ -6,7 +6,6 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include "heed/ops/matmul.h"
 #include "skip.h"
 
 namespace {
@@ -30,7 +29,6 @@ struct SkipCounter : Catch::TestEventListenerBase {
 CATCH_REGISTER_LISTENER(SkipCounter)
 
 int main(int argc, char* argv[]) {
-  heed::ops::correct_cpu_gemm_kernels();  // as heed's main does: the products of the tests run at speed
   const int failures = Catch::Session().run(argc, argv);
   const bool all_skipped = SkipCounter::cases > 0 && SkipCounter::skipped == SkipCounter::cases;
   return failures == 0 && all_skipped ? heed::testing::kSkipExitCode : failures;

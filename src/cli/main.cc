@@ -8,10 +8,8 @@
 #include "cli/commands.h"
 #include "heed/core/error.h"
 #include "heed/dist/communicator.h"
-#include "heed/ops/matmul.h"
 
 int main(int argc, char** argv) {
-  heed::ops::correct_cpu_gemm_kernels();  // before any product, and before OpenMP starts threads
   // Logs go to stderr: stdout carries results (translations, the JSON line of `heed grads`).
   spdlog::set_default_logger(spdlog::stderr_color_mt("heed"));
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");

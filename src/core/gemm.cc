@@ -1,7 +1,10 @@
 #include "core/gemm.h"
 
-#include <cblas.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
 
+#include <csignal>
 #include <vector>
 
 #include "heed/core/error.h"
@@ -65,9 +68,8 @@ void gemm_sim(const GemmDesc& d) {
       for (int64_t col = 0; col < d.n; ++col)
         c[r * d.n + col] = d.beta == 0.0f ? 0.0f : load(d.c ? d.c : d.out, i * d.out_batch_stride + r * d.ldo + col, d.out_dtype);
     if (d.k > 0)
-      cblas_sgemm(CblasRowMajor, d.a.trans ? CblasTrans : CblasNoTrans, d.b.trans ? CblasTrans : CblasNoTrans,
-                  static_cast<int>(d.m), static_cast<int>(d.n), static_cast<int>(d.k), d.alpha, a.data(),
-                  static_cast<int>(a_cols), b.data(), static_cast<int>(b_cols), d.beta, c.data(), static_cast<int>(d.n));
+      cpu_sgemm(d.a.trans, d.b.trans, d.m, d.n, d.k, d.alpha, a.data(), a_cols, b.data(), b_cols, d.beta, c.data(),
+                d.n);
     else
       for (float& v : c) v *= d.beta;
     if (d.bias_grad) sum_rows_of_op_a(a, d.a.trans, d.m, d.k, static_cast<float*>(d.bias_grad));
@@ -113,6 +115,22 @@ void gemm(Device device, const GemmDesc& d) {
   if (device.is_cuda()) return cuda::gemm_cublaslt(device.index, d);
 #endif
   HEED_CHECK(false, "gemm: no GPU GEMM for {}", device.str());
+}
+
+void cpu_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  sigset_t stop, saved;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, &saved);
+  // oneDNN threads a product over omp_get_max_threads() unless it is called inside a parallel region.
+  const int threads = omp_get_max_threads();
+  if (!omp_in_parallel()) omp_set_num_threads(1);
+  // It reports only invalid arguments, which the callers' checks exclude.
+  dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (!omp_in_parallel()) omp_set_num_threads(threads);
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
 }  // namespace heed

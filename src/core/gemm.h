@@ -58,6 +58,18 @@ inline int64_t relu_mask_ld(int64_t n) { return (n + 127) / 128 * 128; }
 // Runs on `device` (cuda or sim); every pointer is that device's memory.
 void gemm(Device device, const GemmDesc& desc);
 
+// c = alpha * op(a) . op(b) + beta * c on the CPU, row-major fp32 (op(a) m x k, op(b) k x n): oneDNN's
+// sgemm, run by the calling thread alone, with SIGINT and SIGTERM held back until it returns.
+//
+// Why the signals wait: a SIGTERM handled while oneDNN's just-in-time kernels ran corrupted the heap
+// (glibc aborted in dnnl_sgemm's free, "corrupted size vs. prev_size", in about one stop in six of the
+// SIGTERM check of tests/python/test_train_cli.py; none in 90 with the signals held). A signal that comes
+// meanwhile is delivered as the product ends, so a stop still saves. Why the calling thread alone: no
+// other thread may run those kernels with the signals let through. Heed's CPU matmul splits large products
+// over its threads itself, one call each (ops/matmul_cpu.cc).
+void cpu_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
 #ifdef HEED_WITH_CUDA
 namespace cuda {
 void gemm_cublaslt(int device, const GemmDesc& desc);  // gemm_cublaslt.cu

@@ -1,25 +1,21 @@
-// Matrix products on the CPU: cblas_sgemm per batch entry, with transposed views folded into CblasTrans
-// by matmul_layout (matmul_backends.h), so attention heads and weight transposes go in without a copy.
+// Matrix products on the CPU: oneDNN's sgemm per batch entry (cpu_sgemm, core/gemm.h), with transposed
+// views folded into its transpose flags by matmul_layout (matmul_backends.h), so attention heads and weight
+// transposes go in without a copy.
 //
-// Threads: for products with enough rows, rather than letting OpenBLAS split each product over the
-// OpenMP threads, we give each thread a block of rows and it runs a single-threaded sgemm on its block
-// (OpenBLAS's OpenMP build runs single-threaded inside a parallel region). Each thread then packs only
-// its own panel and never waits on the others mid-product. On the training step's shapes this measured
-// up to 25% faster than OpenBLAS's own threading on a 2-core EPYC, most on the output layer's products
-// with the vocabulary (bench/bench_train_step).
-//
-// Each block is big enough that OpenBLAS runs it on its regular kernels: a single-threaded call with
-// fewer than 28·512² multiply-adds may take its "direct" small-matrix sgemm (SkylakeX and later), which is
-// slower here. Blocks start on a multiple of the 16-row micro-kernel tile. The split is fixed by the
-// shape and the thread count, so a run reproduces exactly; its last bits can differ from OpenBLAS's own
-// threading, as OpenBLAS's results differ between its thread counts (seen for weight gradients with a
-// long K, e.g. 128 x 128 x 3570, and with OPENBLAS_CORETYPE=Haswell; most of the step's products come
-// out bit for bit the same).
-#include <cblas.h>
+// Threads: rather than letting the library split each product over the OpenMP threads, we give each
+// thread a block of rows (or of columns, for a product of few rows such as a decoding step's with the
+// vocabulary) and it runs a single-threaded sgemm on its block. Each thread then packs only its own panel
+// and never waits on the others mid-product. On the training step's shapes this measured faster than the
+// libraries' own threading on a 2-core EPYC, OpenBLAS's (up to 25%) and oneDNN's (about 5%), most on the
+// output layer's products with the vocabulary (bench/bench_train_step). A product of fewer than two
+// blocks of 2^20 multiply-adds runs on the calling thread alone. Blocks start on a multiple of the
+// 16-row micro-kernel tile. The split is fixed by the shape and the thread count, so a run reproduces
+// exactly.
 #include <omp.h>
 
 #include <algorithm>
 
+#include "core/gemm.h"
 #include "ops/elementwise_backends.h"
 #include "ops/matmul_backends.h"
 
@@ -27,11 +23,11 @@ namespace heed::ops::cpu {
 
 namespace {
 
-constexpr int64_t kSplitMinBlockMacs = int64_t(1) << 23;
+constexpr int64_t kSplitMinBlockMacs = int64_t(1) << 20;
 constexpr int kSplitAlign = 16;
 
 struct Gemm {
-  CBLAS_TRANSPOSE ta, tb;
+  bool ta, tb;  // op(A) = A^T, op(B) = B^T
   int m, n, k;
   float alpha, beta;
   const float* a;
@@ -41,22 +37,34 @@ struct Gemm {
   float* c;
   int ldc;
 
-  void run() const { cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+  void run() const { cpu_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
 
   // Rows [begin, end) of the product: rows of op(A) are rows of A, or columns of a transposed A.
   Gemm rows(int begin, int end) const {
     Gemm g = *this;
     g.m = end - begin;
-    g.a = a + (ta == CblasNoTrans ? int64_t(begin) * lda : begin);
+    g.a = a + (ta ? begin : int64_t(begin) * lda);
     g.c = c + int64_t(begin) * ldc;
+    return g;
+  }
+  // Columns [begin, end): columns of op(B) are columns of B, or rows of a transposed B.
+  Gemm columns(int begin, int end) const {
+    Gemm g = *this;
+    g.n = end - begin;
+    g.b = b + (tb ? int64_t(begin) * ldb : begin);
+    g.c = c + begin;
     return g;
   }
 };
 
 void run_split(const Gemm& g) {
-  const int64_t row_macs = int64_t(g.n) * g.k;
-  const int64_t tiles = (g.m + kSplitAlign - 1) / kSplitAlign;
-  const int64_t parts = std::min<int64_t>({omp_get_max_threads(), tiles, int64_t(g.m) * row_macs / kSplitMinBlockMacs});
+  const int64_t most = std::min<int64_t>(omp_get_max_threads(), int64_t(g.m) * g.n * g.k / kSplitMinBlockMacs);
+  // By rows where every thread gets a tile of them, else by columns (a decoding step's few rows times the
+  // vocabulary).
+  const bool by_rows = g.m >= most * kSplitAlign;
+  const int extent = by_rows ? g.m : g.n;
+  const int64_t tiles = (extent + kSplitAlign - 1) / kSplitAlign;
+  const int64_t parts = std::min(most, tiles);
   if (parts < 2 || omp_in_parallel()) {
     g.run();
     return;
@@ -64,9 +72,9 @@ void run_split(const Gemm& g) {
   const int chunk = static_cast<int>((tiles + parts - 1) / parts * kSplitAlign);
 #pragma omp parallel num_threads(static_cast<int>(parts))
   {
-    const int begin = std::min(g.m, omp_get_thread_num() * chunk);
-    const int end = std::min(g.m, begin + chunk);
-    if (begin < end) g.rows(begin, end).run();
+    const int begin = std::min(extent, omp_get_thread_num() * chunk);
+    const int end = std::min(extent, begin + chunk);
+    if (begin < end) (by_rows ? g.rows(begin, end) : g.columns(begin, end)).run();
   }
 }
 
@@ -119,8 +127,8 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
     return;
   }
   for (int64_t i = 0; i < batches; ++i) {
-    const Gemm g{va.trans ? CblasTrans : CblasNoTrans,
-                 vb.trans ? CblasTrans : CblasNoTrans,
+    const Gemm g{va.trans,
+                 vb.trans,
                  m,
                  n,
                  k,

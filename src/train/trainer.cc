@@ -352,19 +352,15 @@ struct TrainingLoop {
   }
 };
 
-// The CPU's GEMM library and kernels, once per run: OpenBLAS falling back to kernels older than the CPU
-// slows training several times over, which nothing else would show.
+// The CPU's GEMM library and kernels, once per run: kernels older than the CPU slow training several times
+// over, which nothing else would show.
 void log_cpu_gemm() {
   const ops::CpuGemmLibrary gemm = ops::cpu_gemm_library();
   spdlog::info("gemm: {}, on a CPU with {}", gemm.description, ops::vector_level_name(gemm.cpu));
-  if (!gemm.detected.empty())
-    spdlog::info("gemm: OpenBLAS chose its {} kernels ({}) for this CPU; Heed selected its {} kernels instead",
-                 gemm.detected, ops::vector_level_name(ops::openblas_kernel_level(gemm.detected)), gemm.kernel_name);
   if (gemm.falls_back())
     spdlog::warn("gemm: the library runs its {} kernels ({}) on a CPU with {}, so matrix products run several "
-                 "times slower than they could (OPENBLAS_CORETYPE={} selects better ones)",
-                 gemm.kernel_name, ops::vector_level_name(gemm.kernels), ops::vector_level_name(gemm.cpu),
-                 gemm.cpu == ops::VectorLevel::Avx512 ? "SkylakeX" : "Haswell");
+                 "times slower than they could (is ONEDNN_MAX_CPU_ISA set?)",
+                 gemm.kernel_name, ops::vector_level_name(gemm.kernels), ops::vector_level_name(gemm.cpu));
 }
 
 // train() once the run directory is claimed and its log open.

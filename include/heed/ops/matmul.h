@@ -1,4 +1,4 @@
-// Matrix products through cblas_sgemm (OpenBLAS) on the CPU.
+// Matrix products through oneDNN's sgemm on the CPU.
 #pragma once
 
 #include <string>
@@ -39,37 +39,32 @@ void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& 
 
 // --- Which GEMM kernels the CPU runs.
 //
-// OpenBLAS picks its kernels for the CPU it finds when it loads. Debian's 0.3.21 does not know every
-// recent CPU: on some Intel Xeons with AVX-512 it falls back to its SSE3 (Prescott) kernels, which run
-// Heed's products several times slower. Heed's programs correct that choice before their first product
-// (correct_cpu_gemm_kernels); `heed train` logs the library and its kernels once, and warns when the
-// kernels are still older than the CPU.
+// oneDNN generates its GEMM kernels when a process starts, for the newest instruction set it finds in the
+// CPU's feature flags. It reads no table of CPU models, which is how Debian's OpenBLAS 0.3.21 sent Intel
+// Xeons with AVX-512 that it did not know to its SSE3 kernels. `heed train` logs the library and its
+// instruction set once, and warns when the set is older than the CPU (ONEDNN_MAX_CPU_ISA set lower, or a
+// CPU that oneDNN does not understand).
 
 // The x86-64 vector extensions that a CPU has, or that a library's kernels use.
 enum class VectorLevel { Unknown, BeforeAvx2, Avx2, Avx512 };
 const char* vector_level_name(VectorLevel level);
 
-// The level of OpenBLAS's kernels for the core name openblas_get_corename() gives (case-insensitive):
-// Unknown for a name this table does not hold.
-VectorLevel openblas_kernel_level(const std::string& core_name);
+// One of oneDNN's instruction sets (dnnl_cpu_isa_t): its name in oneDNN's logs, and its level; Unknown for
+// a value this table does not hold.
+struct OnednnIsa {
+  const char* name;
+  VectorLevel level;
+};
+OnednnIsa onednn_isa(int isa);
 
 struct CpuGemmLibrary {
-  std::string description;  // e.g. "OpenBLAS 0.3.21, Cooperlake kernels (AVX-512), OpenMP threads"
-  std::string kernel_name;  // the library's name for its kernels, e.g. "Cooperlake"
+  std::string description;  // e.g. "oneDNN 2.6.3, avx512_core_bf16 kernels (AVX-512), OpenMP threads"
+  std::string kernel_name;  // oneDNN's name for its instruction set, e.g. "avx512_core_bf16"
   VectorLevel kernels = VectorLevel::Unknown;
   VectorLevel cpu = VectorLevel::Unknown;  // what this CPU supports
-  std::string detected;  // the kernels OpenBLAS chose itself, where correct_cpu_gemm_kernels replaced them
   // Kernels of a lower level than the CPU's: the products run slower than the CPU allows.
   bool falls_back() const { return kernels != VectorLevel::Unknown && cpu != VectorLevel::Unknown && kernels < cpu; }
 };
 CpuGemmLibrary cpu_gemm_library();
-
-// Where OpenBLAS's kernels are older than the CPU and the user did not choose them (OPENBLAS_CORETYPE unset),
-// runs OpenBLAS's kernel selection again for the CPU's level: its SkylakeX kernels for AVX-512, Haswell for
-// AVX2. This goes through two functions that OpenBLAS builds with runtime kernel selection export,
-// gotoblas_dynamic_quit and gotoblas_dynamic_init, looked up at run time: a library without them is left
-// as it is (and `heed train` warns). Call it before the first product, from one thread: Heed's programs do,
-// first thing in main. Doing nothing when nothing falls back, it may be called again.
-void correct_cpu_gemm_kernels();
 
 }  // namespace heed::ops
