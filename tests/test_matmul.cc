@@ -75,7 +75,7 @@ TEST_CASE("matmul split over two threads by rows and by columns matches a naive 
   // K * 2^-24 * K, 2.4e-3, while a block written to the wrong place is off by O(1).
   const int threads = omp_get_max_threads();
   omp_set_num_threads(2);
-  for (const auto [m, n, k] : {std::tuple{100, 300, 100}, std::tuple{5, 3000, 200}})
+  for (const auto& [m, n, k] : {std::tuple{100, 300, 100}, std::tuple{5, 3000, 200}})
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
         INFO(m << " x " << n << " x " << k << (ta ? " A^T" : "") << (tb ? " B^T" : ""));
