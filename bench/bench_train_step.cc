@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -237,12 +238,13 @@ int main(int argc, char** argv) {
     else which = argv[i];
   }
   const Device device = resolve_device(device_name, "--device");
-  if (precision == "auto") precision = device.is_cpu() ? "fp32" : "bf16";
-  const DType compute = precision == "bf16" ? DType::BF16 : precision == "fp16" ? DType::F16 : DType::F32;
+  const nn::Precision resolved = nn::resolve_precision(precision, device, "--precision");
+  const DType compute = resolved.compute;
+  std::optional<ops::CpuBf16GemmScope> bf16_products;  // the CPU's bf16: its products only
+  if (resolved.cpu_bf16_gemm) bf16_products.emplace("--precision bf16");
   if (!estimate.empty()) {
     HEED_CHECK(estimate == "h100", "--estimate {}: the only GPU model is h100", estimate);
     HEED_CHECK(device.is_sim(), "--estimate counts on the simulator: give --device sim");
-    HEED_CHECK(compute != DType::F32, "--estimate: the GPU path trains in bf16 or fp16");
     HEED_CHECK(tokens > 0 && vocab >= 0, "--tokens must be positive and --vocab not negative");
     for (BenchConfig c : configs())
       if (which == c.name) {
@@ -255,8 +257,8 @@ int main(int argc, char** argv) {
   const double gemm = gemm_gflops(device, compute);
   if (device.is_cpu()) {
     const ops::CpuGemmLibrary library = ops::cpu_gemm_library();
-    fmt::print("sgemm 1024^3: {:.1f} GFLOP/s with {} threads ({})\n", gemm, omp_get_max_threads(),
-               library.description);
+    fmt::print("{} 1024^3: {:.1f} GFLOP/s with {} threads ({})\n", bf16_products ? "bf16 GEMM" : "sgemm", gemm,
+               omp_get_max_threads(), library.description);
   }
   else
     fmt::print("{} GEMM 1024^3 on {}: {:.1f} TFLOP/s\n", dtype_name(compute), device.str(), gemm / 1e3);

@@ -15,6 +15,7 @@
 #include "heed/ops/matmul.h"
 #include "kernels/common/backend.h"
 #include "kernel_testing.h"
+#include "skip.h"
 #include "worst.h"
 #include "core/gemm.h"
 
@@ -84,6 +85,73 @@ TEST_CASE("matmul split over two threads by rows and by columns matches a naive 
         const Tensor b = testing::random_tensor({b_shape[0], b_shape[1] + 5}, 2).narrow(1, 1, b_shape[1]);
         require_close(ops::matmul(a, b, ta, tb), naive_matmul(a, b, ta, tb), k * std::ldexp(1.0, -24) * k);
       }
+  omp_set_num_threads(threads);
+}
+
+namespace {
+
+// The worst |got - want| / bound of out = alpha op(a) op(b) + beta c over every element, where want is
+// made in double from a and b rounded to bf16 (to nearest even). Products of two bf16 values are exact in
+// fp32 (8 + 8 significant bits), so what remains is the fp32 accumulation of at most k + 1 terms:
+// bound = (k + 2) 2^-24 (|alpha| sum |a b| + |beta c|). Inputs rounded any other way (truncated, say) miss
+// by about 2^-9 of a term, hundreds of bounds.
+double worst_bf16_product_error(const Tensor& got, const Tensor& a, const Tensor& b, bool ta, bool tb, float alpha,
+                                float beta, const Tensor& c) {
+  const Tensor a16 = (ta ? a.transpose(-1, -2) : a).contiguous().to(DType::BF16).to(DType::F32);
+  const Tensor b16 = (tb ? b.transpose(-1, -2) : b).contiguous().to(DType::BF16).to(DType::F32);
+  const int64_t m = a16.size(-2), k = a16.size(-1), n = b16.size(-1), batches = got.numel() / (m * n);
+  const float *pa = a16.data<float>(), *pb = b16.data<float>(), *pc = c.data<float>(), *pg = got.data<float>();
+  double worst = 0.0;
+  for (int64_t bi = 0; bi < batches; ++bi)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double sum = 0.0, magnitude = 0.0;
+        for (int64_t p = 0; p < k; ++p) {
+          const double term = double(pa[bi * m * k + i * k + p]) * pb[(b16.dim() == 2 ? 0 : bi * k * n) + p * n + j];
+          sum += term;
+          magnitude += std::abs(term);
+        }
+        const int64_t o = bi * m * n + i * n + j;
+        const double want = alpha * sum + beta * double(pc[o]);
+        const double bound = (k + 2) * 0x1p-24 * (std::abs(alpha) * magnitude + std::abs(beta * double(pc[o]))) + 1e-30;
+        testing::raise_worst(worst, std::abs(pg[o] - want) / bound);
+      }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("matmul in bf16 on the CPU: inputs rounded to nearest even, fp32 accumulation", "[ops][matmul]") {
+  if (!ops::cpu_has_bf16_gemm())
+    return testing::skip("this CPU has no AVX512_BF16, and training.precision bf16 is refused on it");
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const ops::CpuBf16GemmScope bf16("the test");
+  REQUIRE(ops::cpu_bf16_gemm_on());
+  // Odd sizes, one of m, n, k equal to 1, a product split by rows (100 x 300 x 100) and one split by
+  // columns (5 x 3000 x 200); operands are column ranges of wider matrices (leading dimension > width).
+  for (const auto& [m, n, k] : {std::tuple{1, 1, 1}, std::tuple{3, 5, 7}, std::tuple{17, 33, 65},
+                                std::tuple{129, 1, 257}, std::tuple{100, 300, 100}, std::tuple{5, 3000, 200}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (float beta : {0.0f, 0.5f}) {
+          INFO(m << " x " << n << " x " << k << (ta ? " A^T" : "") << (tb ? " B^T" : "") << " beta " << beta);
+          const Shape a_shape = ta ? Shape{k, m} : Shape{m, k}, b_shape = tb ? Shape{n, k} : Shape{k, n};
+          const Tensor a = testing::random_tensor({a_shape[0], a_shape[1] + 3}, 1).narrow(1, 2, a_shape[1]);
+          const Tensor b = testing::random_tensor({b_shape[0], b_shape[1] + 5}, 2).narrow(1, 1, b_shape[1]);
+          const Tensor c = testing::random_tensor({m, n}, 3);
+          Tensor out = c.clone();
+          ops::matmul_into(a, b, out, ta, tb, 1.5f, beta);
+          CHECK(worst_bf16_product_error(out, a, b, ta, tb, 1.5f, beta, c) <= 1.0);
+        }
+  // Batched over attention-style transposed views, and with a 2-d right operand shared by every batch.
+  const Tensor qs = testing::random_tensor({2, 7, 3, 40}, 3), ks = testing::random_tensor({2, 9, 3, 40}, 4);
+  const Tensor q = qs.transpose(1, 2), key = ks.transpose(1, 2);
+  const Tensor zeros = Tensor::zeros({2, 3, 7, 9});
+  CHECK(worst_bf16_product_error(ops::matmul(q, key, false, true), q, key, false, true, 1.0f, 0.0f, zeros) <= 1.0);
+  const Tensor w = testing::random_tensor({40, 24}, 5);
+  CHECK(worst_bf16_product_error(ops::matmul(qs, w), qs, w, false, false, 1.0f, 0.0f, Tensor::zeros({2, 7, 3, 24})) <=
+        1.0);
   omp_set_num_threads(threads);
 }
 
@@ -541,6 +609,11 @@ TEST_CASE("cpu gemm: oneDNN's instruction sets map to their vector level, and on
   CHECK(std::string(ops::onednn_isa(0xe7).name) == "avx512_core_bf16");
   CHECK(ops::onednn_isa(0x3e7).level == VectorLevel::Avx512);  // avx512_core_amx
   CHECK(ops::onednn_isa(0xf).level == VectorLevel::Unknown);   // Xeon Phi
+  // bf16 products from avx512_core_bf16 up; avx2_vnni's value is larger but it has no AVX-512.
+  CHECK(ops::onednn_isa(0xe7).bf16);
+  CHECK(ops::onednn_isa(0x3e7).bf16);
+  CHECK_FALSE(ops::onednn_isa(0x67).bf16);
+  CHECK_FALSE(ops::onednn_isa(0x407).bf16);
 
   ops::CpuGemmLibrary gemm;
   gemm.kernels = VectorLevel::BeforeAvx2, gemm.cpu = VectorLevel::Avx512;

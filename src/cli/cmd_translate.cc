@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/translate_attention.h"
@@ -13,6 +14,7 @@
 #include "heed/data/vocab_dir.h"
 #include "heed/decode/translator.h"
 #include "heed/nn/open_model.h"
+#include "heed/ops/matmul.h"
 
 namespace heed::cli {
 
@@ -71,13 +73,15 @@ void run_translate(const TranslateCommand& cmd) {
     options.search.beam_size = vocabulary;
     options.search.n_best = std::min(options.search.n_best, vocabulary);
   }
-  options.search.compute = opened.front().compute;
+  options.search.compute = opened.front().precision.compute;
+  std::optional<ops::CpuBf16GemmScope> bf16_products;
+  if (opened.front().precision.cpu_bf16_gemm) bf16_products.emplace("--precision bf16");
   // With an ensemble, the attention shown is its first model's, whose layers the options name.
   options.search.attention = attention_record(cmd.attention, opened.front().config);
   for (size_t i = 0; i < opened.size(); ++i)
     spdlog::info("translating with {}{} on {} in {}", opened[i].dir,
                  opened.size() > 1 ? fmt::format(" (weight {:.4g})", models.weights()[i]) : "", device.str(),
-                 dtype_name(options.search.compute));
+                 bf16_products ? "fp32 with bf16 matrix products" : dtype_name(options.search.compute));
 
   const std::vector<std::string> lines = cmd.input.empty() ? read_stdin() : data::read_lines(cmd.input);
   const std::vector<decode::Translation> out = decode::translate(models, src_vocab, tgt_vocab, lines, options);
@@ -146,7 +150,8 @@ void add_translate_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--threads", cmd->threads, "CPU threads (default 0: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--device", cmd->device, "cpu, cuda, cuda:N, sim (the simulated GPU), or auto")->capture_default_str();
-  sub->add_option("--precision", cmd->precision, "fp32, bf16, fp16, or auto (bf16 on a GPU, fp32 on the CPU)")
+  sub->add_option("--precision", cmd->precision, "fp32, bf16, fp16, or auto (bf16 on a GPU, fp32 on the CPU). On the CPU, bf16 means "
+                  "bf16 matrix products with fp32 activations (it needs AVX512_BF16), and fp16 is refused")
       ->capture_default_str();
   add_attention_options(*sub, cmd->attention);
   sub->callback([cmd] { run_translate(*cmd); });

@@ -11,6 +11,13 @@
 #include "heed/core/half.h"
 #include "sim/counters.h"
 
+// oneDNN exports its bf16 GEMM from the library but declares it in no public header (its own tests and
+// Intel's TensorFlow extension declare it as here): row-major like dnnl_sgemm, bf16 as its 16 bits.
+// CMakeLists.txt checks at configure time that the library has it.
+extern "C" dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N, dnnl_dim_t K,
+                                                float alpha, const uint16_t* A, dnnl_dim_t lda, const uint16_t* B,
+                                                dnnl_dim_t ldb, float beta, float* C, dnnl_dim_t ldc);
+
 namespace heed {
 
 namespace {
@@ -117,20 +124,39 @@ void gemm(Device device, const GemmDesc& d) {
   HEED_CHECK(false, "gemm: no GPU GEMM for {}", device.str());
 }
 
-void cpu_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+namespace {
+
+// Runs one oneDNN GEMM (which reports only invalid arguments, excluded by the callers' checks) on the
+// calling thread alone, with SIGINT and SIGTERM held back until it returns (core/gemm.h says why).
+template <typename Call>
+void call_onednn_alone(Call call) {
   sigset_t stop, saved;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, &saved);
   // oneDNN threads a product over omp_get_max_threads() unless it is called inside a parallel region.
+  const bool outside_parallel = !omp_in_parallel();
   const int threads = omp_get_max_threads();
-  if (!omp_in_parallel()) omp_set_num_threads(1);
-  // It reports only invalid arguments, which the callers' checks exclude.
-  dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  if (!omp_in_parallel()) omp_set_num_threads(threads);
+  if (outside_parallel) omp_set_num_threads(1);
+  call();
+  if (outside_parallel) omp_set_num_threads(threads);
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+}
+
+}  // namespace
+
+void cpu_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  call_onednn_alone(
+      [&] { dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); });
+}
+
+void cpu_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+                   int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  call_onednn_alone([&] {
+    dnnl_gemm_bf16bf16f32(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  });
 }
 
 }  // namespace heed

@@ -69,6 +69,11 @@ void gemm(Device device, const GemmDesc& desc);
 // over its threads itself, one call each (ops/matmul_cpu.cc).
 void cpu_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// The same with bf16 inputs (their bits) and fp32 accumulation and output: oneDNN's gemm_bf16bf16f32, which
+// runs AVX512_BF16's dot products (AMX's tiles where the CPU has them). Below AVX512_BF16 oneDNN emulates
+// them slowly, or has no kernel at all (AVX2), so callers first check ops::cpu_has_bf16_gemm().
+void cpu_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+                   int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 #ifdef HEED_WITH_CUDA
 namespace cuda {

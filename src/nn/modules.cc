@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "heed/ops/matmul.h"
+
 namespace heed::nn {
 
 Linear::Linear(ParameterStore& store, const std::string& name, int64_t in, int64_t out, bool bias) {
@@ -9,17 +11,20 @@ Linear::Linear(ParameterStore& store, const std::string& name, int64_t in, int64
   if (bias) bias_ = store.create(name + ".bias", {out}, Init::Zeros);
 }
 
-DType resolve_precision(const std::string& precision, Device device, const std::string& option) {
+Precision resolve_precision(const std::string& precision, Device device, const std::string& option) {
   const std::string p = precision != "auto" ? precision : device.is_cpu() ? "fp32" : "bf16";
   HEED_CHECK(p == "fp32" || p == "bf16" || p == "fp16", "{} must be one of auto, fp32, bf16, fp16, got '{}'", option,
              precision);
-  const DType compute = p == "fp32" ? DType::F32 : p == "bf16" ? DType::BF16 : DType::F16;
-  HEED_CHECK(!device.is_cpu() || compute == DType::F32,
-             "{} {}: the CPU computes in fp32; 16-bit activations need a GPU device (cuda, or sim)", option, p);
-  HEED_CHECK(device.is_cpu() || compute != DType::F32,
-             "{} fp32 on {}: the GPU attention kernel computes in bf16 or fp16; use bf16 or fp16", option,
-             device.str());
-  return compute;
+  const DType named = p == "fp32" ? DType::F32 : p == "bf16" ? DType::BF16 : DType::F16;
+  if (device.is_cpu()) {
+    HEED_CHECK(named != DType::F16, "{} fp16: the CPU computes in fp32 or bf16; fp16 needs a GPU device (cuda, or sim)",
+               option);
+    if (named == DType::BF16) ops::require_cpu_bf16_gemm(option + " bf16");
+    return {.compute = DType::F32, .cpu_bf16_gemm = named == DType::BF16};
+  }
+  HEED_CHECK(named != DType::F32, "{} fp32 on {}: the GPU attention kernel computes in bf16 or fp16; use bf16 or fp16",
+             option, device.str());
+  return {.compute = named};
 }
 
 Variable Linear::operator()(const Variable& x) const {

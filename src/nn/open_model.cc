@@ -24,7 +24,7 @@ OpenedModel open_model(const std::string& path, Device device, const std::string
     if (fs::exists(fs::path(opened.dir) / kCheckpointManifest)) verify_checkpoint(opened.dir);
     saved = load_model_dir(opened.dir);
   }
-  opened.compute = resolve_precision(precision, device, precision_option);
+  opened.precision = resolve_precision(precision, device, precision_option);
   opened.config = saved.config;
   opened.store = std::make_unique<ParameterStore>();
   opened.model = std::make_unique<Transformer>(opened.config, *opened.store);

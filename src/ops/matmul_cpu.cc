@@ -2,6 +2,12 @@
 // views folded into its transpose flags by matmul_layout (matmul_backends.h), so attention heads and weight
 // transposes go in without a copy.
 //
+// bf16 (training.precision: bf16, CpuBf16GemmScope in heed/ops/matmul.h): each operand is first rounded to
+// a dense bf16 copy, then oneDNN's gemm_bf16bf16f32 multiplies the copies with fp32 accumulation into the
+// fp32 output. The copies read each operand once and write half its bytes; the product reads them about
+// k / 48 times over in its panels (at d = 512, about 10), so rounding costs a few percent of what the
+// AVX512_BF16 kernels save: they do twice the multiply-adds of fp32 FMAs per instruction.
+//
 // Threads: rather than letting the library split each product over the OpenMP threads, we give each
 // thread a block of rows (or of columns, for a product of few rows such as a decoding step's with the
 // vocabulary) and it runs a single-threaded sgemm on its block. Each thread then packs only its own panel
@@ -14,8 +20,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
+#include <vector>
 
 #include "core/gemm.h"
+#include "heed/core/half.h"
+#include "heed/ops/matmul.h"
 #include "ops/elementwise_backends.h"
 #include "ops/matmul_backends.h"
 
@@ -26,18 +36,25 @@ namespace {
 constexpr int64_t kSplitMinBlockMacs = int64_t(1) << 20;
 constexpr int kSplitAlign = 16;
 
+// One product's operands, fp32 or (with T = uint16_t) the bits of bf16 inputs rounded from them.
+template <typename T>
 struct Gemm {
   bool ta, tb;  // op(A) = A^T, op(B) = B^T
   int m, n, k;
   float alpha, beta;
-  const float* a;
+  const T* a;
   int lda;
-  const float* b;
+  const T* b;
   int ldb;
   float* c;
   int ldc;
 
-  void run() const { cpu_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+  void run() const {
+    if constexpr (std::is_same_v<T, float>)
+      cpu_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+      cpu_gemm_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
 
   // Rows [begin, end) of the product: rows of op(A) are rows of A, or columns of a transposed A.
   Gemm rows(int begin, int end) const {
@@ -57,7 +74,8 @@ struct Gemm {
   }
 };
 
-void run_split(const Gemm& g) {
+template <typename T>
+void run_split(const Gemm<T>& g) {
   const int64_t most = std::min<int64_t>(omp_get_max_threads(), int64_t(g.m) * g.n * g.k / kSplitMinBlockMacs);
   // By rows where every thread gets a tile of them, else by columns (a decoding step's few rows times the
   // vocabulary).
@@ -76,6 +94,15 @@ void run_split(const Gemm& g) {
     const int end = std::min(extent, begin + chunk);
     if (begin < end) (by_rows ? g.rows(begin, end) : g.columns(begin, end)).run();
   }
+}
+
+// A matrix of `rows` x `cols` with row stride ld, rounded to bf16 (to nearest even) into a dense one.
+void round_to_bf16(const float* from, int64_t rows, int64_t cols, int64_t ld, std::vector<uint16_t>& to) {
+  to.resize(rows * cols);
+  uint16_t* out = to.data();
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = float_to_bf16_bits(from[r * ld + c]);
 }
 
 // The ReLU's bit mask holds column c of a row in bit c % 8 of byte c / 8. Both loops below go a byte (eight
@@ -126,21 +153,23 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bo
     for (int64_t i = 0; i < out.numel(); ++i) pc[i] = beta == 0.0f ? 0.0f : beta * pc[i];
     return;
   }
+  const bool bf16 = cpu_bf16_gemm_on();
+  // Each operand's matrix as stored: op(A) is m x k, op(B) is k x n.
+  const int a_rows = va.trans ? k : m, a_cols = va.trans ? m : k;
+  const int b_rows = vb.trans ? n : k, b_cols = vb.trans ? k : n;
+  thread_local std::vector<uint16_t> a16, b16;  // bf16 copies, kept for the next product's capacity
   for (int64_t i = 0; i < batches; ++i) {
-    const Gemm g{va.trans,
-                 vb.trans,
-                 m,
-                 n,
-                 k,
-                 alpha,
-                 beta,
-                 pa + matmul_batch_offset(a, i),
-                 static_cast<int>(va.ld),
-                 b.dim() == 2 ? pb : pb + matmul_batch_offset(b, i),
-                 static_cast<int>(vb.ld),
-                 pc + i * int64_t(m) * n,
-                 n};
-    run_split(g);
+    const float* ai = pa + matmul_batch_offset(a, i);
+    const float* bi = b.dim() == 2 ? pb : pb + matmul_batch_offset(b, i);
+    float* ci = pc + i * int64_t(m) * n;
+    if (!bf16) {
+      run_split(Gemm<float>{va.trans, vb.trans, m, n, k, alpha, beta, ai, static_cast<int>(va.ld), bi,
+                            static_cast<int>(vb.ld), ci, n});
+      continue;
+    }
+    round_to_bf16(ai, a_rows, a_cols, va.ld, a16);
+    if (i == 0 || b.dim() != 2) round_to_bf16(bi, b_rows, b_cols, vb.ld, b16);
+    run_split(Gemm<uint16_t>{va.trans, vb.trans, m, n, k, alpha, beta, a16.data(), a_cols, b16.data(), b_cols, ci, n});
   }
 }
 

@@ -118,9 +118,10 @@ io::Options<TrainConfig> declare() {
                      "cpu, cuda, cuda:N, sim (the simulated GPU: the GPU code path on CPU threads, slow, for "
                      "tests), or auto (cuda:0 when a GPU is usable, else cpu)");
   o.add<std::string>("training.precision", bind(&T::training, &Tr::precision),
-                     "activations and GEMM inputs: fp32, bf16 or fp16 (16-bit on a GPU only; weights, "
-                     "gradients, optimizer state, softmax and LayerNorm statistics stay fp32); auto: bf16 on a "
-                     "GPU, fp32 on the CPU")
+                     "activations and GEMM inputs: fp32, bf16 or fp16 (weights, gradients, optimizer state, "
+                     "softmax and LayerNorm statistics stay fp32). On the CPU, bf16 rounds only the GEMMs' inputs "
+                     "(activations stay fp32; it needs AVX512_BF16) and fp16 is refused; auto: bf16 on a GPU, "
+                     "fp32 on the CPU")
       .one_of({"auto", "fp32", "bf16", "fp16"});
   o.add<std::string>("training.attention", bind(&T::training, &Tr::attention),
                      "attention in the training step on a CUDA device: fused (Heed's FlashAttention-2 kernels) or "

@@ -207,10 +207,10 @@ std::string resumed_run_dir(const std::string& resume) {
   return fs::exists(path / "manifest.json") ? path.parent_path().parent_path().string() : path.string();
 }
 
-// Where a run trains (training.device) and the type of its activations (training.precision).
+// Where a run trains (training.device) and in what precision (training.precision).
 struct Placement {
   Device device;
-  DType compute;
+  nn::Precision precision;
   ops::AttentionBackend attention;
 };
 
@@ -218,7 +218,7 @@ Placement placement(const TrainConfig& c, int world) {
   const TrainingConfig& t = c.training;
   Placement p;
   p.device = resolve_device(t.device, "training.device");
-  p.compute = nn::resolve_precision(t.precision, p.device, "training.precision");
+  p.precision = nn::resolve_precision(t.precision, p.device, "training.precision");
   p.attention = t.attention == "cudnn" ? ops::AttentionBackend::Cudnn : ops::AttentionBackend::Fused;
 #ifndef HEED_WITH_CUDNN
   HEED_CHECK(p.attention == ops::AttentionBackend::Fused, "training.attention: cudnn needs a build of Heed with cuDNN "
@@ -422,9 +422,15 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
     store.load(init.store->values(), run.init_from);
   }
   freeze(store, c.training.freeze);
+  const DType compute = where.precision.compute;
   if (!where.device.is_cpu()) {
     store.to(where.device);
-    spdlog::info("training on {} in {} (fp32 master weights)", where.device.str(), dtype_name(where.compute));
+    spdlog::info("training on {} in {} (fp32 master weights)", where.device.str(), dtype_name(compute));
+  }
+  std::optional<ops::CpuBf16GemmScope> bf16_products;
+  if (where.precision.cpu_bf16_gemm) {
+    bf16_products.emplace("training.precision bf16");
+    spdlog::info("training on the CPU with bf16 matrix products (fp32 activations, accumulation and master weights)");
   }
 
   AdamOptimizer optimizer(store, adam_hyper(c.optimizer), c.optimizer.shard_state ? comm.get() : nullptr);
@@ -437,7 +443,7 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
     spdlog::info("resuming from {} at step {} (epoch {}, batch {})", resume_from, state.step, state.data.epoch + 1,
                  state.data.index);
   }
-  LossScaler scaler(where.compute == DType::F16, c.training.loss_scale, c.training.loss_scale_window);
+  LossScaler scaler(compute == DType::F16, c.training.loss_scale, c.training.loss_scale_window);
   if (state.loss_scale > 0) scaler.restore(state.loss_scale, state.loss_scale_good_steps);
 
   const auto corpus = data::CorpusStore::open(store_dir(c), store_settings(c, vocabs));
@@ -459,13 +465,13 @@ void train_claimed(const TrainConfig& c, const RunOptions& run, std::unique_ptr<
   Reporter reporter(c, state, metrics_path, resumed);
   Scheduler scheduler(c, state, validator != nullptr, resumed);
   nn::ForwardContext context;
-  context.compute = where.compute;
+  context.compute = compute;
   context.attention = where.attention;
   context.seed = static_cast<uint64_t>(c.training.seed);
   UpdateStep update(c, model, store, optimizer, average, scaler, *comm, context);
   TrainingLoop{.config = c, .run_dir = run_dir, .leader = leader, .log = log, .state = state, .batcher = batcher,
                .update = update, .validator = validator.get(), .scheduler = scheduler, .reporter = reporter,
-               .comm = *comm, .stop = stop, .model = model, .compute = where.compute, .store = store, .optimizer = optimizer,
+               .comm = *comm, .stop = stop, .model = model, .compute = compute, .store = store, .optimizer = optimizer,
                .average = average, .scaler = scaler, .checkpoint_files = checkpoint_files}
       .run();
 }

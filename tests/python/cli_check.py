@@ -21,8 +21,10 @@ class Checks:
             f.write(content if isinstance(content, str) else json.dumps(content))
         return self.path(name)
 
-    def heed_run(self, *args, stdin=None):
-        return subprocess.run([self.heed, *args], capture_output=True, text=True, encoding="utf-8", input=stdin)
+    def heed_run(self, *args, stdin=None, env=None):
+        """env: variables to set for this run, over the test's own environment."""
+        return subprocess.run([self.heed, *args], capture_output=True, text=True, encoding="utf-8", input=stdin,
+                              env=None if env is None else {**os.environ, **env})
 
     def check(self, label, ok, detail=""):
         print(f"{'ok  ' if ok else 'FAIL'} {label}" + ("" if ok else f"\n     {detail}"))

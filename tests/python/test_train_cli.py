@@ -1,6 +1,7 @@
 """`heed train` and `heed translate` end to end, on a tiny synthetic corpus made here.
 
-- config errors: unknown key (with did-you-mean), wrong type, out of range, missing file, bad --set
+- config errors: unknown key (with did-you-mean), wrong type, out of range, missing file, bad --set, a
+  precision the CPU lacks (fp16; bf16 without AVX512_BF16)
 - --help-config and --dump-config
 - a tiny model overfits 50 sentence pairs to near-zero loss, then `heed translate` reproduces them exactly,
   and a batch translates the same as its sentences one at a time
@@ -115,6 +116,13 @@ def config_errors(r):
     # Refused on the CPU, whether or not this build has cuDNN; the message names the key.
     r.expect_error("cuDNN attention on the CPU", r.heed_run("train", good, "--set", "training.attention=cudnn"),
                    "training.attention: cudnn")
+    r.expect_error("fp16 on the CPU", r.heed_run("train", good, "--set", "training.precision=fp16"),
+                   "training.precision fp16: the CPU computes in fp32 or bf16")
+    # oneDNN capped below AVX512_BF16 stands for a CPU without it: bf16 is refused, not emulated.
+    r.expect_error("bf16 on a CPU without AVX512_BF16",
+                   r.heed_run("train", good, "--set", "training.precision=bf16",
+                              env={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"}),
+                   "training.precision bf16: bf16 products on the CPU need AVX512_BF16", "avx512_core_vnni")
     helped = r.heed_run("train", "--help-config")
     r.check("--help-config lists every group", helped.returncode == 0 and all(
         f"\n{g}:\n" in "\n" + helped.stdout for g in

@@ -35,10 +35,17 @@ struct ForwardContext {
   }
 };
 
-// The compute type named by a precision option ("fp32", "bf16", "fp16", or "auto": bf16 on a GPU, fp32 on
-// the CPU) for a model on `device`. The CPU computes in fp32 only, and the GPU attention kernel in 16 bits
-// only; anything else is an error naming `option`.
-DType resolve_precision(const std::string& precision, Device device, const std::string& option);
+// What a precision option ("fp32", "bf16", "fp16", or "auto": bf16 on a GPU, fp32 on the CPU) means for a
+// model on `device`.
+struct Precision {
+  DType compute = DType::F32;  // the activations' type, and on a GPU the GEMMs' inputs'
+  // bf16 on the CPU: activations stay fp32 and the matrix products take bf16 inputs with fp32 accumulation
+  // (ops::CpuBf16GemmScope), as the CPU's other ops compute in fp32 only.
+  bool cpu_bf16_gemm = false;
+};
+// The GPU attention kernel computes in 16 bits only, the CPU's GEMMs in fp32 or (with AVX512_BF16) bf16;
+// anything else is an error naming `option`.
+Precision resolve_precision(const std::string& precision, Device device, const std::string& option);
 
 class Linear {
  public:

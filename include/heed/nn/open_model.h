@@ -6,6 +6,7 @@
 #include <string>
 
 #include "heed/nn/model_config.h"
+#include "heed/nn/modules.h"
 #include "heed/nn/parameters.h"
 #include "heed/nn/transformer.h"
 
@@ -17,7 +18,7 @@ struct OpenedModel {
   ModelConfig config;
   std::unique_ptr<ParameterStore> store;
   std::unique_ptr<Transformer> model;
-  DType compute = DType::F32;  // the precision asked for, resolved for the device
+  Precision precision;  // the precision asked for, resolved for the device
 };
 
 // Opens the model at `path`: a Hugging Face MarianMT directory (config.json), a model or checkpoint

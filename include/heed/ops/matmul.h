@@ -49,11 +49,12 @@ void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& 
 enum class VectorLevel { Unknown, BeforeAvx2, Avx2, Avx512 };
 const char* vector_level_name(VectorLevel level);
 
-// One of oneDNN's instruction sets (dnnl_cpu_isa_t): its name in oneDNN's logs, and its level; Unknown for
-// a value this table does not hold.
+// One of oneDNN's instruction sets (dnnl_cpu_isa_t): its name in oneDNN's logs, its level (Unknown for a
+// value this table does not hold), and whether it has AVX512_BF16's dot products (cpu_has_bf16_gemm).
 struct OnednnIsa {
   const char* name;
   VectorLevel level;
+  bool bf16 = false;
 };
 OnednnIsa onednn_isa(int isa);
 
@@ -66,5 +67,30 @@ struct CpuGemmLibrary {
   bool falls_back() const { return kernels != VectorLevel::Unknown && cpu != VectorLevel::Unknown && kernels < cpu; }
 };
 CpuGemmLibrary cpu_gemm_library();
+
+// --- bf16 products on the CPU (training.precision: bf16 on the CPU).
+//
+// While a CpuBf16GemmScope lives, the CPU's matrix products round their fp32 inputs to bf16 (to nearest
+// even) and multiply them with fp32 accumulation into an fp32 result, as torch.autocast does for a CPU
+// Linear layer and cuBLASLt does with 16-bit inputs. Everything else stays fp32: activations, softmax,
+// LayerNorm, attention, weights, gradients and Adam. The scope is process-wide (every thread's products),
+// as one training run wants; scopes nest.
+
+// Whether oneDNN's kernels here have AVX512_BF16 (avx512_core_bf16 or above, AMX included). Below it oneDNN
+// would emulate the bf16 dot products in many instructions, slower than fp32, or has no bf16 GEMM at all.
+bool cpu_has_bf16_gemm();
+// Refuses, with an error that starts with `what` (e.g. "training.precision bf16"), a CPU without them.
+void require_cpu_bf16_gemm(const std::string& what);
+// Whether a CpuBf16GemmScope lives.
+bool cpu_bf16_gemm_on();
+
+class CpuBf16GemmScope {
+ public:
+  // Refuses as require_cpu_bf16_gemm(what) does.
+  explicit CpuBf16GemmScope(const std::string& what);
+  ~CpuBf16GemmScope();
+  CpuBf16GemmScope(const CpuBf16GemmScope&) = delete;
+  CpuBf16GemmScope& operator=(const CpuBf16GemmScope&) = delete;
+};
 
 }  // namespace heed::ops
