@@ -3,7 +3,8 @@
 - bf16 mixed precision trains: the loss falls, validation (loss, and BLEU by beam search on the device)
   runs, checkpoints are written, and `heed translate --device sim` translates with the checkpoint
 - its first loss, before any update, equals the CPU's fp32 loss within 4 bf16 unit roundoffs (2^-8 each),
-  the allowance tests/test_mixed_precision.cc justifies
+  the allowance tests/test_mixed_precision.cc justifies; so does the CPU's own bf16 (bf16 matrix products),
+  and `heed translate --precision bf16` on the CPU translates (both refused, by name, without AVX512_BF16)
 - resume on the device is exact: 3 steps + resume to 6 log the same losses, bit for bit, as 6 steps
 - fp16 with an initial loss scale far too large: the overflowing updates are skipped and reported, the scale
   halves until it fits, and the checkpoint records the scale and the skipped updates
@@ -40,9 +41,13 @@ def bf16_trains(r):
     out = r.heed_run("translate", "--model", r.path("run-sim"), "--device", "sim", "--beam-size", "2", stdin=src)
     r.check("translate --device sim translates every line", out.returncode == 0 and len(out.stdout.splitlines()) == 2
             and "on sim in BF16" in out.stderr, out.stderr[-2000:])
-    r.expect_error("translate in 16 bits on the CPU is refused", r.heed_run(
+    r.expect_error("translate in fp16 on the CPU is refused", r.heed_run(
         "translate", "--model", r.path("run-sim"), "--precision", "fp16", stdin=src),
         "--precision fp16: the CPU computes in fp32")
+    bf16 = r.heed_run("translate", "--model", r.path("run-sim"), "--precision", "bf16", stdin=src)
+    r.check("translate --precision bf16 on the CPU: bf16 products, or refused without AVX512_BF16",
+            (bf16.returncode == 0 and len(bf16.stdout.splitlines()) == 2 and "fp32 with bf16 matrix products" in
+             bf16.stderr) or (bf16.returncode != 0 and "need AVX512_BF16" in bf16.stderr), bf16.stderr[-2000:])
 
     cpu = r.heed_run("train", r.config("cpu.yaml", "run-cpu", 1, dropout=0.1))
     cpu_losses = losses_and_log(r, "run-cpu", cpu)
@@ -50,6 +55,16 @@ def bf16_trains(r):
         first_sim, first_cpu = losses[0][1], cpu_losses[0][1]
         r.check(f"the first bf16 loss {first_sim:.6f} matches the CPU's fp32 {first_cpu:.6f} within 4 u",
                 abs(first_sim - first_cpu) <= 4 * 2 ** -8 * first_cpu)
+    # The CPU's bf16 rounds only the GEMMs' inputs, so the same allowance holds with room to spare.
+    cpu_bf16 = r.heed_run("train", r.config("cpu-bf16.yaml", "run-cpu-bf16", 1, dropout=0.1), "--set",
+                          "training.precision=bf16")
+    if cpu_bf16.returncode != 0 and "need AVX512_BF16" in cpu_bf16.stderr:
+        r.check("bf16 on the CPU is refused only for want of AVX512_BF16", True)
+    elif cpu_losses:
+        bf16_losses = losses_and_log(r, "run-cpu-bf16", cpu_bf16)
+        first_bf16 = bf16_losses[0][1] if bf16_losses else float("nan")
+        r.check(f"the CPU's first bf16 loss {first_bf16:.6f} matches its fp32 {first_cpu:.6f} within 4 u, and differs",
+                abs(first_bf16 - first_cpu) <= 4 * 2 ** -8 * first_cpu and first_bf16 != first_cpu)
 
     part = r.config("part.yaml", "run-part", 3, ckpt=3, dropout=0.1)
     first = r.heed_run("train", part, *sim)
@@ -85,8 +100,8 @@ def fp16_scales(r):
 
 def refused(r):
     config = r.config("bad.yaml", "run-bad", 1)
-    r.expect_error("16-bit precision on the CPU", r.heed_run("train", config, "--set", "training.precision=bf16"),
-                   "training.precision bf16: the CPU computes in fp32")
+    r.expect_error("fp16 on the CPU", r.heed_run("train", config, "--set", "training.precision=fp16"),
+                   "training.precision fp16: the CPU computes in fp32 or bf16")
     r.expect_error("fp32 on the simulated GPU", r.heed_run("train", config, "--set", "training.device=sim", "--set",
                                                            "training.precision=fp32"),
                    "training.precision fp32 on sim")
