@@ -15,8 +15,8 @@
 // allocations (after one warm-up step) and the kernels, slowest first; --json as one line.
 //
 // Prints target tokens/s, achieved GFLOP/s, its ratio to the device's GEMM GFLOP/s (measured in the
-// same run with a 1024^3 product through the same path: sgemm on the CPU, cuBLASLt in the compute type on
-// a GPU), and peak memory: RSS on the CPU, the caching allocator's high-water mark on a GPU. The GPU
+// same run with a 1024^3 product through the same path: sgemm on the CPU, or its bf16 GEMM with --precision
+// bf16, where the line is headed heed-bf16; cuBLASLt in the compute type on a GPU), and peak memory: RSS on the CPU, the caching allocator's high-water mark on a GPU. The GPU
 // default is bf16 mixed precision, as in training; on `sim` it runs (very slowly) to check the path. FLOPs are counted analytically:
 // 2 per multiply-add of every matrix product in the forward pass (projections, attention scores and
 // values, feed-forward, output layer), times 3 for forward + backward. Token ids come from a fixed seed;
@@ -141,10 +141,12 @@ void run(const BenchConfig& c, int steps, double gemm, Device device, DType comp
   if (device.is_cpu()) {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
-    fmt::print("heed  {:<6} threads={} params={:.1f}M step={:.1f} ms  {:.0f} tgt tok/s  {:.1f} GFLOP/s  {:.0f}% of sgemm  "
+    // heed-bf16: bf16 matrix products, against the bf16 GEMM's 1024^3 speed.
+    const bool bf16 = ops::cpu_bf16_gemm_on();
+    fmt::print("{:<9} {:<6} threads={} params={:.1f}M step={:.1f} ms  {:.0f} tgt tok/s  {:.1f} GFLOP/s  {:.0f}% of {}  "
                "peak RSS {:.0f} MiB\n",
-               c.name, omp_get_max_threads(), store.numel() / 1e6, t * 1e3, tokens / t, gflops, 100 * gflops / gemm,
-               usage.ru_maxrss / 1024.0);
+               bf16 ? "heed-bf16" : "heed", c.name, omp_get_max_threads(), store.numel() / 1e6, t * 1e3, tokens / t,
+               gflops, 100 * gflops / gemm, bf16 ? "GEMM" : "sgemm", usage.ru_maxrss / 1024.0);
   } else {
     fmt::print("heed  {:<6} {} {} params={:.1f}M step={:.2f} ms  {:.0f} tgt tok/s  {:.1f} TFLOP/s  {:.0f}% of GEMM  "
                "peak memory {:.0f} MiB\n",
