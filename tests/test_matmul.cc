@@ -90,32 +90,33 @@ TEST_CASE("matmul split over two threads by rows and by columns matches a naive 
 
 namespace {
 
+// t rounded to bf16 (to nearest even) and widened back, as stored; with `absolute`, its magnitudes.
+Tensor bf16_rounded(const Tensor& t, bool absolute) {
+  Tensor r = t.contiguous().to(DType::BF16).to(DType::F32);
+  if (absolute)
+    for (int64_t i = 0; i < r.numel(); ++i) r.data<float>()[i] = std::abs(r.data<float>()[i]);
+  return r;
+}
+
 // The worst |got - want| / bound of out = alpha op(a) op(b) + beta c over every element, where want is
-// made in double from a and b rounded to bf16 (to nearest even). Products of two bf16 values are exact in
-// fp32 (8 + 8 significant bits), so what remains is the fp32 accumulation of at most k + 1 terms:
-// bound = (k + 2) 2^-24 (|alpha| sum |a b| + |beta c|). Inputs rounded any other way (truncated, say) miss
-// by about 2^-9 of a term, hundreds of bounds.
+// naive_matmul's product of a and b rounded to bf16. Products of two bf16 values are exact in fp32 (8 + 8
+// significant bits), so what remains is the fp32 accumulation of at most k + 1 terms and want's own
+// rounding to fp32: bound = (k + 2) 2^-24 (|alpha| sum |a b| + |beta c|). Inputs rounded any other way
+// (truncated, say) miss by about 2^-9 of a term, hundreds of bounds.
 double worst_bf16_product_error(const Tensor& got, const Tensor& a, const Tensor& b, bool ta, bool tb, float alpha,
                                 float beta, const Tensor& c) {
-  const Tensor a16 = (ta ? a.transpose(-1, -2) : a).contiguous().to(DType::BF16).to(DType::F32);
-  const Tensor b16 = (tb ? b.transpose(-1, -2) : b).contiguous().to(DType::BF16).to(DType::F32);
-  const int64_t m = a16.size(-2), k = a16.size(-1), n = b16.size(-1), batches = got.numel() / (m * n);
-  const float *pa = a16.data<float>(), *pb = b16.data<float>(), *pc = c.data<float>(), *pg = got.data<float>();
+  const int64_t k = ta ? a.size(-2) : a.size(-1);
+  const Tensor product = naive_matmul(bf16_rounded(a, false), bf16_rounded(b, false), ta, tb);
+  const Tensor magnitude = naive_matmul(bf16_rounded(a, true), bf16_rounded(b, true), ta, tb);
+  const Tensor cc = c.contiguous(), gc = got.contiguous();
   double worst = 0.0;
-  for (int64_t bi = 0; bi < batches; ++bi)
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double sum = 0.0, magnitude = 0.0;
-        for (int64_t p = 0; p < k; ++p) {
-          const double term = double(pa[bi * m * k + i * k + p]) * pb[(b16.dim() == 2 ? 0 : bi * k * n) + p * n + j];
-          sum += term;
-          magnitude += std::abs(term);
-        }
-        const int64_t o = bi * m * n + i * n + j;
-        const double want = alpha * sum + beta * double(pc[o]);
-        const double bound = (k + 2) * 0x1p-24 * (std::abs(alpha) * magnitude + std::abs(beta * double(pc[o]))) + 1e-30;
-        testing::raise_worst(worst, std::abs(pg[o] - want) / bound);
-      }
+  for (int64_t i = 0; i < gc.numel(); ++i) {
+    const double want = alpha * double(product.data<float>()[i]) + beta * double(cc.data<float>()[i]);
+    const double bound =
+        (k + 2) * 0x1p-24 * (std::abs(alpha) * magnitude.data<float>()[i] + std::abs(beta * cc.data<float>()[i])) +
+        1e-30;
+    testing::raise_worst(worst, std::abs(gc.data<float>()[i] - want) / bound);
+  }
   return worst;
 }
 
