@@ -242,12 +242,6 @@ struct BackwardBuffers {
 // loop form gets out of the auto-vectoriser (it gathers, or inserts one float at a time).
 using Vec16 = float __attribute__((vector_size(64)));
 
-Vec16 load16(const float* p) {
-  Vec16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
 // Transposes 16 x 16 floats held as rows x[0..16) in place. Stage b exchanges bit b of the row index with
 // bit b of the column index between rows j and j + b, so after the four stages element (j, d) sits at
 // (d, j).
@@ -286,7 +280,10 @@ void transpose_tile(const HeadRows<const float>& rows, int64_t j0, int n, int64_
   for (int jb = 0; jb < np; jb += kLanes) {
     for (int64_t d0 = 0; d0 < D16; d0 += kLanes) {
       Vec16 x[kLanes];
-      for (int j = 0; j < kLanes; ++j) x[j] = jb + j < n ? load16(rows.row(j0 + jb + j) + d0) : Vec16{};
+      for (int j = 0; j < kLanes; ++j) {
+        x[j] = Vec16{};
+        if (jb + j < n) std::memcpy(&x[j], rows.row(j0 + jb + j) + d0, sizeof(Vec16));
+      }
       transpose16(x);
       for (int d = 0; d < kLanes; ++d) std::memcpy(t + (d0 + d) * np + jb, &x[d], sizeof(Vec16));
     }
