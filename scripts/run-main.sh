@@ -15,7 +15,7 @@ bash scripts/make-bible-corpus.sh data/bible-en-es
 
 heed=build/heed
 # The main config trains with bf16 matrix products, which need AVX512_BF16. A CPU without them trains it
-# in fp32: about 2,000 target tokens/s on an AVX2-only AMD EPYC (Zen 3), against 5,600 with bf16 on a Zen
+# in fp32: about 1,900 target tokens/s on an AVX2-only AMD EPYC (Zen 3), against 5,600 with bf16 on a Zen
 # 4, so it trains 1,100 updates instead of 3,000 to stay within the 30 minutes (README, "What the main job
 # reaches"). These overrides are sized for that config, the only one here that asks for bf16.
 settings=()
