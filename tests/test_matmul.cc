@@ -122,7 +122,8 @@ double worst_bf16_product_error(const Tensor& got, const Tensor& a, const Tensor
 
 }  // namespace
 
-TEST_CASE("matmul in bf16 on the CPU: inputs rounded to nearest even, fp32 accumulation", "[ops][matmul]") {
+TEST_CASE("matmul in bf16 on the CPU: inputs rounded to nearest even, fp32 accumulation",
+          "[ops][matmul][cpu-bf16]") {
   if (!ops::cpu_has_bf16_gemm())
     return testing::skip("this CPU has no AVX512_BF16, and training.precision bf16 is refused on it");
   const int threads = omp_get_max_threads();
