@@ -1,14 +1,16 @@
 // Vectorisable fp32 exp and normal CDF for the CPU kernels (softmax, cross-entropy, GELU, SiLU).
 //
-// glibc's expf and erff are scalar calls (its SIMD variants are only declared under -ffast-math), so a
-// loop that calls them runs one element at a time. These functions are branch-free straight-line code
-// that GCC inlines and vectorises inside `#pragma omp simd` loops: exp's range reduction rounds with the
-// 1.5 * 2^23 trick instead of nearbyint and builds 2^n from exponent bits; normal_cdf evaluates both of its
-// branches and blends them. Accuracy, checked against double precision in tests/test_activation.cc: exp
-// within 1.5e-7 relative (about one ulp); normal_cdf within 1.5e-7 absolute, and in the lower tail, where
-// it computes 0.5 * erfc(-x / sqrt 2) rather than 0.5 * (1 + erf(x / sqrt 2)) (which would cancel), within
-// 2e-6 relative down to x = -5 and 1.5e-5 down to x = -12.5 (the rounding of exp's argument, about
-// -x^2 / 2, sets that limit). Below x = -12.7 it returns 0, where the true value is under 1e-37.
+// glibc's expf and erff are scalar calls (its SIMD variants are only declared under -ffast-math), so a loop
+// that calls them runs one element at a time. These functions are branch-free straight-line code that GCC
+// inlines and vectorises inside `#pragma omp simd` loops, given -fno-trapping-math (CMakeLists.txt; the test
+// "cpu math: the loops over exp_approx and normal_cdf vectorise" checks that they still do): exp's range
+// reduction rounds with the 1.5 * 2^23 trick instead of nearbyint and builds 2^n from exponent bits;
+// normal_cdf evaluates both of its branches and blends them. Accuracy, checked against double precision in
+// tests/test_activation.cc: exp within 1.5e-7 relative (about one ulp); normal_cdf within 1.5e-7 absolute,
+// and in the lower tail, where it computes 0.5 * erfc(-x / sqrt 2) rather than 0.5 * (1 + erf(x / sqrt 2))
+// (which would cancel), within 2e-6 relative down to x = -5 and 1.5e-5 down to x = -12.5 (the rounding of
+// exp's argument, about -x^2 / 2, sets that limit). Below x = -12.7 it returns 0, where the true value is
+// under 1e-37.
 //
 // The polynomial coefficients are Chebyshev fits made with mpmath.chebyfit (50 digits):
 //   erf(z) / z as a polynomial in z^2 on [0, 1], error 1.2e-9;
