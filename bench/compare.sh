@@ -23,7 +23,8 @@ jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 | head -n 1)
 modes=(eager compile bf16)
 # Without AVX512_BF16, PyTorch's bf16 autocast emulates bf16 (58 tok/s on small on an AVX2 AMD EPYC, 17 s
 # a step) and Heed refuses it: neither is anyone's best setup there, so both are left out.
-bf16_cpu=$(grep -qw avx512_bf16 /proc/cpuinfo && echo yes || echo no)
+source scripts/cpu-features.sh
+bf16_cpu=$(cpu_has_bf16 && echo yes || echo no)
 if [ "$bf16_cpu" = no ]; then
   modes=(eager compile)
   echo "this CPU has no AVX512_BF16: Heed and PyTorch run fp32 only"

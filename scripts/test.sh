@@ -15,7 +15,8 @@ log=build/ctest.log
 # (HEED_REQUIRE_GPU=1 turns those into failures on a machine that should have one: tests/kernel_testing.h)
 # and the `cpu-bf16` ones on a CPU without AVX512_BF16.
 allowed=' - gpu:'
-grep -qw avx512_bf16 /proc/cpuinfo || allowed="$allowed\| - cpu-bf16:"
+source scripts/cpu-features.sh
+cpu_has_bf16 || allowed="$allowed\| - cpu-bf16:"
 skipped=$(sed -n '/The following tests did not run:/,$p' "$log" | grep '(Skipped)' | grep -v "$allowed" || true)
 if [ -n "$skipped" ]; then
   echo "test.sh: FAILED: these tests were skipped, so they proved nothing:" >&2
