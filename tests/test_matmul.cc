@@ -70,13 +70,15 @@ TEST_CASE("matmul matches a naive product for every transpose and strided views"
 }
 
 TEST_CASE("matmul split over two threads by rows and by columns matches a naive product", "[ops][matmul]") {
-  // 100 x 300 x 100 splits by rows; 5 x 3000 x 200 (a decoding step's few rows by a vocabulary) by
-  // columns; both with every transpose and with operands that are column ranges of wider matrices (leading
-  // dimensions above their widths). fp32 sums of K <= 200 products of size <= 1 against double: at most
-  // K * 2^-24 * K, 2.4e-3, while a block written to the wrong place is off by O(1).
+  // Each product is split along the longer side of its output where every thread gets a tile of it: 300 x 100
+  // x 100 by rows, 100 x 300 x 100 by columns, and 5 x 3000 x 200 (a decoding step's few rows by a
+  // vocabulary) by columns, as its rows are too few to split; all with every transpose and with operands that
+  // are column ranges of wider matrices (leading dimensions above their widths). fp32 sums of K <= 200
+  // products of size <= 1 against double: at most K * 2^-24 * K, 2.4e-3, while a block written to the wrong
+  // place is off by O(1).
   const int threads = omp_get_max_threads();
   omp_set_num_threads(2);
-  for (const auto& [m, n, k] : {std::tuple{100, 300, 100}, std::tuple{5, 3000, 200}})
+  for (const auto& [m, n, k] : {std::tuple{300, 100, 100}, std::tuple{100, 300, 100}, std::tuple{5, 3000, 200}})
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
         INFO(m << " x " << n << " x " << k << (ta ? " A^T" : "") << (tb ? " B^T" : ""));
@@ -130,10 +132,12 @@ TEST_CASE("matmul in bf16 on the CPU: inputs rounded to nearest even, fp32 accum
   omp_set_num_threads(2);
   const ops::CpuBf16GemmScope bf16("the test");
   REQUIRE(ops::cpu_bf16_gemm_on());
-  // Odd sizes, one of m, n, k equal to 1, a product split by rows (100 x 300 x 100) and one split by
-  // columns (5 x 3000 x 200); operands are column ranges of wider matrices (leading dimension > width).
-  for (const auto& [m, n, k] : {std::tuple{1, 1, 1}, std::tuple{3, 5, 7}, std::tuple{17, 33, 65},
-                                std::tuple{129, 1, 257}, std::tuple{100, 300, 100}, std::tuple{5, 3000, 200}})
+  // Odd sizes, one of m, n, k equal to 1, a product split by rows (300 x 100 x 100) and two split by
+  // columns (100 x 300 x 100, 5 x 3000 x 200); operands are column ranges of wider matrices (leading
+  // dimension > width).
+  for (const auto& [m, n, k] :
+       {std::tuple{1, 1, 1}, std::tuple{3, 5, 7}, std::tuple{17, 33, 65}, std::tuple{129, 1, 257},
+        std::tuple{300, 100, 100}, std::tuple{100, 300, 100}, std::tuple{5, 3000, 200}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (float beta : {0.0f, 0.5f}) {
