@@ -12,9 +12,9 @@
 // block of the output's rows or of its columns, whichever side is longer, and it runs a single-threaded sgemm
 // on its block. Each thread then packs only its own panels and never waits on the others mid-product. A
 // thread's block of m' x n' packs m' k values of op(A) and k n' of op(B), fewest when the longer side is
-// split: on a 2-core Zen 3, the weight gradient of the base model's second feed-forward layer (512 x 2048, k
-// 3072, TN) ran at 83 GFLOP/s split by rows and 130 by columns, and its transpose (2048 x 512) at 130 by rows
-// and 57 by columns. On the training step's shapes this measured faster than the libraries' own threading on
+// split: on a 2-core Zen 3 (bench/bench_gemm_split, three runs), the weight gradient of the base model's second
+// feed-forward layer (512 x 2048, k 3072, TN) ran at 39-63 GFLOP/s split by rows and 82-141 by columns, and
+// its transpose (2048 x 512) at 82-143 by rows and 47-60 by columns. On the training step's shapes this measured faster than the libraries' own threading on
 // a 2-core EPYC, OpenBLAS's (up to 25%) and oneDNN's (about 5%), most on the output layer's products with the
 // vocabulary (bench/bench_train_step). A product of fewer than two blocks of 2^20 multiply-adds runs on the
 // calling thread alone. Blocks start on a multiple of the 16-row micro-kernel tile. The split is fixed by the
