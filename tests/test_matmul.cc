@@ -90,6 +90,30 @@ TEST_CASE("matmul split over two threads by rows and by columns matches a naive 
   omp_set_num_threads(threads);
 }
 
+TEST_CASE("matmul with A transposed copies operands whose rows are 2 KiB apart and matches a naive product",
+          "[ops][matmul]") {
+  // A weight gradient's operands with rows 512 or 1024 floats apart are copied with longer rows first (cache
+  // sets; ops/matmul_cpu.cc), in products of at least 2^24 multiply-adds: dense ones, column ranges of wider
+  // matrices, and batches with B shared or per batch entry (the copy of a shared B is made once). Error bound
+  // as in the split test: K * 2^-24 * K for K = 512.
+  struct Case {
+    const char* what;
+    Tensor a, b;
+  };
+  const Tensor wide_a = testing::random_tensor({512, 1024}, 3), wide_b = testing::random_tensor({512, 1024}, 4);
+  const Case cases[] = {
+      {"dense, both 512 apart", testing::random_tensor({512, 512}, 1), testing::random_tensor({512, 512}, 2)},
+      {"column ranges of 1024-wide rows", wide_a.narrow(1, 8, 300), wide_b.narrow(1, 3, 200)},
+      {"batched, B shared", testing::random_tensor({2, 512, 64}, 5), testing::random_tensor({512, 512}, 6)},
+      {"batched, B per entry", testing::random_tensor({2, 512, 64}, 7), testing::random_tensor({2, 512, 512}, 8)},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    require_close(ops::matmul(c.a, c.b, true, false), naive_matmul(c.a, c.b, true, false),
+                  512 * std::ldexp(1.0, -24) * 512);
+  }
+}
+
 namespace {
 
 // t rounded to bf16 (to nearest even) and widened back, as stored; with `absolute`, its magnitudes.
