@@ -23,6 +23,7 @@
 #include "core/gemm.h"
 #include "heed/core/tensor.h"
 #include "heed/ops/matmul.h"
+#include "ops/matmul_backends.h"
 
 using namespace heed;
 using Clock = std::chrono::steady_clock;
@@ -54,25 +55,16 @@ Tensor random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
   return t;
 }
 
-// Copies a rows x cols matrix into one whose rows are `padding` floats longer; returns the new row stride.
-int64_t copy_padded(const float* from, int64_t rows, int64_t cols, int64_t padding, std::vector<float>& to) {
-  const int64_t ld = cols + padding;
-  to.resize(rows * ld);
-#pragma omp parallel for
-  for (int64_t r = 0; r < rows; ++r) std::copy(from + r * cols, from + (r + 1) * cols, to.data() + r * ld);
-  return ld;
-}
-
 // dw (m x n) = dy^T (m x k) . x (k x n), each thread taking an equal share of 16-row (or column) tiles.
-// With padding, both operands are first copied with rows that many floats longer.
-void split_product(const Tensor& dy, const Tensor& x, Tensor& dw, bool by_rows, int64_t padding) {
+// With `padded`, both operands are first copied as Heed copies them, with longer rows (ops::cpu::copy_padded).
+void split_product(const Tensor& dy, const Tensor& x, Tensor& dw, bool by_rows, bool padded) {
   const int64_t m = dw.shape()[0], n = dw.shape()[1], k = x.shape()[0];
   const float *a = dy.data<float>(), *b = x.data<float>();
   int64_t lda = m, ldb = n;
   thread_local std::vector<float> padded_a, padded_b;
-  if (padding) {
-    lda = copy_padded(a, k, m, padding, padded_a), a = padded_a.data();
-    ldb = copy_padded(b, k, n, padding, padded_b), b = padded_b.data();
+  if (padded) {
+    lda = ops::cpu::copy_padded(a, k, m, m, padded_a), a = padded_a.data();
+    ldb = ops::cpu::copy_padded(b, k, n, n, padded_b), b = padded_b.data();
   }
   float* c = dw.data<float>();
 #pragma omp parallel
@@ -114,9 +106,9 @@ int main(int argc, char** argv) {
       Tensor dw = Tensor::empty({s.out, s.in});
       const double flops = 2.0 * s.out * s.in * tokens;
       fmt::print("{:14} {:5} x {:5}", s.layer, s.out, s.in);
-      for (const int64_t padding : {0, 16})
+      for (const bool padded : {false, true})
         for (const bool by_rows : {true, false})
-          fmt::print(" {:6.0f}", median_gflops([&] { split_product(dy, x, dw, by_rows, padding); }, flops));
+          fmt::print(" {:6.0f}", median_gflops([&] { split_product(dy, x, dw, by_rows, padded); }, flops));
       fmt::print(" | {:6.0f}\n",
                  median_gflops([&] { ops::linear_backward_weight(dy, x, dw, 0.0f, nullptr); }, flops));
     }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <vector>
 
 #include "heed/core/tensor.h"
 
@@ -47,6 +48,9 @@ void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float
 void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior);
 // dx = (dy . weight) * the mask's bits.
 void linear_backward_input_relu(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& relu_mask);
+// A matrix of `rows` x `cols` with row stride ld, copied into `to` with rows a few floats longer than cols, so
+// that rows a multiple of 2 KiB apart no longer share L1 sets (matmul_cpu.cc). Returns the copy's row stride.
+int64_t copy_padded(const float* from, int64_t rows, int64_t cols, int64_t ld, std::vector<float>& to);
 
 }  // namespace heed::ops::cpu
 

@@ -14,11 +14,12 @@
 // thread's block of m' x n' packs m' k values of op(A) and k n' of op(B), fewest when the longer side is
 // split: on a 2-core Zen 3 (bench/bench_gemm_split, three runs), the weight gradient of the base model's second
 // feed-forward layer (512 x 2048, k 3072, TN) ran at 39-63 GFLOP/s split by rows and 82-141 by columns, and
-// its transpose (2048 x 512) at 82-143 by rows and 47-60 by columns. On the training step's shapes this measured faster than the libraries' own threading on
-// a 2-core EPYC, OpenBLAS's (up to 25%) and oneDNN's (about 5%), most on the output layer's products with the
-// vocabulary (bench/bench_train_step). A product of fewer than two blocks of 2^20 multiply-adds runs on the
-// calling thread alone. Blocks start on a multiple of the 16-row micro-kernel tile. The split is fixed by the
-// shape and the thread count, so a run reproduces exactly.
+// its transpose (2048 x 512) at 82-143 by rows and 47-60 by columns. On the training step's shapes this
+// measured faster than the libraries' own threading on a 2-core EPYC, OpenBLAS's (up to 25%) and oneDNN's
+// (about 5%), most on the output layer's products with the vocabulary (bench/bench_train_step). A product of
+// fewer than two blocks of 2^20 multiply-adds runs on the calling thread alone. Blocks start on a multiple of
+// the 16-row micro-kernel tile. The split is fixed by the shape and the thread count, so a run reproduces
+// exactly.
 #include <omp.h>
 
 #include <algorithm>
@@ -109,14 +110,7 @@ constexpr int64_t kAliasingStride = 512;
 constexpr int64_t kStridePadding = 16;
 constexpr int64_t kPaddedCopyMinMacs = int64_t(1) << 24;
 
-// A matrix of `rows` x `cols` with row stride ld, copied into `to` with rows kStridePadding floats longer.
-void copy_padded(const float* from, int64_t rows, int64_t cols, int64_t ld, std::vector<float>& to) {
-  const int64_t to_ld = cols + kStridePadding;
-  to.resize(rows * to_ld);
-  float* out = to.data();
-#pragma omp parallel for if (rows * cols > (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) std::copy(from + r * ld, from + r * ld + cols, out + r * to_ld);
-}
+int64_t padded_stride(int64_t cols) { return cols + kStridePadding; }
 
 // g with A transposed and B not, its operands whose rows are a multiple of kAliasingStride apart taken from
 // padded copies. B's is made only when copy_b: a B shared by a batch's products is copied for the first.
@@ -124,14 +118,13 @@ void pad_aliased_operands(Gemm<float>& g, bool copy_b) {
   thread_local std::vector<float> padded_a, padded_b;  // kept for the next product's capacity
   if (!g.ta || g.tb || int64_t(g.m) * g.n * g.k < kPaddedCopyMinMacs) return;
   if (g.lda % kAliasingStride == 0) {  // A is k x m as stored
-    copy_padded(g.a, g.k, g.m, g.lda, padded_a);
+    g.lda = static_cast<int>(copy_padded(g.a, g.k, g.m, g.lda, padded_a));
     g.a = padded_a.data();
-    g.lda = g.m + kStridePadding;
   }
   if (g.ldb % kAliasingStride == 0) {  // B is k x n
     if (copy_b) copy_padded(g.b, g.k, g.n, g.ldb, padded_b);
     g.b = padded_b.data();
-    g.ldb = g.n + kStridePadding;
+    g.ldb = static_cast<int>(padded_stride(g.n));
   }
 }
 
@@ -179,6 +172,15 @@ void mask_row(float* row, int64_t cols, const uint8_t* bits) {
 }
 
 }  // namespace
+
+int64_t copy_padded(const float* from, int64_t rows, int64_t cols, int64_t ld, std::vector<float>& to) {
+  const int64_t to_ld = padded_stride(cols);
+  to.resize(rows * to_ld);
+  float* out = to.data();
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) std::copy(from + r * ld, from + r * ld + cols, out + r * to_ld);
+  return to_ld;
+}
 
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, float alpha, float beta) {
   const int m = static_cast<int>(out.size(-2)), n = static_cast<int>(out.size(-1));
