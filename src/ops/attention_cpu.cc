@@ -18,11 +18,12 @@
 // head is that B * H must reach the thread count for the backward pass to use every core; training
 // batches have B * H in the hundreds.
 //
-// The tile products (64 x 64 x D) go through block_product: an 8 x 64 block of C stays in vector
-// registers while the inner dimension streams, B rows are loaded as vectors and A is read by broadcast
-// with arbitrary strides, which lets the transposed products (P^T V, Pd^T dO, dS^T Q) read their tile in
-// place. On one core of a 2-core AMD EPYC (Zen 4) that reached 100 GFLOP/s on 64-sized products where OpenBLAS's
-// sgemm reaches 78 (its packing does not pay off at this size), and it costs no call overhead at L = 32.
+// The tile products (64 x 64 x D) go through block_product: a block of C (8 x 64 with AVX-512, 6 x 16 with
+// AVX2; kBlockRows) stays in vector registers while the inner dimension streams, B rows are loaded as
+// vectors and A is read by broadcast with arbitrary strides, which lets the transposed products (P^T V,
+// Pd^T dO, dS^T Q) read their tile in place. On one core of a 2-core AMD EPYC (Zen 4) that reached 100
+// GFLOP/s on 64-sized products where OpenBLAS's sgemm reaches 78 (its packing does not pay off at this
+// size), and it costs no call overhead at L = 32.
 // The transposes that the products need go through 16 x 16 register shuffles.
 #include <omp.h>
 
@@ -30,6 +31,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "heed/ops/dropout.h"
 #include "ops/attention_backends.h"
@@ -74,39 +76,58 @@ void block_product(int k, const float* a, int64_t a_rs, int64_t a_cs, const floa
     for (int j = 0; j < w; ++j) c[r * ldc + j] = acc[r][j];
 }
 
-// Columns [0, n) of a block of MR rows: 64-wide register blocks, then one of 48, 32 or 16, then the rest.
+// The register block of tile_product: kBlockRows rows of C, kBlockVectors * kLanes columns wide. It must fit
+// the vector registers next to a row of B and a broadcast of A, or the accumulators spill to the stack on
+// every step of the inner dimension. AVX-512 has 32 registers of 16 floats: 8 x 64 keeps 32 accumulators
+// (a few spilled to L1), which measured faster than 4 or 6 rows on one core of a 2-core AMD EPYC (Zen 4):
+// 103 against 77 and 97 GFLOP/s. AVX2 has 16 of 8 floats, where 8 x 64 needs 64: 6 x 16 keeps 12. On a
+// 2-core Zen 3, bench_attention ran 70-85 GFLOP/s at L = 512 with 6 x 16 (forward / backward, three runs),
+// against 39-47 with 8 x 64 and 62-72 with 8 x 16, and 40-68 against 26-38 at the training step's L = 32.
+#ifdef __AVX512F__
+constexpr int kBlockRows = 8, kBlockVectors = 4;
+#else
+constexpr int kBlockRows = 6, kBlockVectors = 1;
+#endif
+
+// Columns [0, n) of a block of MR rows: register blocks of kBlockVectors vectors, then one of fewer, then
+// the rest.
 template <int MR>
 void row_block_product(int n, int k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
                        float* c, int64_t ldc, bool accumulate) {
+  constexpr int kBlockWidth = kBlockVectors * kLanes;
   int j = 0;
-  for (; j + 4 * kLanes <= n; j += 4 * kLanes)
-    block_product<MR, 4>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate);
-  switch ((n - j) / kLanes) {
-    case 3: block_product<MR, 3>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate); break;
-    case 2: block_product<MR, 2>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate); break;
-    case 1: block_product<MR, 1>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate); break;
-    default: break;
+  for (; j + kBlockWidth <= n; j += kBlockWidth)
+    block_product<MR, kBlockVectors>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate);
+  if constexpr (kBlockVectors > 1) {
+    switch ((n - j) / kLanes) {
+      case 3: block_product<MR, 3>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate); break;
+      case 2: block_product<MR, 2>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate); break;
+      case 1: block_product<MR, 1>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate); break;
+      default: break;
+    }
+    j += (n - j) / kLanes * kLanes;
   }
-  j += (n - j) / kLanes * kLanes;
   if (j < n) block_product<MR, 0>(k, a, a_rs, a_cs, b + j, ldb, c + j, ldc, accumulate, n - j);
 }
 
-// C[m, n] (+)= A[m, k] B[k, n]; strides as in block_product. Blocks of 8 rows (8 x 64 keeps 32 vector
-// accumulators, a few of them spilled to L1, which measured faster than 4 or 6 rows on that EPYC:
-// 103 against 77 and 97 GFLOP/s on one core), then 4, 2 and 1 for the remainder.
+// C[m, n] (+)= A[m, k] B[k, n]; strides as in block_product. Blocks of kBlockRows rows, then 4, 2 and 1 for
+// the remainder.
 void tile_product(int m, int n, int k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
                   float* c, int64_t ldc, bool accumulate) {
+  const auto rows = [&](auto block_rows, int i) {
+    row_block_product<block_rows()>(n, k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, accumulate);
+  };
   int i = 0;
-  for (; i + 8 <= m; i += 8) row_block_product<8>(n, k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, accumulate);
+  for (; i + kBlockRows <= m; i += kBlockRows) rows(std::integral_constant<int, kBlockRows>(), i);
   if (m - i >= 4) {
-    row_block_product<4>(n, k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, accumulate);
+    rows(std::integral_constant<int, 4>(), i);
     i += 4;
   }
   if (m - i >= 2) {
-    row_block_product<2>(n, k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, accumulate);
+    rows(std::integral_constant<int, 2>(), i);
     i += 2;
   }
-  if (m - i >= 1) row_block_product<1>(n, k, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, accumulate);
+  if (m - i >= 1) rows(std::integral_constant<int, 1>(), i);
 }
 
 // The rows of one (batch, head) of a [B, H, L, D] view: row i starts at p + i * row_stride.
