@@ -15,6 +15,7 @@ namespace heed::ops::cpu {
 void binary(const Tensor& a, const Tensor& b, Tensor& out, Binary op);
 void scale(const Tensor& x, Tensor& out, float alpha);
 void axpy(Tensor& dst, const Tensor& src, float alpha);
+// out[j] = the sum of x's rows (its last dimension); x is contiguous, or a 2-d view whose rows are contiguous.
 void sum_rows(const Tensor& x, Tensor& out);
 // out (contiguous, zeroed by the caller) += grad, with out viewed through `out_expanded` strides.
 void sum_to(const Tensor& grad, const Tensor& out_expanded);

@@ -79,6 +79,10 @@ void sum_rows(const Tensor& x, Tensor& out) {
   // result does not depend on scheduling.
   const int64_t n = x.size(-1);
   const int64_t rows = n ? x.numel() / n : 0;
+  HEED_CHECK(x.is_contiguous() || (x.dim() == 2 && x.stride(1) == 1),
+             "sum_rows on the CPU takes contiguous rows, one after the other or a row stride apart; got strides {}",
+             shape_str(x.strides()));
+  const int64_t row_stride = x.is_contiguous() ? n : x.stride(0);
   const float* px = x.data<float>();
   const int threads = x.numel() > kParallelMin ? omp_get_max_threads() : 1;
   std::vector<float> partial(static_cast<size_t>(threads) * n, 0.0f);
@@ -88,7 +92,7 @@ void sum_rows(const Tensor& x, Tensor& out) {
     const int64_t begin = rows * t / threads, end = rows * (t + 1) / threads;
     float* acc = partial.data() + t * n;
     for (int64_t r = begin; r < end; ++r) {
-      const float* row = px + r * n;
+      const float* row = px + r * row_stride;
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) acc[i] += row[i];
     }
