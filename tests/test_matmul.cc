@@ -746,3 +746,30 @@ TEST_CASE("sum_rows on the simulated GPU adds many row chunks and column tiles a
       CHECK(worst <= 1.0);
     }
 }
+
+TEST_CASE("linear backward on the CPU sums the bias gradient of a column range and of a transposed view",
+          "[ops][matmul]") {
+  // linear_stacked's q, k and v gradients are column ranges of one wider gradient: their rows, a stride
+  // apart, are summed in place. A transposed view is copied first. Against double sums of the same values:
+  // n terms added in fp32 err by at most (n - 1) u sum|x|, u = 2^-24.
+  const int64_t rows = 300, out_features = 5, in = 16;
+  const Tensor x = testing::random_tensor({rows, in}, 1);
+  const Tensor column_range = testing::random_tensor({rows, 3 * out_features}, 2).narrow(1, out_features, out_features);
+  const Tensor transposed = testing::random_tensor({out_features, rows}, 3).transpose(0, 1);
+  for (const Tensor& dy : {column_range, transposed}) {
+    INFO("dy strides " << shape_str(dy.strides()));
+    Tensor dw = Tensor::empty({out_features, in}), db = Tensor::empty({out_features});
+    ops::linear_backward_weight(dy, x, dw, 0.0f, &db);
+    const Tensor dense = dy.contiguous();
+    double worst = 0.0;
+    for (int64_t o = 0; o < out_features; ++o) {
+      double want = 0.0, magnitude = 0.0;
+      for (int64_t r = 0; r < rows; ++r) {
+        want += dense.item(r * out_features + o);
+        magnitude += std::abs(dense.item(r * out_features + o));
+      }
+      testing::raise_worst(worst, std::abs(db.item(o) - want) / ((rows - 1) * 0x1p-24 * magnitude + 1e-30));
+    }
+    CHECK(worst <= 1.0);
+  }
+}

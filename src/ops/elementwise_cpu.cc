@@ -76,13 +76,16 @@ void axpy(Tensor& dst, const Tensor& src, float alpha) {
 
 void sum_rows(const Tensor& x, Tensor& out) {
   // Each thread sums a contiguous block of rows; partial sums are then added in thread order, so the
-  // result does not depend on scheduling.
+  // result does not depend on scheduling. 2-d rows a stride apart (a column range of a wider gradient, as
+  // linear_stacked's q, k and v) are read in place; other non-contiguous layouts are copied first.
+  const bool strided_rows = x.dim() == 2 && x.stride(1) == 1;
+  if (!strided_rows && !x.is_contiguous()) {
+    sum_rows(x.contiguous(), out);
+    return;
+  }
   const int64_t n = x.size(-1);
   const int64_t rows = n ? x.numel() / n : 0;
-  HEED_CHECK(x.is_contiguous() || (x.dim() == 2 && x.stride(1) == 1),
-             "sum_rows on the CPU takes contiguous rows, one after the other or a row stride apart; got strides {}",
-             shape_str(x.strides()));
-  const int64_t row_stride = x.is_contiguous() ? n : x.stride(0);
+  const int64_t row_stride = strided_rows ? x.stride(0) : n;
   const float* px = x.data<float>();
   const int threads = x.numel() > kParallelMin ? omp_get_max_threads() : 1;
   std::vector<float> partial(static_cast<size_t>(threads) * n, 0.0f);

@@ -234,8 +234,7 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, b
 
 void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, float beta, Tensor* db) {
   matmul_into(dy, x, dw, true, false, 1.0f, beta);
-  // dy may be a column range of a wider gradient (linear_stacked's q, k and v): its rows are summed in place.
-  if (db) sum_rows(dy.dim() == 2 && dy.stride(1) == 1 ? dy : dy.contiguous(), *db);
+  if (db) sum_rows(dy, *db);
 }
 
 void linear_backward_input(const Tensor& dy, const Tensor& weight, Tensor& dx, const Tensor& prior) {
