@@ -279,6 +279,22 @@ void check_linear_forward(kernels::Backend backend) {
   }
 }
 
+// The worst error of a bias gradient (the column sums of a dense rows x columns gradient g) against double
+// sums, in units of fp32's bound: n terms added in fp32 err by at most (n - 1) u sum|x|, u = 2^-24.
+double bias_gradient_error(const std::vector<float>& g, const std::vector<float>& db, int64_t rows) {
+  const int64_t columns = static_cast<int64_t>(db.size());
+  double worst = 0.0;
+  for (int64_t c = 0; c < columns; ++c) {
+    double want = 0.0, magnitude = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      want += g[r * columns + c];
+      magnitude += std::abs(g[r * columns + c]);
+    }
+    testing::raise_worst(worst, std::abs(db[c] - want) / ((rows - 1) * 0x1p-24 * magnitude + 1e-30));
+  }
+  return worst;
+}
+
 // A Linear layer's weight and bias gradients in one GEMM (the bias-gradient epilogue on the GPU path)
 // against double-precision sums of the same rounded inputs. Both are fp32 sums of exact products: n terms
 // summed in fp32 err by at most (n - 1) u sum|term|, u = 2^-24 (cuBLASLt's order is not sequential, but
@@ -297,14 +313,8 @@ void check_linear_backward_weight(kernels::Backend backend) {
       ops::linear_backward_weight(dy.to(dtype).to(dev), x.to(dtype).to(dev), dw, beta, &db);
       const std::vector<float> got_dw = testing::to_host_f32(dw).to_vector<float>();
       const std::vector<float> got_db = testing::to_host_f32(db).to_vector<float>();
-      double worst = 0.0;
-      for (int64_t o = 0; o < out_features; ++o) {
-        double want_db = 0.0, magnitude_db = 0.0;
-        for (int64_t r = 0; r < rows; ++r) {
-          want_db += g[r * out_features + o];
-          magnitude_db += std::abs(g[r * out_features + o]);
-        }
-        testing::raise_worst(worst, std::abs(got_db[o] - want_db) / ((rows - 1) * 0x1p-24 * magnitude_db + 1e-30));
+      double worst = bias_gradient_error(g, got_db, rows);
+      for (int64_t o = 0; o < out_features; ++o)
         for (int64_t i = 0; i < in; ++i) {
           double want = beta * dw0.item(o * in + i), magnitude = std::abs(want);
           for (int64_t r = 0; r < rows; ++r) {
@@ -314,7 +324,6 @@ void check_linear_backward_weight(kernels::Backend backend) {
           }
           testing::raise_worst(worst, std::abs(got_dw[o * in + i] - want) / (rows * 0x1p-24 * magnitude + 1e-30));
         }
-      }
       CHECK(worst <= 1.0);
     }
   // Without db, only the weight gradient.
@@ -750,8 +759,7 @@ TEST_CASE("sum_rows on the simulated GPU adds many row chunks and column tiles a
 TEST_CASE("linear backward on the CPU sums the bias gradient of a column range and of a transposed view",
           "[ops][matmul]") {
   // linear_stacked's q, k and v gradients are column ranges of one wider gradient: their rows, a stride
-  // apart, are summed in place. A transposed view is copied first. Against double sums of the same values:
-  // n terms added in fp32 err by at most (n - 1) u sum|x|, u = 2^-24.
+  // apart, are summed in place. A transposed view is copied first.
   const int64_t rows = 300, out_features = 5, in = 16;
   const Tensor x = testing::random_tensor({rows, in}, 1);
   const Tensor column_range = testing::random_tensor({rows, 3 * out_features}, 2).narrow(1, out_features, out_features);
@@ -760,16 +768,6 @@ TEST_CASE("linear backward on the CPU sums the bias gradient of a column range a
     INFO("dy strides " << shape_str(dy.strides()));
     Tensor dw = Tensor::empty({out_features, in}), db = Tensor::empty({out_features});
     ops::linear_backward_weight(dy, x, dw, 0.0f, &db);
-    const Tensor dense = dy.contiguous();
-    double worst = 0.0;
-    for (int64_t o = 0; o < out_features; ++o) {
-      double want = 0.0, magnitude = 0.0;
-      for (int64_t r = 0; r < rows; ++r) {
-        want += dense.item(r * out_features + o);
-        magnitude += std::abs(dense.item(r * out_features + o));
-      }
-      testing::raise_worst(worst, std::abs(db.item(o) - want) / ((rows - 1) * 0x1p-24 * magnitude + 1e-30));
-    }
-    CHECK(worst <= 1.0);
+    CHECK(bias_gradient_error(dy.contiguous().to_vector<float>(), db.to_vector<float>(), rows) <= 1.0);
   }
 }
