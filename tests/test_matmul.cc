@@ -279,20 +279,28 @@ void check_linear_forward(kernels::Backend backend) {
   }
 }
 
-// The worst error of a bias gradient (the column sums of a dense rows x columns gradient g) against double
-// sums, in units of fp32's bound: n terms added in fp32 err by at most (n - 1) u sum|x|, u = 2^-24.
-double bias_gradient_error(const std::vector<float>& g, const std::vector<float>& db, int64_t rows) {
-  const int64_t columns = static_cast<int64_t>(db.size());
+// The worst error of the column sums of a dense rows x columns matrix against double sums, in units of
+// bound(sum|x|, sum) of each column.
+double column_sum_error(const std::vector<float>& values, const std::vector<float>& sums, int64_t rows,
+                        const std::function<double(double magnitude, double want)>& bound) {
+  const int64_t columns = static_cast<int64_t>(sums.size());
   double worst = 0.0;
   for (int64_t c = 0; c < columns; ++c) {
     double want = 0.0, magnitude = 0.0;
     for (int64_t r = 0; r < rows; ++r) {
-      want += g[r * columns + c];
-      magnitude += std::abs(g[r * columns + c]);
+      want += values[r * columns + c];
+      magnitude += std::abs(values[r * columns + c]);
     }
-    testing::raise_worst(worst, std::abs(db[c] - want) / ((rows - 1) * 0x1p-24 * magnitude + 1e-30));
+    testing::raise_worst(worst, std::abs(sums[c] - want) / bound(magnitude, want));
   }
   return worst;
+}
+
+// A bias gradient summed in fp32: n terms err by at most (n - 1) u sum|x|, u = 2^-24.
+double bias_gradient_error(const std::vector<float>& g, const std::vector<float>& db, int64_t rows) {
+  return column_sum_error(g, db, rows, [rows](double magnitude, double) {
+    return (rows - 1) * 0x1p-24 * magnitude + 1e-30;
+  });
 }
 
 // A Linear layer's weight and bias gradients in one GEMM (the bias-gradient epilogue on the GPU path)
@@ -742,17 +750,9 @@ TEST_CASE("sum_rows on the simulated GPU adds many row chunks and column tiles a
       CHECK(sum.dtype() == DType::F32);
       const std::vector<float> got = sum.to(Device::cpu()).to_vector<float>();
       REQUIRE(got.size() == static_cast<size_t>(cols));
-      double worst = 0.0;
-      for (int64_t c = 0; c < cols; ++c) {
-        double want = 0.0, magnitude = 0.0;
-        for (int64_t r = 0; r < rows; ++r) {
-          want += values[r * cols + c];
-          magnitude += std::abs(values[r * cols + c]);
-        }
-        const double bound = 1.5e-6 * magnitude + 6e-8 * std::abs(want);
-        testing::raise_worst(worst, std::abs(got[c] - want) / bound);
-      }
-      CHECK(worst <= 1.0);
+      CHECK(column_sum_error(values, got, rows, [](double magnitude, double want) {
+              return 1.5e-6 * magnitude + 6e-8 * std::abs(want);
+            }) <= 1.0);
     }
 }
 
