@@ -22,7 +22,7 @@ run_dir=$(sed -n 's/^run_dir: *//p' <<<"$config_dump" | tr -d '"')
 # 4, so it would see 3.3 epochs instead of 9 in the 30 minutes (README, "What the main job reaches"). With
 # so few, learning fast beats capacity and regularisation: no dropout, updates of at most 1,536 tokens
 # (more updates learn more from the same tokens; 1,024 learned less), and a feed-forward width of 512
-# instead of 1,024, about 1.35x the tokens/s, so 4.5 epochs. These overrides are sized for that config,
+# instead of 1,024, about 1.5x the tokens/s, so 4.5 epochs. These overrides are sized for that config,
 # the only one here that asks for bf16.
 settings=()
 precision=$(sed -n 's/^  precision: *//p' <<<"$config_dump")
